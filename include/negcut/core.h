@@ -1,0 +1,111 @@
+/*
+ * libnegcut core: export macro, status codes, version queries, the context.
+ *
+ * Ownership: what a function hands out through an out-parameter is the
+ * caller's and is released with the matching _free function, which accepts
+ * NULL. Strings returned as `const char *` belong to the library.
+ *
+ * Threads: negcut_status_str, the version functions and negcut_build_info are
+ * thread-safe. A negcut_ctx is used by one thread at a time.
+ */
+#ifndef NEGCUT_CORE_H
+#define NEGCUT_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "version.h"
+
+#if defined(_WIN32) && defined(NEGCUT_BUILDING_LIBRARY) && defined(NEGCUT_SHARED)
+#define NEGCUT_API __declspec(dllexport)
+#elif defined(_WIN32) && defined(NEGCUT_SHARED)
+#define NEGCUT_API __declspec(dllimport)
+#elif defined(__GNUC__) && defined(NEGCUT_BUILDING_LIBRARY)
+#define NEGCUT_API __attribute__((visibility("default")))
+#else
+#define NEGCUT_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- status */
+
+/* Every fallible call returns one of these. Values never change. */
+typedef int32_t negcut_status;
+
+#define NEGCUT_OK 0
+#define NEGCUT_ERR_INVALID_ARGUMENT (-1) /* NULL, out of range, bad option */
+#define NEGCUT_ERR_OUT_OF_MEMORY (-2)
+#define NEGCUT_ERR_IO (-3)          /* open, read, write, rename failed */
+#define NEGCUT_ERR_BAD_FORMAT (-4)  /* corrupt or unexpected file content */
+#define NEGCUT_ERR_SHAPE (-5)       /* tensor shapes do not agree */
+#define NEGCUT_ERR_BACKEND (-6)     /* oneDNN, BLAS, CUDA or cuDNN failed */
+#define NEGCUT_ERR_UNSUPPORTED (-7) /* not compiled in or not available */
+#define NEGCUT_ERR_CANCELLED (-8)   /* a callback asked to stop */
+#define NEGCUT_ERR_LIMIT (-9)       /* a size exceeds a limit */
+#define NEGCUT_ERR_STATE (-10)      /* call out of order */
+#define NEGCUT_ERR_INTERNAL (-11)   /* a bug in libnegcut: please report */
+
+/* A short constant name for a status ("NEGCUT_ERR_IO"); never NULL. */
+NEGCUT_API const char *negcut_status_str(negcut_status status);
+
+/* --------------------------------------------------------------- version */
+
+NEGCUT_API const char *negcut_version_string(void); /* "0.1.0" */
+NEGCUT_API uint32_t negcut_version_number(void);    /* 100 for 0.1.0 */
+/* One line: version, backends compiled in, oneDNN, OpenBLAS, CUDA and cuDNN
+ * versions where present. */
+NEGCUT_API const char *negcut_build_info(void);
+
+/* ------------------------------------------------------------- context */
+
+/* A context owns the compute backend, the thread budget and the random
+ * seed. Everything else is created from one. */
+typedef struct negcut_ctx negcut_ctx;
+
+typedef int32_t negcut_backend_kind;
+#define NEGCUT_BACKEND_AUTO 0 /* CUDA when a GPU is usable, else CPU */
+#define NEGCUT_BACKEND_REF 1  /* portable reference code: slow, the oracle */
+#define NEGCUT_BACKEND_CPU 2  /* oneDNN and OpenBLAS */
+#define NEGCUT_BACKEND_CUDA 3 /* cuDNN and cuBLAS */
+
+#define NEGCUT_CTX_OPTIONS_VERSION 1
+typedef struct negcut_ctx_options {
+  uint32_t version;            /* NEGCUT_CTX_OPTIONS_VERSION */
+  negcut_backend_kind backend; /* NEGCUT_BACKEND_* */
+  int32_t threads;             /* CPU threads for all work; 0: all cores */
+  int32_t device;              /* GPU ordinal for the CUDA backend */
+  uint64_t seed;               /* keys every random draw */
+} negcut_ctx_options;
+
+#define NEGCUT_CTX_OPTIONS_INIT                                                \
+  { NEGCUT_CTX_OPTIONS_VERSION, NEGCUT_BACKEND_AUTO, 0, 0, 0 }
+
+/* Fills *opts with the defaults above. */
+NEGCUT_API negcut_status negcut_ctx_options_init(negcut_ctx_options *opts);
+
+/* Creates a context; opts may be NULL for the defaults. On failure *out is
+ * NULL and negcut_ctx_last_error(NULL) says why. */
+NEGCUT_API negcut_status negcut_ctx_create(negcut_ctx **out,
+                                           const negcut_ctx_options *opts);
+NEGCUT_API void negcut_ctx_free(negcut_ctx *ctx);
+
+/* The message of the last failure on ctx, or, with ctx NULL, of the last
+ * failure in this thread that had no context. "" when there was none. Valid
+ * until the next call on the same context or thread. */
+NEGCUT_API const char *negcut_ctx_last_error(const negcut_ctx *ctx);
+
+/* What the context resolved to: the backend actually used (never AUTO) and
+ * the thread count. */
+NEGCUT_API negcut_backend_kind negcut_ctx_backend(const negcut_ctx *ctx);
+NEGCUT_API int32_t negcut_ctx_threads(const negcut_ctx *ctx);
+
+/* "ref", "cpu", "cuda", "auto"; NULL for an unknown kind. */
+NEGCUT_API const char *negcut_backend_name(negcut_backend_kind kind);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

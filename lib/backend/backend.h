@@ -1,0 +1,201 @@
+/*
+ * The backend interface: a table of function pointers plus a private
+ * pointer (ggml-backend style). Never installed.
+ *
+ * Memory slots are required. Op slots come in forward/backward pairs; a NULL
+ * slot falls back to the reference backend, which works only for backends
+ * whose memory is host memory (ref, cpu). A device backend fills every slot.
+ *
+ * Conventions for every op:
+ *  - shapes are already checked by lib/ops; a slot never sees bad shapes;
+ *  - backward ASSIGNS activation gradients (dx) and ACCUMULATES (+=) into
+ *    parameter gradients (dw, db); any gradient pointer may be NULL, and the
+ *    slot then skips that work;
+ *  - a slot returns NEGCUT_OK or records a message on be->ctx and returns a
+ *    status.
+ */
+#ifndef NGC_BACKEND_H
+#define NGC_BACKEND_H
+
+#include "core/core.h"
+#include "core/tensor.h"
+
+/* conv2d: weight (Co, Ci, k, k), zero padding `pad`, bias (Co) or NULL.
+ * conv_transpose2d: weight (Ci, Co, k, k) as PyTorch stores it; out_pad
+ * extra rows/cols at the bottom/right. */
+typedef struct ngc_conv_params {
+  int32_t stride;
+  int32_t pad;
+  int32_t out_pad; /* transposed only */
+} ngc_conv_params;
+
+typedef enum ngc_pad_mode {
+  NGC_PAD_ZERO = 0,
+  NGC_PAD_REFLECT = 1,
+  NGC_PAD_REPLICATE = 2
+} ngc_pad_mode;
+
+typedef enum ngc_act {
+  NGC_ACT_RELU = 0,
+  NGC_ACT_LRELU = 1, /* slope alpha for x < 0 */
+  NGC_ACT_TANH = 2
+} ngc_act;
+
+/* Adam with PyTorch semantics: bias correction, eps outside the sqrt. */
+typedef struct ngc_adam_params {
+  float lr, beta1, beta2, eps, weight_decay;
+  int64_t step; /* 1-based step number after this update */
+} ngc_adam_params;
+
+typedef struct ngc_backend_ops {
+  /* ------------------------------------------------------------ memory */
+  void *(*alloc)(ngc_backend *be, size_t bytes); /* NULL when out of memory */
+  void (*free)(ngc_backend *be, void *p);
+  negcut_status (*upload)(ngc_backend *be, void *dst, const void *host, size_t bytes);
+  negcut_status (*download)(ngc_backend *be, void *host, const void *src, size_t bytes);
+  negcut_status (*sync)(ngc_backend *be);
+  void (*close)(ngc_backend *be);
+
+  /* ------------------------------------------------------ element-wise */
+  negcut_status (*fill)(ngc_backend *be, ngc_tensor *y, float v);
+  /* y = alpha * x + beta * y (beta 0 ignores y's old content). */
+  negcut_status (*axpby)(ngc_backend *be, float alpha, const ngc_tensor *x,
+                         float beta, ngc_tensor *y);
+  /* y = a + b */
+  negcut_status (*add)(ngc_backend *be, const ngc_tensor *a, const ngc_tensor *b,
+                       ngc_tensor *y);
+  negcut_status (*act_fwd)(ngc_backend *be, ngc_act act, float alpha,
+                           const ngc_tensor *x, ngc_tensor *y);
+  /* x or y may be used, whichever the function needs (tanh: y). */
+  negcut_status (*act_bwd)(ngc_backend *be, ngc_act act, float alpha,
+                           const ngc_tensor *x, const ngc_tensor *y,
+                           const ngc_tensor *dy, ngc_tensor *dx);
+
+  /* ------------------------------------------------------ convolutions */
+  negcut_status (*conv2d_fwd)(ngc_backend *be, const ngc_conv_params *p,
+                              const ngc_tensor *x, const ngc_tensor *w,
+                              const ngc_tensor *b, ngc_tensor *y);
+  negcut_status (*conv2d_bwd)(ngc_backend *be, const ngc_conv_params *p,
+                              const ngc_tensor *x, const ngc_tensor *w,
+                              const ngc_tensor *dy, ngc_tensor *dx,
+                              ngc_tensor *dw, ngc_tensor *db);
+  negcut_status (*convt2d_fwd)(ngc_backend *be, const ngc_conv_params *p,
+                               const ngc_tensor *x, const ngc_tensor *w,
+                               const ngc_tensor *b, ngc_tensor *y);
+  negcut_status (*convt2d_bwd)(ngc_backend *be, const ngc_conv_params *p,
+                               const ngc_tensor *x, const ngc_tensor *w,
+                               const ngc_tensor *dy, ngc_tensor *dx,
+                               ngc_tensor *dw, ngc_tensor *db);
+
+  /* ----------------------------------------------------- spatial ops */
+  negcut_status (*pad_fwd)(ngc_backend *be, ngc_pad_mode mode, int32_t pad,
+                           const ngc_tensor *x, ngc_tensor *y);
+  negcut_status (*pad_bwd)(ngc_backend *be, ngc_pad_mode mode, int32_t pad,
+                           const ngc_tensor *dy, ngc_tensor *dx);
+  /* Instance norm, affine=False: per (n, c) over H*W, biased variance.
+   * mean and rstd are (N, C) and are written by the forward. */
+  negcut_status (*inorm_fwd)(ngc_backend *be, float eps, const ngc_tensor *x,
+                             ngc_tensor *y, ngc_tensor *mean, ngc_tensor *rstd);
+  negcut_status (*inorm_bwd)(ngc_backend *be, const ngc_tensor *y,
+                             const ngc_tensor *rstd, const ngc_tensor *dy,
+                             ngc_tensor *dx);
+  /* Blur-pool: reflect pad 1, [1,2,1]^2/16 depthwise, stride 2. */
+  negcut_status (*blur_down_fwd)(ngc_backend *be, const ngc_tensor *x, ngc_tensor *y);
+  negcut_status (*blur_down_bwd)(ngc_backend *be, const ngc_tensor *dy, ngc_tensor *dx);
+  /* Blur-upsample x2 (REFERENCE.md 1): replicate pad 1, [1,3,3,1]^2/16
+   * transposed stride 2, crop. */
+  negcut_status (*blur_up_fwd)(ngc_backend *be, const ngc_tensor *x, ngc_tensor *y);
+  negcut_status (*blur_up_bwd)(ngc_backend *be, const ngc_tensor *dy, ngc_tensor *dx);
+  /* Mirror along W. Its own inverse, so backward is the same call. */
+  negcut_status (*hflip)(ngc_backend *be, const ngc_tensor *x, ngc_tensor *y);
+  /* Concatenate along dim 1: a (N, Ca, H, W), b (N, Cb, H, W). */
+  negcut_status (*concat_fwd)(ngc_backend *be, const ngc_tensor *a,
+                              const ngc_tensor *b, ngc_tensor *y);
+  negcut_status (*concat_bwd)(ngc_backend *be, const ngc_tensor *dy,
+                              ngc_tensor *da, ngc_tensor *db);
+
+  /* ------------------------------------------------- matrices and rows */
+  /* y (M, N) = x (M, K) w^T (N, K) + b (N) */
+  negcut_status (*linear_fwd)(ngc_backend *be, const ngc_tensor *x,
+                              const ngc_tensor *w, const ngc_tensor *b,
+                              ngc_tensor *y);
+  negcut_status (*linear_bwd)(ngc_backend *be, const ngc_tensor *x,
+                              const ngc_tensor *w, const ngc_tensor *dy,
+                              ngc_tensor *dx, ngc_tensor *dw, ngc_tensor *db);
+  /* c (B, M, N) = a (B, M, K) b (B, N, K)^T */
+  negcut_status (*bmm_fwd)(ngc_backend *be, const ngc_tensor *a,
+                           const ngc_tensor *b, ngc_tensor *c);
+  negcut_status (*bmm_bwd)(ngc_backend *be, const ngc_tensor *a,
+                           const ngc_tensor *b, const ngc_tensor *dc,
+                           ngc_tensor *da, ngc_tensor *db);
+  /* y = x / (||x||_2 + eps) per row of (M, C); norm (M) saved. */
+  negcut_status (*l2norm_fwd)(ngc_backend *be, float eps, const ngc_tensor *x,
+                              ngc_tensor *y, ngc_tensor *norm);
+  negcut_status (*l2norm_bwd)(ngc_backend *be, float eps, const ngc_tensor *x,
+                              const ngc_tensor *norm, const ngc_tensor *dy,
+                              ngc_tensor *dx);
+  /* Rows of a (B, C, H, W) feature at positions ids[0..S) (h*W + w),
+   * batch-major: y (B*S, C). */
+  negcut_status (*gather_fwd)(ngc_backend *be, const ngc_tensor *x,
+                              const int64_t *ids, int64_t n_ids, ngc_tensor *y);
+  negcut_status (*gather_bwd)(ngc_backend *be, const ngc_tensor *dy,
+                              const int64_t *ids, int64_t n_ids, ngc_tensor *dx);
+  /* Mean over the middle dim: x (B, P, C) -> y (B, C). */
+  negcut_status (*mean_fwd)(ngc_backend *be, const ngc_tensor *x, ngc_tensor *y);
+  negcut_status (*mean_bwd)(ngc_backend *be, const ngc_tensor *dy, ngc_tensor *dx);
+  /* Set the diagonal of each (M, M) matrix of x (B, M, M) to v. */
+  negcut_status (*fill_diag_fwd)(ngc_backend *be, float v, const ngc_tensor *x,
+                                 ngc_tensor *y);
+  negcut_status (*fill_diag_bwd)(ngc_backend *be, const ngc_tensor *dy,
+                                 ngc_tensor *dx);
+
+  /* -------------------------------------------------------- losses */
+  /* loss (M) = -x[i,0] + logsumexp(x[i,:]) for logits x (M, K). */
+  negcut_status (*xent0_fwd)(ngc_backend *be, const ngc_tensor *x, ngc_tensor *loss);
+  /* dx = dloss[i] * (softmax(x[i]) - e0) */
+  negcut_status (*xent0_bwd)(ngc_backend *be, const ngc_tensor *x,
+                             const ngc_tensor *dloss, ngc_tensor *dx);
+  /* out (1) = mean((x - t)^2) */
+  negcut_status (*mse_const_fwd)(ngc_backend *be, const ngc_tensor *x, float t,
+                                 ngc_tensor *out);
+  negcut_status (*mse_const_bwd)(ngc_backend *be, const ngc_tensor *x, float t,
+                                 float dout, ngc_tensor *dx);
+  /* out (1) = mean |a - b| */
+  negcut_status (*mad_fwd)(ngc_backend *be, const ngc_tensor *a,
+                           const ngc_tensor *b, ngc_tensor *out);
+  negcut_status (*mad_bwd)(ngc_backend *be, const ngc_tensor *a,
+                           const ngc_tensor *b, float dout, ngc_tensor *da,
+                           ngc_tensor *db);
+  /* out (1) = mean(x) */
+  negcut_status (*mean_all)(ngc_backend *be, const ngc_tensor *x, ngc_tensor *out);
+
+  /* ------------------------------------------------------ optimisers */
+  negcut_status (*adam)(ngc_backend *be, const ngc_adam_params *p,
+                        ngc_tensor *param, const ngc_tensor *grad,
+                        ngc_tensor *m, ngc_tensor *v);
+  /* target = decay * target + (1 - decay) * src */
+  negcut_status (*ema)(ngc_backend *be, float decay, ngc_tensor *target,
+                       const ngc_tensor *src);
+} ngc_backend_ops;
+
+struct ngc_backend {
+  const char *name;
+  negcut_backend_kind kind;
+  int32_t host_memory; /* data pointers are host addresses */
+  negcut_ctx *ctx;     /* for error messages and the thread budget */
+  void *impl;          /* private state */
+  ngc_backend_ops ops;
+};
+
+/* Each backend's constructor (lib/backend/<name>/). */
+negcut_status ngc_ref_open(negcut_ctx *ctx, ngc_backend **out);
+negcut_status ngc_cpu_open(negcut_ctx *ctx, ngc_backend **out);
+negcut_status ngc_cuda_open(negcut_ctx *ctx, ngc_backend **out);
+void ngc_cpu_describe(char *buf, size_t cap);
+void ngc_cuda_describe(char *buf, size_t cap);
+
+/* Aligned host memory for host backends (64-byte aligned). */
+void *ngc_host_alloc(ngc_backend *be, size_t bytes);
+void ngc_host_free(ngc_backend *be, void *p);
+
+#endif

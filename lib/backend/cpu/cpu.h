@@ -1,0 +1,24 @@
+/* CPU backend internals: oneDNN engine and stream, the thread budget. */
+#ifndef NGC_CPU_H
+#define NGC_CPU_H
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "backend/backend.h"
+
+typedef struct ngc_cpu {
+  dnnl_engine_t engine;
+  dnnl_stream_t stream;
+  int32_t threads;
+} ngc_cpu;
+
+static inline ngc_cpu *ngc_cpu_of(ngc_backend *be) { return (ngc_cpu *)be->impl; }
+
+/* Sets the OpenMP thread count of the calling thread to the budget; called
+ * at the top of every slot so oneDNN and our loops agree. */
+void ngc_cpu_enter(ngc_backend *be);
+
+/* Turns a oneDNN status into ours, with a message naming what failed. */
+negcut_status ngc_cpu_check(ngc_backend *be, dnnl_status_t s, const char *what);
+
+#endif

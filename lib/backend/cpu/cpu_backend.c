@@ -1,0 +1,68 @@
+/* The CPU backend: oneDNN primitives, OpenBLAS sgemm, own OpenMP loops.
+ * Starts from the reference slots and overrides the ones it speeds up. */
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "backend/ref/ref.h"
+#include "cpu.h"
+
+void ngc_cpu_enter(ngc_backend *be) { omp_set_num_threads(ngc_cpu_of(be)->threads); }
+
+negcut_status ngc_cpu_check(ngc_backend *be, dnnl_status_t s, const char *what) {
+  if (s == dnnl_success) return NEGCUT_OK;
+  if (s == dnnl_out_of_memory)
+    return ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "oneDNN %s: out of memory", what);
+  if (s == dnnl_unimplemented)
+    return ngc_error(be->ctx, NEGCUT_ERR_UNSUPPORTED, "oneDNN %s: no implementation", what);
+  return ngc_error(be->ctx, NEGCUT_ERR_BACKEND, "oneDNN %s failed (status %d)", what, (int)s);
+}
+
+static void cpu_close(ngc_backend *be) {
+  ngc_cpu *c = ngc_cpu_of(be);
+  if (c) {
+    if (c->stream) dnnl_stream_destroy(c->stream);
+    if (c->engine) dnnl_engine_destroy(c->engine);
+    free(c);
+  }
+  free(be);
+}
+
+negcut_status ngc_cpu_open(negcut_ctx *ctx, ngc_backend **out) {
+  ngc_backend *be = calloc(1, sizeof *be);
+  ngc_cpu *c = calloc(1, sizeof *c);
+  negcut_status st;
+  if (!be || !c) {
+    free(be);
+    free(c);
+    return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory");
+  }
+  be->name = "cpu";
+  be->kind = NEGCUT_BACKEND_CPU;
+  be->host_memory = 1;
+  be->ctx = ctx;
+  be->impl = c;
+  c->threads = ctx->threads;
+  ngc_ref_fill_ops(&be->ops);
+  be->ops.close = cpu_close;
+  st = ngc_cpu_check(be, dnnl_engine_create(&c->engine, dnnl_cpu, 0), "engine");
+  if (st == NEGCUT_OK)
+    st = ngc_cpu_check(be, dnnl_stream_create(&c->stream, c->engine, dnnl_stream_default_flags),
+                       "stream");
+  if (st != NEGCUT_OK) {
+    cpu_close(be);
+    return st;
+  }
+  /* One thread budget: OpenBLAS runs single-threaded inside our OpenMP
+   * regions instead of starting its own pool that fights OpenMP's. */
+  openblas_set_num_threads(1);
+  *out = be;
+  return NEGCUT_OK;
+}
+
+void ngc_cpu_describe(char *buf, size_t cap) {
+  const dnnl_version_t *v = dnnl_version();
+  snprintf(buf, cap, "oneDNN %d.%d.%d, %s", v->major, v->minor, v->patch,
+           openblas_get_config());
+}

@@ -1,0 +1,51 @@
+/* Shared test helpers: running a Check suite, comparing float arrays with a
+ * stated tolerance and printing the first mismatches and the largest error. */
+#ifndef NGC_TEST_H
+#define NGC_TEST_H
+
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Runs the suite and returns the process exit status. */
+static inline int ngc_test_run(Suite *s) {
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* Element i matches when |got - want| <= atol + rtol * |want|. Prints up to
+ * five mismatches and the largest absolute and relative errors under `what`;
+ * returns the number of mismatches (0: all close). */
+static inline int64_t ngc_test_compare(const char *what, const float *got,
+                                       const float *want, int64_t n, double atol,
+                                       double rtol) {
+  int64_t bad = 0, worst_i = -1;
+  double worst = 0.0, worst_rel = 0.0;
+  for (int64_t i = 0; i < n; i++) {
+    double g = got[i], w = want[i], err = fabs(g - w);
+    if (!(err <= atol + rtol * fabs(w))) { /* NaN counts as a mismatch */
+      if (bad < 5)
+        fprintf(stderr, "%s: [%lld] got %.8g want %.8g (err %.3g)\n", what,
+                (long long)i, g, w, err);
+      bad++;
+    }
+    if (err > worst || isnan(err)) {
+      worst = err;
+      worst_i = i;
+    }
+    if (fabs(w) > 1e-6 && err / fabs(w) > worst_rel) worst_rel = err / fabs(w);
+  }
+  if (bad)
+    fprintf(stderr, "%s: %lld of %lld mismatch; largest abs err %.3g at [%lld], "
+                    "largest rel err %.3g (atol %.1g, rtol %.1g)\n",
+            what, (long long)bad, (long long)n, worst, (long long)worst_i, worst_rel,
+            atol, rtol);
+  return bad;
+}
+
+#endif
