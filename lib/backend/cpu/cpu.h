@@ -10,6 +10,7 @@ typedef struct ngc_cpu {
   dnnl_engine_t engine;
   dnnl_stream_t stream;
   int32_t threads;
+  void *conv_cache; /* cpu_conv.c: primitives keyed by shape */
 } ngc_cpu;
 
 static inline ngc_cpu *ngc_cpu_of(ngc_backend *be) { return (ngc_cpu *)be->impl; }
@@ -17,6 +18,14 @@ static inline ngc_cpu *ngc_cpu_of(ngc_backend *be) { return (ngc_cpu *)be->impl;
 /* Sets the OpenMP thread count of the calling thread to the budget; called
  * at the top of every slot so oneDNN and our loops agree. */
 void ngc_cpu_enter(ngc_backend *be);
+
+/* Slot groups, each in its own file: convolutions and blurs through oneDNN
+ * (cpu_conv.c), the rest through OpenBLAS and own OpenMP loops
+ * (cpu_loops.c). Each overrides the reference slots it implements. */
+void ngc_cpu_fill_conv_ops(ngc_backend_ops *ops);
+void ngc_cpu_fill_loop_ops(ngc_backend_ops *ops);
+/* Frees the primitive cache of cpu_conv.c. */
+void ngc_cpu_conv_cache_free(ngc_backend *be);
 
 /* Turns a oneDNN status into ours, with a message naming what failed. */
 negcut_status ngc_cpu_check(ngc_backend *be, dnnl_status_t s, const char *what);

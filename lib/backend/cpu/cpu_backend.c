@@ -22,6 +22,7 @@ negcut_status ngc_cpu_check(ngc_backend *be, dnnl_status_t s, const char *what) 
 static void cpu_close(ngc_backend *be) {
   ngc_cpu *c = ngc_cpu_of(be);
   if (c) {
+    ngc_cpu_conv_cache_free(be);
     if (c->stream) dnnl_stream_destroy(c->stream);
     if (c->engine) dnnl_engine_destroy(c->engine);
     free(c);
@@ -45,6 +46,8 @@ negcut_status ngc_cpu_open(negcut_ctx *ctx, ngc_backend **out) {
   be->impl = c;
   c->threads = ctx->threads;
   ngc_ref_fill_ops(&be->ops);
+  ngc_cpu_fill_conv_ops(&be->ops);
+  ngc_cpu_fill_loop_ops(&be->ops);
   be->ops.close = cpu_close;
   st = ngc_cpu_check(be, dnnl_engine_create(&c->engine, dnnl_cpu, 0), "engine");
   if (st == NEGCUT_OK)
