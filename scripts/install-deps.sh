@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs every Debian package that the build, the tests and the examples
+# need. Idempotent: when everything is there it prints one line and returns.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config          # toolchain
+  libdnnl-dev libopenblas-dev               # oneDNN 2.6 convolutions, OpenBLAS sgemm
+  libpng-dev libturbojpeg0-dev              # images
+  libcjson-dev                              # safetensors headers, JSON logs
+  check libsubunit-dev                      # unit tests
+  python3-torch python3-numpy python3-pil   # PyTorch parity tests and tools/
+  abigail-tools binutils                    # ABI and symbol checks
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

@@ -1,0 +1,11 @@
+/* Compiled as C99 -pedantic and as C++ by the header tests: every public
+ * header must be self-contained and warning-free in both. */
+#include <negcut.h>
+#include <negcut/core.h>
+#include <negcut/version.h>
+
+int main(void) {
+  negcut_ctx_options o = NEGCUT_CTX_OPTIONS_INIT;
+  (void)o;
+  return negcut_version_number() == NEGCUT_VERSION_NUMBER ? 0 : 1;
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the build into a temporary prefix, then builds and runs a consumer
+# program as a user would: with pkg-config (shared and static) and with
+# CMake's find_package(negcut) (shared and static).
+# usage: install_test.sh BUILD_DIR SOURCE_DIR
+set -euo pipefail
+build=$1 src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+libdir=$(find "$tmp/prefix" -name negcut.pc -printf '%h\n' | head -1)
+libdir=${libdir%/pkgconfig}
+export PKG_CONFIG_PATH=$libdir/pkgconfig
+cc=${CC:-cc}
+
+echo "== pkg-config, shared"
+# shellcheck disable=SC2046
+$cc -std=c99 -Wall -Werror -o "$tmp/pc_shared" "$src/tests/consumer/consumer.c" \
+  $(pkg-config --cflags --libs negcut) -Wl,-rpath,"$libdir"
+"$tmp/pc_shared"
+readelf -d "$tmp/pc_shared" | grep -q 'libnegcut.so.0' || { echo "not linked to libnegcut.so.0"; exit 1; }
+
+echo "== pkg-config --static"
+# shellcheck disable=SC2046
+$cc -std=c99 -Wall -Werror -o "$tmp/pc_static" "$src/tests/consumer/consumer.c" \
+  $(pkg-config --cflags negcut) "$libdir/libnegcut.a" \
+  $(pkg-config --static --libs negcut | sed 's/-lnegcut//') -lstdc++
+"$tmp/pc_static"
+if readelf -d "$tmp/pc_static" | grep -q 'libnegcut.so'; then echo "static consumer uses the .so"; exit 1; fi
+
+echo "== CMake find_package(negcut)"
+cmake -S "$src/tests/consumer" -B "$tmp/cm" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
+cmake --build "$tmp/cm" >/dev/null
+"$tmp/cm/consumer_shared"
+"$tmp/cm/consumer_static"
+echo "install test passed"
