@@ -16,7 +16,7 @@ negcut_status ngc_backend_open(negcut_ctx *ctx, negcut_backend_kind kind,
     return ngc_cuda_open(ctx, out);
 #else
     return ngc_error(ctx, NEGCUT_ERR_UNSUPPORTED,
-                     "the CUDA backend is not compiled into this libnegcut");
+                     "cuda backend: not compiled into this libnegcut");
 #endif
   default:
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "unknown backend %d",
