@@ -13,5 +13,6 @@
 
 #include "negcut/version.h"
 #include "negcut/core.h"
+#include "negcut/image.h"
 
 #endif

@@ -2,6 +2,7 @@
  * header must be self-contained and warning-free in both. */
 #include <negcut.h>
 #include <negcut/core.h>
+#include <negcut/image.h>
 #include <negcut/version.h>
 
 int main(void) {

@@ -6,6 +6,9 @@
  * slot falls back to the reference backend, which works only for backends
  * whose memory is host memory (ref, cpu). A device backend fills every slot.
  *
+ * Slots receive plain row-major tensors (layout NGC_LAYOUT_PLAIN); a backend
+ * that keeps its own layouts converts at its edges.
+ *
  * Conventions for every op:
  *  - shapes are already checked by lib/ops; a slot never sees bad shapes;
  *  - backward ASSIGNS activation gradients (dx) and ACCUMULATES (+=) into
@@ -43,7 +46,7 @@ typedef enum ngc_act {
 
 /* Adam with PyTorch semantics: bias correction, eps outside the sqrt. */
 typedef struct ngc_adam_params {
-  float lr, beta1, beta2, eps, weight_decay;
+  double lr, beta1, beta2, eps, weight_decay; /* doubles, as PyTorch's Python floats */
   int64_t step; /* 1-based step number after this update */
 } ngc_adam_params;
 
@@ -108,7 +111,7 @@ typedef struct ngc_backend_ops {
   negcut_status (*blur_up_bwd)(ngc_backend *be, const ngc_tensor *dy, ngc_tensor *dx);
   /* Mirror along W. Its own inverse, so backward is the same call. */
   negcut_status (*hflip)(ngc_backend *be, const ngc_tensor *x, ngc_tensor *y);
-  /* Concatenate along dim 1: a (N, Ca, H, W), b (N, Cb, H, W). */
+  /* Concatenate along dim 1: a (N, Ca, ...), b (N, Cb, ...), any ndim >= 2. */
   negcut_status (*concat_fwd)(ngc_backend *be, const ngc_tensor *a,
                               const ngc_tensor *b, ngc_tensor *y);
   negcut_status (*concat_bwd)(ngc_backend *be, const ngc_tensor *dy,
@@ -143,7 +146,13 @@ typedef struct ngc_backend_ops {
   /* Mean over the middle dim: x (B, P, C) -> y (B, C). */
   negcut_status (*mean_fwd)(ngc_backend *be, const ngc_tensor *x, ngc_tensor *y);
   negcut_status (*mean_bwd)(ngc_backend *be, const ngc_tensor *dy, ngc_tensor *dx);
-  /* Set the diagonal of each (M, M) matrix of x (B, M, M) to v. */
+  /* y (M) = sum_c a[m, c] b[m, c]: the positive logits of PatchNCE. */
+  negcut_status (*rowdot_fwd)(ngc_backend *be, const ngc_tensor *a, const ngc_tensor *b,
+                              ngc_tensor *y);
+  /* da = dy * b, db = dy * a (assigned; either may be NULL). */
+  negcut_status (*rowdot_bwd)(ngc_backend *be, const ngc_tensor *a, const ngc_tensor *b,
+                              const ngc_tensor *dy, ngc_tensor *da, ngc_tensor *db);
+  /* Set the diagonal of each (M, N) matrix of x (B, M, N) to v (i < min(M, N)). */
   negcut_status (*fill_diag_fwd)(ngc_backend *be, float v, const ngc_tensor *x,
                                  ngc_tensor *y);
   negcut_status (*fill_diag_bwd)(ngc_backend *be, const ngc_tensor *dy,
@@ -159,6 +168,12 @@ typedef struct ngc_backend_ops {
   negcut_status (*mse_const_fwd)(ngc_backend *be, const ngc_tensor *x, float t,
                                  ngc_tensor *out);
   negcut_status (*mse_const_bwd)(ngc_backend *be, const ngc_tensor *x, float t,
+                                 float dout, ngc_tensor *dx);
+  /* out (1) = mean BCEWithLogits(x, t) = mean(max(x,0) - x t + log(1 + e^-|x|)) */
+  negcut_status (*bce_const_fwd)(ngc_backend *be, const ngc_tensor *x, float t,
+                                 ngc_tensor *out);
+  /* dx = dout * (sigmoid(x) - t) / n */
+  negcut_status (*bce_const_bwd)(ngc_backend *be, const ngc_tensor *x, float t,
                                  float dout, ngc_tensor *dx);
   /* out (1) = mean |a - b| */
   negcut_status (*mad_fwd)(ngc_backend *be, const ngc_tensor *a,

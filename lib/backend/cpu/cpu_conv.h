@@ -1,0 +1,47 @@
+/* Convolution primitive cache of the CPU backend (cpu_conv_cache.c), shared
+ * by the convolution slots (cpu_conv.c) and the blurs (cpu_blur.c).
+ *
+ * Every convolution, transposed ones included, is one of three oneDNN
+ * convolution primitives: forward, backward-data, backward-weights (a
+ * ConvTranspose2d forward is a convolution's backward-data with the same
+ * weight array, and so on). Each is built once per key with format_tag any,
+ * so oneDNN picks its preferred (blocked) layouts; user memory stays plain
+ * NCHW and goes through cached reorder primitives on the way in and out. */
+#ifndef NGC_CPU_CONV_H
+#define NGC_CPU_CONV_H
+
+#include "cpu.h"
+
+typedef enum ngc_conv_op {
+  NGC_CONV_FWD = 0,          /* args: src, weights, bias (or NULL), dst = */
+  NGC_CONV_BWD_DATA = 1,     /* args: diff_dst, weights, diff_src = */
+  NGC_CONV_BWD_WEIGHTS = 2   /* args: src, diff_dst, diff_weights +=, diff_bias += (or NULL) */
+} ngc_conv_op;
+
+#define NGC_CONV_MAX_ARGS 4
+
+/* Everything that decides a primitive; compared with memcmp, so built with
+ * memset first. The convolution is src (n, ci, h, w) -> dst (n, co, ho, wo)
+ * with weights (co, ci, k, k), symmetric zero padding `pad`. */
+typedef struct ngc_conv_key {
+  int32_t op; /* ngc_conv_op */
+  int32_t threads;
+  int32_t bias; /* fwd: bias input; bwd-weights: diff_bias output */
+  int32_t n, ci, h, w, co, ho, wo, k, stride, pad;
+} ngc_conv_key;
+
+/* Runs the primitive of `key` (built on first use) on plain row-major
+ * buffers, in the argument order of ngc_conv_op. Outputs marked += above
+ * are accumulated into; the others are assigned. */
+negcut_status ngc_cpu_conv_run(ngc_backend *be, const ngc_conv_key *key,
+                               float *const args[NGC_CONV_MAX_ARGS]);
+
+/* The backend's growing work buffer (64-byte aligned), valid until the next
+ * call of a conv or blur slot. NULL (with a message on be->ctx) when out of
+ * memory. */
+void *ngc_cpu_work(ngc_backend *be, size_t bytes);
+
+/* Blur slots (cpu_blur.c). */
+void ngc_cpu_fill_blur_ops(ngc_backend_ops *ops);
+
+#endif

@@ -1,0 +1,375 @@
+/* The convolution primitive cache (cpu_conv.h): one entry per key holding the
+ * oneDNN primitive, the reorders between plain user memory and the layouts
+ * the primitive prefers, and memory objects whose handles are set per call.
+ * A linear list: a network has a few dozen distinct convolutions, and a
+ * lookup is nothing next to the convolution it precedes.
+ *
+ * Memory: every staged (reordered) argument and the scratchpads live in the
+ * backend's one growing work buffer; an entry only records offsets. Weights
+ * are reordered on every call (they change every training step) but by a
+ * cached reorder primitive. Accumulated outputs (dw, db) go through a
+ * reorder with a sum post-op, so "+=" costs no extra pass. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_conv.h"
+
+#define NGC_WORK_ALIGN 64
+
+typedef struct conv_arg {
+  int32_t arg;        /* DNNL_ARG_* of the main primitive; 0: slot unused */
+  int32_t output;     /* written by the primitive */
+  int32_t accumulate; /* output is added into user memory */
+  int32_t staged;     /* goes through a copy in the work buffer */
+  size_t off;         /* of the staged copy in the work buffer */
+  dnnl_memory_t user; /* plain row-major user memory */
+  dnnl_memory_t prim; /* what the primitive sees (staged copy), or NULL */
+  dnnl_primitive_t reorder;       /* user -> prim, or prim -> user */
+  dnnl_memory_t reorder_scratch;  /* NULL when the reorder needs none */
+} conv_arg;
+
+typedef struct conv_entry {
+  ngc_conv_key key;
+  dnnl_primitive_t prim;
+  dnnl_memory_t scratch; /* NULL when the primitive needs none */
+  conv_arg a[NGC_CONV_MAX_ARGS];
+  size_t scratch_off, work_bytes;
+  struct conv_entry *next;
+} conv_entry;
+
+typedef struct conv_cache {
+  conv_entry *head;
+  void *work; /* 64-byte aligned, work_cap bytes */
+  size_t work_cap;
+} conv_cache;
+
+static conv_cache *cache_of(ngc_backend *be) {
+  ngc_cpu *c = ngc_cpu_of(be);
+  if (!c->conv_cache) c->conv_cache = calloc(1, sizeof(conv_cache));
+  return c->conv_cache;
+}
+
+void *ngc_cpu_work(ngc_backend *be, size_t bytes) {
+  conv_cache *cc = cache_of(be);
+  if (!cc) {
+    ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory");
+    return NULL;
+  }
+  if (bytes <= cc->work_cap && cc->work) return cc->work;
+  ngc_host_free(be, cc->work);
+  cc->work = ngc_host_alloc(be, bytes ? bytes : NGC_WORK_ALIGN);
+  cc->work_cap = cc->work ? bytes : 0;
+  if (!cc->work)
+    ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY,
+              "cpu backend: cannot allocate %zu bytes of work memory", bytes);
+  return cc->work;
+}
+
+static void entry_free(conv_entry *e) {
+  if (!e) return;
+  for (int i = 0; i < NGC_CONV_MAX_ARGS; i++) {
+    conv_arg *a = &e->a[i];
+    if (a->reorder) dnnl_primitive_destroy(a->reorder);
+    if (a->reorder_scratch) dnnl_memory_destroy(a->reorder_scratch);
+    if (a->prim) dnnl_memory_destroy(a->prim);
+    if (a->user) dnnl_memory_destroy(a->user);
+  }
+  if (e->scratch) dnnl_memory_destroy(e->scratch);
+  if (e->prim) dnnl_primitive_destroy(e->prim);
+  free(e);
+}
+
+void ngc_cpu_conv_cache_free(ngc_backend *be) {
+  ngc_cpu *c = ngc_cpu_of(be);
+  conv_cache *cc = c ? c->conv_cache : NULL;
+  if (!cc) return;
+  for (conv_entry *e = cc->head, *next; e; e = next) {
+    next = e->next;
+    entry_free(e);
+  }
+  ngc_host_free(be, cc->work);
+  free(cc);
+  c->conv_cache = NULL;
+}
+
+static size_t align_up(size_t n) {
+  return (n + NGC_WORK_ALIGN - 1) / NGC_WORK_ALIGN * NGC_WORK_ALIGN;
+}
+
+static size_t scratch_size(const_dnnl_primitive_desc_t pd) {
+  const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+  return md ? dnnl_memory_desc_get_size(md) : 0;
+}
+
+/* Attributes of every primitive here: user scratchpad, and for the
+ * accumulating reorders a sum post-op (dst = reorder(src) + dst). */
+static negcut_status make_attr(ngc_backend *be, int sum, dnnl_primitive_attr_t *out) {
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_post_ops_t po = NULL;
+  negcut_status st = ngc_cpu_check(be, dnnl_primitive_attr_create(&attr), "attr");
+  if (st) goto fail;
+  st = ngc_cpu_check(be, dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user),
+                     "scratchpad mode");
+  if (st) goto fail;
+  if (sum) {
+    st = ngc_cpu_check(be, dnnl_post_ops_create(&po), "post-ops");
+    if (st) goto fail;
+    st = ngc_cpu_check(be, dnnl_post_ops_append_sum(po, 1.0f), "sum post-op");
+    if (st) goto fail;
+    st = ngc_cpu_check(be, dnnl_primitive_attr_set_post_ops(attr, po), "post-ops");
+    if (st) goto fail;
+    dnnl_post_ops_destroy(po);
+  }
+  *out = attr;
+  return NEGCUT_OK;
+fail:
+  if (po) dnnl_post_ops_destroy(po);
+  if (attr) dnnl_primitive_attr_destroy(attr);
+  return st;
+}
+
+/* Fills a->user, and when the primitive wants another layout (or the output
+ * accumulates) a->prim and its reorder. *work grows by the staged copy,
+ * *scratch to the largest scratchpad. */
+static negcut_status arg_setup(ngc_backend *be, const_dnnl_primitive_desc_t pd, conv_arg *a,
+                               const dnnl_memory_desc_t *plain, size_t *work, size_t *scratch) {
+  ngc_cpu *c = ngc_cpu_of(be);
+  const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, a->arg);
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_primitive_desc_t rpd = NULL;
+  negcut_status st;
+
+  if (!want) return ngc_error(be->ctx, NEGCUT_ERR_BACKEND, "oneDNN: no memory desc for arg %d",
+                              (int)a->arg);
+  st = ngc_cpu_check(be, dnnl_memory_create(&a->user, plain, c->engine, DNNL_MEMORY_NONE),
+                     "memory");
+  if (st) goto fail;
+  a->staged = a->accumulate || !dnnl_memory_desc_equal(want, plain);
+  if (!a->staged) return NEGCUT_OK;
+
+  a->off = *work;
+  *work += align_up(dnnl_memory_desc_get_size(want));
+  st = ngc_cpu_check(be, dnnl_memory_create(&a->prim, want, c->engine, DNNL_MEMORY_NONE),
+                     "memory");
+  if (st) goto fail;
+  st = make_attr(be, a->accumulate, &attr);
+  if (st) goto fail;
+  if (a->output)
+    st = ngc_cpu_check(be, dnnl_reorder_primitive_desc_create(&rpd, want, c->engine, plain,
+                                                              c->engine, attr),
+                       "reorder desc");
+  else
+    st = ngc_cpu_check(be, dnnl_reorder_primitive_desc_create(&rpd, plain, c->engine, want,
+                                                              c->engine, attr),
+                       "reorder desc");
+  if (st) goto fail;
+  st = ngc_cpu_check(be, dnnl_primitive_create(&a->reorder, rpd), "reorder");
+  if (st) goto fail;
+  size_t s = scratch_size(rpd);
+  if (s) {
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(rpd, dnnl_query_scratchpad_md, 0);
+    st = ngc_cpu_check(be, dnnl_memory_create(&a->reorder_scratch, smd, c->engine,
+                                              DNNL_MEMORY_NONE),
+                       "memory");
+    if (st) goto fail;
+    if (s > *scratch) *scratch = s;
+  }
+  /* fall through: free the descs, keep what a holds (entry_free owns it) */
+fail:
+  if (rpd) dnnl_primitive_desc_destroy(rpd);
+  if (attr) dnnl_primitive_attr_destroy(attr);
+  return st;
+}
+
+static negcut_status entry_build(ngc_backend *be, const ngc_conv_key *k, conv_entry **out) {
+  ngc_cpu *c = ngc_cpu_of(be);
+  const dnnl_alg_kind_t alg = dnnl_convolution_direct;
+  const dnnl_dims_t src_dims = {k->n, k->ci, k->h, k->w};  // (N, Ci, H, W)
+  const dnnl_dims_t wei_dims = {k->co, k->ci, k->k, k->k}; // (Co, Ci, k, k)
+  const dnnl_dims_t bias_dims = {k->co};                   // (Co)
+  const dnnl_dims_t dst_dims = {k->n, k->co, k->ho, k->wo}; // (N, Co, Ho, Wo)
+  const dnnl_dims_t strides = {k->stride, k->stride};
+  const dnnl_dims_t pad = {k->pad, k->pad};
+  dnnl_memory_desc_t src_any, wei_any, bias_any, dst_any;
+  dnnl_memory_desc_t src_plain, wei_plain, bias_plain, dst_plain;
+  const dnnl_memory_desc_t *plain[NGC_CONV_MAX_ARGS] = {NULL};
+  dnnl_convolution_desc_t fd, bd;
+  dnnl_primitive_desc_t hint = NULL, pd = NULL;
+  dnnl_primitive_attr_t attr = NULL;
+  size_t work = 0, scratch = 0;
+  negcut_status st;
+  conv_entry *e = calloc(1, sizeof *e);
+
+  if (!e) return ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "cpu conv: out of memory");
+  e->key = *k;
+  const struct {
+    dnnl_memory_desc_t *md;
+    int nd;
+    const int64_t *dims;
+    dnnl_format_tag_t tag;
+  } mds[] = {
+      {&src_any, 4, src_dims, dnnl_format_tag_any}, {&src_plain, 4, src_dims, dnnl_nchw},
+      {&wei_any, 4, wei_dims, dnnl_format_tag_any}, {&wei_plain, 4, wei_dims, dnnl_oihw},
+      {&bias_any, 1, bias_dims, dnnl_format_tag_any}, {&bias_plain, 1, bias_dims, dnnl_a},
+      {&dst_any, 4, dst_dims, dnnl_format_tag_any}, {&dst_plain, 4, dst_dims, dnnl_nchw},
+  };
+  st = NEGCUT_OK;
+  for (size_t i = 0; i < sizeof mds / sizeof mds[0] && !st; i++)
+    st = ngc_cpu_check(be, dnnl_memory_desc_init_by_tag(mds[i].md, mds[i].nd, mds[i].dims,
+                                                        dnnl_f32, mds[i].tag),
+                       "memory desc");
+  if (st) goto fail;
+  st = make_attr(be, 0, &attr);
+  if (st) goto fail;
+
+  /* Every op needs the forward desc: as itself or as the backward's hint. */
+  st = ngc_cpu_check(be, dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, alg,
+                                                            &src_any, &wei_any,
+                                                            k->bias ? &bias_any : NULL,
+                                                            &dst_any, strides, pad, pad),
+                     "conv forward desc");
+  if (st) goto fail;
+  switch ((ngc_conv_op)k->op) {
+  case NGC_CONV_FWD:
+    st = ngc_cpu_check(be, dnnl_primitive_desc_create(&pd, &fd, attr, c->engine, NULL),
+                       "conv forward");
+    if (st) goto fail;
+    e->a[0] = (conv_arg){.arg = DNNL_ARG_SRC};
+    e->a[1] = (conv_arg){.arg = DNNL_ARG_WEIGHTS};
+    e->a[2] = (conv_arg){.arg = k->bias ? DNNL_ARG_BIAS : 0};
+    e->a[3] = (conv_arg){.arg = DNNL_ARG_DST, .output = 1};
+    plain[0] = &src_plain, plain[1] = &wei_plain, plain[2] = &bias_plain, plain[3] = &dst_plain;
+    break;
+  case NGC_CONV_BWD_DATA:
+    st = ngc_cpu_check(be, dnnl_primitive_desc_create(&hint, &fd, NULL, c->engine, NULL),
+                       "conv forward (hint)");
+    if (!st)
+      st = ngc_cpu_check(be, dnnl_convolution_backward_data_desc_init(&bd, alg, &src_any, &wei_any,
+                                                                      &dst_any, strides, pad, pad),
+                         "conv backward-data desc");
+    if (!st)
+      st = ngc_cpu_check(be, dnnl_primitive_desc_create(&pd, &bd, attr, c->engine, hint),
+                         "conv backward-data");
+    if (st) goto fail;
+    e->a[0] = (conv_arg){.arg = DNNL_ARG_DIFF_DST};
+    e->a[1] = (conv_arg){.arg = DNNL_ARG_WEIGHTS};
+    e->a[2] = (conv_arg){.arg = DNNL_ARG_DIFF_SRC, .output = 1};
+    plain[0] = &dst_plain, plain[1] = &wei_plain, plain[2] = &src_plain;
+    break;
+  case NGC_CONV_BWD_WEIGHTS:
+    st = ngc_cpu_check(be, dnnl_primitive_desc_create(&hint, &fd, NULL, c->engine, NULL),
+                       "conv forward (hint)");
+    if (!st)
+      st = ngc_cpu_check(be, dnnl_convolution_backward_weights_desc_init(
+                                 &bd, alg, &src_any, &wei_any, k->bias ? &bias_any : NULL,
+                                 &dst_any, strides, pad, pad),
+                         "conv backward-weights desc");
+    if (!st)
+      st = ngc_cpu_check(be, dnnl_primitive_desc_create(&pd, &bd, attr, c->engine, hint),
+                         "conv backward-weights");
+    if (st) goto fail;
+    e->a[0] = (conv_arg){.arg = DNNL_ARG_SRC};
+    e->a[1] = (conv_arg){.arg = DNNL_ARG_DIFF_DST};
+    e->a[2] = (conv_arg){.arg = DNNL_ARG_DIFF_WEIGHTS, .output = 1, .accumulate = 1};
+    e->a[3] = (conv_arg){.arg = k->bias ? DNNL_ARG_DIFF_BIAS : 0, .output = 1, .accumulate = 1};
+    plain[0] = &src_plain, plain[1] = &dst_plain, plain[2] = &wei_plain, plain[3] = &bias_plain;
+    break;
+  default:
+    st = ngc_error(be->ctx, NEGCUT_ERR_INTERNAL, "cpu conv: unknown op %d", (int)k->op);
+    goto fail;
+  }
+
+  st = ngc_cpu_check(be, dnnl_primitive_create(&e->prim, pd), "conv primitive");
+  if (st) goto fail;
+  scratch = scratch_size(pd);
+  if (scratch) {
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    st = ngc_cpu_check(be, dnnl_memory_create(&e->scratch, smd, c->engine, DNNL_MEMORY_NONE),
+                       "memory");
+    if (st) goto fail;
+  }
+  for (int i = 0; i < NGC_CONV_MAX_ARGS; i++) {
+    if (!e->a[i].arg) continue;
+    st = arg_setup(be, pd, &e->a[i], plain[i], &work, &scratch);
+    if (st) goto fail;
+  }
+  /* The primitive and the reorders run one after another: one scratchpad. */
+  e->scratch_off = work;
+  e->work_bytes = work + align_up(scratch);
+  *out = e;
+  e = NULL;
+fail:
+  entry_free(e);
+  if (pd) dnnl_primitive_desc_destroy(pd);
+  if (hint) dnnl_primitive_desc_destroy(hint);
+  if (attr) dnnl_primitive_attr_destroy(attr);
+  return st;
+}
+
+static negcut_status exec(ngc_backend *be, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args,
+                          const char *what) {
+  return ngc_cpu_check(be, dnnl_primitive_execute(p, ngc_cpu_of(be)->stream, nargs, args), what);
+}
+
+static negcut_status run_reorder(ngc_backend *be, conv_arg *a) {
+  dnnl_exec_arg_t args[3] = {
+      {DNNL_ARG_FROM, a->output ? a->prim : a->user},
+      {DNNL_ARG_TO, a->output ? a->user : a->prim},
+      {DNNL_ARG_SCRATCHPAD, a->reorder_scratch},
+  };
+  return exec(be, a->reorder, a->reorder_scratch ? 3 : 2, args, "reorder");
+}
+
+negcut_status ngc_cpu_conv_run(ngc_backend *be, const ngc_conv_key *key,
+                               float *const args[NGC_CONV_MAX_ARGS]) {
+  ngc_cpu *c = ngc_cpu_of(be);
+  conv_cache *cc = cache_of(be);
+  conv_entry *e;
+  dnnl_exec_arg_t xa[NGC_CONV_MAX_ARGS + 1];
+  int nx = 0;
+  char *work = NULL;
+  negcut_status st;
+
+  if (!cc) return ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "cpu conv: out of memory");
+  for (e = cc->head; e; e = e->next)
+    if (!memcmp(&e->key, key, sizeof *key)) break;
+  if (!e) {
+    st = entry_build(be, key, &e);
+    if (st) return st;
+    e->next = cc->head;
+    cc->head = e;
+  }
+  if (e->work_bytes) {
+    work = ngc_cpu_work(be, e->work_bytes);
+    if (!work) return NEGCUT_ERR_OUT_OF_MEMORY;
+  }
+  if (e->scratch) dnnl_memory_set_data_handle(e->scratch, work + e->scratch_off);
+  for (int i = 0; i < NGC_CONV_MAX_ARGS; i++) {
+    conv_arg *a = &e->a[i];
+    if (!a->arg) continue;
+    dnnl_memory_set_data_handle(a->user, args[i]);
+    if (a->staged) {
+      dnnl_memory_set_data_handle(a->prim, work + a->off);
+      if (a->reorder_scratch)
+        dnnl_memory_set_data_handle(a->reorder_scratch, work + e->scratch_off);
+    }
+    xa[nx++] = (dnnl_exec_arg_t){a->arg, a->staged ? a->prim : a->user};
+  }
+  if (e->scratch) xa[nx++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, e->scratch};
+
+  for (int i = 0; i < NGC_CONV_MAX_ARGS; i++) {
+    if (e->a[i].arg && e->a[i].staged && !e->a[i].output) {
+      st = run_reorder(be, &e->a[i]);
+      if (st) return st;
+    }
+  }
+  st = exec(be, e->prim, nx, xa, "convolution");
+  if (st) return st;
+  for (int i = 0; i < NGC_CONV_MAX_ARGS; i++) {
+    if (e->a[i].arg && e->a[i].staged && e->a[i].output) {
+      st = run_reorder(be, &e->a[i]);
+      if (st) return st;
+    }
+  }
+  return ngc_cpu_check(be, dnnl_stream_wait(c->stream), "stream wait");
+}

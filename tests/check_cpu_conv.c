@@ -1,0 +1,400 @@
+/* The CPU backend's convolution and blur slots against double-precision
+ * references written here as the defining sums (and, when the reference
+ * backend has these slots, against it too): forward, dx (assigned), dw and
+ * db (accumulated into pre-filled tensors).
+ *
+ * Tolerance: a float sum of K terms of size s is off from the exact sum by
+ * about eps * sqrt(K) * s, so each output is compared with
+ *   atol = 1e-5 * sqrt(K) * max|want|,  rtol = 1e-4,
+ * K the number of terms per output (Ci*k*k for y, Co*k*k for dx,
+ * N*Ho*Wo for dw and db). The blurs sum at most 16 terms: atol 1e-5. */
+#include <math.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "core/core.h"
+#include "core/tensor.h"
+#include "ngc_test.h"
+
+/* ------------------------------------------------------------ helpers */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static float urand(void) { /* uniform in [-1, 1), xorshift64* */
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  uint64_t r = rng_state * 0x2545f4914f6cdd1dull;
+  return (float)((double)(r >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+typedef struct buf {
+  ngc_tensor t;
+  double *want; /* the reference's answer, same numel */
+} buf;
+
+static negcut_ctx *open_cpu(void) {
+  negcut_ctx_options o;
+  negcut_ctx *ctx = NULL;
+  ck_assert_int_eq(negcut_ctx_options_init(&o), NEGCUT_OK);
+  o.backend = NEGCUT_BACKEND_CPU;
+  o.threads = 2;
+  ck_assert_int_eq(negcut_ctx_create(&ctx, &o), NEGCUT_OK);
+  return ctx;
+}
+
+/* A tensor on be filled with uniform noise (fill == NAN) or a constant. */
+static buf make(negcut_ctx *ctx, ngc_backend *be, int32_t ndim, int64_t d0, int64_t d1,
+                int64_t d2, int64_t d3, float fill) {
+  const int64_t dim[4] = {d0, d1, d2, d3};
+  buf b;
+  ck_assert_int_eq(ngc_tensor_alloc(ctx, be, &b.t, ndim, dim), NEGCUT_OK);
+  int64_t n = ngc_numel(&b.t);
+  for (int64_t i = 0; i < n; i++) b.t.data[i] = isnan(fill) ? urand() : fill;
+  b.want = calloc((size_t)n, sizeof(double));
+  ck_assert_ptr_nonnull(b.want);
+  return b;
+}
+
+static void drop(buf *b) {
+  ngc_tensor_release(&b->t);
+  free(b->want);
+}
+
+/* Compares t with want (double) under the tolerance above; k_terms = K. */
+static void expect(const char *what, const ngc_tensor *t, const double *want, double k_terms,
+                   double atol_floor) {
+  const int64_t n = ngc_numel(t);
+  float *w = malloc((size_t)n * sizeof(float));
+  double amax = 0.0;
+  ck_assert_ptr_nonnull(w);
+  for (int64_t i = 0; i < n; i++) {
+    w[i] = (float)want[i];
+    if (fabs(want[i]) > amax) amax = fabs(want[i]);
+  }
+  double atol = 1e-5 * sqrt(k_terms) * amax;
+  if (atol < atol_floor) atol = atol_floor;
+  int64_t bad = ngc_test_compare(what, t->data, w, n, atol, 1e-4);
+  free(w);
+  ck_assert_msg(bad == 0, "%s: %lld mismatches", what, (long long)bad);
+}
+
+/* Compares two float tensors (ours against the reference backend's). */
+static void expect_same(const char *what, const ngc_tensor *got, const ngc_tensor *ref,
+                        double k_terms) {
+  const int64_t n = ngc_numel(ref);
+  double *w = malloc((size_t)n * sizeof(double));
+  ck_assert_ptr_nonnull(w);
+  for (int64_t i = 0; i < n; i++) w[i] = ref->data[i];
+  expect(what, got, w, 2.0 * k_terms, 1e-6);
+  free(w);
+}
+
+#define AT4(d1, d2, d3, a, b, c, e) ((((int64_t)(a) * (d1) + (b)) * (d2) + (c)) * (d3) + (e))
+
+/* ------------------------------------------------------------ conv2d */
+
+typedef struct conv_case {
+  int64_t n, ci, co, h, w, k;
+  int32_t stride, pad, out_pad, bias;
+} conv_case;
+
+/* The defining sum of conv2d and its adjoints, in double:
+ *   y[n,o,oh,ow] = b[o] + sum x[n,i,oh*s-p+kh, ow*s-p+kw] w[o,i,kh,kw]
+ * and, for a ConvTranspose2d (transposed), with w (Ci, Co, k, k):
+ *   y[n,o,ih*s-p+kh, iw*s-p+kw] += x[n,i,ih,iw] w[i,o,kh,kw].
+ * One loop nest walks every (input, output, tap) triple once and adds to
+ * y, dx, dw as asked. */
+static void ref_conv(const conv_case *c, int transposed, int64_t Ho, int64_t Wo,
+                     const float *x, const float *w, const float *b, const float *dy,
+                     double *y, double *dx, double *dw, double *db) {
+  const int64_t N = c->n, Ci = c->ci, Co = c->co, H = c->h, W = c->w, K = c->k;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t o = 0; o < Co; o++) {
+      /* the small side (conv: output; transposed: input) indexes the loop */
+      const int64_t SH = transposed ? H : Ho, SW = transposed ? W : Wo;
+      const int64_t BH = transposed ? Ho : H, BW = transposed ? Wo : W;
+      for (int64_t sh = 0; sh < SH; sh++)
+        for (int64_t sw = 0; sw < SW; sw++)
+          for (int64_t i = 0; i < Ci; i++)
+            for (int64_t kh = 0; kh < K; kh++)
+              for (int64_t kw = 0; kw < K; kw++) {
+                const int64_t bh = sh * c->stride - c->pad + kh, bw = sw * c->stride - c->pad + kw;
+                if (bh < 0 || bh >= BH || bw < 0 || bw >= BW) continue;
+                int64_t xi, yi, wi;
+                if (!transposed) {
+                  xi = AT4(Ci, H, W, n, i, bh, bw);
+                  yi = AT4(Co, Ho, Wo, n, o, sh, sw);
+                  wi = AT4(Ci, K, K, o, i, kh, kw);
+                } else {
+                  xi = AT4(Ci, H, W, n, i, sh, sw);
+                  yi = AT4(Co, Ho, Wo, n, o, bh, bw);
+                  wi = AT4(Co, K, K, i, o, kh, kw);
+                }
+                if (y) y[yi] += (double)x[xi] * w[wi];
+                if (dx) dx[xi] += (double)dy[yi] * w[wi];
+                if (dw) dw[wi] += (double)dy[yi] * x[xi];
+              }
+    }
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t o = 0; o < Co; o++)
+      for (int64_t j = 0; j < Ho * Wo; j++) {
+        const int64_t yi = (n * Co + o) * Ho * Wo + j;
+        if (y && b) y[yi] += b[o];
+        if (db) db[o] += dy[yi];
+      }
+}
+
+static void run_conv_case(negcut_ctx *ctx, const conv_case *c, int transposed) {
+  ngc_backend *be = ctx->be, *rb = ctx->ref;
+  const int64_t K = c->k;
+  const int64_t Ho = transposed ? (c->h - 1) * c->stride - 2 * c->pad + K + c->out_pad
+                                : (c->h + 2 * c->pad - K) / c->stride + 1;
+  const int64_t Wo = transposed ? (c->w - 1) * c->stride - 2 * c->pad + K + c->out_pad
+                                : (c->w + 2 * c->pad - K) / c->stride + 1;
+  const ngc_conv_params p = {c->stride, c->pad, c->out_pad};
+  char what[160];
+  const float nan = NAN;
+
+  buf x = make(ctx, be, 4, c->n, c->ci, c->h, c->w, nan);
+  buf w = transposed ? make(ctx, be, 4, c->ci, c->co, K, K, nan)
+                     : make(ctx, be, 4, c->co, c->ci, K, K, nan);
+  buf b = make(ctx, be, 1, c->co, 1, 1, 1, nan);
+  buf y = make(ctx, be, 4, c->n, c->co, Ho, Wo, 777.0f);
+  buf dy = make(ctx, be, 4, c->n, c->co, Ho, Wo, nan);
+  buf dx = make(ctx, be, 4, c->n, c->ci, c->h, c->w, 777.0f); /* must be overwritten */
+  buf dw = make(ctx, be, 4, w.t.dim[0], w.t.dim[1], K, K, nan); /* += onto noise */
+  buf db = make(ctx, be, 1, c->co, 1, 1, 1, nan);
+  for (int64_t i = 0; i < ngc_numel(&dw.t); i++) dw.want[i] = dw.t.data[i];
+  for (int64_t i = 0; i < c->co; i++) db.want[i] = db.t.data[i];
+  ref_conv(c, transposed, Ho, Wo, x.t.data, w.t.data, c->bias ? b.t.data : NULL, dy.t.data,
+           y.want, dx.want, dw.want, c->bias ? db.want : NULL);
+
+  const ngc_tensor *bias = c->bias ? &b.t : NULL;
+  const char *name = transposed ? "convt2d" : "conv2d";
+  snprintf(what, sizeof what, "%s n%lld ci%lld co%lld %lldx%lld k%lld s%d p%d op%d b%d", name,
+           (long long)c->n, (long long)c->ci, (long long)c->co, (long long)c->h,
+           (long long)c->w, (long long)K, c->stride, c->pad, c->out_pad, c->bias);
+  negcut_status st = transposed ? be->ops.convt2d_fwd(be, &p, &x.t, &w.t, bias, &y.t)
+                                : be->ops.conv2d_fwd(be, &p, &x.t, &w.t, bias, &y.t);
+  ck_assert_msg(st == NEGCUT_OK, "%s fwd: %s", what, negcut_ctx_last_error(ctx));
+  /* per output: conv Ci*k*k terms; transposed about Ci*k*k/s^2, bounded by Ci*k*k */
+  expect(what, &y.t, y.want, (double)(c->ci * K * K), 1e-6);
+
+  ngc_tensor *dbp = c->bias ? &db.t : NULL;
+  st = transposed ? be->ops.convt2d_bwd(be, &p, &x.t, &w.t, &dy.t, &dx.t, &dw.t, dbp)
+                  : be->ops.conv2d_bwd(be, &p, &x.t, &w.t, &dy.t, &dx.t, &dw.t, dbp);
+  ck_assert_msg(st == NEGCUT_OK, "%s bwd: %s", what, negcut_ctx_last_error(ctx));
+  expect("dx", &dx.t, dx.want, (double)(c->co * K * K), 1e-6);
+  expect("dw (accumulated)", &dw.t, dw.want, (double)(c->n * Ho * Wo), 1e-5);
+  if (c->bias) expect("db (accumulated)", &db.t, db.want, (double)(c->n * Ho * Wo), 1e-5);
+  else
+    for (int64_t i = 0; i < c->co; i++) ck_assert(db.t.data[i] == (float)db.want[i]);
+
+  /* dx only, then db only (no weight pass): the NULL-skipping paths. */
+  for (int64_t i = 0; i < ngc_numel(&dx.t); i++) dx.t.data[i] = 777.0f;
+  st = transposed ? be->ops.convt2d_bwd(be, &p, &x.t, &w.t, &dy.t, &dx.t, NULL, NULL)
+                  : be->ops.conv2d_bwd(be, &p, &x.t, &w.t, &dy.t, &dx.t, NULL, NULL);
+  ck_assert_int_eq(st, NEGCUT_OK);
+  expect("dx alone", &dx.t, dx.want, (double)(c->co * K * K), 1e-6);
+  if (c->bias) {
+    /* db now holds prefill + grad; a db-only pass adds the grad again */
+    double *grad = calloc((size_t)c->co, sizeof(double));
+    ck_assert_ptr_nonnull(grad);
+    ref_conv(c, transposed, Ho, Wo, x.t.data, w.t.data, NULL, dy.t.data, NULL, NULL, NULL, grad);
+    for (int64_t i = 0; i < c->co; i++) db.want[i] = (double)db.t.data[i] + grad[i];
+    free(grad);
+    st = transposed ? be->ops.convt2d_bwd(be, &p, &x.t, &w.t, &dy.t, NULL, NULL, &db.t)
+                    : be->ops.conv2d_bwd(be, &p, &x.t, &w.t, &dy.t, NULL, NULL, &db.t);
+    ck_assert_int_eq(st, NEGCUT_OK);
+    expect("db alone (accumulated)", &db.t, db.want, (double)(c->n * Ho * Wo), 1e-5);
+  }
+
+  /* Against the reference backend, when its slots exist. */
+  negcut_status (*rf)(ngc_backend *, const ngc_conv_params *, const ngc_tensor *,
+                      const ngc_tensor *, const ngc_tensor *, ngc_tensor *) =
+      transposed ? rb->ops.convt2d_fwd : rb->ops.conv2d_fwd;
+  if (rf && rb != be) {
+    buf ry = make(ctx, rb, 4, c->n, c->co, Ho, Wo, 0.0f);
+    buf rdx = make(ctx, rb, 4, c->n, c->ci, c->h, c->w, 0.0f);
+    buf rdw = make(ctx, rb, 4, w.t.dim[0], w.t.dim[1], K, K, 0.0f);
+    buf odw = make(ctx, be, 4, w.t.dim[0], w.t.dim[1], K, K, 0.0f);
+    ck_assert_int_eq(rf(rb, &p, &x.t, &w.t, bias, &ry.t), NEGCUT_OK);
+    ck_assert_int_eq(transposed
+                         ? rb->ops.convt2d_bwd(rb, &p, &x.t, &w.t, &dy.t, &rdx.t, &rdw.t, NULL)
+                         : rb->ops.conv2d_bwd(rb, &p, &x.t, &w.t, &dy.t, &rdx.t, &rdw.t, NULL),
+                     NEGCUT_OK);
+    ck_assert_int_eq(transposed
+                         ? be->ops.convt2d_bwd(be, &p, &x.t, &w.t, &dy.t, NULL, &odw.t, NULL)
+                         : be->ops.conv2d_bwd(be, &p, &x.t, &w.t, &dy.t, NULL, &odw.t, NULL),
+                     NEGCUT_OK);
+    expect_same("y vs ref backend", &y.t, &ry.t, (double)(c->ci * K * K));
+    expect_same("dx vs ref backend", &dx.t, &rdx.t, (double)(c->co * K * K));
+    expect_same("dw vs ref backend", &odw.t, &rdw.t, (double)(c->n * Ho * Wo));
+    drop(&ry), drop(&rdx), drop(&rdw), drop(&odw);
+  }
+  drop(&x), drop(&w), drop(&b), drop(&y), drop(&dy), drop(&dx), drop(&dw), drop(&db);
+}
+
+START_TEST(test_conv2d) {
+  static const conv_case cases[] = {
+      /* n ci co  h  w  k  s  p op bias */
+      {2, 3, 5, 7, 9, 3, 1, 1, 0, 1},    /* odd sizes, batch 2 */
+      {1, 4, 6, 8, 8, 3, 2, 1, 0, 0},    /* stride 2, no bias */
+      {1, 4, 6, 7, 9, 3, 2, 1, 0, 1},    /* stride 2 on odd sizes */
+      {2, 5, 3, 7, 9, 1, 1, 0, 0, 1},    /* 1x1 */
+      {1, 3, 4, 9, 7, 4, 1, 1, 0, 1},    /* the discriminator's 4x4 p1 */
+      {1, 8, 16, 9, 9, 4, 2, 1, 0, 1},   /* 4x4 stride 2 */
+      {1, 3, 8, 13, 12, 7, 1, 0, 0, 1},  /* the generator's first 7x7 */
+      {1, 16, 3, 12, 11, 7, 1, 0, 0, 1}, /* ... and last */
+      {2, 32, 48, 10, 10, 3, 1, 0, 0, 1}, /* blocked layouts, pad 0 */
+      {1, 64, 32, 9, 7, 3, 1, 1, 0, 1},  /* blocked layouts, pad 1 */
+  };
+  negcut_ctx *ctx = open_cpu();
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(ctx, &cases[i], 0);
+  /* Second round: every primitive now comes from the cache. */
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(ctx, &cases[i], 0);
+  negcut_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_convt2d) {
+  static const conv_case cases[] = {
+      /* n ci co  h  w  k  s  p op bias */
+      {2, 6, 4, 5, 7, 3, 2, 1, 1, 1},   /* the no_antialias_up layer */
+      {1, 4, 5, 4, 4, 4, 2, 1, 0, 1},
+      {1, 3, 2, 6, 5, 3, 1, 1, 0, 0},
+      {1, 32, 16, 6, 7, 3, 2, 1, 1, 1}, /* blocked layouts */
+  };
+  negcut_ctx *ctx = open_cpu();
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(ctx, &cases[i], 1);
+  negcut_ctx_free(ctx);
+}
+END_TEST
+
+/* ------------------------------------------------------------ blurs */
+
+/* The blurs as the reference network defines them, in double, as a list of
+ * taps out[o] += f * in[i]; forward applies it, backward its transpose. */
+static void ref_blur(int up, int adjoint, int64_t planes, int64_t H, int64_t W,
+                     const float *in, double *out) {
+  static const double f3[3] = {1, 2, 1}, f4[4] = {1, 3, 3, 1};
+  const int64_t Ho = up ? 2 * H : (H + 1) / 2, Wo = up ? 2 * W : (W + 1) / 2;
+  for (int64_t pl = 0; pl < planes; pl++) {
+    const float *x = in + pl * (adjoint ? Ho * Wo : H * W);
+    double *y = out + pl * (adjoint ? H * W : Ho * Wo);
+    if (!up) {
+      /* reflect pad 1, 3x3 [1,2,1]^2/16, stride 2 */
+      for (int64_t oh = 0; oh < Ho; oh++)
+        for (int64_t ow = 0; ow < Wo; ow++)
+          for (int64_t a = 0; a < 3; a++)
+            for (int64_t b = 0; b < 3; b++) {
+              int64_t ih = 2 * oh - 1 + a, iw = 2 * ow - 1 + b;
+              ih = ih < 0 ? -ih : (ih >= H ? 2 * H - 2 - ih : ih);
+              iw = iw < 0 ? -iw : (iw >= W ? 2 * W - 2 - iw : iw);
+              const double f = f3[a] * f3[b] / 16.0;
+              if (!adjoint) y[oh * Wo + ow] += f * x[ih * W + iw];
+              else y[ih * W + iw] += f * x[oh * Wo + ow];
+            }
+    } else {
+      /* replicate pad 1 to (H+2, W+2); transposed 4x4 [1,3,3,1]^2/16,
+       * stride 2, padding 2: (2H+2, 2W+2); crop one row/col each end. */
+      for (int64_t ph = 0; ph < H + 2; ph++)
+        for (int64_t pw = 0; pw < W + 2; pw++)
+          for (int64_t a = 0; a < 4; a++)
+            for (int64_t b = 0; b < 4; b++) {
+              const int64_t th = 2 * ph - 2 + a - 1, tw = 2 * pw - 2 + b - 1; /* after crop */
+              if (th < 0 || th >= Ho || tw < 0 || tw >= Wo) continue;
+              int64_t ih = ph - 1, iw = pw - 1;
+              ih = ih < 0 ? 0 : (ih >= H ? H - 1 : ih);
+              iw = iw < 0 ? 0 : (iw >= W ? W - 1 : iw);
+              const double f = f4[a] * f4[b] / 16.0;
+              if (!adjoint) y[th * Wo + tw] += f * x[ih * W + iw];
+              else y[ih * W + iw] += f * x[th * Wo + tw];
+            }
+    }
+  }
+}
+
+START_TEST(test_blur) {
+  static const int64_t shapes[][4] = {
+      {2, 3, 7, 9}, {1, 4, 8, 8}, {1, 2, 5, 6}, {1, 1, 2, 3}, {1, 3, 3, 2},
+      {1, 1, 1, 1}, {1, 32, 17, 16}, {2, 5, 2, 2},
+  };
+  negcut_ctx *ctx = open_cpu();
+  ngc_backend *be = ctx->be, *rb = ctx->ref;
+  char what[96];
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    const int64_t N = shapes[s][0], C = shapes[s][1], H = shapes[s][2], W = shapes[s][3];
+    for (int up = 0; up <= 1; up++) {
+      /* reflect pad 1 needs 2 px; the 1x1 case is for blur_up only */
+      if (!up && (H < 2 || W < 2)) continue;
+      const int64_t Ho = up ? 2 * H : (H + 1) / 2, Wo = up ? 2 * W : (W + 1) / 2;
+      buf x = make(ctx, be, 4, N, C, H, W, NAN);
+      buf y = make(ctx, be, 4, N, C, Ho, Wo, 777.0f);
+      buf dy = make(ctx, be, 4, N, C, Ho, Wo, NAN);
+      buf dx = make(ctx, be, 4, N, C, H, W, 777.0f);
+      ref_blur(up, 0, N * C, H, W, x.t.data, y.want);
+      ref_blur(up, 1, N * C, H, W, dy.t.data, dx.want);
+      snprintf(what, sizeof what, "blur_%s (%lld, %lld, %lld, %lld)", up ? "up" : "down",
+               (long long)N, (long long)C, (long long)H, (long long)W);
+      ck_assert_int_eq(up ? be->ops.blur_up_fwd(be, &x.t, &y.t)
+                          : be->ops.blur_down_fwd(be, &x.t, &y.t),
+                       NEGCUT_OK);
+      expect(what, &y.t, y.want, 1.0, 1e-5);
+      ck_assert_int_eq(up ? be->ops.blur_up_bwd(be, &dy.t, &dx.t)
+                          : be->ops.blur_down_bwd(be, &dy.t, &dx.t),
+                       NEGCUT_OK);
+      expect("blur dx", &dx.t, dx.want, 1.0, 1e-5);
+      negcut_status (*rf)(ngc_backend *, const ngc_tensor *, ngc_tensor *) =
+          up ? rb->ops.blur_up_fwd : rb->ops.blur_down_fwd;
+      if (rf && rb != be && rf != (up ? be->ops.blur_up_fwd : be->ops.blur_down_fwd)) {
+        buf ry = make(ctx, rb, 4, N, C, Ho, Wo, 0.0f);
+        buf rdx = make(ctx, rb, 4, N, C, H, W, 0.0f);
+        ck_assert_int_eq(rf(rb, &x.t, &ry.t), NEGCUT_OK);
+        ck_assert_int_eq(up ? rb->ops.blur_up_bwd(rb, &dy.t, &rdx.t)
+                            : rb->ops.blur_down_bwd(rb, &dy.t, &rdx.t),
+                         NEGCUT_OK);
+        expect_same("blur y vs ref backend", &y.t, &ry.t, 16.0);
+        expect_same("blur dx vs ref backend", &dx.t, &rdx.t, 16.0);
+        drop(&ry), drop(&rdx);
+      }
+      drop(&x), drop(&y), drop(&dy), drop(&dx);
+    }
+  }
+  negcut_ctx_free(ctx);
+}
+END_TEST
+
+/* One thread, and more threads than cores; the cache is rebuilt per context. */
+START_TEST(test_threads_and_lifetime) {
+  negcut_ctx_options o;
+  negcut_ctx *ctx = NULL;
+  ck_assert_int_eq(negcut_ctx_options_init(&o), NEGCUT_OK);
+  o.backend = NEGCUT_BACKEND_CPU;
+  o.threads = 1;
+  ck_assert_int_eq(negcut_ctx_create(&ctx, &o), NEGCUT_OK);
+  conv_case c = {1, 16, 16, 12, 12, 3, 1, 1, 0, 1};
+  run_conv_case(ctx, &c, 0);
+  negcut_ctx_free(ctx);
+  o.threads = 3; /* more threads than cores */
+  ck_assert_int_eq(negcut_ctx_create(&ctx, &o), NEGCUT_OK);
+  run_conv_case(ctx, &c, 0);
+  run_conv_case(ctx, &c, 1);
+  negcut_ctx_free(ctx);
+}
+END_TEST
+
+static Suite *suite(void) {
+  Suite *s = suite_create("cpu_conv");
+  TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_conv2d);
+  tcase_add_test(tc, test_convt2d);
+  tcase_add_test(tc, test_blur);
+  tcase_add_test(tc, test_threads_and_lifetime);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) { return ngc_test_run(suite()); }
