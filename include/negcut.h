@@ -14,5 +14,8 @@
 #include "negcut/version.h"
 #include "negcut/core.h"
 #include "negcut/image.h"
+#include "negcut/translate.h"
+#include "negcut/nets.h"
+#include "negcut/losses.h"
 
 #endif

@@ -4,6 +4,9 @@
 #include <negcut/core.h>
 #include <negcut/image.h>
 #include <negcut/version.h>
+#include <negcut/translate.h>
+#include <negcut/nets.h>
+#include <negcut/losses.h>
 
 int main(void) {
   negcut_ctx_options o = NEGCUT_CTX_OPTIONS_INIT;

@@ -1,0 +1,239 @@
+/* negcut-translate: translate image files or folders with a generator.
+ *
+ *   negcut-translate --model M [--output OUT] [--tile N] [--threads N]
+ *                    [--backend cpu|cuda|ref] [--bf16] INPUT...
+ *
+ * INPUT is a file, a folder (its PNG and JPEG files) or - (standard input).
+ * With one input file and an OUT that is not a folder, OUT is the output
+ * file; otherwise OUT (default ./translated) is a folder and each result
+ * keeps its input's base name. Every output has its input's size. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <negcut.h>
+
+typedef struct job {
+  char **inputs; /* paths, "-" for stdin */
+  int n, cap;
+} job;
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: negcut-translate --model M [--output OUT] [--tile N] [--threads N]\n"
+             "                        [--backend cpu|cuda|ref] [--bf16] INPUT...\n"
+             "INPUT: an image file (PNG, JPEG), a folder of them, or - for standard input.\n");
+}
+
+static int is_dir(const char *p) {
+  struct stat s;
+  return stat(p, &s) == 0 && S_ISDIR(s.st_mode);
+}
+
+static int has_image_ext(const char *name) {
+  const char *dot = strrchr(name, '.');
+  return dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
+}
+
+static int push(job *j, const char *path) {
+  if (j->n == j->cap) {
+    int cap = j->cap ? 2 * j->cap : 16;
+    char **ni = realloc(j->inputs, (size_t)cap * sizeof *ni);
+    if (!ni) return -1;
+    j->inputs = ni;
+    j->cap = cap;
+  }
+  j->inputs[j->n] = strdup(path);
+  return j->inputs[j->n++] ? 0 : -1;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds the images of a folder, sorted by name. */
+static int add_folder(job *j, const char *dir) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  int first = j->n;
+  char path[4096];
+  if (!d) {
+    fprintf(stderr, "negcut-translate: %s: %s\n", dir, strerror(errno));
+    return -1;
+  }
+  while ((e = readdir(d)))
+    if (e->d_name[0] != '.' && has_image_ext(e->d_name)) {
+      snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+      if (!is_dir(path) && push(j, path) < 0) break;
+    }
+  closedir(d);
+  qsort(j->inputs + first, (size_t)(j->n - first), sizeof *j->inputs, cmp_str);
+  return 0;
+}
+
+static unsigned char *read_stdin(size_t *size) {
+  size_t cap = 1 << 20, n = 0;
+  unsigned char *buf = malloc(cap);
+  while (buf) {
+    size_t got = fread(buf + n, 1, cap - n, stdin);
+    n += got;
+    if (got == 0) break;
+    if (n == cap) {
+      unsigned char *nb = cap < ((size_t)1 << 30) ? realloc(buf, cap *= 2) : NULL;
+      if (!nb) {
+        free(buf);
+        return NULL;
+      }
+      buf = nb;
+    }
+  }
+  *size = n;
+  return buf;
+}
+
+/* Translates one image; returns 0 on success. */
+static int translate_one(negcut_ctx *ctx, negcut_translator *tr, const negcut_model *model,
+                         const char *in, const char *out) {
+  negcut_image *img = NULL, *res = NULL;
+  negcut_status st;
+  int32_t ci = negcut_model_input_channels(model), co = negcut_model_output_channels(model);
+  if (strcmp(in, "-") == 0) {
+    size_t size = 0;
+    unsigned char *data = read_stdin(&size);
+    st = data ? negcut_image_load_memory(&img, ctx, data, size, NULL) : NEGCUT_ERR_OUT_OF_MEMORY;
+    free(data);
+  } else {
+    st = negcut_image_load(&img, ctx, in, NULL);
+  }
+  if (st == NEGCUT_OK) st = negcut_image_create(&res, ctx, img->width, img->height);
+  if (st == NEGCUT_OK && ci == 1) { /* gray model: BT.601 luma in place */
+    for (uint32_t y = 0; y < img->height; y++) {
+      uint8_t *row = img->pixels + (size_t)y * img->stride_bytes;
+      for (uint32_t x = 0; x < img->width; x++)
+        row[x] = (uint8_t)(0.299f * row[3 * x] + 0.587f * row[3 * x + 1] + 0.114f * row[3 * x + 2] + 0.5f);
+    }
+  }
+  if (st == NEGCUT_OK) {
+    res->channels = (uint32_t)co;
+    res->stride_bytes = (size_t)img->width * (size_t)co;
+    st = negcut_translate_rgb8(tr, img->pixels, img->width, img->height, img->stride_bytes,
+                               res->pixels, res->stride_bytes);
+  }
+  if (st == NEGCUT_OK) st = negcut_image_save(ctx, res, out, NULL);
+  if (st != NEGCUT_OK)
+    fprintf(stderr, "\nnegcut-translate: %s: %s (%s)\n", in, negcut_ctx_last_error(ctx),
+            negcut_status_str(st));
+  negcut_image_free(img);
+  negcut_image_free(res);
+  return st == NEGCUT_OK ? 0 : 1;
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int main(int argc, char **argv) {
+  const char *model_path = NULL, *output = NULL;
+  negcut_ctx_options co;
+  negcut_translator_options to;
+  negcut_ctx *ctx = NULL;
+  negcut_model *model = NULL;
+  negcut_translator *tr = NULL;
+  job j = {0};
+  int failures = 0, bf16 = 0, tty = isatty(2);
+  char out_path[4096];
+
+  negcut_ctx_options_init(&co);
+  negcut_translator_options_init(&to);
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      usage(stdout);
+      return 0;
+    } else if (!strcmp(a, "--model") && v) {
+      model_path = v, i++;
+    } else if (!strcmp(a, "--output") && v) {
+      output = v, i++;
+    } else if (!strcmp(a, "--tile") && v) {
+      to.tile_px = atoi(v), i++;
+    } else if (!strcmp(a, "--threads") && v) {
+      co.threads = atoi(v), i++;
+    } else if (!strcmp(a, "--backend") && v) {
+      co.backend = !strcmp(v, "cpu") ? NEGCUT_BACKEND_CPU : !strcmp(v, "cuda") ? NEGCUT_BACKEND_CUDA
+                 : !strcmp(v, "ref") ? NEGCUT_BACKEND_REF : -1;
+      if (co.backend < 0) {
+        fprintf(stderr, "negcut-translate: unknown backend '%s'\n", v);
+        return 2;
+      }
+      i++;
+    } else if (!strcmp(a, "--bf16")) {
+      bf16 = 1;
+    } else if (a[0] == '-' && a[1] != '\0') {
+      fprintf(stderr, "negcut-translate: unknown or incomplete option '%s'\n", a);
+      usage(stderr);
+      return 2;
+    } else if (strcmp(a, "-") != 0 && is_dir(a)) {
+      if (add_folder(&j, a) < 0) return 1;
+    } else if (push(&j, a) < 0) {
+      fprintf(stderr, "negcut-translate: out of memory\n");
+      return 1;
+    }
+  }
+  if (!model_path || j.n == 0) {
+    usage(stderr);
+    return 2;
+  }
+  if (bf16) {
+    fprintf(stderr, "negcut-translate: --bf16: bf16 inference is not in this build yet\n");
+    return 2;
+  }
+  int single = j.n == 1 && output && !is_dir(output);
+  if (!single) {
+    if (!output) output = "translated";
+    if (!is_dir(output) && mkdir(output, 0777) != 0) {
+      fprintf(stderr, "negcut-translate: cannot create folder %s: %s\n", output, strerror(errno));
+      return 1;
+    }
+  }
+  if (negcut_ctx_create(&ctx, &co) != NEGCUT_OK) {
+    fprintf(stderr, "negcut-translate: %s\n", negcut_ctx_last_error(NULL));
+    return 1;
+  }
+  if (negcut_model_load(&model, ctx, model_path) != NEGCUT_OK ||
+      negcut_translator_create(&tr, ctx, model, &to) != NEGCUT_OK) {
+    fprintf(stderr, "negcut-translate: %s\n", negcut_ctx_last_error(ctx));
+    negcut_model_free(model);
+    negcut_ctx_free(ctx);
+    return 1;
+  }
+  double t0 = now();
+  for (int i = 0; i < j.n; i++) {
+    const char *in = j.inputs[i];
+    if (single) {
+      snprintf(out_path, sizeof out_path, "%s", output);
+    } else {
+      const char *base = strcmp(in, "-") ? strrchr(in, '/') : NULL;
+      base = base ? base + 1 : strcmp(in, "-") ? in : "stdin.png";
+      snprintf(out_path, sizeof out_path, "%s/%s", output, base);
+    }
+    if (tty)
+      fprintf(stderr, "\r[%d/%d] %s -> %s  (%.1f s)   ", i + 1, j.n, in, out_path, now() - t0);
+    failures += translate_one(ctx, tr, model, in, out_path);
+  }
+  if (tty) fprintf(stderr, "\n");
+  fprintf(stderr, "negcut-translate: %d of %d images translated in %.1f s%s%s\n", j.n - failures,
+          j.n, now() - t0, single ? " to " : " into ", single ? out_path : output);
+  negcut_translator_free(tr);
+  negcut_model_free(model);
+  negcut_ctx_free(ctx);
+  for (int i = 0; i < j.n; i++) free(j.inputs[i]);
+  free(j.inputs);
+  return failures ? 1 : 0;
+}

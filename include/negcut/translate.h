@@ -1,0 +1,85 @@
+/*
+ * Translating images with a trained generator: the API most users need.
+ *
+ *   negcut_model *model;       negcut_model_load(&model, ctx, "latest_net_G.safetensors");
+ *   negcut_translator *tr;     negcut_translator_create(&tr, ctx, model, NULL);
+ *   negcut_translate_rgb8(tr, src, width, height, src_stride, dst, dst_stride);
+ *   negcut_translator_free(tr); negcut_model_free(model);
+ *
+ * Images of any size come back at their own size: the input is padded by
+ * reflection to a multiple of 4 and the output cropped back (the reference
+ * code silently changes the size instead). Large images are processed in
+ * overlapping tiles that are blended, so that the working memory stays under
+ * max_memory_bytes; because the generator's instance norms see one tile at a
+ * time, tiled output differs slightly from whole-image output (docs/TRANSLATE.md
+ * gives the measured seam error).
+ *
+ * Ownership and threads: a negcut_model is read-only once loaded and may be
+ * shared by any number of translators in different threads, provided each
+ * translator was made with its own context (a context and a translator are
+ * used by one thread at a time). The model must outlive its translators, and
+ * every translator's context must use the same backend kind as the model's.
+ */
+#ifndef NEGCUT_TRANSLATE_H
+#define NEGCUT_TRANSLATE_H
+
+#include "core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct negcut_model negcut_model;
+typedef struct negcut_translator negcut_translator;
+
+/* Loads a generator from a safetensors checkpoint (ours, or a reference
+ * .pth converted by tools/pth2safetensors.py). */
+NEGCUT_API negcut_status negcut_model_load(negcut_model **out, negcut_ctx *ctx,
+                                           const char *path);
+/* The same from memory (the bytes are copied as needed, not kept). */
+NEGCUT_API negcut_status negcut_model_load_memory(negcut_model **out, negcut_ctx *ctx,
+                                                  const void *data, size_t size);
+NEGCUT_API void negcut_model_free(negcut_model *model);
+/* Input and output channel counts of the generator. */
+NEGCUT_API int32_t negcut_model_input_channels(const negcut_model *model);
+NEGCUT_API int32_t negcut_model_output_channels(const negcut_model *model);
+
+#define NEGCUT_TRANSLATOR_OPTIONS_VERSION 1
+typedef struct negcut_translator_options {
+  uint32_t version;          /* NEGCUT_TRANSLATOR_OPTIONS_VERSION */
+  uint64_t max_memory_bytes; /* working memory per translator; 0: 2 GiB */
+  int32_t tile_px;           /* tile side; 0: largest that fits the memory limit */
+  int32_t overlap_px;        /* blended border between tiles; 0: 32 */
+} negcut_translator_options;
+
+#define NEGCUT_TRANSLATOR_OPTIONS_INIT { NEGCUT_TRANSLATOR_OPTIONS_VERSION, 0, 0, 0 }
+
+NEGCUT_API negcut_status negcut_translator_options_init(negcut_translator_options *opts);
+/* ctx: the context this translator runs on (one per thread). */
+NEGCUT_API negcut_status negcut_translator_create(negcut_translator **out, negcut_ctx *ctx,
+                                                  const negcut_model *model,
+                                                  const negcut_translator_options *opts);
+NEGCUT_API void negcut_translator_free(negcut_translator *tr);
+
+/* Interleaved 8-bit images (RGB for a 3-channel model, gray for 1), rows
+ * stride bytes apart. src and dst may not overlap. */
+NEGCUT_API negcut_status negcut_translate_rgb8(negcut_translator *tr, const uint8_t *src,
+                                               uint32_t width, uint32_t height,
+                                               size_t src_stride, uint8_t *dst,
+                                               size_t dst_stride);
+/* count images of one size at once: src[i] -> dst[i]. */
+NEGCUT_API negcut_status negcut_translate_rgb8_batch(negcut_translator *tr, uint32_t count,
+                                                     const uint8_t *const *src,
+                                                     uint32_t width, uint32_t height,
+                                                     size_t src_stride, uint8_t *const *dst,
+                                                     size_t dst_stride);
+/* Float NCHW in [-1, 1]: src (n, in_channels, height, width) -> dst (n,
+ * out_channels, height, width), values in [-1, 1] (the generator's tanh). */
+NEGCUT_API negcut_status negcut_translate_f32(negcut_translator *tr, const float *src,
+                                              uint32_t n, uint32_t height, uint32_t width,
+                                              float *dst);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,34 @@
+/* Inference internals: the loaded model and the translator. */
+#ifndef NGC_INFER_H
+#define NGC_INFER_H
+
+#include "models/checkpoint.h"
+#include "models/net.h"
+#include "negcut/translate.h"
+
+struct negcut_model {
+  negcut_ctx *ctx; /* the context that holds the weights */
+  ngc_generator_cfg cfg;
+  ngc_net net;
+};
+
+struct negcut_translator {
+  negcut_ctx *ctx;
+  const negcut_model *model;
+  negcut_translator_options opts;
+  ngc_tape tape;
+  float *in_host, *out_host; /* (N, C, H, W) staging, grown as needed */
+  size_t in_cap, out_cap;
+};
+
+/* Mirror index of i into [0, n): reflection without repeating the edge,
+ * periodic for any i (so pads wider than the image work too). */
+static inline int64_t ngc_reflect_index(int64_t i, int64_t n) {
+  if (n == 1) return 0;
+  int64_t period = 2 * (n - 1);
+  i %= period;
+  if (i < 0) i += period;
+  return i < n ? i : period - i;
+}
+
+#endif

@@ -1,0 +1,270 @@
+/* The translator: whole images of any size, tiled under a memory limit. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "infer.h"
+
+#define NGC_DEFAULT_MEMORY ((uint64_t)2 << 30)
+#define NGC_DEFAULT_OVERLAP 32
+#define NGC_MIN_SIDE 8 /* reflect pads need >= 4 px at full and >= 2 at 1/4 size */
+
+negcut_status negcut_translator_options_init(negcut_translator_options *opts) {
+  static const negcut_translator_options defaults = NEGCUT_TRANSLATOR_OPTIONS_INIT;
+  if (!opts)
+    return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_translator_options_init: NULL");
+  *opts = defaults;
+  return NEGCUT_OK;
+}
+
+negcut_status negcut_translator_create(negcut_translator **out, negcut_ctx *ctx,
+                                       const negcut_model *model,
+                                       const negcut_translator_options *opts) {
+  negcut_translator *tr;
+  if (!out || !ctx || !model)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_translator_create: NULL argument");
+  *out = NULL;
+  if (opts && opts->version != NEGCUT_TRANSLATOR_OPTIONS_VERSION)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_translator_create: options version %u, expected %u",
+                     (unsigned)opts->version, NEGCUT_TRANSLATOR_OPTIONS_VERSION);
+  if (opts && (opts->tile_px < 0 || opts->overlap_px < 0 || (opts->tile_px && opts->tile_px < 16)))
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_translator_create: tile_px must be 0 or >= 16, overlap_px >= 0");
+  if (ctx->kind != model->ctx->kind || (!ctx->be->host_memory && ctx->device != model->ctx->device))
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_translator_create: the model lives on backend %s, this context uses %s",
+                     negcut_backend_name(model->ctx->kind), negcut_backend_name(ctx->kind));
+  tr = calloc(1, sizeof *tr);
+  if (!tr) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translator: out of memory");
+  tr->ctx = ctx;
+  tr->model = model;
+  negcut_translator_options_init(&tr->opts);
+  if (opts) tr->opts = *opts;
+  if (!tr->opts.max_memory_bytes) tr->opts.max_memory_bytes = NGC_DEFAULT_MEMORY;
+  if (!tr->opts.overlap_px) tr->opts.overlap_px = NGC_DEFAULT_OVERLAP;
+  tr->opts.overlap_px = (tr->opts.overlap_px + 3) & ~3;
+  ngc_tape_init(&tr->tape, ctx);
+  *out = tr;
+  return NEGCUT_OK;
+}
+
+void negcut_translator_free(negcut_translator *tr) {
+  if (!tr) return;
+  ngc_tape_free(&tr->tape);
+  free(tr->in_host);
+  free(tr->out_host);
+  free(tr);
+}
+
+static int64_t round4(int64_t v) {
+  v = (v + 3) & ~(int64_t)3;
+  return v < NGC_MIN_SIDE ? NGC_MIN_SIDE : v;
+}
+
+/* Working bytes of one generator run on (n, c, h, w): three rotating
+ * activation buffers, input, output, and as much again for the backend's
+ * own scratch (oneDNN's blocked copies). */
+static uint64_t run_bytes(const negcut_model *m, int64_t n, int64_t h, int64_t w) {
+  int64_t in[4] = {n, m->cfg.input_nc, h, w};
+  int64_t peak = ngc_seq_peak_numel(&m->net, in);
+  return (uint64_t)(5 * peak + n * (m->cfg.input_nc + m->cfg.output_nc) * h * w) * sizeof(float);
+}
+
+static negcut_status grow(negcut_ctx *ctx, float **buf, size_t *cap, size_t count) {
+  if (count <= *cap) return NEGCUT_OK;
+  float *nb = realloc(*buf, count * sizeof *nb);
+  if (!nb) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translate: cannot allocate %zu floats", count);
+  *buf = nb;
+  *cap = count;
+  return NEGCUT_OK;
+}
+
+/* Runs the generator on the region [y0, y0 + rh) x [x0, x0 + rw) of each of
+ * the n images in src (n, ci, H, W), reflect-padded to a valid size, and
+ * leaves (n, co, rh, rw) in tr->out_host (cropped back). */
+static negcut_status run_region(negcut_translator *tr, const float *src, int64_t n, int64_t H,
+                                int64_t W, int64_t y0, int64_t x0, int64_t rh, int64_t rw) {
+  const negcut_model *m = tr->model;
+  negcut_ctx *ctx = tr->ctx;
+  int64_t ci = m->cfg.input_nc, co = m->cfg.output_nc, ph = round4(rh), pw = round4(rw);
+  ngc_tensor x, y;
+  negcut_status st = grow(ctx, &tr->in_host, &tr->in_cap, (size_t)(n * ci * ph * pw));
+  if (!st) st = grow(ctx, &tr->out_host, &tr->out_cap, (size_t)(n * co * ph * pw));
+  if (st) return st;
+  /* Reflect-pad inside the region: the padding sits at the bottom/right. */
+  for (int64_t p = 0; p < n * ci; p++)
+    for (int64_t i = 0; i < ph; i++) {
+      const float *row = src + (p * H + y0 + ngc_reflect_index(i, rh)) * W + x0;
+      float *dst = tr->in_host + (p * ph + i) * pw;
+      memcpy(dst, row, (size_t)rw * sizeof *dst);
+      for (int64_t j = rw; j < pw; j++) dst[j] = row[ngc_reflect_index(j, rw)];
+    }
+  st = ngc_tape_reset(&tr->tape);
+  if (!st) st = ngc_tape_tensor(&tr->tape, &x, 4, (int64_t[4]){n, ci, ph, pw});
+  if (!st) st = ngc_tape_tensor(&tr->tape, &y, 4, (int64_t[4]){n, co, ph, pw});
+  if (!st)
+    st = ctx->be->ops.upload(ctx->be, x.data, tr->in_host, (size_t)ngc_numel(&x) * sizeof(float));
+  if (!st) st = ngc_seq_forward((ngc_net *)&m->net, &tr->tape, &x, -1, NULL, &y);
+  if (!st)
+    st = ctx->be->ops.download(ctx->be, tr->out_host, y.data, (size_t)ngc_numel(&y) * sizeof(float));
+  if (st) return st;
+  /* Crop (n, co, ph, pw) to (n, co, rh, rw) in place: rows only move down. */
+  for (int64_t p = 0; p < n * co; p++)
+    for (int64_t i = 0; i < rh; i++)
+      memmove(tr->out_host + (p * rh + i) * rw, tr->out_host + (p * ph + i) * pw,
+              (size_t)rw * sizeof(float));
+  return NEGCUT_OK;
+}
+
+/* Feathering weight of position i in a tile [0, len) whose low/high edges
+ * are interior (blended) or on the image border (weight 1). */
+static float ramp(int64_t i, int64_t len, int64_t overlap, int lo_inner, int hi_inner) {
+  float w = 1.0f;
+  if (lo_inner && i < overlap) w = fminf(w, (float)(i + 0.5) / (float)overlap);
+  if (hi_inner && len - 1 - i < overlap) w = fminf(w, (float)(len - i - 0.5) / (float)overlap);
+  return w;
+}
+
+static negcut_status translate_tiled(negcut_translator *tr, const float *src, int64_t H, int64_t W,
+                                     float *dst) {
+  const negcut_model *m = tr->model;
+  int64_t co = m->cfg.output_nc, ov = tr->opts.overlap_px, t = tr->opts.tile_px;
+  float *wsum = calloc((size_t)(H * W), sizeof *wsum);
+  negcut_status st = NEGCUT_OK;
+  if (!wsum) return ngc_error(tr->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translate: out of memory");
+  if (!t) { /* the largest tile whose run fits the budget */
+    t = 16;
+    while (run_bytes(m, 1, round4(t + 16 + 2 * ov), round4(t + 16 + 2 * ov)) <= tr->opts.max_memory_bytes)
+      t += 16;
+  }
+  t &= ~(int64_t)3;
+  if (run_bytes(m, 1, round4(t + 2 * ov), round4(t + 2 * ov)) > tr->opts.max_memory_bytes && !tr->opts.tile_px) {
+    free(wsum);
+    return ngc_error(tr->ctx, NEGCUT_ERR_LIMIT,
+                     "translate: even a 16 px tile needs more than max_memory_bytes %llu",
+                     (unsigned long long)tr->opts.max_memory_bytes);
+  }
+  memset(dst, 0, (size_t)(co * H * W) * sizeof *dst);
+  for (int64_t ty = 0; ty < H && !st; ty += t)
+    for (int64_t tx = 0; tx < W && !st; tx += t) {
+      int64_t y0 = ty - ov > 0 ? ty - ov : 0, x0 = tx - ov > 0 ? tx - ov : 0;
+      int64_t y1 = ty + t + ov < H ? ty + t + ov : H, x1 = tx + t + ov < W ? tx + t + ov : W;
+      int64_t rh = y1 - y0, rw = x1 - x0;
+      st = run_region(tr, src, 1, H, W, y0, x0, rh, rw);
+      for (int64_t i = 0; i < rh && !st; i++) {
+        float wy = ramp(i, rh, ov, y0 > 0, y1 < H);
+        for (int64_t j = 0; j < rw; j++) {
+          float wgt = wy * ramp(j, rw, ov, x0 > 0, x1 < W);
+          wsum[(y0 + i) * W + x0 + j] += wgt;
+          for (int64_t c = 0; c < co; c++)
+            dst[(c * H + y0 + i) * W + x0 + j] += wgt * tr->out_host[(c * rh + i) * rw + j];
+        }
+      }
+    }
+  for (int64_t c = 0; c < co && !st; c++)
+    for (int64_t p = 0; p < H * W; p++) dst[c * H * W + p] /= wsum[p];
+  free(wsum);
+  return st;
+}
+
+/* src (n, ci, H, W) -> dst (n, co, H, W). */
+static negcut_status translate_planar(negcut_translator *tr, const float *src, int64_t n, int64_t H,
+                                      int64_t W, float *dst) {
+  const negcut_model *m = tr->model;
+  int64_t ci = m->cfg.input_nc, co = m->cfg.output_nc;
+  negcut_status st = NEGCUT_OK;
+  ngc_error_clear(tr->ctx);
+  if (run_bytes(m, n, round4(H), round4(W)) <= tr->opts.max_memory_bytes && !tr->opts.tile_px) {
+    st = run_region(tr, src, n, H, W, 0, 0, H, W);
+    if (!st) memcpy(dst, tr->out_host, (size_t)(n * co * H * W) * sizeof *dst);
+    return st;
+  }
+  if (n > 1 && run_bytes(m, 1, round4(H), round4(W)) <= tr->opts.max_memory_bytes &&
+      !tr->opts.tile_px) {
+    for (int64_t i = 0; i < n && !st; i++) {
+      st = run_region(tr, src + i * ci * H * W, 1, H, W, 0, 0, H, W);
+      if (!st) memcpy(dst + i * co * H * W, tr->out_host, (size_t)(co * H * W) * sizeof *dst);
+    }
+    return st;
+  }
+  for (int64_t i = 0; i < n && !st; i++)
+    st = translate_tiled(tr, src + i * ci * H * W, H, W, dst + i * co * H * W);
+  return st;
+}
+
+static negcut_status check_size(negcut_translator *tr, uint32_t n, uint32_t h, uint32_t w) {
+  if (!n || !h || !w)
+    return ngc_error(tr->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "translate: empty image (%ux%u, %u)",
+                     (unsigned)w, (unsigned)h, (unsigned)n);
+  if ((uint64_t)n * h * w > ((uint64_t)1 << 34))
+    return ngc_error(tr->ctx, NEGCUT_ERR_LIMIT, "translate: %u images of %ux%u is too large",
+                     (unsigned)n, (unsigned)w, (unsigned)h);
+  return NEGCUT_OK;
+}
+
+negcut_status negcut_translate_f32(negcut_translator *tr, const float *src, uint32_t n,
+                                   uint32_t height, uint32_t width, float *dst) {
+  if (!tr || !src || !dst)
+    return ngc_error(tr ? tr->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_translate_f32: NULL argument");
+  negcut_status st = check_size(tr, n, height, width);
+  return st ? st : translate_planar(tr, src, n, height, width, dst);
+}
+
+negcut_status negcut_translate_rgb8_batch(negcut_translator *tr, uint32_t count,
+                                          const uint8_t *const *src, uint32_t width,
+                                          uint32_t height, size_t src_stride, uint8_t *const *dst,
+                                          size_t dst_stride) {
+  const negcut_model *m;
+  int64_t ci, co, H = height, W = width, plane = (int64_t)height * width;
+  float *in = NULL, *out = NULL;
+  negcut_status st;
+  if (!tr || !src || !dst)
+    return ngc_error(tr ? tr->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_translate_rgb8: NULL argument");
+  m = tr->model;
+  ci = m->cfg.input_nc;
+  co = m->cfg.output_nc;
+  st = check_size(tr, count, height, width);
+  if (st) return st;
+  if (src_stride < (size_t)W * (size_t)ci || dst_stride < (size_t)W * (size_t)co)
+    return ngc_error(tr->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_translate_rgb8: stride %zu/%zu shorter than a row (%lld px x %lld/%lld ch)",
+                     src_stride, dst_stride, (long long)W, (long long)ci, (long long)co);
+  for (uint32_t i = 0; i < count; i++)
+    if (!src[i] || !dst[i])
+      return ngc_error(tr->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_translate_rgb8: image %u is NULL",
+                       (unsigned)i);
+  in = malloc((size_t)(count * ci * plane) * sizeof *in);
+  out = malloc((size_t)(count * co * plane) * sizeof *out);
+  if (!in || !out) {
+    free(in);
+    free(out);
+    return ngc_error(tr->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translate: out of memory");
+  }
+  /* ToTensor then Normalize(0.5, 0.5), as the reference's data pipeline. */
+  for (uint32_t i = 0; i < count; i++)
+    for (int64_t y = 0; y < H; y++)
+      for (int64_t x = 0; x < W; x++)
+        for (int64_t c = 0; c < ci; c++)
+          in[((int64_t)i * ci + c) * plane + y * W + x] =
+              ((float)src[i][(size_t)y * src_stride + (size_t)(x * ci + c)] / 255.0f - 0.5f) / 0.5f;
+  st = translate_planar(tr, in, count, H, W, out);
+  /* The reference's tensor2im: clamp, (x + 1) / 2 * 255, truncate. */
+  for (uint32_t i = 0; i < count && !st; i++)
+    for (int64_t y = 0; y < H; y++)
+      for (int64_t x = 0; x < W; x++)
+        for (int64_t c = 0; c < co; c++) {
+          float v = out[((int64_t)i * co + c) * plane + y * W + x];
+          v = v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v;
+          dst[i][(size_t)y * dst_stride + (size_t)(x * co + c)] = (uint8_t)((v + 1.0f) / 2.0f * 255.0f);
+        }
+  free(in);
+  free(out);
+  return st;
+}
+
+negcut_status negcut_translate_rgb8(negcut_translator *tr, const uint8_t *src, uint32_t width,
+                                    uint32_t height, size_t src_stride, uint8_t *dst,
+                                    size_t dst_stride) {
+  return negcut_translate_rgb8_batch(tr, 1, &src, width, height, src_stride, &dst, dst_stride);
+}

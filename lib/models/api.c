@@ -1,0 +1,492 @@
+/* negcut/nets.h: tensors, tapes and networks for build-your-own loops. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "checkpoint.h"
+
+#define NEED(ctx, cond, what)                                                     \
+  do {                                                                            \
+    if (!(cond)) return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s", what);  \
+  } while (0)
+
+/* ---------------------------------------------------------------- tensors */
+
+negcut_status negcut_tensor_create(negcut_tensor **out, negcut_ctx *ctx, int32_t ndim,
+                                   const int64_t *shape) {
+  negcut_tensor *t;
+  negcut_status st;
+  NEED(ctx, out && ctx && shape, "negcut_tensor_create: NULL argument");
+  *out = NULL;
+  t = calloc(1, sizeof *t);
+  if (!t) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "tensor: out of memory");
+  t->ctx = ctx;
+  st = ngc_tensor_alloc(ctx, ctx->be, &t->t, ndim, shape);
+  if (st) {
+    free(t);
+    return st;
+  }
+  *out = t;
+  return NEGCUT_OK;
+}
+
+void negcut_tensor_free(negcut_tensor *t) {
+  if (!t) return;
+  ngc_tensor_release(&t->t);
+  free(t);
+}
+
+int32_t negcut_tensor_ndim(const negcut_tensor *t) { return t ? t->t.ndim : 0; }
+int64_t negcut_tensor_dim(const negcut_tensor *t, int32_t i) {
+  return t && i >= 0 && i < t->t.ndim ? t->t.dim[i] : 0;
+}
+int64_t negcut_tensor_numel(const negcut_tensor *t) { return t ? ngc_numel(&t->t) : 0; }
+
+static negcut_status transfer(const negcut_tensor *t, void *dst, const void *src, size_t count,
+                              int up, const char *who) {
+  ngc_backend *be = t->ctx->be;
+  if (count != (size_t)ngc_numel(&t->t))
+    return ngc_error(t->ctx, NEGCUT_ERR_SHAPE, "%s: %zu values for a tensor of %lld", who, count,
+                     (long long)ngc_numel(&t->t));
+  return up ? be->ops.upload(be, dst, src, count * sizeof(float))
+            : be->ops.download(be, dst, src, count * sizeof(float));
+}
+
+negcut_status negcut_tensor_write(negcut_tensor *t, const float *src, size_t count) {
+  if (!t || !src) return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_tensor_write: NULL");
+  return transfer(t, t->t.data, src, count, 1, "negcut_tensor_write");
+}
+
+negcut_status negcut_tensor_read(const negcut_tensor *t, float *dst, size_t count) {
+  if (!t || !dst) return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_tensor_read: NULL");
+  return transfer(t, dst, t->t.data, count, 0, "negcut_tensor_read");
+}
+
+negcut_status negcut_tensor_fill(negcut_tensor *t, float value) {
+  if (!t) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_tensor_fill: NULL");
+  return ngc_fill(t->ctx, &t->t, value);
+}
+
+/* ------------------------------------------------------------------ tapes */
+
+negcut_status negcut_tape_create(negcut_tape **out, negcut_ctx *ctx) {
+  negcut_tape *tp;
+  NEED(ctx, out && ctx, "negcut_tape_create: NULL argument");
+  tp = calloc(1, sizeof *tp);
+  if (!tp) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "tape: out of memory");
+  tp->ctx = ctx;
+  ngc_tape_init(&tp->tape, ctx);
+  *out = tp;
+  return NEGCUT_OK;
+}
+
+negcut_status negcut_tape_reset(negcut_tape *tape) {
+  if (!tape) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_tape_reset: NULL");
+  return ngc_tape_reset(&tape->tape);
+}
+
+void negcut_tape_free(negcut_tape *tape) {
+  if (!tape) return;
+  ngc_tape_free(&tape->tape);
+  free(tape);
+}
+
+negcut_tensor *ngc_api_tape_tensor(negcut_tape *tape, const ngc_tensor *t) {
+  negcut_tensor *h = ngc_tape_host(&tape->tape, sizeof *h);
+  if (!h) return NULL;
+  h->ctx = tape->ctx;
+  h->t = *t;
+  h->t.owns = 0;
+  return h;
+}
+
+negcut_record *ngc_api_record(negcut_tape *tape, ngc_record_kind kind, const void *owner) {
+  negcut_record *r = ngc_tape_host(&tape->tape, sizeof *r);
+  if (!r) return NULL;
+  r->kind = kind;
+  r->owner = owner;
+  r->tape = tape;
+  return r;
+}
+
+/* --------------------------------------------------------------- options */
+
+negcut_status negcut_generator_options_init(negcut_generator_options *o) {
+  static const negcut_generator_options d = NEGCUT_GENERATOR_OPTIONS_INIT;
+  NEED(NULL, o, "negcut_generator_options_init: NULL");
+  *o = d;
+  return NEGCUT_OK;
+}
+
+negcut_status negcut_discriminator_options_init(negcut_discriminator_options *o) {
+  static const negcut_discriminator_options d = NEGCUT_DISCRIMINATOR_OPTIONS_INIT;
+  NEED(NULL, o, "negcut_discriminator_options_init: NULL");
+  *o = d;
+  return NEGCUT_OK;
+}
+
+negcut_status negcut_head_options_init(negcut_head_options *o) {
+  static const negcut_head_options d = NEGCUT_HEAD_OPTIONS_INIT;
+  NEED(NULL, o, "negcut_head_options_init: NULL");
+  *o = d;
+  return NEGCUT_OK;
+}
+
+/* --------------------------------------------------------------- networks */
+
+static negcut_status finish(negcut_net **out, negcut_net *n, negcut_status st, uint32_t id,
+                            uint32_t default_id, float gain) {
+  if (!st) st = ngc_net_init_weights(&n->net, id ? id : default_id, gain > 0 ? gain : 0.02f);
+  if (st) {
+    negcut_net_free(n);
+    return st;
+  }
+  *out = n;
+  return NEGCUT_OK;
+}
+
+static negcut_net *new_net(negcut_ctx *ctx) {
+  negcut_net *n = calloc(1, sizeof *n);
+  if (n) n->ctx = ctx;
+  else ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "network: out of memory");
+  return n;
+}
+
+static int bad_version(negcut_ctx *ctx, uint32_t got, uint32_t want, const char *who) {
+  if (got == want) return 0;
+  ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s: options version %u, expected %u", who,
+            (unsigned)got, (unsigned)want);
+  return 1;
+}
+
+negcut_status negcut_net_create_generator(negcut_net **out, negcut_ctx *ctx,
+                                          const negcut_generator_options *opts) {
+  negcut_generator_options o = NEGCUT_GENERATOR_OPTIONS_INIT;
+  negcut_net *n;
+  NEED(ctx, out && ctx, "negcut_net_create_generator: NULL argument");
+  *out = NULL;
+  if (opts) {
+    if (bad_version(ctx, opts->version, NEGCUT_GENERATOR_OPTIONS_VERSION, "generator"))
+      return NEGCUT_ERR_INVALID_ARGUMENT;
+    o = *opts;
+  }
+  if (o.input_nc < 1 || o.output_nc < 1 || o.ngf < 1 || o.n_blocks < 0 || o.ngf > 4096 ||
+      o.n_blocks > 64 || o.input_nc > 64 || o.output_nc > 64)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "generator: input_nc %d, output_nc %d, ngf %d, n_blocks %d out of range",
+                     (int)o.input_nc, (int)o.output_nc, (int)o.ngf, (int)o.n_blocks);
+  if (!(n = new_net(ctx))) return NEGCUT_ERR_OUT_OF_MEMORY;
+  n->gcfg = (ngc_generator_cfg){o.input_nc, o.output_nc, o.ngf, o.n_blocks, o.no_antialias != 0,
+                                o.no_antialias_up != 0};
+  return finish(out, n, ngc_generator_build(&n->net, ctx, &n->gcfg), o.init_id, 1, o.init_gain);
+}
+
+negcut_status negcut_net_create_discriminator(negcut_net **out, negcut_ctx *ctx,
+                                              const negcut_discriminator_options *opts) {
+  negcut_discriminator_options o = NEGCUT_DISCRIMINATOR_OPTIONS_INIT;
+  negcut_net *n;
+  NEED(ctx, out && ctx, "negcut_net_create_discriminator: NULL argument");
+  *out = NULL;
+  if (opts) {
+    if (bad_version(ctx, opts->version, NEGCUT_DISCRIMINATOR_OPTIONS_VERSION, "discriminator"))
+      return NEGCUT_ERR_INVALID_ARGUMENT;
+    o = *opts;
+  }
+  if (o.input_nc < 1 || o.ndf < 1 || o.n_layers < 1 || o.n_layers > 8 || o.ndf > 4096 || o.input_nc > 64)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "discriminator: input_nc %d, ndf %d, n_layers %d out of range",
+                     (int)o.input_nc, (int)o.ndf, (int)o.n_layers);
+  if (!(n = new_net(ctx))) return NEGCUT_ERR_OUT_OF_MEMORY;
+  ngc_discriminator_cfg c = {o.input_nc, o.ndf, o.n_layers, o.no_antialias != 0};
+  return finish(out, n, ngc_discriminator_build(&n->net, ctx, &c), o.init_id, 2, o.init_gain);
+}
+
+static negcut_status create_head(negcut_net **out, negcut_ctx *ctx, const negcut_head_options *opts,
+                                 int neggen) {
+  negcut_head_options o = NEGCUT_HEAD_OPTIONS_INIT;
+  negcut_net *n;
+  NEED(ctx, out && ctx, "negcut_net_create_projector/neggen: NULL argument");
+  *out = NULL;
+  if (opts) {
+    if (bad_version(ctx, opts->version, NEGCUT_HEAD_OPTIONS_VERSION, "head"))
+      return NEGCUT_ERR_INVALID_ARGUMENT;
+    o = *opts;
+  }
+  if (o.nc > 65536 || o.z_dim > 65536 || o.n_layers > NEGCUT_MAX_NCE_LAYERS)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "head: nc %d, z_dim %d, %d layers out of range",
+                     (int)o.nc, (int)o.z_dim, (int)o.n_layers);
+  if (!(n = new_net(ctx))) return NEGCUT_ERR_OUT_OF_MEMORY;
+  negcut_status st = neggen ? ngc_neggen_build(&n->net, ctx, o.n_layers, o.nc, o.z_dim)
+                            : ngc_projector_build(&n->net, ctx, o.n_layers, o.channels, o.nc);
+  return finish(out, n, st, o.init_id, neggen ? 4 : 3, o.init_gain);
+}
+
+negcut_status negcut_net_create_projector(negcut_net **out, negcut_ctx *ctx,
+                                          const negcut_head_options *opts) {
+  return create_head(out, ctx, opts, 0);
+}
+
+negcut_status negcut_net_create_neggen(negcut_net **out, negcut_ctx *ctx,
+                                       const negcut_head_options *opts) {
+  return create_head(out, ctx, opts, 1);
+}
+
+void negcut_net_free(negcut_net *net) {
+  if (!net) return;
+  ngc_net_release(&net->net);
+  free(net);
+}
+
+static const ngc_param *param_at(const negcut_net *net, int32_t i) {
+  return net && i >= 0 && i < net->net.n_params ? &net->net.params[i] : NULL;
+}
+
+int32_t negcut_net_param_count(const negcut_net *net) { return net ? net->net.n_params : 0; }
+
+const char *negcut_net_param_name(const negcut_net *net, int32_t i) {
+  const ngc_param *p = param_at(net, i);
+  return p ? p->name : NULL;
+}
+
+int32_t negcut_net_param_shape(const negcut_net *net, int32_t i, int64_t shape[4]) {
+  const ngc_param *p = param_at(net, i);
+  if (!p || !shape) return 0;
+  for (int32_t d = 0; d < 4; d++) shape[d] = d < p->value.ndim ? p->value.dim[d] : 1;
+  return p->value.ndim;
+}
+
+int32_t negcut_net_param_is_buffer(const negcut_net *net, int32_t i) {
+  const ngc_param *p = param_at(net, i);
+  return p ? p->buffer : 0;
+}
+
+static negcut_status param_io(const negcut_net *net, int32_t i, size_t count, const char *who,
+                              const ngc_param **out) {
+  const ngc_param *p = param_at(net, i);
+  if (!p) return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "%s: no parameter %d", who, (int)i);
+  if (count != (size_t)ngc_numel(&p->value))
+    return ngc_error(net->ctx, NEGCUT_ERR_SHAPE, "%s: %zu values for %s, which has %lld", who,
+                     count, p->name, (long long)ngc_numel(&p->value));
+  *out = p;
+  return NEGCUT_OK;
+}
+
+negcut_status negcut_net_param_read(const negcut_net *net, int32_t i, float *dst, size_t count) {
+  const ngc_param *p = NULL;
+  negcut_status st = param_io(net, i, count, "negcut_net_param_read", &p);
+  if (!st && !dst) st = ngc_error(net->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_net_param_read: NULL");
+  return st ? st : ngc_param_download(&net->net, i, dst, 0);
+}
+
+negcut_status negcut_net_param_write(negcut_net *net, int32_t i, const float *src, size_t count) {
+  const ngc_param *p = NULL;
+  negcut_status st = param_io(net, i, count, "negcut_net_param_write", &p);
+  if (!st && !src) st = ngc_error(net->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_net_param_write: NULL");
+  if (!st && p->buffer)
+    st = ngc_error(net->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s is a fixed buffer", p->name);
+  return st ? st : ngc_param_upload(&net->net, i, src);
+}
+
+negcut_status negcut_net_grad_read(const negcut_net *net, int32_t i, float *dst, size_t count) {
+  const ngc_param *p = NULL;
+  negcut_status st = param_io(net, i, count, "negcut_net_grad_read", &p);
+  if (!st && !dst) st = ngc_error(net->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_net_grad_read: NULL");
+  return st ? st : ngc_param_download(&net->net, i, dst, 1);
+}
+
+negcut_status negcut_net_zero_grad(negcut_net *net) {
+  if (!net) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_net_zero_grad: NULL");
+  return ngc_net_zero_grad(&net->net);
+}
+
+negcut_status negcut_net_set_requires_grad(negcut_net *net, int32_t on) {
+  if (!net) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_net_set_requires_grad: NULL");
+  net->net.requires_grad = on != 0;
+  return NEGCUT_OK;
+}
+
+static const char *kind_name(ngc_net_kind k) {
+  switch (k) {
+  case NGC_NET_GENERATOR: return "generator";
+  case NGC_NET_DISCRIMINATOR: return "discriminator";
+  case NGC_NET_PROJECTOR: return "projector";
+  default: return "negative_generator";
+  }
+}
+
+negcut_status negcut_net_save(const negcut_net *net, const char *path) {
+  ngc_cfg_meta meta;
+  if (!net || !path) return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_net_save: NULL");
+  if (net->net.kind == NGC_NET_GENERATOR) {
+    ngc_generator_cfg_meta(&net->gcfg, &meta);
+  } else {
+    meta.n = 2;
+    meta.keys[0] = "net";
+    meta.values[0] = kind_name(net->net.kind);
+    meta.keys[1] = "format";
+    meta.values[1] = "libnegcut";
+  }
+  return ngc_net_save(net->ctx, &net->net, path, meta.n, meta.keys, meta.values);
+}
+
+negcut_status negcut_net_load(negcut_net *net, const char *path) {
+  ngc_st_file *f = NULL;
+  negcut_status st;
+  if (!net || !path) return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_net_load: NULL");
+  st = ngc_st_open(net->ctx, path, &f);
+  if (!st) st = ngc_net_load(net->ctx, &net->net, f, path);
+  ngc_st_close(f);
+  return st;
+}
+
+/* ------------------------------------------------ forward and backward */
+
+static int sequential(const negcut_net *net) {
+  return net->net.kind == NGC_NET_GENERATOR || net->net.kind == NGC_NET_DISCRIMINATOR;
+}
+
+negcut_status negcut_net_output_shape(const negcut_net *net, const int64_t in[4], int64_t out[4]) {
+  if (!net || !in || !out || !sequential(net))
+    return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_net_output_shape: NULL or not a generator/discriminator");
+  return ngc_seq_shape(net->ctx, &net->net, in, -1, out);
+}
+
+negcut_status negcut_net_forward(negcut_net *net, negcut_tape *tape, const negcut_tensor *x,
+                                 negcut_tensor *y, negcut_record **rec) {
+  negcut_record *r = NULL;
+  ngc_tape scratch;
+  negcut_status st;
+  if (!net || !x || !y || !sequential(net) || (tape && !rec))
+    return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_net_forward: NULL argument, a record pointer missing, or not a generator/discriminator");
+  if (!tape) { /* inference on a throwaway tape */
+    ngc_tape_init(&scratch, net->ctx);
+    st = ngc_seq_forward(&net->net, &scratch, &x->t, -1, NULL, &y->t);
+    ngc_tape_free(&scratch);
+    return st;
+  }
+  *rec = NULL;
+  r = ngc_api_record(tape, NGC_REC_SEQ, net);
+  if (!r) return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "forward: out of memory");
+  st = ngc_seq_forward(&net->net, &tape->tape, &x->t, -1, &r->u.seq, &y->t);
+  if (!st) *rec = r;
+  return st;
+}
+
+negcut_status negcut_net_encode(negcut_net *net, negcut_tape *tape, const negcut_tensor *x,
+                                int32_t n, const int32_t *layers, negcut_tensor **feats,
+                                negcut_record **rec) {
+  negcut_record *r;
+  negcut_status st;
+  if (!net || !tape || !x || !layers || !feats || !rec || net->net.kind != NGC_NET_GENERATOR ||
+      n < 1 || n > NGC_MAX_NCE_LAYERS)
+    return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_net_encode: NULL argument, not a generator, or n outside 1..%d",
+                     NGC_MAX_NCE_LAYERS);
+  *rec = NULL;
+  for (int32_t i = 0; i < n; i++)
+    if (ngc_seq_layer_of_module(&net->net, layers[i]) < 0 || (i && layers[i] <= layers[i - 1]))
+      return ngc_error(tape->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                       "negcut_net_encode: layer %d is not a module index in increasing order",
+                       (int)layers[i]);
+  r = ngc_api_record(tape, NGC_REC_SEQ, net);
+  if (!r) return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "encode: out of memory");
+  st = ngc_seq_forward(&net->net, &tape->tape, &x->t, layers[n - 1], &r->u.seq, NULL);
+  r->n_taps = n;
+  memcpy(r->taps, layers, (size_t)n * sizeof *layers);
+  for (int32_t i = 0; i < n && !st; i++) {
+    feats[i] = ngc_api_tape_tensor(tape, ngc_seq_module_act(&net->net, &r->u.seq, layers[i]));
+    if (!feats[i]) st = ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "encode: out of memory");
+  }
+  if (!st) *rec = r;
+  return st;
+}
+
+negcut_status negcut_net_backward(negcut_net *net, const negcut_record *rec, const negcut_tensor *dy,
+                                  int32_t n, const negcut_tensor *const *dfeats, negcut_tensor *dx) {
+  ngc_tensor dt[NGC_MAX_NCE_LAYERS];
+  int32_t taps[NGC_MAX_NCE_LAYERS], k = 0;
+  if (!net || !rec || rec->kind != NGC_REC_SEQ || rec->owner != net || n < 0 || n > rec->n_taps ||
+      (n && !dfeats))
+    return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_net_backward: NULL argument, or a record of another network");
+  for (int32_t i = 0; i < n; i++)
+    if (dfeats[i]) {
+      if (!ngc_same_shape(&dfeats[i]->t, ngc_seq_module_act(&net->net, &rec->u.seq, rec->taps[i])))
+        return ngc_error(rec->tape->ctx, NEGCUT_ERR_SHAPE, "negcut_net_backward: dfeats[%d] has the wrong shape", (int)i);
+      dt[k] = dfeats[i]->t;
+      taps[k++] = rec->taps[i];
+    }
+  if (dy && !ngc_same_shape(&dy->t, &rec->u.seq.acts[rec->u.seq.n_run]))
+    return ngc_error(rec->tape->ctx, NEGCUT_ERR_SHAPE, "negcut_net_backward: dy has the wrong shape");
+  if (dx && !ngc_same_shape(&dx->t, &rec->u.seq.acts[0]))
+    return ngc_error(rec->tape->ctx, NEGCUT_ERR_SHAPE, "negcut_net_backward: dx has the wrong shape");
+  return ngc_seq_backward(&net->net, &rec->tape->tape, &rec->u.seq, dy ? &dy->t : NULL, k, taps, dt,
+                          dx ? &dx->t : NULL);
+}
+
+negcut_status negcut_projector_forward(negcut_net *net, negcut_tape *tape, int32_t l,
+                                       const negcut_tensor *feat, const int64_t *ids, int64_t n_ids,
+                                       negcut_tensor **out, negcut_record **rec) {
+  negcut_record *r;
+  negcut_status st;
+  if (!net || !tape || !feat || !out || !rec || net->net.kind != NGC_NET_PROJECTOR || feat->t.ndim != 4)
+    return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_projector_forward: NULL argument, not a projector, or feat not (B, C, H, W)");
+  *rec = NULL;
+  *out = NULL;
+  r = ngc_api_record(tape, NGC_REC_PROJ, net);
+  if (!r) return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "projector: out of memory");
+  st = ngc_projector_forward(&net->net, l, &tape->tape, &feat->t, ids, n_ids, &r->u.proj);
+  if (!st && !(*out = ngc_api_tape_tensor(tape, &r->u.proj.mlp.y)))
+    st = ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "projector: out of memory");
+  r->taps[0] = l;
+  if (!st) *rec = r;
+  return st;
+}
+
+negcut_status negcut_projector_backward(negcut_net *net, const negcut_record *rec,
+                                        const negcut_tensor *dy, negcut_tensor *dfeat) {
+  if (!net || !rec || !dy || rec->kind != NGC_REC_PROJ || rec->owner != net)
+    return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_projector_backward: NULL argument or a record of another network");
+  if (!ngc_same_shape(&dy->t, &rec->u.proj.mlp.y) || (dfeat && !ngc_same_shape(&dfeat->t, rec->u.proj.feat)))
+    return ngc_error(rec->tape->ctx, NEGCUT_ERR_SHAPE, "negcut_projector_backward: wrong shapes");
+  return ngc_projector_backward(&net->net, rec->taps[0], &rec->tape->tape, &rec->u.proj, &dy->t,
+                                dfeat ? &dfeat->t : NULL);
+}
+
+negcut_status negcut_neggen_forward(negcut_net *net, negcut_tape *tape, int32_t l,
+                                    const negcut_tensor *h_all, int64_t batch, const negcut_tensor *z,
+                                    negcut_tensor **out, negcut_record **rec) {
+  negcut_record *r;
+  negcut_status st;
+  if (!net || !tape || !h_all || !z || !out || !rec || net->net.kind != NGC_NET_NEGGEN)
+    return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_neggen_forward: NULL argument or not a negative generator");
+  if (l < 0 || l >= net->net.n_mlp)
+    return ngc_error(tape->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_neggen_forward: no layer %d", (int)l);
+  *rec = NULL;
+  *out = NULL;
+  r = ngc_api_record(tape, NGC_REC_NEG, net);
+  if (!r) return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "neggen: out of memory");
+  st = ngc_neggen_forward(&net->net, l, &tape->tape, &h_all->t, batch, &z->t, &r->u.neg);
+  if (!st && !(*out = ngc_api_tape_tensor(tape, &r->u.neg.mlp.y)))
+    st = ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "neggen: out of memory");
+  r->taps[0] = l;
+  if (!st) *rec = r;
+  return st;
+}
+
+negcut_status negcut_neggen_backward(negcut_net *net, const negcut_record *rec, const negcut_tensor *dy,
+                                     negcut_tensor *dh_all) {
+  if (!net || !rec || !dy || rec->kind != NGC_REC_NEG || rec->owner != net)
+    return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_neggen_backward: NULL argument or a record of another network");
+  if (!ngc_same_shape(&dy->t, &rec->u.neg.mlp.y) ||
+      (dh_all && (dh_all->t.ndim != 2 || dh_all->t.dim[0] != rec->u.neg.batch * rec->u.neg.positions ||
+                  dh_all->t.dim[1] != net->net.nc)))
+    return ngc_error(rec->tape->ctx, NEGCUT_ERR_SHAPE, "negcut_neggen_backward: wrong shapes");
+  return ngc_neggen_backward(&net->net, rec->taps[0], &rec->tape->tape, &rec->u.neg, &dy->t,
+                             dh_all ? &dh_all->t : NULL);
+}

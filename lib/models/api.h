@@ -1,0 +1,51 @@
+/* The public handles of negcut/nets.h over the internal networks; shared by
+ * lib/losses and lib/optim's public wrappers. */
+#ifndef NGC_MODELS_API_H
+#define NGC_MODELS_API_H
+
+#include "negcut/nets.h"
+#include "net.h"
+
+struct negcut_tensor {
+  negcut_ctx *ctx;
+  ngc_tensor t;
+};
+
+struct negcut_tape {
+  negcut_ctx *ctx;
+  ngc_tape tape;
+};
+
+typedef enum ngc_record_kind {
+  NGC_REC_SEQ = 1,
+  NGC_REC_PROJ = 2,
+  NGC_REC_NEG = 3,
+  NGC_REC_LOSS = 4
+} ngc_record_kind;
+
+struct negcut_net {
+  negcut_ctx *ctx;
+  ngc_net net;
+  ngc_generator_cfg gcfg; /* generators: for checkpoint metadata */
+};
+
+struct negcut_record {
+  ngc_record_kind kind;
+  const void *owner; /* the net or loss that made it */
+  negcut_tape *tape;
+  int32_t n_taps;
+  int32_t taps[NGC_MAX_NCE_LAYERS];
+  union {
+    ngc_seq_rec seq;
+    ngc_proj_rec proj;
+    ngc_neg_rec neg;
+    void *loss; /* lib/losses' record */
+  } u;
+};
+
+/* A tape-owned tensor handle around t (NULL when out of memory). */
+negcut_tensor *ngc_api_tape_tensor(negcut_tape *tape, const ngc_tensor *t);
+/* A record on the tape (zeroed), NULL when out of memory. */
+negcut_record *ngc_api_record(negcut_tape *tape, ngc_record_kind kind, const void *owner);
+
+#endif

@@ -1,0 +1,176 @@
+/* Saving and loading networks as safetensors with the reference's names. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+
+negcut_status ngc_net_save(negcut_ctx *ctx, const ngc_net *net, const char *path, int32_t n_meta,
+                           const char *const *keys, const char *const *values) {
+  ngc_st_writer *w = NULL;
+  float **host = calloc((size_t)(net->n_params ? net->n_params : 1), sizeof *host);
+  negcut_status st = host ? ngc_st_writer_create(ctx, &w)
+                          : ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "save: out of memory");
+  for (int32_t i = 0; i < net->n_params && st == NEGCUT_OK; i++) {
+    const ngc_param *p = &net->params[i];
+    size_t n = (size_t)ngc_numel(&p->value);
+    host[i] = malloc((n ? n : 1) * sizeof(float));
+    if (!host[i]) {
+      st = ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "save: out of memory");
+      break;
+    }
+    st = ngc_param_download(net, i, host[i], 0);
+    if (st == NEGCUT_OK)
+      st = ngc_st_writer_add(w, p->name, NGC_ST_F32, p->value.ndim, p->value.dim, host[i]);
+  }
+  for (int32_t i = 0; i < n_meta && st == NEGCUT_OK; i++)
+    st = ngc_st_writer_set_metadata(w, keys[i], values[i]);
+  if (st == NEGCUT_OK) st = ngc_st_write(ctx, w, path);
+  ngc_st_writer_free(w);
+  if (host)
+    for (int32_t i = 0; i < net->n_params; i++) free(host[i]);
+  free(host);
+  return st;
+}
+
+static const ngc_st_entry *find_entry(const ngc_st_file *f, const char *name) {
+  char prefixed[NGC_NAME_MAX + 8];
+  const ngc_st_entry *e = ngc_st_find(f, name);
+  if (e) return e;
+  snprintf(prefixed, sizeof prefixed, "module.%s", name);
+  return ngc_st_find(f, prefixed);
+}
+
+static const char *strip_module(const char *name) {
+  return strncmp(name, "module.", 7) == 0 ? name + 7 : name;
+}
+
+negcut_status ngc_net_load(negcut_ctx *ctx, ngc_net *net, const ngc_st_file *f, const char *label) {
+  negcut_status st = NEGCUT_OK;
+  float *buf = NULL;
+  /* Every tensor in the file must belong to the net. */
+  for (int64_t i = 0; i < ngc_st_count(f); i++) {
+    const ngc_st_entry *e = ngc_st_entry_at(f, i);
+    if (ngc_net_find_param(net, strip_module(e->name)) < 0)
+      return ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT,
+                       "%s: tensor '%s' is not part of this network (another architecture?)",
+                       label, e->name);
+  }
+  for (int32_t i = 0; i < net->n_params && st == NEGCUT_OK; i++) {
+    const ngc_param *p = &net->params[i];
+    const ngc_st_entry *e = find_entry(f, p->name);
+    int64_t n = ngc_numel(&p->value);
+    int same = e && e->ndim == p->value.ndim;
+    for (int32_t d = 0; same && d < e->ndim; d++) same = e->shape[d] == p->value.dim[d];
+    if (!e) {
+      st = ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT, "%s: tensor '%s' is missing", label, p->name);
+    } else if (e->dtype != NGC_ST_F32) {
+      st = ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT, "%s: tensor '%s' is %s, expected F32", label,
+                     e->name, ngc_st_dtype_name(e->dtype));
+    } else if (!same) {
+      char want[96];
+      st = ngc_error(ctx, NEGCUT_ERR_SHAPE, "%s: tensor '%s' has the wrong shape, expected %s",
+                     label, e->name, ngc_shape_str(&p->value, want, sizeof want));
+    } else {
+      free(buf);
+      buf = malloc((size_t)(n ? n : 1) * sizeof *buf);
+      if (!buf) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "load: out of memory");
+      memcpy(buf, e->data, e->nbytes); /* entries are not aligned */
+      if (p->buffer) {
+        /* The blur filters are fixed: compare with ours instead of loading. */
+        float *mine = malloc((size_t)n * sizeof *mine);
+        if (!mine) st = ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "load: out of memory");
+        if (st == NEGCUT_OK) st = ngc_param_download(net, i, mine, 0);
+        for (int64_t j = 0; st == NEGCUT_OK && j < n; j++)
+          if (!(fabsf(mine[j] - buf[j]) <= 1e-6f))
+            st = ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT,
+                           "%s: buffer '%s' does not hold the fixed blur filter "
+                           "(element %lld is %g, expected %g)",
+                           label, e->name, (long long)j, buf[j], mine[j]);
+        free(mine);
+      } else {
+        st = ngc_param_upload(net, i, buf);
+      }
+    }
+  }
+  free(buf);
+  return st;
+}
+
+static int meta_int(const ngc_st_file *f, const char *key, int32_t *out) {
+  const char *v = ngc_st_metadata(f, key);
+  char *end;
+  long x;
+  if (!v) return 0;
+  x = strtol(v, &end, 10);
+  if (*v == '\0' || *end != '\0' || x < 0 || x > 1 << 20) return -1;
+  *out = (int32_t)x;
+  return 1;
+}
+
+negcut_status ngc_generator_cfg_of(negcut_ctx *ctx, const ngc_st_file *f, const char *label,
+                                   ngc_generator_cfg *cfg) {
+  static const char *keys[6] = {"input_nc", "output_nc", "ngf", "n_blocks", "no_antialias",
+                                "no_antialias_up"};
+  int32_t *fields[6] = {&cfg->input_nc, &cfg->output_nc, &cfg->ngf, &cfg->n_blocks,
+                        &cfg->no_antialias, &cfg->no_antialias_up};
+  int found = 0;
+  const char *net = ngc_st_metadata(f, "net");
+  if (net && strcmp(net, "generator") != 0)
+    return ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT, "%s holds a %s, not a generator", label, net);
+  for (int i = 0; i < 6; i++) {
+    int r = meta_int(f, keys[i], fields[i]);
+    if (r < 0)
+      return ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT, "%s: metadata '%s' is not a small integer",
+                       label, keys[i]);
+    found += r;
+  }
+  if (found == 6) return NEGCUT_OK;
+  if (found != 0)
+    return ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT, "%s: metadata describes only part of the generator",
+                     label);
+  /* No metadata: a converted reference checkpoint. Read the architecture
+   * off the names and shapes. */
+  const ngc_st_entry *first = find_entry(f, "model.1.weight");
+  if (!first || first->ndim != 4)
+    return ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT,
+                     "%s: no 'model.1.weight' (N, C, 7, 7): not a ResNet generator", label);
+  cfg->ngf = (int32_t)first->shape[0];
+  cfg->input_nc = (int32_t)first->shape[1];
+  cfg->no_antialias = find_entry(f, "model.7.filt") == NULL;
+  int32_t m = cfg->no_antialias ? 10 : 12;
+  char name[NGC_NAME_MAX];
+  cfg->n_blocks = 0;
+  for (;; cfg->n_blocks++) {
+    snprintf(name, sizeof name, "model.%d.conv_block.1.weight", (int)(m + cfg->n_blocks));
+    if (!find_entry(f, name)) break;
+  }
+  m += cfg->n_blocks;
+  snprintf(name, sizeof name, "model.%d.filt", (int)m);
+  cfg->no_antialias_up = find_entry(f, name) == NULL;
+  m += cfg->no_antialias_up ? 6 : 8; /* the two upsampling stages */
+  snprintf(name, sizeof name, "model.%d.weight", (int)(m + 1));
+  const ngc_st_entry *last = find_entry(f, name);
+  if (!last || last->ndim != 4)
+    return ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT, "%s: no final convolution '%s'", label, name);
+  cfg->output_nc = (int32_t)last->shape[0];
+  return NEGCUT_OK;
+}
+
+void ngc_generator_cfg_meta(const ngc_generator_cfg *cfg, ngc_cfg_meta *meta) {
+  static const char *keys[6] = {"input_nc", "output_nc", "ngf", "n_blocks", "no_antialias",
+                                "no_antialias_up"};
+  const int32_t vals[6] = {cfg->input_nc, cfg->output_nc, cfg->ngf, cfg->n_blocks,
+                           cfg->no_antialias, cfg->no_antialias_up};
+  meta->n = 0;
+  meta->keys[meta->n] = "net";
+  meta->values[meta->n++] = "generator";
+  for (int i = 0; i < 6; i++) {
+    snprintf(meta->text[i], sizeof meta->text[i], "%d", (int)vals[i]);
+    meta->keys[meta->n] = keys[i];
+    meta->values[meta->n++] = meta->text[i];
+  }
+  meta->keys[meta->n] = "format";
+  meta->values[meta->n++] = "libnegcut";
+}

@@ -1,0 +1,214 @@
+/*
+ * Networks: parameters with the reference's state_dict names, a sequential
+ * executor for the generator and the discriminator, and the two-layer MLP
+ * heads of the projector (PatchSampleF) and the negative generator.
+ *
+ * Forward and backward run on the tape's context (its backend and its error
+ * slot), not the context the net was made with, so several threads may run
+ * one net read-only, each with its own context and tape.
+ *
+ * Every forward that may be backpropagated writes a record into a tape (its
+ * activations live in the tape's device arena, its bookkeeping in the tape's
+ * host arena), so one network can run several times in a step and each run
+ * can be backpropagated (DESIGN.md "Backward"). Backward ASSIGNS activation
+ * gradients and ACCUMULATES parameter gradients, and skips the parameter
+ * gradients of a network whose requires_grad is 0.
+ */
+#ifndef NGC_NET_H
+#define NGC_NET_H
+
+#include "backend/backend.h"
+#include "core/arena.h"
+#include "ops/ops.h"
+
+#define NGC_NAME_MAX 64
+#define NGC_MAX_NCE_LAYERS 8
+
+typedef enum ngc_net_kind {
+  NGC_NET_GENERATOR = 1,
+  NGC_NET_DISCRIMINATOR = 2,
+  NGC_NET_PROJECTOR = 3,
+  NGC_NET_NEGGEN = 4
+} ngc_net_kind;
+
+typedef struct ngc_param {
+  char name[NGC_NAME_MAX]; /* "model.12.conv_block.1.weight", "mlp_0.2.bias" */
+  ngc_tensor value;        /* on ctx->be */
+  ngc_tensor grad;         /* same shape; no data for buffers */
+  int32_t buffer;          /* a fixed buffer (blur `filt`): no gradient */
+} ngc_param;
+
+typedef enum ngc_layer_kind {
+  NGC_L_PAD,
+  NGC_L_CONV,
+  NGC_L_CONVT,
+  NGC_L_INORM,
+  NGC_L_ACT,
+  NGC_L_DOWN,
+  NGC_L_UP,
+  NGC_L_ADD /* out = in + acts[skip] (the ResNet block's shortcut) */
+} ngc_layer_kind;
+
+/* One step of a sequential net. Activation 0 is the input; layer i reads
+ * activation i and writes activation i + 1. */
+typedef struct ngc_layer {
+  ngc_layer_kind kind;
+  int32_t module; /* index in `model` whose output this is, or -1 */
+  ngc_pad_mode pad_mode;
+  int32_t pad;
+  ngc_conv_params cp;
+  int32_t w, b; /* parameter indices, -1 for none */
+  ngc_act act;
+  float alpha;
+  int32_t skip; /* NGC_L_ADD: activation index of the shortcut */
+  int32_t c_out;
+} ngc_layer;
+
+typedef struct ngc_net {
+  negcut_ctx *ctx;
+  ngc_net_kind kind;
+  ngc_param *params;
+  int32_t n_params, cap_params;
+  int32_t requires_grad;
+  /* sequential nets (generator, discriminator) */
+  ngc_layer *layers;
+  int32_t n_layers, cap_layers;
+  int32_t n_modules;
+  int32_t in_nc;
+  /* MLP heads (projector, negative generator): one per NCE layer */
+  int32_t n_mlp;
+  int32_t mlp_in[NGC_MAX_NCE_LAYERS]; /* input width of mlp_<l>.0 */
+  int32_t mlp_w0[NGC_MAX_NCE_LAYERS]; /* parameter index of mlp_<l>.0.weight */
+  int32_t nc, z_dim;
+} ngc_net;
+
+/* Per-step scratch: device arena for activations, host arena for records. */
+typedef struct ngc_tape {
+  negcut_ctx *ctx;
+  ngc_arena dev;
+  ngc_arena host;
+} ngc_tape;
+
+negcut_status ngc_tape_init(ngc_tape *tape, negcut_ctx *ctx);
+negcut_status ngc_tape_reset(ngc_tape *tape);
+void ngc_tape_free(ngc_tape *tape);
+/* A device tensor from the tape. */
+negcut_status ngc_tape_tensor(ngc_tape *tape, ngc_tensor *t, int32_t ndim,
+                              const int64_t *dim);
+/* Host memory from the tape (zeroed). */
+void *ngc_tape_host(ngc_tape *tape, size_t bytes);
+
+/* ----------------------------------------------------------- net basics */
+negcut_status ngc_net_init(ngc_net *net, negcut_ctx *ctx, ngc_net_kind kind);
+void ngc_net_release(ngc_net *net);
+/* Adds a parameter (buffer: fixed, no gradient); returns its index or < 0. */
+int32_t ngc_net_add_param(ngc_net *net, const char *name, int32_t ndim,
+                          const int64_t *dim, int32_t buffer);
+int32_t ngc_net_find_param(const ngc_net *net, const char *name);
+/* xavier_normal(gain) on every weight, zero biases, keyed by
+ * (ctx seed, NGC_STREAM_INIT, init_id): REFERENCE.md 1 "Init". */
+negcut_status ngc_net_init_weights(ngc_net *net, uint32_t init_id, float gain);
+negcut_status ngc_net_zero_grad(ngc_net *net);
+int64_t ngc_net_param_numel(const ngc_net *net);
+/* Writes host values into parameter i / reads them back. */
+negcut_status ngc_param_upload(ngc_net *net, int32_t i, const float *src);
+negcut_status ngc_param_download(const ngc_net *net, int32_t i, float *dst, int grad);
+
+/* ------------------------------------------------------ sequential nets */
+typedef struct ngc_seq_rec {
+  int32_t n_run;     /* layers executed */
+  ngc_tensor *acts;  /* n_run + 1 activations; acts[0] views the input */
+  ngc_tensor *mean;  /* per layer, set for NGC_L_INORM */
+  ngc_tensor *rstd;
+} ngc_seq_rec;
+
+/* Index of the layer whose output is module m, or -1. */
+int32_t ngc_seq_layer_of_module(const ngc_net *net, int32_t m);
+/* Output shape of running the net on an (N, C, H, W) input up to module
+ * last (-1: to the end). NEGCUT_ERR_SHAPE when a size becomes invalid. */
+negcut_status ngc_seq_shape(negcut_ctx *ctx, const ngc_net *net, const int64_t in[4], int32_t last,
+                            int64_t out[4]);
+/* Elements of the largest activation when running on in (to the end). */
+int64_t ngc_seq_peak_numel(const ngc_net *net, const int64_t in[4]);
+/* Runs the net on x. With rec, every activation is kept in the tape for
+ * backward; with rec NULL (inference) three rotating buffers are reused.
+ * last = -1 runs to the end and writes y (its shape must match); last >= 0
+ * stops after that module (the encoder pass, REFERENCE.md 1), y may be
+ * NULL, and the features are ngc_seq_module_act(net, rec, m). */
+negcut_status ngc_seq_forward(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
+                              int32_t last, ngc_seq_rec *rec, ngc_tensor *y);
+const ngc_tensor *ngc_seq_module_act(const ngc_net *net, const ngc_seq_rec *rec,
+                                     int32_t m);
+/* Backpropagates rec: dy at the output (NULL: none) plus dtaps[i] at the
+ * outputs of modules taps[i]; writes dx (NULL: not wanted). */
+negcut_status ngc_seq_backward(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *rec,
+                               const ngc_tensor *dy, int32_t n_taps,
+                               const int32_t *taps, const ngc_tensor *dtaps,
+                               ngc_tensor *dx);
+
+/* ------------------------------------------------------------ builders */
+typedef struct ngc_generator_cfg {
+  int32_t input_nc, output_nc, ngf, n_blocks, no_antialias, no_antialias_up;
+} ngc_generator_cfg;
+typedef struct ngc_discriminator_cfg {
+  int32_t input_nc, ndf, n_layers, no_antialias;
+} ngc_discriminator_cfg;
+
+negcut_status ngc_generator_build(ngc_net *net, negcut_ctx *ctx,
+                                  const ngc_generator_cfg *cfg);
+negcut_status ngc_discriminator_build(ngc_net *net, negcut_ctx *ctx,
+                                      const ngc_discriminator_cfg *cfg);
+
+/* ------------------------------------------------------------ MLP heads */
+/* Linear(in, nc) - ReLU - Linear(nc, nc) - L2 normalise (eps 1e-7). */
+typedef struct ngc_mlp_rec {
+  ngc_tensor x, h, r, o, norm, y; /* (M, in), (M, nc) x4, (M) */
+} ngc_mlp_rec;
+
+/* Projector: mlp_<l> for each channel count. */
+negcut_status ngc_projector_build(ngc_net *net, negcut_ctx *ctx, int32_t n_layers,
+                                  const int32_t *channels, int32_t nc);
+/* Negative generator: mlp_<l> of width nc + z_dim. */
+negcut_status ngc_neggen_build(ngc_net *net, negcut_ctx *ctx, int32_t n_layers,
+                               int32_t nc, int32_t z_dim);
+negcut_status ngc_mlp_forward(ngc_net *net, int32_t l, ngc_tape *tape,
+                              const ngc_tensor *x, ngc_mlp_rec *rec);
+negcut_status ngc_mlp_backward(ngc_net *net, int32_t l, ngc_tape *tape,
+                               const ngc_mlp_rec *rec, const ngc_tensor *dy,
+                               ngc_tensor *dx);
+
+/* Projector on one feature (B, C, H, W): rows at ids (n_ids of them), or
+ * every position when ids is NULL (NEGCUT's netF_), through mlp_<l>; y is
+ * (B * n, nc). */
+typedef struct ngc_proj_rec {
+  const ngc_tensor *feat;
+  const int64_t *ids; /* the tape's copy */
+  int64_t n_ids;
+  ngc_mlp_rec mlp;
+} ngc_proj_rec;
+negcut_status ngc_projector_forward(ngc_net *net, int32_t l, ngc_tape *tape,
+                                    const ngc_tensor *feat, const int64_t *ids,
+                                    int64_t n_ids, ngc_proj_rec *rec);
+negcut_status ngc_projector_backward(ngc_net *net, int32_t l, ngc_tape *tape,
+                                     const ngc_proj_rec *rec, const ngc_tensor *dy,
+                                     ngc_tensor *dfeat);
+
+/* Negative generator on one layer: h_all (B * P, nc) is the all-position
+ * projector output of B images; z (B * S, z_dim) the noise. The mean over P
+ * (not re-normalised) is repeated S times, concatenated with z, and goes
+ * through mlp_<l>: y (B * S, nc). */
+typedef struct ngc_neg_rec {
+  int64_t batch, positions, count;
+  ngc_tensor mean;  /* (B, nc, 1, 1) */
+  ngc_tensor cat;   /* (B * S, nc + z_dim) */
+  const int64_t *zeros;
+  ngc_mlp_rec mlp;
+} ngc_neg_rec;
+negcut_status ngc_neggen_forward(ngc_net *net, int32_t l, ngc_tape *tape,
+                                 const ngc_tensor *h_all, int64_t batch,
+                                 const ngc_tensor *z, ngc_neg_rec *rec);
+negcut_status ngc_neggen_backward(ngc_net *net, int32_t l, ngc_tape *tape,
+                                  const ngc_neg_rec *rec, const ngc_tensor *dy,
+                                  ngc_tensor *dh_all);
+
+#endif

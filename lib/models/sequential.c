@@ -1,0 +1,309 @@
+/* The sequential executor shared by the generator and the discriminator. */
+#include <string.h>
+
+#include "net.h"
+
+int32_t ngc_seq_layer_of_module(const ngc_net *net, int32_t m) {
+  for (int32_t i = 0; i < net->n_layers; i++)
+    if (net->layers[i].module == m) return i;
+  return -1;
+}
+
+/* Output shape of layer l on input in[4]; 0 when the input is too small. */
+static int layer_shape(const ngc_net *net, const ngc_layer *l, const int64_t in[4],
+                       int64_t out[4]) {
+  const ngc_tensor *w = l->w >= 0 ? &net->params[l->w].value : NULL;
+  memcpy(out, in, 4 * sizeof *out);
+  switch (l->kind) {
+  case NGC_L_PAD:
+    if (l->pad_mode == NGC_PAD_REFLECT && (in[2] <= l->pad || in[3] <= l->pad)) return 0;
+    out[2] = in[2] + 2 * l->pad;
+    out[3] = in[3] + 2 * l->pad;
+    break;
+  case NGC_L_CONV:
+    out[1] = w->dim[0];
+    out[2] = ngc_conv2d_out_size(in[2], w->dim[2], l->cp.stride, l->cp.pad);
+    out[3] = ngc_conv2d_out_size(in[3], w->dim[3], l->cp.stride, l->cp.pad);
+    break;
+  case NGC_L_CONVT:
+    out[1] = w->dim[1];
+    out[2] = ngc_convt2d_out_size(in[2], w->dim[2], l->cp.stride, l->cp.pad, l->cp.out_pad);
+    out[3] = ngc_convt2d_out_size(in[3], w->dim[3], l->cp.stride, l->cp.pad, l->cp.out_pad);
+    break;
+  case NGC_L_DOWN:
+    if (in[2] < 2 || in[3] < 2) return 0; /* reflect pad 1 */
+    out[2] = ngc_blur_down_out_size(in[2]);
+    out[3] = ngc_blur_down_out_size(in[3]);
+    break;
+  case NGC_L_UP:
+    out[2] = 2 * in[2];
+    out[3] = 2 * in[3];
+    break;
+  default:
+    break;
+  }
+  return out[2] >= 1 && out[3] >= 1;
+}
+
+static int32_t layers_to_run(const ngc_net *net, int32_t last) {
+  if (last < 0) return net->n_layers;
+  int32_t li = ngc_seq_layer_of_module(net, last);
+  return li < 0 ? -1 : li + 1;
+}
+
+negcut_status ngc_seq_shape(negcut_ctx *ctx, const ngc_net *net, const int64_t in[4], int32_t last,
+                            int64_t out[4]) {
+  int64_t cur[4];
+  int32_t n = layers_to_run(net, last);
+  if (n < 0)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "network has no module %d",
+                     (int)last);
+  memcpy(cur, in, sizeof cur);
+  if (cur[1] != net->in_nc)
+    return ngc_error(ctx, NEGCUT_ERR_SHAPE, "network expects %d input channels, got %lld",
+                     (int)net->in_nc, (long long)cur[1]);
+  for (int32_t i = 0; i < n; i++) {
+    if (!layer_shape(net, &net->layers[i], cur, out))
+      return ngc_error(ctx, NEGCUT_ERR_SHAPE,
+                       "input %lldx%lld is too small for this network (module %d)",
+                       (long long)in[2], (long long)in[3], (int)net->layers[i].module);
+    memcpy(cur, out, sizeof cur);
+  }
+  memcpy(out, cur, sizeof cur);
+  return NEGCUT_OK;
+}
+
+static negcut_status layer_forward(negcut_ctx *ctx, ngc_net *net, const ngc_layer *l, const ngc_tensor *x,
+                                   const ngc_tensor *skip, ngc_tensor *y, ngc_tensor *mean,
+                                   ngc_tensor *rstd) {
+  const ngc_tensor *w = l->w >= 0 ? &net->params[l->w].value : NULL;
+  const ngc_tensor *b = l->b >= 0 ? &net->params[l->b].value : NULL;
+  switch (l->kind) {
+  case NGC_L_PAD: return ngc_pad_fwd(ctx, l->pad_mode, l->pad, x, y);
+  case NGC_L_CONV: return ngc_conv2d_fwd(ctx, &l->cp, x, w, b, y);
+  case NGC_L_CONVT: return ngc_convt2d_fwd(ctx, &l->cp, x, w, b, y);
+  case NGC_L_INORM: return ngc_inorm_fwd(ctx, 1e-5f, x, y, mean, rstd);
+  case NGC_L_ACT: return ngc_act_fwd(ctx, l->act, l->alpha, x, y);
+  case NGC_L_DOWN: return ngc_blur_down_fwd(ctx, x, y);
+  case NGC_L_UP: return ngc_blur_up_fwd(ctx, x, y);
+  case NGC_L_ADD: return ngc_add(ctx, x, skip, y);
+  }
+  return ngc_error(ctx, NEGCUT_ERR_INTERNAL, "unknown layer kind %d", (int)l->kind);
+}
+
+/* Stats of one instance norm: (N, C). */
+static negcut_status stats_tensors(ngc_tape *tape, const int64_t shape[4], ngc_tensor *mean,
+                                   ngc_tensor *rstd) {
+  int64_t d[2] = {shape[0], shape[1]};
+  negcut_status st = ngc_tape_tensor(tape, mean, 2, d);
+  return st ? st : ngc_tape_tensor(tape, rstd, 2, d);
+}
+
+static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
+                                      int32_t n, ngc_seq_rec *rec, ngc_tensor *y) {
+  negcut_status st;
+  rec->n_run = n;
+  rec->acts = ngc_tape_host(tape, (size_t)(n + 1) * sizeof *rec->acts);
+  rec->mean = ngc_tape_host(tape, (size_t)n * sizeof *rec->mean);
+  rec->rstd = ngc_tape_host(tape, (size_t)n * sizeof *rec->rstd);
+  if (!rec->acts || !rec->mean || !rec->rstd)
+    return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "forward: out of host memory");
+  rec->acts[0] = *x;
+  rec->acts[0].owns = 0;
+  for (int32_t i = 0; i < n; i++) {
+    const ngc_layer *l = &net->layers[i];
+    int64_t in[4] = {ngc_d(&rec->acts[i], 0), ngc_d(&rec->acts[i], 1), ngc_d(&rec->acts[i], 2),
+                     ngc_d(&rec->acts[i], 3)},
+            out[4];
+    layer_shape(net, l, in, out);
+    st = ngc_tape_tensor(tape, &rec->acts[i + 1], 4, out);
+    if (st == NEGCUT_OK && l->kind == NGC_L_INORM)
+      st = stats_tensors(tape, out, &rec->mean[i], &rec->rstd[i]);
+    if (st == NEGCUT_OK)
+      st = layer_forward(tape->ctx, net, l, &rec->acts[i], l->kind == NGC_L_ADD ? &rec->acts[l->skip] : NULL,
+                         &rec->acts[i + 1], &rec->mean[i], &rec->rstd[i]);
+    if (st != NEGCUT_OK) return st;
+  }
+  if (y) return ngc_axpby(tape->ctx, 1.0f, &rec->acts[n], 0.0f, y);
+  return NEGCUT_OK;
+}
+
+int64_t ngc_seq_peak_numel(const ngc_net *net, const int64_t in[4]) {
+  int64_t shape[4], out[4], biggest = in[0] * in[1] * in[2] * in[3];
+  memcpy(shape, in, sizeof shape);
+  for (int32_t i = 0; i < net->n_layers; i++) {
+    if (!layer_shape(net, &net->layers[i], shape, out)) break;
+    if (out[0] * out[1] * out[2] * out[3] > biggest) biggest = out[0] * out[1] * out[2] * out[3];
+    memcpy(shape, out, sizeof shape);
+  }
+  return biggest;
+}
+
+/* Inference: three buffers of the largest activation rotate; the input of
+ * the current ResNet block is kept alive until its shortcut is added. */
+static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
+                                       int32_t n, ngc_tensor *y) {
+  negcut_status st;
+  int64_t shape[4] = {ngc_d(x, 0), ngc_d(x, 1), ngc_d(x, 2), ngc_d(x, 3)}, out[4];
+  int64_t biggest = ngc_seq_peak_numel(net, shape), max_nc = 1;
+  float *buf[3];
+  ngc_tensor cur = *x, next, mean, rstd;
+  const float *skip_data = NULL;
+  ngc_tensor skip;
+  int64_t skip_shape[4] = {0};
+
+  for (int32_t i = 0; i < n; i++) {
+    layer_shape(net, &net->layers[i], shape, out);
+    if (out[0] * out[1] > max_nc) max_nc = out[0] * out[1];
+    memcpy(shape, out, sizeof shape);
+  }
+  for (int i = 0; i < 3; i++) {
+    buf[i] = ngc_arena_alloc(&tape->dev, (size_t)biggest * sizeof(float));
+    if (!buf[i])
+      return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "inference: cannot allocate %lld floats",
+                       (long long)biggest);
+  }
+  st = stats_tensors(tape, (int64_t[4]){max_nc, 1, 1, 1}, &mean, &rstd);
+  if (st != NEGCUT_OK) return st;
+
+  memcpy(shape, (int64_t[4]){ngc_d(x, 0), ngc_d(x, 1), ngc_d(x, 2), ngc_d(x, 3)}, sizeof shape);
+  for (int32_t i = 0; i < n; i++) {
+    const ngc_layer *l = &net->layers[i];
+    float *dst = NULL;
+    layer_shape(net, l, shape, out);
+    /* Is the current activation the shortcut of a later ADD? */
+    for (int32_t j = i; j < n; j++)
+      if (net->layers[j].kind == NGC_L_ADD && net->layers[j].skip == i) {
+        skip_data = cur.data;
+        memcpy(skip_shape, shape, sizeof skip_shape);
+        break;
+      }
+    for (int b = 0; b < 3 && !dst; b++)
+      if (buf[b] != cur.data && buf[b] != skip_data) dst = buf[b];
+    if (i == n - 1 && y) {
+      next = *y;
+    } else {
+      next = ngc_tensor_view(tape->dev.be, dst, 4, out);
+    }
+    if (l->kind == NGC_L_INORM) {
+      mean.ndim = rstd.ndim = 2;
+      mean.dim[0] = rstd.dim[0] = out[0];
+      mean.dim[1] = rstd.dim[1] = out[1];
+    }
+    skip = ngc_tensor_view(tape->dev.be, (float *)skip_data, 4, skip_shape);
+    st = layer_forward(tape->ctx, net, l, &cur, &skip, &next, &mean, &rstd);
+    if (st != NEGCUT_OK) return st;
+    if (l->kind == NGC_L_ADD) skip_data = NULL;
+    cur = next;
+    memcpy(shape, out, sizeof shape);
+  }
+  return NEGCUT_OK;
+}
+
+negcut_status ngc_seq_forward(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
+                              int32_t last, ngc_seq_rec *rec, ngc_tensor *y) {
+  int64_t in[4], out[4];
+  char a[64], b[64];
+  int32_t n = layers_to_run(net, last);
+  negcut_status st;
+  if (!x || x->ndim != 4)
+    return ngc_error(tape->ctx, NEGCUT_ERR_SHAPE, "network input must be (N, C, H, W)");
+  for (int i = 0; i < 4; i++) in[i] = x->dim[i];
+  st = ngc_seq_shape(tape->ctx, net, in, last, out);
+  if (st != NEGCUT_OK) return st;
+  if (y) {
+    ngc_tensor want = ngc_tensor_view(NULL, NULL, 4, out);
+    if (!ngc_same_shape(y, &want))
+      return ngc_error(tape->ctx, NEGCUT_ERR_SHAPE, "network output is %s, expected %s",
+                       ngc_shape_str(y, a, sizeof a), ngc_shape_str(&want, b, sizeof b));
+  } else if (!rec) {
+    return ngc_error(tape->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "inference needs an output tensor");
+  }
+  if (rec) return forward_recorded(net, tape, x, n, rec, y);
+  return forward_inference(net, tape, x, n, y);
+}
+
+const ngc_tensor *ngc_seq_module_act(const ngc_net *net, const ngc_seq_rec *rec, int32_t m) {
+  int32_t li = ngc_seq_layer_of_module(net, m);
+  if (li < 0 || li >= rec->n_run) return NULL;
+  return &rec->acts[li + 1];
+}
+
+static negcut_status layer_backward(negcut_ctx *ctx, ngc_net *net, const ngc_layer *l, const ngc_seq_rec *rec,
+                                    int32_t i, const ngc_tensor *dy, ngc_tensor *dx) {
+  const ngc_tensor *x = &rec->acts[i], *y = &rec->acts[i + 1];
+  const ngc_tensor *w = l->w >= 0 ? &net->params[l->w].value : NULL;
+  ngc_tensor *dw = l->w >= 0 && net->requires_grad ? &net->params[l->w].grad : NULL;
+  ngc_tensor *db = l->b >= 0 && net->requires_grad ? &net->params[l->b].grad : NULL;
+  switch (l->kind) {
+  case NGC_L_PAD: return dx ? ngc_pad_bwd(ctx, l->pad_mode, l->pad, dy, dx) : NEGCUT_OK;
+  case NGC_L_CONV: return ngc_conv2d_bwd(ctx, &l->cp, x, w, dy, dx, dw, db);
+  case NGC_L_CONVT: return ngc_convt2d_bwd(ctx, &l->cp, x, w, dy, dx, dw, db);
+  case NGC_L_INORM: return dx ? ngc_inorm_bwd(ctx, y, &rec->rstd[i], dy, dx) : NEGCUT_OK;
+  case NGC_L_ACT: return dx ? ngc_act_bwd(ctx, l->act, l->alpha, x, y, dy, dx) : NEGCUT_OK;
+  case NGC_L_DOWN: return dx ? ngc_blur_down_bwd(ctx, dy, dx) : NEGCUT_OK;
+  case NGC_L_UP: return dx ? ngc_blur_up_bwd(ctx, dy, dx) : NEGCUT_OK;
+  case NGC_L_ADD: return dx ? ngc_axpby(ctx, 1.0f, dy, 0.0f, dx) : NEGCUT_OK;
+  }
+  return ngc_error(ctx, NEGCUT_ERR_INTERNAL, "unknown layer kind %d", (int)l->kind);
+}
+
+/* Adds src into the gradient slot a, making the slot own its buffer. */
+static negcut_status grad_add(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *rec,
+                              ngc_tensor *d, uint8_t *has, int32_t a, const ngc_tensor *src) {
+  negcut_status st;
+  if (has[a]) return ngc_axpby(tape->ctx, 1.0f, src, 1.0f, &d[a]);
+  st = ngc_tape_tensor(tape, &d[a], rec->acts[a].ndim, rec->acts[a].dim);
+  if (st == NEGCUT_OK) st = ngc_axpby(tape->ctx, 1.0f, src, 0.0f, &d[a]);
+  has[a] = 1;
+  return st;
+}
+
+negcut_status ngc_seq_backward(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *rec,
+                               const ngc_tensor *dy, int32_t n_taps, const int32_t *taps,
+                               const ngc_tensor *dtaps, ngc_tensor *dx) {
+  int32_t n = rec->n_run;
+  negcut_status st = NEGCUT_OK;
+  ngc_tensor *d = ngc_tape_host(tape, (size_t)(n + 1) * sizeof *d);
+  uint8_t *has = ngc_tape_host(tape, (size_t)(n + 1));
+  /* pend[a]: the shortcut gradient still to be added into d[a] */
+  const ngc_tensor **pend = ngc_tape_host(tape, (size_t)(n + 1) * sizeof *pend);
+  if (!d || !has || !pend)
+    return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "backward: out of host memory");
+  if (dy) st = grad_add(net, tape, rec, d, has, n, dy);
+  for (int32_t i = n - 1; i >= 0 && st == NEGCUT_OK; i--) {
+    const ngc_layer *l = &net->layers[i];
+    for (int32_t t = 0; t < n_taps && st == NEGCUT_OK; t++)
+      if (ngc_seq_layer_of_module(net, taps[t]) == i)
+        st = grad_add(net, tape, rec, d, has, i + 1, &dtaps[t]);
+    if (st != NEGCUT_OK || !has[i + 1]) continue;
+    ngc_tensor *din = NULL;
+    if (i > 0 || dx) {
+      if (i == 0 && dx)
+        din = dx;
+      else if (l->kind == NGC_L_ADD)
+        din = NULL; /* aliased below */
+      else {
+        st = ngc_tape_tensor(tape, &d[i], rec->acts[i].ndim, rec->acts[i].dim);
+        din = &d[i];
+      }
+    }
+    if (st != NEGCUT_OK) break;
+    if (l->kind == NGC_L_ADD) {
+      /* Both inputs receive dy: alias it for the body, remember it for the
+       * shortcut's source. */
+      pend[l->skip] = &d[i + 1];
+      if (din)
+        st = ngc_axpby(tape->ctx, 1.0f, &d[i + 1], 0.0f, din);
+      else
+        d[i] = d[i + 1];
+      has[i] = 1;
+    } else {
+      st = layer_backward(tape->ctx, net, l, rec, i, &d[i + 1], din);
+      has[i] = din != NULL;
+    }
+    if (st == NEGCUT_OK && pend[i] && has[i]) st = ngc_axpby(tape->ctx, 1.0f, pend[i], 1.0f, din ? din : &d[i]);
+  }
+  if (st == NEGCUT_OK && dx && !has[0]) st = ngc_fill(tape->ctx, dx, 0.0f);
+  return st;
+}

@@ -1,0 +1,76 @@
+/* Adam state per network, the learning-rate policy, EMA of networks. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "optim.h"
+
+negcut_status ngc_adam_init(ngc_adam *a, negcut_ctx *ctx, ngc_net *net, double lr, double beta1,
+                            double beta2, double eps, double weight_decay) {
+  memset(a, 0, sizeof *a);
+  a->net = net;
+  a->lr = lr;
+  a->beta1 = beta1;
+  a->beta2 = beta2;
+  a->eps = eps;
+  a->weight_decay = weight_decay;
+  a->n = net->n_params;
+  a->m = calloc((size_t)(a->n ? a->n : 1), sizeof *a->m);
+  a->v = calloc((size_t)(a->n ? a->n : 1), sizeof *a->v);
+  if (!a->m || !a->v) {
+    ngc_adam_release(a);
+    return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "adam: out of memory");
+  }
+  for (int32_t i = 0; i < a->n; i++) {
+    const ngc_param *p = &net->params[i];
+    negcut_status st = NEGCUT_OK;
+    if (p->buffer) continue;
+    st = ngc_tensor_alloc(ctx, ctx->be, &a->m[i], p->value.ndim, p->value.dim);
+    if (!st) st = ngc_tensor_alloc(ctx, ctx->be, &a->v[i], p->value.ndim, p->value.dim);
+    if (!st) st = ngc_fill(ctx, &a->m[i], 0.0f);
+    if (!st) st = ngc_fill(ctx, &a->v[i], 0.0f);
+    if (st) {
+      ngc_adam_release(a);
+      return st;
+    }
+  }
+  return NEGCUT_OK;
+}
+
+void ngc_adam_release(ngc_adam *a) {
+  if (!a) return;
+  for (int32_t i = 0; i < a->n && a->m && a->v; i++) {
+    ngc_tensor_release(&a->m[i]);
+    ngc_tensor_release(&a->v[i]);
+  }
+  free(a->m);
+  free(a->v);
+  memset(a, 0, sizeof *a);
+}
+
+negcut_status ngc_adam_update(negcut_ctx *ctx, ngc_adam *a, double lr) {
+  ngc_adam_params p = {lr, a->beta1, a->beta2, a->eps, a->weight_decay, a->step + 1};
+  for (int32_t i = 0; i < a->n; i++) {
+    ngc_param *prm = &a->net->params[i];
+    if (prm->buffer) continue;
+    negcut_status st = ngc_adam_step(ctx, &p, &prm->value, &prm->grad, &a->m[i], &a->v[i]);
+    if (st) return st;
+  }
+  a->step++;
+  return NEGCUT_OK;
+}
+
+double ngc_lr_linear(int64_t epoch, int64_t epoch_count, int64_t n_epochs, int64_t n_epochs_decay) {
+  int64_t over = epoch + epoch_count - 1 - n_epochs;
+  return 1.0 - (double)(over > 0 ? over : 0) / (double)(n_epochs_decay + 1);
+}
+
+negcut_status ngc_ema_nets(negcut_ctx *ctx, ngc_net *target, const ngc_net *src, float decay) {
+  if (target->n_params != src->n_params)
+    return ngc_error(ctx, NEGCUT_ERR_SHAPE, "ema: networks differ");
+  for (int32_t i = 0; i < target->n_params; i++) {
+    if (target->params[i].buffer) continue;
+    negcut_status st = ngc_ema_update(ctx, decay, &target->params[i].value, &src->params[i].value);
+    if (st) return st;
+  }
+  return NEGCUT_OK;
+}
