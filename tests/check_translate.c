@@ -1,0 +1,325 @@
+/* The translator: sizes, batches, RGB8 vs float, tiling under a memory
+ * limit (with the seam error measured), sharing one model between threads,
+ * and bad arguments. The model is a small random generator saved and loaded
+ * through the public API. */
+#include <check.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <negcut.h>
+
+#include "ngc_test.h"
+
+static char model_path[512];
+static negcut_ctx *ctx;
+static negcut_model *model;
+
+static negcut_ctx *new_ctx(int threads) {
+  negcut_ctx_options o;
+  negcut_ctx *c = NULL;
+  negcut_ctx_options_init(&o);
+  o.backend = NEGCUT_BACKEND_CPU;
+  o.threads = threads;
+  o.seed = 7;
+  ck_assert_int_eq(negcut_ctx_create(&c, &o), NEGCUT_OK);
+  return c;
+}
+
+static void setup(void) {
+  negcut_generator_options go;
+  negcut_net *g = NULL;
+  char dir[] = "/tmp/ngc_translate_XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(model_path, sizeof model_path, "%s/G.safetensors", dir);
+  ctx = new_ctx(1);
+  negcut_generator_options_init(&go);
+  go.ngf = 8;
+  go.n_blocks = 2;
+  go.init_gain = 1.0f; /* outputs that use the whole [-1, 1] range */
+  ck_assert_int_eq(negcut_net_create_generator(&g, ctx, &go), NEGCUT_OK);
+  ck_assert_int_eq(negcut_net_save(g, model_path), NEGCUT_OK);
+  negcut_net_free(g);
+  ck_assert_int_eq(negcut_model_load(&model, ctx, model_path), NEGCUT_OK);
+}
+
+static void teardown(void) {
+  negcut_model_free(model);
+  negcut_ctx_free(ctx);
+  unlink(model_path);
+}
+
+static void smooth_image(float *x, int c, int h, int w, int seed) {
+  for (int k = 0; k < c; k++)
+    for (int y = 0; y < h; y++)
+      for (int i = 0; i < w; i++)
+        x[(k * h + y) * w + i] = 0.8f * sinf(0.11f * (float)(y + seed) * (float)(k + 1) + 0.07f * (float)i) *
+                                 cosf(0.05f * (float)(i * (seed + 1)) - 0.3f * (float)k);
+}
+
+static float *translate_new(negcut_translator *tr, const float *x, int n, int h, int w) {
+  float *y = malloc((size_t)(n * 3 * h * w) * sizeof *y);
+  ck_assert_int_eq(negcut_translate_f32(tr, x, (uint32_t)n, (uint32_t)h, (uint32_t)w, y), NEGCUT_OK);
+  return y;
+}
+
+START_TEST(test_sizes_kept) {
+  static const int sizes[][2] = {{5, 7}, {8, 8}, {33, 47}, {64, 48}, {250, 133}};
+  negcut_translator *tr = NULL;
+  ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, NULL), NEGCUT_OK);
+  for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+    int h = sizes[s][0], w = sizes[s][1];
+    float *x = malloc((size_t)(3 * h * w) * sizeof *x);
+    smooth_image(x, 3, h, w, (int)s);
+    float *y = translate_new(tr, x, 1, h, w);
+    double lo = 1, hi = -1;
+    for (int i = 0; i < 3 * h * w; i++) {
+      ck_assert_msg(isfinite(y[i]), "%dx%d: non-finite output", w, h);
+      lo = fmin(lo, y[i]);
+      hi = fmax(hi, y[i]);
+    }
+    ck_assert_msg(lo >= -1.0 && hi <= 1.0 && hi - lo > 0.1, "%dx%d: range %g..%g", w, h, lo, hi);
+    free(x);
+    free(y);
+  }
+  negcut_translator_free(tr);
+}
+END_TEST
+
+/* A multiple-of-4 image gives exactly what the raw generator gives. */
+START_TEST(test_matches_network) {
+  negcut_net *g = NULL;
+  negcut_tensor *x = NULL, *y = NULL;
+  negcut_translator *tr = NULL;
+  int64_t in[4] = {1, 3, 32, 40}, out[4];
+  float xs[3 * 32 * 40], want[3 * 32 * 40];
+  negcut_generator_options go;
+  negcut_generator_options_init(&go);
+  go.ngf = 8;
+  go.n_blocks = 2;
+  ck_assert_int_eq(negcut_net_create_generator(&g, ctx, &go), NEGCUT_OK);
+  ck_assert_int_eq(negcut_net_load(g, model_path), NEGCUT_OK);
+  ck_assert_int_eq(negcut_net_output_shape(g, in, out), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_create(&x, ctx, 4, in), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_create(&y, ctx, 4, out), NEGCUT_OK);
+  smooth_image(xs, 3, 32, 40, 3);
+  ck_assert_int_eq(negcut_tensor_write(x, xs, 3 * 32 * 40), NEGCUT_OK);
+  ck_assert_int_eq(negcut_net_forward(g, NULL, x, y, NULL), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_read(y, want, 3 * 32 * 40), NEGCUT_OK);
+  ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, NULL), NEGCUT_OK);
+  float *got = translate_new(tr, xs, 1, 32, 40);
+  ck_assert_int_eq(ngc_test_compare("translator vs network", got, want, 3 * 32 * 40, 0, 0), 0);
+  free(got);
+  negcut_translator_free(tr);
+  negcut_tensor_free(x);
+  negcut_tensor_free(y);
+  negcut_net_free(g);
+}
+END_TEST
+
+START_TEST(test_batch_and_rgb8) {
+  enum { H = 20, W = 27, N = 3 };
+  negcut_translator *tr = NULL;
+  uint8_t src[N][H * W * 3], dst[N][H * W * 3], one[H * W * 3];
+  const uint8_t *sp[N];
+  uint8_t *dp[N];
+  ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, NULL), NEGCUT_OK);
+  for (int n = 0; n < N; n++) {
+    for (int i = 0; i < H * W * 3; i++) src[n][i] = (uint8_t)((i * (n + 3) * 7) % 251);
+    sp[n] = src[n];
+    dp[n] = dst[n];
+  }
+  ck_assert_int_eq(negcut_translate_rgb8_batch(tr, N, sp, W, H, W * 3, dp, W * 3), NEGCUT_OK);
+  for (int n = 0; n < N; n++) {
+    ck_assert_int_eq(negcut_translate_rgb8(tr, src[n], W, H, W * 3, one, W * 3), NEGCUT_OK);
+    ck_assert_msg(memcmp(one, dst[n], sizeof one) == 0, "batch item %d differs from a single call", n);
+  }
+  /* RGB8 is the float path with the reference's conversions. */
+  float x[3 * H * W];
+  for (int c = 0; c < 3; c++)
+    for (int i = 0; i < H * W; i++) x[c * H * W + i] = ((float)src[1][i * 3 + c] / 255.0f - 0.5f) / 0.5f;
+  float *y = translate_new(tr, x, 1, H, W);
+  for (int c = 0; c < 3; c++)
+    for (int i = 0; i < H * W; i++) {
+      float v = fminf(1.0f, fmaxf(-1.0f, y[c * H * W + i]));
+      ck_assert_int_eq(dst[1][i * 3 + c], (uint8_t)((v + 1.0f) / 2.0f * 255.0f));
+    }
+  free(y);
+  /* A stride with padding bytes works and leaves the padding alone. */
+  uint8_t padded_src[H][W * 3 + 5], padded_dst[H][W * 3 + 9];
+  memset(padded_dst, 0xAB, sizeof padded_dst);
+  for (int r = 0; r < H; r++) memcpy(padded_src[r], src[1] + r * W * 3, W * 3);
+  ck_assert_int_eq(negcut_translate_rgb8(tr, &padded_src[0][0], W, H, W * 3 + 5, &padded_dst[0][0], W * 3 + 9),
+                   NEGCUT_OK);
+  for (int r = 0; r < H; r++) {
+    ck_assert_int_eq(memcmp(padded_dst[r], dst[1] + r * W * 3, W * 3), 0);
+    for (int k = W * 3; k < W * 3 + 9; k++) ck_assert_int_eq(padded_dst[r][k], 0xAB);
+  }
+  negcut_translator_free(tr);
+}
+END_TEST
+
+/* Tiles with feathered overlap: the result stays close to the whole-image
+ * result; the seam error is printed (docs/TRANSLATE.md quotes it). */
+START_TEST(test_tiling) {
+  enum { H = 160, W = 200 };
+  negcut_translator_options o;
+  negcut_translator *whole = NULL, *tiled = NULL, *limited = NULL;
+  float *x = malloc(3 * H * W * sizeof *x);
+  smooth_image(x, 3, H, W, 5);
+  ck_assert_int_eq(negcut_translator_create(&whole, ctx, model, NULL), NEGCUT_OK);
+  negcut_translator_options_init(&o);
+  o.tile_px = 64;
+  o.overlap_px = 16;
+  ck_assert_int_eq(negcut_translator_create(&tiled, ctx, model, &o), NEGCUT_OK);
+  float *a = translate_new(whole, x, 1, H, W), *b = translate_new(tiled, x, 1, H, W);
+  double sum = 0, worst = 0;
+  for (int i = 0; i < 3 * H * W; i++) {
+    double d = fabs((double)a[i] - b[i]);
+    sum += d;
+    worst = fmax(worst, d);
+  }
+  printf("tiling 200x160, tile 64, overlap 16: mean abs diff %.4f, max %.4f (output range [-1, 1])\n",
+         sum / (3 * H * W), worst);
+  ck_assert_msg(sum / (3 * H * W) < 0.1, "tiles differ from the whole image by %g on average", sum / (3 * H * W));
+  /* A memory limit too small for the whole image tiles by itself. */
+  negcut_translator_options_init(&o);
+  o.max_memory_bytes = 6u << 20;
+  ck_assert_int_eq(negcut_translator_create(&limited, ctx, model, &o), NEGCUT_OK);
+  float *c = translate_new(limited, x, 1, H, W);
+  double lsum = 0;
+  for (int i = 0; i < 3 * H * W; i++) lsum += fabs((double)a[i] - c[i]);
+  printf("memory limit 6 MiB: mean abs diff %.4f\n", lsum / (3 * H * W));
+  ck_assert(lsum / (3 * H * W) < 0.1);
+  ck_assert(lsum > 0); /* it did tile */
+  /* An absurd limit is refused with a reason, not a crash. */
+  negcut_translator *tiny = NULL;
+  o.max_memory_bytes = 1024;
+  ck_assert_int_eq(negcut_translator_create(&tiny, ctx, model, &o), NEGCUT_OK);
+  ck_assert_int_eq(negcut_translate_f32(tiny, x, 1, H, W, c), NEGCUT_ERR_LIMIT);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "max_memory_bytes"));
+  negcut_translator_free(tiny);
+  free(a);
+  free(b);
+  free(c);
+  free(x);
+  negcut_translator_free(whole);
+  negcut_translator_free(tiled);
+  negcut_translator_free(limited);
+}
+END_TEST
+
+typedef struct worker {
+  const negcut_model *model;
+  int seed;
+  float *out;
+  int rc;
+} worker;
+
+enum { TH = 40, TW = 52 };
+
+static void *run_worker(void *arg) {
+  worker *wk = arg;
+  negcut_ctx_options o;
+  negcut_ctx *c = NULL;
+  negcut_translator *tr = NULL;
+  float x[3 * TH * TW];
+  negcut_ctx_options_init(&o);
+  o.backend = NEGCUT_BACKEND_CPU;
+  o.threads = 1;
+  wk->rc = negcut_ctx_create(&c, &o);
+  if (!wk->rc) wk->rc = negcut_translator_create(&tr, c, wk->model, NULL);
+  smooth_image(x, 3, TH, TW, wk->seed);
+  for (int rep = 0; rep < 3 && !wk->rc; rep++)
+    wk->rc = negcut_translate_f32(tr, x, 1, TH, TW, wk->out);
+  negcut_translator_free(tr);
+  negcut_ctx_free(c);
+  return NULL;
+}
+
+/* One model, four threads with their own contexts and translators: each
+ * result equals the single-threaded one bit for bit. */
+START_TEST(test_threads_share_model) {
+  enum { T = 4 };
+  pthread_t th[T];
+  worker wk[T];
+  negcut_translator *tr = NULL;
+  ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, NULL), NEGCUT_OK);
+  for (int i = 0; i < T; i++) {
+    wk[i] = (worker){model, i, malloc(3 * TH * TW * sizeof(float)), -1};
+    ck_assert_int_eq(pthread_create(&th[i], NULL, run_worker, &wk[i]), 0);
+  }
+  for (int i = 0; i < T; i++) ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+  for (int i = 0; i < T; i++) {
+    float x[3 * TH * TW];
+    ck_assert_int_eq(wk[i].rc, NEGCUT_OK);
+    smooth_image(x, 3, TH, TW, i);
+    float *want = translate_new(tr, x, 1, TH, TW);
+    ck_assert_msg(memcmp(want, wk[i].out, 3 * TH * TW * sizeof(float)) == 0, "thread %d differs", i);
+    free(want);
+    free(wk[i].out);
+  }
+  negcut_translator_free(tr);
+}
+END_TEST
+
+START_TEST(test_bad_arguments) {
+  negcut_translator *tr = NULL;
+  negcut_translator_options o;
+  negcut_model *m = NULL;
+  uint8_t px[3 * 8 * 8] = {0};
+  float f[3 * 8 * 8] = {0};
+  ck_assert_int_eq(negcut_translator_create(NULL, ctx, model, NULL), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_translator_create(&tr, ctx, NULL, NULL), NEGCUT_ERR_INVALID_ARGUMENT);
+  negcut_translator_options_init(&o);
+  o.version = 77;
+  ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, &o), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_null(tr);
+  negcut_translator_options_init(&o);
+  o.tile_px = 5;
+  ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, &o), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, NULL), NEGCUT_OK);
+  ck_assert_int_eq(negcut_translate_rgb8(tr, NULL, 8, 8, 24, px, 24), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_translate_rgb8(tr, px, 0, 8, 24, px, 24), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_translate_rgb8(tr, px, 8, 8, 23, px, 24), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "stride"));
+  ck_assert_int_eq(negcut_translate_f32(tr, f, 0, 8, 8, f), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_translate_f32(tr, f, 1, 1u << 20, 1u << 20, f), NEGCUT_ERR_LIMIT);
+  negcut_translator_free(tr);
+  negcut_translator_free(NULL);
+  negcut_model_free(NULL);
+  ck_assert_int_eq(negcut_model_load(&m, ctx, "/nonexistent/G.safetensors"), NEGCUT_ERR_IO);
+  ck_assert_ptr_null(m);
+  ck_assert_int_eq(negcut_model_load_memory(&m, ctx, "garbage!", 8), NEGCUT_ERR_LIMIT);
+  ck_assert_int_eq(negcut_model_load_memory(&m, ctx, "\x08\0\0\0\0\0\0\0notjson!", 16), NEGCUT_ERR_BAD_FORMAT);
+  ck_assert_ptr_null(m);
+  ck_assert_int_eq(negcut_model_input_channels(model), 3);
+  ck_assert_int_eq(negcut_model_output_channels(model), 3);
+  /* A context of another backend cannot run this model's weights in place. */
+  negcut_ctx_options co;
+  negcut_ctx *ref = NULL;
+  negcut_ctx_options_init(&co);
+  co.backend = NEGCUT_BACKEND_REF;
+  ck_assert_int_eq(negcut_ctx_create(&ref, &co), NEGCUT_OK);
+  ck_assert_int_eq(negcut_translator_create(&tr, ref, model, NULL), NEGCUT_ERR_INVALID_ARGUMENT);
+  negcut_ctx_free(ref);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("translate");
+  TCase *tc = tcase_create("translator");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_sizes_kept);
+  tcase_add_test(tc, test_matches_network);
+  tcase_add_test(tc, test_batch_and_rgb8);
+  tcase_add_test(tc, test_tiling);
+  tcase_add_test(tc, test_threads_share_model);
+  tcase_add_test(tc, test_bad_arguments);
+  suite_add_tcase(s, tc);
+  return ngc_test_run(s);
+}
