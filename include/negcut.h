@@ -17,5 +17,6 @@
 #include "negcut/translate.h"
 #include "negcut/nets.h"
 #include "negcut/losses.h"
+#include "negcut/train.h"
 
 #endif

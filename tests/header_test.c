@@ -7,6 +7,7 @@
 #include <negcut/translate.h>
 #include <negcut/nets.h>
 #include <negcut/losses.h>
+#include <negcut/train.h>
 
 int main(void) {
   negcut_ctx_options o = NEGCUT_CTX_OPTIONS_INIT;

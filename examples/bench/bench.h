@@ -32,5 +32,9 @@ bench_stat bench_stats(double *v, int n);
 
 /* Modes. */
 int bench_conv(const bench_opts *o, int argc, char **argv);
+int bench_infer(const bench_opts *o, int argc, char **argv);
+int bench_train(const bench_opts *o, int argc, char **argv);
+/* A child process running one side of infer/train (used by those modes). */
+int bench_worker(const bench_opts *o, int argc, char **argv);
 
 #endif

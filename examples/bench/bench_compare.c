@@ -1,0 +1,237 @@
+/* negcut-bench infer / train: our generator or training iteration beside
+ * PyTorch's on the same machine, threads and shapes. Each side runs in its
+ * own process (so that peak RSS is its own), alternating ours, theirs, ours,
+ * theirs ... for --rounds rounds; the table gives the medians (min-max) of
+ * all timed repetitions and the ratio PyTorch / ours (> 1: we are faster). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <negcut.h>
+
+#include "bench/bench.h"
+
+#define MAX_SAMPLES 256
+
+typedef struct sample_set {
+  double t[MAX_SAMPLES];
+  int n;
+  long rss_kib; /* the largest peak RSS of the runs */
+} sample_set;
+
+typedef struct job {
+  const char *what; /* "infer" or "train" */
+  const char *mode; /* train: cut | negcut */
+  int size, ngf, blocks, reps, threads, bf16;
+} job;
+
+/* ----------------------------------------------------------- workers */
+
+static void print_result(const double *t, int n) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  printf("times");
+  for (int i = 0; i < n; i++) printf(" %.6f", t[i]);
+  printf(" rss_kib %ld\n", ru.ru_maxrss);
+}
+
+static int fail(negcut_ctx *ctx, const char *what) {
+  fprintf(stderr, "negcut-bench worker: %s: %s\n", what, negcut_ctx_last_error(ctx));
+  return 1;
+}
+
+static void random_image(float *x, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i++) {
+    seed = seed * 1664525u + 1013904223u;
+    x[i] = (float)(seed >> 8) / 8388608.0f - 1.0f;
+  }
+}
+
+static int worker_infer(const job *j, negcut_ctx *ctx) {
+  negcut_generator_options go;
+  negcut_net *g = NULL;
+  negcut_tensor *x = NULL, *y = NULL;
+  double t[MAX_SAMPLES];
+  int64_t in[4] = {1, 3, j->size, j->size}, out[4];
+  negcut_generator_options_init(&go);
+  go.ngf = j->ngf;
+  go.n_blocks = j->blocks;
+  go.init_gain = 1.0f; /* as the PyTorch side: no denormals in either */
+  if (negcut_net_create_generator(&g, ctx, &go) || negcut_net_output_shape(g, in, out) ||
+      negcut_tensor_create(&x, ctx, 4, in) || negcut_tensor_create(&y, ctx, 4, out))
+    return fail(ctx, "setup");
+  float *host = malloc((size_t)(3 * j->size * j->size) * sizeof *host);
+  random_image(host, (size_t)(3 * j->size * j->size), 1);
+  negcut_tensor_write(x, host, (size_t)(3 * j->size * j->size));
+  free(host);
+  for (int i = 0; i <= j->reps; i++) {
+    double t0 = bench_now();
+    if (negcut_net_forward(g, NULL, x, y, NULL)) return fail(ctx, "forward");
+    if (i) t[i - 1] = bench_now() - t0;
+  }
+  print_result(t, j->reps);
+  negcut_tensor_free(x);
+  negcut_tensor_free(y);
+  negcut_net_free(g);
+  return 0;
+}
+
+static int worker_train(const job *j, negcut_ctx *ctx) {
+  negcut_trainer_options o;
+  negcut_trainer *tr = NULL;
+  double t[MAX_SAMPLES];
+  size_t n = (size_t)(3 * j->size * j->size);
+  negcut_trainer_options_init(&o, strcmp(j->mode, "negcut") ? NEGCUT_MODE_CUT : NEGCUT_MODE_NEGCUT);
+  o.ngf = o.ndf = j->ngf;
+  o.n_blocks = j->blocks;
+  o.nce_layers[4] = 12 + (j->blocks - 1 < 4 ? j->blocks - 1 : 4);
+  if (negcut_trainer_create(&tr, ctx, &o)) return fail(ctx, "trainer");
+  float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+  random_image(a, n, 1);
+  random_image(b, n, 2);
+  for (int i = 0; i <= j->reps; i++) {
+    double t0 = bench_now();
+    if (negcut_trainer_step_batch(tr, a, b, (uint32_t)j->size, (uint32_t)j->size))
+      return fail(ctx, "step");
+    if (i) t[i - 1] = bench_now() - t0;
+  }
+  print_result(t, j->reps);
+  free(a);
+  free(b);
+  negcut_trainer_free(tr);
+  return 0;
+}
+
+static int parse_job(job *j, const bench_opts *o, int argc, char **argv, const char *what) {
+  memset(j, 0, sizeof *j);
+  j->what = what;
+  j->mode = "cut";
+  j->size = 256;
+  j->ngf = 64;
+  j->blocks = 9;
+  j->reps = o->reps;
+  j->threads = o->threads;
+  for (int i = 0; i < argc; i++) {
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(argv[i], "--size") && v) j->size = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--ngf") && v) j->ngf = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--blocks") && v) j->blocks = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--mode") && v) j->mode = argv[++i];
+    else if (!strcmp(argv[i], "--bf16")) j->bf16 = 1;
+    else if (!strcmp(argv[i], "--rounds") || !strcmp(argv[i], "--cases")) i++; /* the parent's */
+    else if (!strcmp(argv[i], "--no-torch")) continue;
+    else {
+      fprintf(stderr, "negcut-bench: unknown option %s\n", argv[i]);
+      return -1;
+    }
+  }
+  if (j->size < 16 || j->ngf < 1 || j->blocks < 1 || j->reps > MAX_SAMPLES) {
+    fprintf(stderr, "negcut-bench: --size >= 16, --ngf >= 1, --blocks >= 1, --reps <= %d\n", MAX_SAMPLES);
+    return -1;
+  }
+  return 0;
+}
+
+int bench_worker(const bench_opts *o, int argc, char **argv) {
+  job j;
+  negcut_ctx_options co;
+  negcut_ctx *ctx = NULL;
+  if (argc < 1 || parse_job(&j, o, argc - 1, argv + 1, argv[0])) return 2;
+  negcut_ctx_options_init(&co);
+  co.backend = NEGCUT_BACKEND_CPU;
+  co.threads = o->threads;
+  co.seed = 1;
+  if (negcut_ctx_create(&ctx, &co)) return fail(NULL, "context");
+  int rc = strcmp(j.what, "infer") ? worker_train(&j, ctx) : worker_infer(&j, ctx);
+  negcut_ctx_free(ctx);
+  return rc;
+}
+
+/* ----------------------------------------------------------- parent */
+
+/* Runs cmd and appends its "times ... rss_kib" line to s. */
+static int run_side(const char *cmd, sample_set *s) {
+  char line[8192];
+  FILE *p = popen(cmd, "r");
+  int ok = 0;
+  if (!p) return -1;
+  while (fgets(line, sizeof line, p)) {
+    if (strncmp(line, "times", 5)) continue;
+    char *tok = strtok(line + 5, " \n");
+    while (tok) {
+      if (!strcmp(tok, "rss_kib")) {
+        tok = strtok(NULL, " \n");
+        long r = tok ? atol(tok) : 0;
+        if (r > s->rss_kib) s->rss_kib = r;
+        break;
+      }
+      if (s->n < MAX_SAMPLES) s->t[s->n++] = atof(tok);
+      tok = strtok(NULL, " \n");
+    }
+    ok = 1;
+  }
+  return pclose(p) == 0 && ok ? 0 : -1;
+}
+
+static int compare(const bench_opts *o, int argc, char **argv, const char *what) {
+  job j;
+  char self[4096], ours[8192], theirs[8192], src[4096];
+  int rounds = 3, torch = 1, threads;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[i + 1]);
+    if (!strcmp(argv[i], "--no-torch")) torch = 0;
+  }
+  if (parse_job(&j, o, argc, argv, what) || rounds < 1) return 2;
+  threads = j.threads ? j.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+  ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len <= 0) return 1;
+  self[len] = '\0';
+  snprintf(src, sizeof src, "%s", NGC_SOURCE_DIR);
+  snprintf(ours, sizeof ours, "%s worker %s --threads %d --reps %d --size %d --ngf %d --blocks %d --mode %s%s",
+           self, what, threads, j.reps, j.size, j.ngf, j.blocks, j.mode, j.bf16 ? " --bf16" : "");
+  snprintf(theirs, sizeof theirs,
+           "/usr/bin/python3 %s/tools/bench_torch.py %s --threads %d --reps %d --size %d --ngf %d --blocks %d --mode %s%s",
+           src, what, threads, j.reps, j.size, j.ngf, j.blocks, j.mode, j.bf16 ? " --bf16" : "");
+  sample_set a = {{0}, 0, 0}, b = {{0}, 0, 0};
+  for (int r = 0; r < rounds; r++) {
+    if (run_side(ours, &a)) {
+      fprintf(stderr, "negcut-bench: our worker failed: %s\n", ours);
+      return 1;
+    }
+    if (torch && run_side(theirs, &b)) {
+      fprintf(stderr, "negcut-bench: the PyTorch side failed (is python3-torch installed?): %s\n", theirs);
+      return 1;
+    }
+  }
+  bench_stat sa = bench_stats(a.t, a.n), sb = bench_stats(b.t, b.n);
+  char name[128];
+  snprintf(name, sizeof name, "%s%s%s %dx%d ngf %d%s", what, strcmp(what, "train") ? "" : " ",
+           strcmp(what, "train") ? "" : j.mode, j.size, j.size, j.ngf, j.bf16 ? " bf16" : "");
+  printf("%-28s | %8.3f s (%.3f-%.3f) %6ld MiB |", name, sa.med, sa.min, sa.max, a.rss_kib / 1024);
+  if (torch)
+    printf(" %8.3f s (%.3f-%.3f) %6ld MiB | %5.2fx | %5.2f\n", sb.med, sb.min, sb.max, b.rss_kib / 1024,
+           sb.med / sa.med, (double)a.rss_kib / (double)(b.rss_kib ? b.rss_kib : 1));
+  else
+    printf(" (PyTorch not run)\n");
+  fflush(stdout);
+  return 0;
+}
+
+static void header(int threads) {
+  printf("%d threads, %s; medians (min-max) over all timed repetitions of alternating processes\n",
+         threads, negcut_build_info());
+  printf("%-28s | %-36s | %-36s | speed | RSS\n", "case", "libnegcut (cpu)", "PyTorch 1.13");
+  printf("%-28s | %-36s | %-36s | ratio | ratio\n", "", "", "");
+}
+
+int bench_infer(const bench_opts *o, int argc, char **argv) {
+  header(o->threads ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+  return compare(o, argc, argv, "infer");
+}
+
+int bench_train(const bench_opts *o, int argc, char **argv) {
+  header(o->threads ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+  return compare(o, argc, argv, "train");
+}

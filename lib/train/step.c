@@ -1,0 +1,325 @@
+/* One training iteration (REFERENCE.md 4-7). Shapes: B images per domain,
+ * L NCE layers, S patches per layer, nc projection width. */
+#include <string.h>
+
+#include "train.h"
+
+static int is_negcut(const ngc_trainer *t) {
+  return t->cfg.mode == NGC_MODE_NEGCUT || t->cfg.mode == NGC_MODE_FASTNEGCUT;
+}
+
+/* The generator's encoder on one batch, with the features at the NCE
+ * layers; the record allows backpropagating into G. */
+typedef struct encoding {
+  const ngc_tensor *x; /* (B, C, H, W) */
+  ngc_seq_rec rec;
+  ngc_tensor feat[NGC_MAX_NCE_LAYERS]; /* (B, C_l, H_l, W_l) as used by the loss */
+} encoding;
+
+static negcut_status encode(ngc_trainer *t, const ngc_tensor *x, int flip_back, encoding *e) {
+  negcut_status st;
+  const ngc_train_cfg *c = &t->cfg;
+  e->x = x;
+  st = ngc_seq_forward(&t->G, &t->tape, x, c->nce_layers[c->n_nce - 1], &e->rec, NULL);
+  for (int32_t l = 0; l < c->n_nce && !st; l++) {
+    const ngc_tensor *f = ngc_seq_module_act(&t->G, &e->rec, c->nce_layers[l]);
+    e->feat[l] = *f;
+    if (flip_back) { /* FastCUT: the query features of a flipped input are flipped back */
+      st = ngc_tape_tensor(&t->tape, &e->feat[l], 4, f->dim);
+      if (!st) st = ngc_hflip(t->ctx, f, &e->feat[l]);
+    }
+  }
+  return st;
+}
+
+/* Backpropagates gradients at the (possibly flipped) features into G; dx
+ * (may be NULL) receives the gradient at the encoder's input. */
+static negcut_status encode_backward(ngc_trainer *t, const encoding *e, int flip_back,
+                                     ngc_tensor *dfeat, ngc_tensor *dx) {
+  const ngc_train_cfg *c = &t->cfg;
+  negcut_status st = NEGCUT_OK;
+  if (flip_back)
+    for (int32_t l = 0; l < c->n_nce && !st; l++) {
+      ngc_tensor flipped;
+      st = ngc_tape_tensor(&t->tape, &flipped, 4, dfeat[l].dim);
+      if (!st) st = ngc_hflip(t->ctx, &dfeat[l], &flipped);
+      dfeat[l] = flipped;
+    }
+  if (!st) st = ngc_seq_backward(&t->G, &t->tape, &e->rec, NULL, c->n_nce, c->nce_layers, dfeat, dx);
+  return st;
+}
+
+/* One evaluation of the NCE loss between a source (keys) and a target
+ * (queries) encoding: fresh patch ids (and, for NEGCUT, fresh noise). */
+typedef struct nce_eval {
+  int64_t n_ids[NGC_MAX_NCE_LAYERS];
+  ngc_proj_rec pk[NGC_MAX_NCE_LAYERS], pq[NGC_MAX_NCE_LAYERS];
+  ngc_neg_rec neg[NGC_MAX_NCE_LAYERS];
+  ngc_nce_rec nce[NGC_MAX_NCE_LAYERS];
+} nce_eval;
+
+/* F_ (NEGCUT's EMA projector) on every position of each source feature:
+ * (B * H_l * W_l, nc). It does not change within an iteration, so it is
+ * computed once per source and shared by the N step and the G step. */
+typedef struct ema_proj {
+  ngc_proj_rec ph[NGC_MAX_NCE_LAYERS];
+} ema_proj;
+
+static negcut_status project_all(ngc_trainer *t, const encoding *src, ema_proj *p) {
+  negcut_status st = NEGCUT_OK;
+  for (int32_t l = 0; l < t->cfg.n_nce && !st; l++)
+    st = ngc_projector_forward(&t->F_ema, l, &t->tape, &src->feat[l], NULL, 0, &p->ph[l]);
+  return st;
+}
+
+static negcut_status nce_forward(ngc_trainer *t, const encoding *src, const encoding *tgt,
+                                 const ema_proj *hp, nce_eval *ev, float *value) {
+  const ngc_train_cfg *c = &t->cfg;
+  int64_t b = src->x->dim[0];
+  double total = 0.0;
+  negcut_status st = NEGCUT_OK;
+  for (int32_t l = 0; l < c->n_nce && !st; l++) {
+    int64_t hw = src->feat[l].dim[2] * src->feat[l].dim[3];
+    int64_t n = hw < c->num_patches ? hw : c->num_patches;
+    int64_t *ids = ngc_tape_host(&t->tape, (size_t)n * sizeof *ids);
+    float v;
+    if (!ids) return ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "nce: out of memory");
+    ev->n_ids[l] = n;
+    st = t->rand.patch_ids(t->rand.user, l, hw, n, ids);
+    if (!st) st = ngc_projector_forward(&t->F, l, &t->tape, &src->feat[l], ids, n, &ev->pk[l]);
+    if (!st) st = ngc_projector_forward(&t->F, l, &t->tape, &tgt->feat[l], ids, n, &ev->pq[l]);
+    const ngc_tensor *negs = NULL;
+    if (!st && hp) {
+      int64_t count = b * c->num_patches;
+      ngc_tensor z;
+      float *host = ngc_tape_host(&t->tape, (size_t)(count * c->z_dim) * sizeof *host);
+      if (!host) return ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "noise: out of memory");
+      st = t->rand.noise(t->rand.user, l, count * c->z_dim, host);
+      if (!st) st = ngc_tape_tensor(&t->tape, &z, 2, (int64_t[2]){count, c->z_dim});
+      if (!st) st = t->ctx->be->ops.upload(t->ctx->be, z.data, host, (size_t)ngc_numel(&z) * sizeof(float));
+      if (!st) st = ngc_neggen_forward(&t->N, l, &t->tape, &hp->ph[l].mlp.y, b, &z, &ev->neg[l]);
+      negs = &ev->neg[l].mlp.y;
+    }
+    if (!st)
+      st = ngc_nce_forward(&t->tape, &ev->pq[l].mlp.y, &ev->pk[l].mlp.y, negs, b, c->nce_t, &ev->nce[l]);
+    if (!st) st = ngc_loss_value(t->ctx, &ev->nce[l].value, &v);
+    total += v;
+  }
+  *value = (float)(c->lambda_nce * total / c->n_nce);
+  return st;
+}
+
+/* Backward of weight * NCE (weight includes lambda_NCE / L and the 0.5 of
+ * NCE_both) into F and G through the queries, and for NEGCUT through the
+ * negatives into G's encoder of the source (the reference's undetached n). */
+static negcut_status nce_backward(ngc_trainer *t, const encoding *src, const encoding *tgt,
+                                  int flip_back, const ema_proj *hp, const nce_eval *ev,
+                                  float weight, ngc_tensor *dtgt) {
+  const ngc_train_cfg *c = &t->cfg;
+  ngc_tensor dq, dfeat_q[NGC_MAX_NCE_LAYERS], dfeat_k[NGC_MAX_NCE_LAYERS];
+  int through_negs = hp && !c->detach_negatives;
+  negcut_status st = NEGCUT_OK;
+  for (int32_t l = 0; l < c->n_nce && !st; l++) {
+    ngc_tensor dneg, dh;
+    st = ngc_tape_tensor(&t->tape, &dq, 2, ev->pq[l].mlp.y.dim);
+    if (!st) st = ngc_tape_tensor(&t->tape, &dfeat_q[l], 4, tgt->feat[l].dim);
+    if (!st && through_negs) st = ngc_tape_tensor(&t->tape, &dneg, 2, ev->neg[l].mlp.y.dim);
+    if (!st) st = ngc_nce_backward(&t->tape, &ev->nce[l], weight, &dq, through_negs ? &dneg : NULL);
+    if (!st) st = ngc_projector_backward(&t->F, l, &t->tape, &ev->pq[l], &dq, &dfeat_q[l]);
+    if (!st && through_negs) {
+      st = ngc_tape_tensor(&t->tape, &dh, 2, hp->ph[l].mlp.y.dim);
+      if (!st) st = ngc_tape_tensor(&t->tape, &dfeat_k[l], 4, src->feat[l].dim);
+      if (!st) st = ngc_neggen_backward(&t->N, l, &t->tape, &ev->neg[l], &dneg, &dh);
+      if (!st) st = ngc_projector_backward(&t->F_ema, l, &t->tape, &hp->ph[l], &dh, &dfeat_k[l]);
+    }
+  }
+  if (!st) st = encode_backward(t, tgt, flip_back, dfeat_q, dtgt);
+  if (!st && through_negs) st = encode_backward(t, src, 0, dfeat_k, NULL);
+  return st;
+}
+
+static negcut_status upload(ngc_trainer *t, ngc_tensor *dst, const float *src, size_t count) {
+  return t->ctx->be->ops.upload(t->ctx->be, dst->data, src, count * sizeof(float));
+}
+
+/* The first or second B images of a (2B, C, H, W) tensor. */
+static ngc_tensor half_view(const ngc_tensor *x, int64_t b, int second) {
+  int64_t d[4] = {b, x->dim[1], x->dim[2], x->dim[3]};
+  return ngc_tensor_view(x->be, x->data + (second ? b * x->dim[1] * x->dim[2] * x->dim[3] : 0), 4, d);
+}
+
+static negcut_status d_step(ngc_trainer *t, const ngc_tensor *fake_b, const ngc_tensor *real_b,
+                            double lr) {
+  ngc_seq_rec rf, rr;
+  ngc_gan_rec gf, gr;
+  ngc_tensor pf, pr, dpf, dpr;
+  int64_t out[4];
+  negcut_status st = ngc_seq_shape(t->ctx, &t->D, fake_b->dim, -1, out);
+  if (!st) st = ngc_tape_tensor(&t->tape, &dpf, 4, out);
+  if (!st) st = ngc_tape_tensor(&t->tape, &dpr, 4, out);
+  if (!st) st = ngc_seq_forward(&t->D, &t->tape, fake_b, -1, &rf, NULL); /* fake_B detached */
+  if (!st) {
+    pf = rf.acts[rf.n_run];
+    st = ngc_gan_loss_forward(&t->tape, t->cfg.gan_mode, &pf, 0, &gf);
+  }
+  if (!st) st = ngc_seq_forward(&t->D, &t->tape, real_b, -1, &rr, NULL);
+  if (!st) {
+    pr = rr.acts[rr.n_run];
+    st = ngc_gan_loss_forward(&t->tape, t->cfg.gan_mode, &pr, 1, &gr);
+  }
+  if (!st) st = ngc_loss_value(t->ctx, &gf.value, &t->losses.d_fake);
+  if (!st) st = ngc_loss_value(t->ctx, &gr.value, &t->losses.d_real);
+  t->losses.d = 0.5f * (t->losses.d_fake + t->losses.d_real);
+  t->D.requires_grad = 1;
+  if (!st) st = ngc_net_zero_grad(&t->D);
+  if (!st) st = ngc_gan_loss_backward(&t->tape, &gf, 0.5f, &dpf);
+  if (!st) st = ngc_seq_backward(&t->D, &t->tape, &rf, &dpf, 0, NULL, NULL, NULL);
+  if (!st) st = ngc_gan_loss_backward(&t->tape, &gr, 0.5f, &dpr);
+  if (!st) st = ngc_seq_backward(&t->D, &t->tape, &rr, &dpr, 0, NULL, NULL, NULL);
+  if (!st) st = ngc_adam_update(t->ctx, &t->opt_d, lr);
+  return st;
+}
+
+/* NEGCUT's adversarial step: N maximises the contrastive loss (q and k
+ * detached) and the diversity of its negatives. Gradients reach only N. */
+static negcut_status n_step(ngc_trainer *t, const encoding *src[2], const encoding *tgt[2],
+                            const ema_proj *hp[2], int calls, double lr) {
+  const ngc_train_cfg *c = &t->cfg;
+  nce_eval *ev = ngc_tape_host(&t->tape, 2 * sizeof *ev);
+  ngc_div_rec div[NGC_MAX_NCE_LAYERS];
+  float v[2] = {0, 0}, dval;
+  float w_nce = -(calls == 2 ? 0.5f : 1.0f) * c->lambda_nce / (float)c->n_nce;
+  double div_total = 0.0;
+  negcut_status st = ev ? NEGCUT_OK : ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "n step: out of memory");
+  for (int i = 0; i < calls && !st; i++) st = nce_forward(t, src[i], tgt[i], hp[i], &ev[i], &v[i]);
+  t->N.requires_grad = 1;
+  if (!st) st = ngc_net_zero_grad(&t->N);
+  for (int i = 0; i < calls && !st; i++) {
+    /* the diversity term: the last call's negatives (reference) or all */
+    int with_div = c->diversity_all || i == calls - 1;
+    float w_div = c->lambda_ms / (float)c->n_nce / (c->diversity_all ? (float)calls : 1.0f);
+    for (int32_t l = 0; l < c->n_nce && !st; l++) {
+      ngc_tensor dneg, ddiv;
+      const ngc_tensor *negs = &ev[i].neg[l].mlp.y;
+      st = ngc_tape_tensor(&t->tape, &dneg, 2, negs->dim);
+      if (!st) st = ngc_nce_backward(&t->tape, &ev[i].nce[l], w_nce, NULL, &dneg);
+      if (!st && with_div) {
+        st = ngc_diversity_forward(&t->tape, negs, src[i]->x->dim[0], &div[l]);
+        if (!st) st = ngc_loss_value(t->ctx, &div[l].value, &dval);
+        div_total -= (double)w_div * dval;
+        if (!st) st = ngc_tape_tensor(&t->tape, &ddiv, 2, negs->dim);
+        if (!st) st = ngc_diversity_backward(&t->tape, &div[l], w_div, &ddiv);
+        if (!st) st = ngc_axpby(t->ctx, 1.0f, &ddiv, 1.0f, &dneg);
+      }
+      if (!st) st = ngc_neggen_backward(&t->N, l, &t->tape, &ev[i].neg[l], &dneg, NULL);
+    }
+  }
+  t->losses.div = (float)div_total;
+  t->losses.n = -(calls == 2 ? 0.5f * (v[0] + v[1]) : v[0]) + t->losses.div;
+  if (!st) st = ngc_adam_update(t->ctx, &t->opt_n, lr);
+  t->N.requires_grad = 0;
+  return st;
+}
+
+negcut_status ngc_train_step(ngc_trainer *t, const float *real_a, const float *real_b, int64_t h,
+                             int64_t w, double lr) {
+  const ngc_train_cfg *c = &t->cfg;
+  negcut_ctx *ctx = t->ctx;
+  int64_t b = c->batch, ch = c->g.input_nc, img = ch * h * w;
+  int idt = c->nce_idt, neg = is_negcut(t), calls = idt ? 2 : 1;
+  int flipped = c->flip_equivariance ? t->rand.flip(t->rand.user) : 0;
+  ngc_tensor real, real_in, fake, dfake, real_a_t, real_b_t, fake_b, idt_b, pred, dpred, dfb;
+  ngc_seq_rec rg, rd;
+  ngc_gan_rec gg;
+  encoding enc_src[2], enc_tgt[2];
+  ema_proj hp[2];
+  nce_eval *ev;
+  float v[2] = {0, 0};
+  int64_t dshape[4];
+  negcut_status st;
+
+  ngc_error_clear(ctx);
+  st = ngc_tape_reset(&t->tape);
+  ev = ngc_tape_host(&t->tape, 2 * sizeof *ev);
+  if (!ev) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "step: out of memory");
+  /* real = cat(real_A, real_B) along the batch when the identity loss is on */
+  if (!st) st = ngc_tape_tensor(&t->tape, &real, 4, (int64_t[4]){2 * b, ch, h, w});
+  if (!st) st = upload(t, &real, real_a, (size_t)(b * img));
+  if (!st) {
+    ngc_tensor second = half_view(&real, b, 1);
+    st = upload(t, &second, real_b, (size_t)(b * img));
+  }
+  if (st) return st;
+  real_a_t = half_view(&real, b, 0);
+  real_b_t = half_view(&real, b, 1);
+  real_in = idt ? real : real_a_t;
+  if (flipped) {
+    ngc_tensor f;
+    st = ngc_tape_tensor(&t->tape, &f, 4, real_in.dim);
+    if (!st) st = ngc_hflip(ctx, &real_in, &f);
+    real_in = f;
+  }
+  /* G forward: fake = G(real) (nB, C_out, H, W) */
+  if (!st) st = ngc_seq_forward(&t->G, &t->tape, &real_in, -1, &rg, NULL);
+  if (st) return st;
+  fake = rg.acts[rg.n_run];
+  t->last_real = real;
+  t->last_fake = fake;
+  fake_b = half_view(&fake, b, 0);
+  idt_b = half_view(&fake, b, 1);
+
+  /* ---- D step */
+  st = d_step(t, &fake_b, &real_b_t, lr);
+
+  /* ---- encoders shared by the N step and the G step */
+  const encoding *src[2] = {&enc_src[0], &enc_src[1]}, *tgt[2] = {&enc_tgt[0], &enc_tgt[1]};
+  const ema_proj *hps[2] = {NULL, NULL};
+  for (int i = 0; i < calls && !st; i++) {
+    st = encode(t, i ? &real_b_t : &real_a_t, 0, &enc_src[i]);
+    if (!st) st = encode(t, i ? &idt_b : &fake_b, flipped, &enc_tgt[i]);
+    if (!st && neg) {
+      st = project_all(t, &enc_src[i], &hp[i]);
+      hps[i] = &hp[i];
+    }
+  }
+
+  /* ---- N step */
+  if (!st && neg) st = n_step(t, src, tgt, hps, calls, lr);
+
+  /* ---- G + F step */
+  t->D.requires_grad = 0;
+  if (!st) st = ngc_seq_shape(ctx, &t->D, fake_b.dim, -1, dshape);
+  if (!st) st = ngc_tape_tensor(&t->tape, &dpred, 4, dshape);
+  if (!st) st = ngc_seq_forward(&t->D, &t->tape, &fake_b, -1, &rd, NULL);
+  if (!st) {
+    pred = rd.acts[rd.n_run];
+    st = ngc_gan_loss_forward(&t->tape, c->gan_mode, &pred, 1, &gg);
+  }
+  if (!st) st = ngc_loss_value(ctx, &gg.value, &t->losses.g_gan);
+  t->losses.g_gan *= c->lambda_gan;
+  for (int i = 0; i < calls && !st; i++) st = nce_forward(t, src[i], tgt[i], hps[i], &ev[i], &v[i]);
+  t->losses.nce_x = v[0];
+  t->losses.nce_y = v[1];
+  t->losses.g = t->losses.g_gan + (calls == 2 ? 0.5f * (v[0] + v[1]) : v[0]);
+
+  if (!st) st = ngc_net_zero_grad(&t->G);
+  if (!st) st = ngc_net_zero_grad(&t->F);
+  if (!st) st = ngc_tape_tensor(&t->tape, &dfake, 4, fake.dim);
+  if (!st) st = ngc_fill(ctx, &dfake, 0.0f);
+  dfb = half_view(&dfake, b, 0);
+  if (!st) st = ngc_gan_loss_backward(&t->tape, &gg, c->lambda_gan, &dpred);
+  if (!st) st = ngc_seq_backward(&t->D, &t->tape, &rd, &dpred, 0, NULL, NULL, &dfb);
+  for (int i = 0; i < calls && !st; i++) {
+    ngc_tensor dslice = half_view(&dfake, b, i), dt;
+    float weight = (calls == 2 ? 0.5f : 1.0f) * c->lambda_nce / (float)c->n_nce;
+    st = ngc_tape_tensor(&t->tape, &dt, 4, dslice.dim);
+    if (!st) st = nce_backward(t, src[i], tgt[i], flipped, hps[i], &ev[i], weight, &dt);
+    if (!st) st = ngc_axpby(ctx, 1.0f, &dt, 1.0f, &dslice);
+  }
+  if (!st) st = ngc_seq_backward(&t->G, &t->tape, &rg, &dfake, 0, NULL, NULL, NULL);
+  if (!st) st = ngc_adam_update(ctx, &t->opt_g, lr);
+  if (!st) st = ngc_adam_update(ctx, &t->opt_f, lr);
+  if (!st && neg) st = ngc_ema_nets(ctx, &t->F_ema, &t->F, 0.9f);
+  if (!st) t->iteration++;
+  return st;
+}

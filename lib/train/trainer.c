@@ -1,0 +1,502 @@
+/* negcut/train.h: the public trainer over ngc_trainer and the data pipeline. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "data.h"
+#include "io/safetensors.h"
+#include "models/checkpoint.h"
+#include "negcut/train.h"
+#include "train.h"
+
+struct negcut_trainer {
+  negcut_ctx *ctx;
+  negcut_trainer_options o;
+  ngc_trainer t;
+  ngc_data *data;        /* NULL without data folders */
+  float *a, *b;          /* (B, C, H, W) host staging */
+  int64_t cap;           /* floats in a and in b */
+  int64_t epoch;         /* 1-based epoch of the next iteration */
+  double images_per_second;
+};
+
+negcut_status negcut_trainer_options_init(negcut_trainer_options *o, negcut_train_mode mode) {
+  ngc_train_cfg c;
+  if (!o) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_options_init: NULL");
+  if (mode < NEGCUT_MODE_CUT || mode > NEGCUT_MODE_FASTNEGCUT)
+    return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_options_init: mode %d", (int)mode);
+  ngc_train_cfg_defaults(&c, (ngc_mode)mode);
+  int fast = mode == NEGCUT_MODE_FASTCUT || mode == NEGCUT_MODE_FASTNEGCUT;
+  memset(o, 0, sizeof *o);
+  o->version = NEGCUT_TRAINER_OPTIONS_VERSION;
+  o->mode = mode;
+  o->input_nc = c.g.input_nc;
+  o->output_nc = c.g.output_nc;
+  o->ngf = c.g.ngf;
+  o->ndf = c.d.ndf;
+  o->n_blocks = c.g.n_blocks;
+  o->n_layers_d = c.d.n_layers;
+  o->n_nce_layers = c.n_nce;
+  memcpy(o->nce_layers, c.nce_layers, sizeof o->nce_layers);
+  o->num_patches = c.num_patches;
+  o->netf_nc = c.netf_nc;
+  o->z_dim = c.z_dim;
+  o->nce_t = c.nce_t;
+  o->lambda_gan = c.lambda_gan;
+  o->lambda_nce = c.lambda_nce;
+  o->lambda_ms_neg = c.lambda_ms;
+  o->nce_idt = c.nce_idt;
+  o->flip_equivariance = c.flip_equivariance;
+  o->lr = c.lr;
+  o->beta1 = c.beta1;
+  o->beta2 = c.beta2;
+  o->n_epochs = fast ? 150 : 200;
+  o->n_epochs_decay = fast ? 50 : 200;
+  o->batch_size = 1;
+  o->load_size = 286;
+  o->crop_size = 256;
+  o->preprocess = NEGCUT_PREPROCESS_RESIZE_AND_CROP;
+  return NEGCUT_OK;
+}
+
+static negcut_status to_cfg(negcut_ctx *ctx, const negcut_trainer_options *o, ngc_train_cfg *c) {
+  if (o->mode < NEGCUT_MODE_CUT || o->mode > NEGCUT_MODE_FASTNEGCUT || o->n_nce_layers < 1 ||
+      o->n_nce_layers > 8 || o->ngf < 1 || o->ndf < 1 || o->n_blocks < 0 || o->n_layers_d < 1 ||
+      o->input_nc < 1 || o->output_nc < 1 || o->batch_size < 1 || o->n_epochs < 0 ||
+      o->n_epochs_decay < 0 || !(o->lr >= 0) || o->num_patches < 1 || o->netf_nc < 1)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "trainer: an option is out of range (mode, layers, sizes, epochs, lr)");
+  ngc_train_cfg_defaults(c, (ngc_mode)o->mode);
+  c->g = (ngc_generator_cfg){o->input_nc, o->output_nc, o->ngf, o->n_blocks, o->no_antialias != 0,
+                             o->no_antialias_up != 0};
+  c->d = (ngc_discriminator_cfg){o->output_nc, o->ndf, o->n_layers_d, o->no_antialias != 0};
+  c->n_nce = o->n_nce_layers;
+  memcpy(c->nce_layers, o->nce_layers, sizeof c->nce_layers);
+  c->num_patches = o->num_patches;
+  c->netf_nc = o->netf_nc;
+  c->z_dim = o->z_dim;
+  c->nce_t = o->nce_t;
+  c->lambda_gan = o->lambda_gan;
+  c->lambda_nce = o->lambda_nce;
+  c->lambda_ms = o->lambda_ms_neg;
+  c->nce_idt = o->nce_idt != 0;
+  c->flip_equivariance = o->flip_equivariance != 0;
+  c->gan_mode = o->gan_vanilla ? NGC_GAN_VANILLA : NGC_GAN_LSGAN;
+  c->lr = o->lr;
+  c->beta1 = o->beta1;
+  c->beta2 = o->beta2;
+  c->batch = o->batch_size;
+  c->detach_negatives = o->detach_negatives != 0;
+  c->ema_from_f = o->ema_from_f != 0;
+  c->diversity_all = o->diversity_all_calls != 0;
+  if (c->nce_idt && o->input_nc != o->output_nc)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "trainer: the identity loss needs input_nc == output_nc");
+  return NEGCUT_OK;
+}
+
+negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
+                                    const negcut_trainer_options *opts) {
+  negcut_trainer *tr;
+  ngc_train_cfg cfg;
+  negcut_status st;
+  char dir_a[4096], dir_b[4096];
+  if (!out || !ctx || !opts)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_create: NULL argument");
+  *out = NULL;
+  if (opts->version != NEGCUT_TRAINER_OPTIONS_VERSION)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_create: options version %u",
+                     (unsigned)opts->version);
+  st = to_cfg(ctx, opts, &cfg);
+  if (st) return st;
+  tr = calloc(1, sizeof *tr);
+  if (!tr) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "trainer: out of memory");
+  tr->ctx = ctx;
+  tr->o = *opts;
+  tr->o.dataroot = tr->o.dir_a = tr->o.dir_b = NULL; /* not kept: the caller's strings */
+  tr->epoch = 1;
+  st = ngc_trainer_init(&tr->t, ctx, &cfg);
+  if (!st && (opts->dataroot || opts->dir_a || opts->dir_b)) {
+    ngc_data_cfg dc = NGC_DATA_CFG_INIT;
+    if (opts->dataroot) {
+      snprintf(dir_a, sizeof dir_a, "%s/trainA", opts->dataroot);
+      snprintf(dir_b, sizeof dir_b, "%s/trainB", opts->dataroot);
+      dc.dir_a = dir_a;
+      dc.dir_b = dir_b;
+    } else {
+      dc.dir_a = opts->dir_a;
+      dc.dir_b = opts->dir_b;
+    }
+    dc.batch = opts->batch_size;
+    dc.load_size = opts->load_size;
+    dc.crop_size = opts->crop_size;
+    dc.preprocess = (ngc_preprocess)opts->preprocess;
+    dc.no_flip = opts->no_flip;
+    dc.channels = opts->input_nc == 1 ? 1 : 3;
+    dc.seed = ctx->seed;
+    dc.prefetch = opts->prefetch;
+    if (!dc.dir_a || !dc.dir_b)
+      st = ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "trainer: give dataroot, or both dir_a and dir_b");
+    else if (opts->input_nc != 1 && opts->input_nc != 3)
+      st = ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "trainer: image folders give 1 or 3 channels");
+    else
+      st = ngc_data_open(ctx, &dc, &tr->data);
+  }
+  if (st) {
+    negcut_trainer_free(tr);
+    return st;
+  }
+  *out = tr;
+  return NEGCUT_OK;
+}
+
+void negcut_trainer_free(negcut_trainer *t) {
+  if (!t) return;
+  ngc_data_close(t->data);
+  ngc_trainer_release(&t->t);
+  free(t->a);
+  free(t->b);
+  free(t);
+}
+
+static double lr_now(const negcut_trainer *t) {
+  return t->o.lr * ngc_lr_linear(t->epoch, 1, t->o.n_epochs, t->o.n_epochs_decay);
+}
+
+static negcut_status grow(negcut_trainer *t, int64_t floats) {
+  if (floats <= t->cap) return NEGCUT_OK;
+  float *na = realloc(t->a, (size_t)floats * sizeof *na);
+  if (na) t->a = na;
+  float *nb = na ? realloc(t->b, (size_t)floats * sizeof *nb) : NULL;
+  if (nb) t->b = nb;
+  if (!na || !nb) return ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "trainer: out of memory");
+  t->cap = floats;
+  return NEGCUT_OK;
+}
+
+negcut_status negcut_trainer_step(negcut_trainer *t) {
+  ngc_data_state ds;
+  int64_t h, w, hb, wb, epoch, side;
+  negcut_status st;
+  if (!t) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_step: NULL");
+  if (!t->data)
+    return ngc_error(t->ctx, NEGCUT_ERR_STATE, "negcut_trainer_step: no data folders; use negcut_trainer_step_batch");
+  /* Fine-tune phase (REFERENCE.md 6): no resize jitter after n_epochs. */
+  ngc_data_get_state(t->data, &ds);
+  if (ds.epoch > t->o.n_epochs && !ds.finetune) ngc_data_set_finetune(t->data, 1);
+  side = ngc_data_fixed_size(t->data);
+  if (!side) side = 4096; /* variable sizes: batch 1 up to 4096 x 4096 */
+  st = grow(t, (int64_t)t->o.batch_size * t->o.input_nc * side * side);
+  if (!st) st = ngc_data_next(t->data, t->a, t->b, t->cap, &h, &w, &epoch);
+  if (st) return st;
+  ngc_data_b_size(t->data, &hb, &wb);
+  if (hb != h || wb != w)
+    return ngc_error(t->ctx, NEGCUT_ERR_UNSUPPORTED,
+                     "trainer: A is %lldx%lld but B %lldx%lld; preprocess 'none'/'scale_width' need "
+                     "images of one size per pair",
+                     (long long)w, (long long)h, (long long)wb, (long long)hb);
+  t->epoch = epoch;
+  return ngc_train_step(&t->t, t->a, t->b, h, w, lr_now(t));
+}
+
+negcut_status negcut_trainer_step_batch(negcut_trainer *t, const float *real_a, const float *real_b,
+                                        uint32_t height, uint32_t width) {
+  if (!t || !real_a || !real_b || !height || !width)
+    return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_step_batch: bad argument");
+  return ngc_train_step(&t->t, real_a, real_b, height, width, lr_now(t));
+}
+
+static int64_t per_epoch(const negcut_trainer *t) {
+  return t->data ? ngc_data_batches_per_epoch(t->data) : 0;
+}
+
+negcut_status negcut_trainer_progress(const negcut_trainer *t, negcut_train_progress *p) {
+  if (!t || !p) return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_progress: NULL");
+  const ngc_train_losses *l = &t->t.losses;
+  memset(p, 0, sizeof *p);
+  p->iteration = t->t.iteration;
+  p->iterations_per_epoch = per_epoch(t);
+  p->total_iterations = p->iterations_per_epoch * (t->o.n_epochs + t->o.n_epochs_decay);
+  p->epoch = t->data ? 1 + t->t.iteration / (p->iterations_per_epoch ? p->iterations_per_epoch : 1) : t->epoch;
+  p->lr = lr_now(t);
+  p->images_per_second = t->images_per_second;
+  p->d_real = l->d_real;
+  p->d_fake = l->d_fake;
+  p->g_gan = l->g_gan;
+  p->nce_x = l->nce_x;
+  p->nce_y = l->nce_y;
+  p->g_total = l->g;
+  p->n_total = l->n;
+  p->diversity = l->div;
+  return NEGCUT_OK;
+}
+
+static double seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+negcut_status negcut_trainer_run(negcut_trainer *t, int64_t iterations, negcut_progress_fn progress,
+                                 void *user) {
+  negcut_train_progress p;
+  double t0 = seconds();
+  int64_t done = 0, end;
+  if (!t || iterations < 0) return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_run: bad argument");
+  if (!t->data) return ngc_error(t->ctx, NEGCUT_ERR_STATE, "negcut_trainer_run: no data folders");
+  end = iterations ? t->t.iteration + iterations
+                   : per_epoch(t) * (t->o.n_epochs + t->o.n_epochs_decay);
+  while (t->t.iteration < end) {
+    negcut_status st = negcut_trainer_step(t);
+    if (st) return st;
+    done++;
+    t->images_per_second = (double)(done * t->o.batch_size) / (seconds() - t0);
+    negcut_trainer_progress(t, &p);
+    if (progress && progress(&p, user))
+      return ngc_error(t->ctx, NEGCUT_ERR_CANCELLED, "training cancelled after iteration %lld",
+                       (long long)t->t.iteration);
+  }
+  return NEGCUT_OK;
+}
+
+/* ------------------------------------------------------------ files */
+
+static ngc_net *net_of(negcut_trainer *t, negcut_net_id id) {
+  int neg = t->t.cfg.mode == NGC_MODE_NEGCUT || t->t.cfg.mode == NGC_MODE_FASTNEGCUT;
+  switch (id) {
+  case NEGCUT_NET_G: return &t->t.G;
+  case NEGCUT_NET_D: return &t->t.D;
+  case NEGCUT_NET_F: return &t->t.F;
+  case NEGCUT_NET_N: return neg ? &t->t.N : NULL;
+  case NEGCUT_NET_F_: return neg ? &t->t.F_ema : NULL;
+  default: return NULL;
+  }
+}
+
+negcut_status negcut_trainer_save_network(const negcut_trainer *t, negcut_net_id id, const char *path) {
+  ngc_cfg_meta meta;
+  const ngc_net *net;
+  if (!t || !path) return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_save_network: NULL");
+  net = net_of((negcut_trainer *)t, id);
+  if (!net) return ngc_error(t->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_save_network: no network %d in this mode", (int)id);
+  if (id == NEGCUT_NET_G) {
+    ngc_generator_cfg_meta(&t->t.cfg.g, &meta);
+  } else {
+    static const char *names[] = {"generator", "discriminator", "projector", "negative_generator", "projector"};
+    meta.n = 2;
+    meta.keys[0] = "net";
+    meta.values[0] = names[id];
+    meta.keys[1] = "format";
+    meta.values[1] = "libnegcut";
+  }
+  return ngc_net_save(t->ctx, net, path, meta.n, meta.keys, meta.values);
+}
+
+/* The state file: every parameter as "<net>.<name>", Adam moments as
+ * "adam.<net>.m.<name>" / ".v.", and the counters in the metadata. */
+static const char *const net_tag[5] = {"G", "D", "F", "N", "F_"};
+
+static ngc_adam *adam_of(negcut_trainer *t, int id) {
+  ngc_adam *a[4] = {&t->t.opt_g, &t->t.opt_d, &t->t.opt_f, &t->t.opt_n};
+  return id < 4 && a[id]->m ? a[id] : NULL;
+}
+
+/* A fingerprint of what must match between a saved state and a trainer. */
+static void fingerprint(const negcut_trainer *t, char *buf, size_t cap) {
+  const negcut_trainer_options *o = &t->o;
+  snprintf(buf, cap, "mode=%d in=%d out=%d ngf=%d ndf=%d blocks=%d nd=%d aa=%d,%d nce=%d patches=%d nc=%d z=%d batch=%d",
+           (int)o->mode, (int)o->input_nc, (int)o->output_nc, (int)o->ngf, (int)o->ndf, (int)o->n_blocks,
+           (int)o->n_layers_d, (int)o->no_antialias, (int)o->no_antialias_up, (int)o->n_nce_layers,
+           (int)o->num_patches, (int)o->netf_nc, (int)o->z_dim, (int)o->batch_size);
+}
+
+negcut_status negcut_trainer_save_state(const negcut_trainer *ct, const char *path) {
+  negcut_trainer *t = (negcut_trainer *)ct;
+  ngc_st_writer *w = NULL;
+  float **bufs = NULL;
+  int32_t nbuf = 0, cap = 0;
+  char name[160], text[20][64], fp[256];
+  negcut_status st;
+  int nt = 0;
+  if (!t || !path) return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_save_state: NULL");
+  st = ngc_st_writer_create(t->ctx, &w);
+  for (int id = 0; id < 5 && !st; id++) {
+    ngc_net *net = net_of(t, id);
+    ngc_adam *a = adam_of(t, id);
+    if (!net) continue;
+    for (int32_t i = 0; i < net->n_params && !st; i++) {
+      ngc_param *p = &net->params[i];
+      const ngc_tensor *src[3] = {&p->value, a && !p->buffer ? &a->m[i] : NULL, a && !p->buffer ? &a->v[i] : NULL};
+      for (int k = 0; k < 3 && !st; k++) {
+        if (!src[k]) continue;
+        if (nbuf == cap) {
+          cap = cap ? 2 * cap : 64;
+          float **nb = realloc(bufs, (size_t)cap * sizeof *nb);
+          if (!nb) { st = ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "save: out of memory"); break; }
+          bufs = nb;
+        }
+        size_t n = (size_t)ngc_numel(src[k]);
+        bufs[nbuf] = malloc((n ? n : 1) * sizeof(float));
+        if (!bufs[nbuf]) { st = ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "save: out of memory"); break; }
+        st = t->ctx->be->ops.download(t->ctx->be, bufs[nbuf], src[k]->data, n * sizeof(float));
+        if (k == 0) snprintf(name, sizeof name, "%s.%s", net_tag[id], p->name);
+        else snprintf(name, sizeof name, "adam.%s.%s.%s", net_tag[id], k == 1 ? "m" : "v", p->name);
+        if (!st) st = ngc_st_writer_add(w, name, NGC_ST_F32, src[k]->ndim, src[k]->dim, bufs[nbuf]);
+        nbuf++;
+      }
+    }
+  }
+  ngc_data_state ds = {0, 0, 0, 0};
+  if (t->data) ngc_data_get_state(t->data, &ds);
+  fingerprint(t, fp, sizeof fp);
+  const char *keys[] = {"format", "config", "iteration", "epoch", "adam.G", "adam.D", "adam.F", "adam.N",
+                        "rng.patch", "rng.noise", "rng.flip", "data.epoch", "data.index", "data.counter",
+                        "data.finetune"};
+  uint64_t vals[] = {0, 0, (uint64_t)t->t.iteration, (uint64_t)t->epoch, (uint64_t)t->t.opt_g.step,
+                     (uint64_t)t->t.opt_d.step, (uint64_t)t->t.opt_f.step, (uint64_t)t->t.opt_n.step,
+                     t->t.rng_patch.counter, t->t.rng_noise.counter, t->t.rng_flip.counter,
+                     (uint64_t)ds.epoch, (uint64_t)ds.index, ds.counter, (uint64_t)ds.finetune};
+  if (!st) st = ngc_st_writer_set_metadata(w, "format", "libnegcut-state-1");
+  if (!st) st = ngc_st_writer_set_metadata(w, "config", fp);
+  for (int i = 2; i < (int)(sizeof vals / sizeof vals[0]) && !st; i++) {
+    snprintf(text[nt], sizeof text[nt], "%" PRIu64, vals[i]);
+    st = ngc_st_writer_set_metadata(w, keys[i], text[nt++]);
+  }
+  if (!st) st = ngc_st_write(t->ctx, w, path);
+  ngc_st_writer_free(w);
+  for (int32_t i = 0; i < nbuf; i++) free(bufs[i]);
+  free(bufs);
+  return st;
+}
+
+static negcut_status meta_u64(negcut_ctx *ctx, const ngc_st_file *f, const char *path, const char *key,
+                              uint64_t *out) {
+  const char *v = ngc_st_metadata(f, key);
+  char *end;
+  if (!v || !*v) return ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT, "%s: metadata '%s' is missing", path, key);
+  *out = strtoull(v, &end, 10);
+  if (*end) return ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT, "%s: metadata '%s' is not a number", path, key);
+  return NEGCUT_OK;
+}
+
+static negcut_status load_tensor(negcut_trainer *t, const ngc_st_file *f, const char *path,
+                                 const char *name, ngc_tensor *dst) {
+  const ngc_st_entry *e = ngc_st_find(f, name);
+  size_t n = (size_t)ngc_numel(dst);
+  if (!e) return ngc_error(t->ctx, NEGCUT_ERR_BAD_FORMAT, "%s: tensor '%s' is missing", path, name);
+  if (e->dtype != NGC_ST_F32 || e->nbytes != n * sizeof(float))
+    return ngc_error(t->ctx, NEGCUT_ERR_BAD_FORMAT, "%s: tensor '%s' has the wrong dtype or size", path, name);
+  float *buf = malloc(n ? n * sizeof *buf : 1);
+  if (!buf) return ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "load: out of memory");
+  memcpy(buf, e->data, e->nbytes);
+  negcut_status st = t->ctx->be->ops.upload(t->ctx->be, dst->data, buf, n * sizeof(float));
+  free(buf);
+  return st;
+}
+
+negcut_status negcut_trainer_load_state(negcut_trainer *t, const char *path) {
+  ngc_st_file *f = NULL;
+  char fp[256], name[160];
+  uint64_t v[13];
+  static const char *keys[13] = {"iteration", "epoch", "adam.G", "adam.D", "adam.F", "adam.N", "rng.patch",
+                                 "rng.noise", "rng.flip", "data.epoch", "data.index", "data.counter",
+                                 "data.finetune"};
+  negcut_status st;
+  if (!t || !path) return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_load_state: NULL");
+  st = ngc_st_open(t->ctx, path, &f);
+  if (st) return st;
+  fingerprint(t, fp, sizeof fp);
+  const char *format = ngc_st_metadata(f, "format"), *config = ngc_st_metadata(f, "config");
+  if (!format || strcmp(format, "libnegcut-state-1") != 0)
+    st = ngc_error(t->ctx, NEGCUT_ERR_BAD_FORMAT, "%s is not a libnegcut training state", path);
+  else if (!config || strcmp(config, fp) != 0)
+    st = ngc_error(t->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                   "%s was saved by a trainer with other options (%s), this one has %s", path,
+                   config ? config : "?", fp);
+  for (int i = 0; i < 13 && !st; i++) st = meta_u64(t->ctx, f, path, keys[i], &v[i]);
+  /* The file validated as a whole when it was opened; a tensor missing or
+   * of the wrong size still fails part-way, leaving the trainer partly
+   * loaded: discard a trainer whose load failed. */
+  for (int id = 0; id < 5 && !st; id++) {
+    ngc_net *net = net_of(t, id);
+    ngc_adam *a = adam_of(t, id);
+    if (!net) continue;
+    for (int32_t i = 0; i < net->n_params && !st; i++) {
+      ngc_param *p = &net->params[i];
+      snprintf(name, sizeof name, "%s.%s", net_tag[id], p->name);
+      st = load_tensor(t, f, path, name, &p->value);
+      if (!st && a && !p->buffer) {
+        snprintf(name, sizeof name, "adam.%s.m.%s", net_tag[id], p->name);
+        st = load_tensor(t, f, path, name, &a->m[i]);
+        snprintf(name, sizeof name, "adam.%s.v.%s", net_tag[id], p->name);
+        if (!st) st = load_tensor(t, f, path, name, &a->v[i]);
+      }
+    }
+  }
+  if (!st) {
+    t->t.iteration = (int64_t)v[0];
+    t->epoch = (int64_t)v[1];
+    t->t.opt_g.step = (int64_t)v[2];
+    t->t.opt_d.step = (int64_t)v[3];
+    t->t.opt_f.step = (int64_t)v[4];
+    t->t.opt_n.step = (int64_t)v[5];
+    t->t.rng_patch.counter = v[6];
+    t->t.rng_noise.counter = v[7];
+    t->t.rng_flip.counter = v[8];
+    if (t->data) {
+      ngc_data_state ds = {(int64_t)v[9], (int64_t)v[10], v[11], (int32_t)v[12]};
+      ngc_data_set_finetune(t->data, ds.finetune);
+      st = ngc_data_set_state(t->data, &ds);
+    }
+  }
+  ngc_st_close(f);
+  return st;
+}
+
+/* ------------------------------------------------------------ visuals */
+
+static void to_rgb8(const float *src, int64_t c, int64_t h, int64_t w, uint8_t *dst) {
+  for (int64_t y = 0; y < h; y++)
+    for (int64_t x = 0; x < w; x++)
+      for (int64_t k = 0; k < c; k++) {
+        float v = src[(k * h + y) * w + x];
+        v = v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v;
+        dst[(y * w + x) * c + k] = (uint8_t)((v + 1.0f) / 2.0f * 255.0f);
+      }
+}
+
+negcut_status negcut_trainer_visuals(const negcut_trainer *t, uint32_t *width, uint32_t *height,
+                                     uint8_t *real_a, uint8_t *fake_b, uint8_t *real_b, uint8_t *idt_b) {
+  const ngc_tensor *r, *f;
+  int64_t b, ci, co, h, w;
+  negcut_status st = NEGCUT_OK;
+  if (!t || !width || !height) return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_visuals: NULL");
+  r = &t->t.last_real;
+  f = &t->t.last_fake;
+  if (!r->data || !f->data) return ngc_error(t->ctx, NEGCUT_ERR_STATE, "negcut_trainer_visuals: no iteration yet");
+  b = t->t.cfg.batch;
+  ci = r->dim[1];
+  co = f->dim[1];
+  h = r->dim[2];
+  w = r->dim[3];
+  *width = (uint32_t)w;
+  *height = (uint32_t)h;
+  float *buf = malloc((size_t)(h * w * (ci > co ? ci : co)) * sizeof *buf);
+  if (!buf) return ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "visuals: out of memory");
+  struct { const ngc_tensor *src; int64_t index, c; uint8_t *dst; } v[4] = {
+      {r, 0, ci, real_a}, {f, 0, co, fake_b}, {r, b, ci, real_b}, {f, b, co, idt_b}};
+  for (int i = 0; i < 4 && !st; i++) {
+    if (!v[i].dst) continue;
+    if (v[i].src == f && i == 3 && !t->t.cfg.nce_idt) {
+      memset(v[i].dst, 0, (size_t)(h * w * co));
+      continue;
+    }
+    size_t n = (size_t)(v[i].c * h * w);
+    st = t->ctx->be->ops.download(t->ctx->be, buf, v[i].src->data + (size_t)v[i].index * n, n * sizeof(float));
+    if (!st) to_rgb8(buf, v[i].c, h, w, v[i].dst);
+  }
+  free(buf);
+  return st;
+}
