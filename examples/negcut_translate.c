@@ -175,6 +175,7 @@ int main(int argc, char **argv) {
       i++;
     } else if (!strcmp(a, "--bf16")) {
       bf16 = 1;
+      to.bf16 = 1;
     } else if (a[0] == '-' && a[1] != '\0') {
       fprintf(stderr, "negcut-translate: unknown or incomplete option '%s'\n", a);
       usage(stderr);
@@ -188,10 +189,6 @@ int main(int argc, char **argv) {
   }
   if (!model_path || j.n == 0) {
     usage(stderr);
-    return 2;
-  }
-  if (bf16) {
-    fprintf(stderr, "negcut-translate: --bf16: bf16 inference is not in this build yet\n");
     return 2;
   }
   int single = j.n == 1 && output && !is_dir(output);
@@ -214,6 +211,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   double t0 = now();
+  (void)bf16;
   for (int i = 0; i < j.n; i++) {
     const char *in = j.inputs[i];
     if (single) {

@@ -212,6 +212,55 @@ START_TEST(test_tiling) {
 }
 END_TEST
 
+/* bf16 convolutions against fp32: PSNR on the 8-bit scale of the output,
+ * for a generator of the default architecture (random weights). */
+START_TEST(test_bf16_accuracy) {
+  enum { H = 64, W = 64 };
+  negcut_generator_options go;
+  negcut_net *g = NULL;
+  negcut_model *big = NULL;
+  negcut_translator *t32 = NULL, *t16 = NULL;
+  negcut_translator_options o;
+  char path[600];
+  snprintf(path, sizeof path, "%s.default", model_path);
+  negcut_generator_options_init(&go);
+  go.init_gain = 1.0f;
+  ck_assert_int_eq(negcut_net_create_generator(&g, ctx, &go), NEGCUT_OK);
+  ck_assert_int_eq(negcut_net_save(g, path), NEGCUT_OK);
+  negcut_net_free(g);
+  ck_assert_int_eq(negcut_model_load(&big, ctx, path), NEGCUT_OK);
+  negcut_translator_options_init(&o);
+  ck_assert_int_eq(negcut_translator_create(&t32, ctx, big, &o), NEGCUT_OK);
+  o.bf16 = 1;
+  ck_assert_int_eq(negcut_translator_create(&t16, ctx, big, &o), NEGCUT_OK);
+  float *x = malloc(3 * H * W * sizeof *x), *a, *b = malloc(3 * H * W * sizeof *b);
+  smooth_image(x, 3, H, W, 9);
+  a = translate_new(t32, x, 1, H, W);
+  negcut_status st = negcut_translate_f32(t16, x, 1, H, W, b);
+  if (st == NEGCUT_ERR_UNSUPPORTED) {
+    printf("bf16: not supported on this CPU (%s), skipped\n", negcut_ctx_last_error(ctx));
+  } else {
+    ck_assert_int_eq(st, NEGCUT_OK);
+    double se = 0;
+    for (int i = 0; i < 3 * H * W; i++) {
+      double d = ((double)a[i] - b[i]) * 127.5;
+      se += d * d;
+    }
+    double psnr = 10.0 * log10(255.0 * 255.0 / (se / (3 * H * W) + 1e-12));
+    printf("bf16 vs fp32, default generator 64x64: PSNR %.1f dB\n", psnr);
+    ck_assert_msg(psnr >= 40.0, "bf16 PSNR %.1f dB < 40", psnr);
+    ck_assert_msg(se > 0, "bf16 gave exactly the fp32 result: was bf16 used?");
+  }
+  free(x);
+  free(a);
+  free(b);
+  negcut_translator_free(t32);
+  negcut_translator_free(t16);
+  negcut_model_free(big);
+  unlink(path);
+}
+END_TEST
+
 typedef struct worker {
   const negcut_model *model;
   int seed;
@@ -320,6 +369,7 @@ int main(void) {
   tcase_add_test(tc, test_tiling);
   tcase_add_test(tc, test_threads_share_model);
   tcase_add_test(tc, test_bad_arguments);
+  tcase_add_test(tc, test_bf16_accuracy);
   suite_add_tcase(s, tc);
   return ngc_test_run(s);
 }

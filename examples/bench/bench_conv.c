@@ -417,7 +417,7 @@ int bench_conv(const bench_opts *o, int argc, char **argv) {
                w = tensor(ctx, 4, s->co, s->ci, s->k, s->k), b = tensor(ctx, 1, s->co, 1, 1, 1), y = tensor(ctx, 4, 1, s->co, ho, ho),
                dy = tensor(ctx, 4, 1, s->co, ho, ho), dx = tensor(ctx, 4, 1, s->ci, s->h, s->h),
                dw = tensor(ctx, 4, s->co, s->ci, s->k, s->k), db = tensor(ctx, 1, s->co, 1, 1, 1);
-    const ngc_conv_params p = {1, (int32_t)s->pad, 0};
+    const ngc_conv_params p = {1, (int32_t)s->pad, 0, 0};
     job ours = {.be = ctx->be, .p = p, .x = &x, .w = &w, .b = &b, .y = &y, .dy = &dy,
                 .dx = &dx, .dw = &dw, .db = &db};
     job of = ours, od = ours, ow = ours;

@@ -50,9 +50,11 @@ typedef struct negcut_translator_options {
   uint64_t max_memory_bytes; /* working memory per translator; 0: 2 GiB */
   int32_t tile_px;           /* tile side; 0: largest that fits the memory limit */
   int32_t overlap_px;        /* blended border between tiles; 0: 32 */
+  int32_t bf16;              /* 1: convolutions in bfloat16 (CPUs with AVX512-BF16);
+                                docs/TRANSLATE.md gives the accuracy */
 } negcut_translator_options;
 
-#define NEGCUT_TRANSLATOR_OPTIONS_INIT { NEGCUT_TRANSLATOR_OPTIONS_VERSION, 0, 0, 0 }
+#define NEGCUT_TRANSLATOR_OPTIONS_INIT { NEGCUT_TRANSLATOR_OPTIONS_VERSION, 0, 0, 0, 0 }
 
 NEGCUT_API negcut_status negcut_translator_options_init(negcut_translator_options *opts);
 /* ctx: the context this translator runs on (one per thread). */

@@ -30,6 +30,7 @@ typedef struct ngc_conv_params {
   int32_t stride;
   int32_t pad;
   int32_t out_pad; /* transposed only */
+  int32_t bf16;    /* forward only: the backend may compute in bfloat16 (inference) */
 } ngc_conv_params;
 
 typedef enum ngc_pad_mode {

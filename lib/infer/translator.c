@@ -45,6 +45,7 @@ negcut_status negcut_translator_create(negcut_translator **out, negcut_ctx *ctx,
   if (!tr->opts.overlap_px) tr->opts.overlap_px = NGC_DEFAULT_OVERLAP;
   tr->opts.overlap_px = (tr->opts.overlap_px + 3) & ~3;
   ngc_tape_init(&tr->tape, ctx);
+  tr->tape.bf16 = tr->opts.bf16 != 0;
   *out = tr;
   return NEGCUT_OK;
 }

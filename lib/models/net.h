@@ -85,6 +85,7 @@ typedef struct ngc_net {
 /* Per-step scratch: device arena for activations, host arena for records. */
 typedef struct ngc_tape {
   negcut_ctx *ctx;
+  int32_t bf16; /* inference convolutions may run in bfloat16 */
   ngc_arena dev;
   ngc_arena host;
 } ngc_tape;
@@ -131,7 +132,8 @@ negcut_status ngc_seq_shape(negcut_ctx *ctx, const ngc_net *net, const int64_t i
 /* Elements of the largest activation when running on in (to the end). */
 int64_t ngc_seq_peak_numel(const ngc_net *net, const int64_t in[4]);
 /* Runs the net on x. With rec, every activation is kept in the tape for
- * backward; with rec NULL (inference) three rotating buffers are reused.
+ * backward; with rec NULL (inference) three rotating buffers are reused and
+ * the convolutions run in bfloat16 when tape->bf16 is set.
  * last = -1 runs to the end and writes y (its shape must match); last >= 0
  * stops after that module (the encoder pass, REFERENCE.md 1), y may be
  * NULL, and the features are ngc_seq_module_act(net, rec, m). */

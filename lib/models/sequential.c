@@ -75,12 +75,16 @@ negcut_status ngc_seq_shape(negcut_ctx *ctx, const ngc_net *net, const int64_t i
 
 static negcut_status layer_forward(negcut_ctx *ctx, ngc_net *net, const ngc_layer *l, const ngc_tensor *x,
                                    const ngc_tensor *skip, ngc_tensor *y, ngc_tensor *mean,
-                                   ngc_tensor *rstd) {
+                                   ngc_tensor *rstd, int bf16) {
   const ngc_tensor *w = l->w >= 0 ? &net->params[l->w].value : NULL;
   const ngc_tensor *b = l->b >= 0 ? &net->params[l->b].value : NULL;
   switch (l->kind) {
   case NGC_L_PAD: return ngc_pad_fwd(ctx, l->pad_mode, l->pad, x, y);
-  case NGC_L_CONV: return ngc_conv2d_fwd(ctx, &l->cp, x, w, b, y);
+  case NGC_L_CONV: {
+    ngc_conv_params cp = l->cp;
+    cp.bf16 = bf16;
+    return ngc_conv2d_fwd(ctx, &cp, x, w, b, y);
+  }
   case NGC_L_CONVT: return ngc_convt2d_fwd(ctx, &l->cp, x, w, b, y);
   case NGC_L_INORM: return ngc_inorm_fwd(ctx, 1e-5f, x, y, mean, rstd);
   case NGC_L_ACT: return ngc_act_fwd(ctx, l->act, l->alpha, x, y);
@@ -121,7 +125,7 @@ static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_te
       st = stats_tensors(tape, out, &rec->mean[i], &rec->rstd[i]);
     if (st == NEGCUT_OK)
       st = layer_forward(tape->ctx, net, l, &rec->acts[i], l->kind == NGC_L_ADD ? &rec->acts[l->skip] : NULL,
-                         &rec->acts[i + 1], &rec->mean[i], &rec->rstd[i]);
+                         &rec->acts[i + 1], &rec->mean[i], &rec->rstd[i], 0);
     if (st != NEGCUT_OK) return st;
   }
   if (y) return ngc_axpby(tape->ctx, 1.0f, &rec->acts[n], 0.0f, y);
@@ -191,7 +195,7 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
       mean.dim[1] = rstd.dim[1] = out[1];
     }
     skip = ngc_tensor_view(tape->dev.be, (float *)skip_data, 4, skip_shape);
-    st = layer_forward(tape->ctx, net, l, &cur, &skip, &next, &mean, &rstd);
+    st = layer_forward(tape->ctx, net, l, &cur, &skip, &next, &mean, &rstd, tape->bf16);
     if (st != NEGCUT_OK) return st;
     if (l->kind == NGC_L_ADD) skip_data = NULL;
     cur = next;

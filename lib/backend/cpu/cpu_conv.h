@@ -27,6 +27,7 @@ typedef struct ngc_conv_key {
   int32_t op; /* ngc_conv_op */
   int32_t threads;
   int32_t bias; /* fwd: bias input; bwd-weights: diff_bias output */
+  int32_t bf16; /* fwd: source and weights in bfloat16, f32 accumulation and output */
   int32_t n, ci, h, w, co, ho, wo, k, stride, pad;
 } ngc_conv_key;
 

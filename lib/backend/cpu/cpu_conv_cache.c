@@ -219,11 +219,21 @@ static negcut_status entry_build(ngc_backend *be, const ngc_conv_key *k, conv_en
                                                         dnnl_f32, mds[i].tag),
                        "memory desc");
   if (st) goto fail;
+  /* bf16 inference: oneDNN reads bf16 source and weights (converted by the
+   * staging reorders) and accumulates and writes f32. */
+  if (k->bf16) {
+    st = ngc_cpu_check(be, dnnl_memory_desc_init_by_tag(&src_any, 4, src_dims, dnnl_bf16,
+                                                        dnnl_format_tag_any), "memory desc");
+    if (!st)
+      st = ngc_cpu_check(be, dnnl_memory_desc_init_by_tag(&wei_any, 4, wei_dims, dnnl_bf16,
+                                                          dnnl_format_tag_any), "memory desc");
+    if (st) goto fail;
+  }
   st = make_attr(be, 0, &attr);
   if (st) goto fail;
 
   /* Every op needs the forward desc: as itself or as the backward's hint. */
-  st = ngc_cpu_check(be, dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, alg,
+  st = ngc_cpu_check(be, dnnl_convolution_forward_desc_init(&fd, k->bf16 ? dnnl_forward_inference : dnnl_forward_training, alg,
                                                             &src_any, &wei_any,
                                                             k->bias ? &bias_any : NULL,
                                                             &dst_any, strides, pad, pad),
