@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "atomic_file.h"
 #include "safetensors.h"
 
 /* JSON numbers are doubles: integers above 2^53 cannot be told apart. */
@@ -677,100 +678,28 @@ negcut_status ngc_st_write_memory(negcut_ctx *ctx, const ngc_st_writer *w, void 
   return NEGCUT_OK;
 }
 
-/* Best effort: makes the rename durable. Some file systems refuse fsync on a
- * directory; the file itself is already complete by then. */
-static void st_sync_dir(const char *path) {
-  const char *slash = strrchr(path, '/');
-  char *dir;
-  int fd;
-  if (!slash) {
-    dir = st_strdup(".");
-  } else {
-    size_t n = slash == path ? 1 : (size_t)(slash - path);
-    dir = malloc(n + 1);
-    if (dir) {
-      memcpy(dir, path, n);
-      dir[n] = '\0';
-    }
-  }
-  if (!dir) return;
-  fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)fsync(fd);
-    close(fd);
-  }
-  free(dir);
-}
-
+/* Written through lib/io/atomic_file: a temporary file in the same
+ * directory, flushed, fsynced and renamed over path. */
 negcut_status ngc_st_write(negcut_ctx *ctx, const ngc_st_writer *w, const char *path) {
-  static const char suffix[] = ".tmp-XXXXXX";
   unsigned char *head = NULL;
-  size_t head_len, data_len, plen;
-  char *tmp = NULL;
-  FILE *fp = NULL;
-  int fd = -1;
-  struct stat sb;
-  mode_t mode = 0644;
-  negcut_status st = NEGCUT_OK;
+  size_t head_len, data_len;
+  ngc_atomic_file *af = NULL;
+  FILE *fp;
+  negcut_status st;
 
   if (!w || !path)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "ngc_st_write: NULL writer or path");
   st = st_build_header(ctx, w, &head, &head_len, &data_len);
-  if (st != NEGCUT_OK) return st;
-
-  plen = strlen(path);
-  tmp = malloc(plen + sizeof suffix);
-  if (!tmp) {
-    st = ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
-    goto fail;
+  if (st == NEGCUT_OK) st = ngc_atomic_file_open(ctx, path, &af);
+  if (st != NEGCUT_OK) {
+    free(head);
+    return st;
   }
-  memcpy(tmp, path, plen);
-  memcpy(tmp + plen, suffix, sizeof suffix);
-  fd = mkstemp(tmp);
-  if (fd < 0) {
-    st = ngc_error(ctx, NEGCUT_ERR_IO, "%s: cannot create a temporary file: %s", path,
-                   strerror(errno));
-    free(tmp);
-    tmp = NULL; /* nothing to remove */
-    goto fail;
-  }
-  /* mkstemp makes the file 0600; a replaced file keeps its mode. */
-  if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) mode = sb.st_mode & 07777;
-  (void)fchmod(fd, mode);
-  fp = fdopen(fd, "wb");
-  if (!fp) {
-    st = ngc_error(ctx, NEGCUT_ERR_IO, "%s: fdopen: %s", tmp, strerror(errno));
-    close(fd);
-    goto fail;
-  }
-  if (fwrite(head, 1, head_len, fp) != head_len) goto write_fail;
-  for (int64_t i = 0; i < w->n; i++)
-    if (w->e[i].nbytes && fwrite(w->e[i].data, 1, w->e[i].nbytes, fp) != w->e[i].nbytes)
-      goto write_fail;
-  if (fflush(fp) != 0 || fsync(fileno(fp)) != 0) goto write_fail;
-  if (fclose(fp) != 0) {
-    fp = NULL;
-    goto write_fail;
-  }
-  fp = NULL;
-  if (rename(tmp, path) != 0) {
-    st = ngc_error(ctx, NEGCUT_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp,
-                   strerror(errno));
-    goto fail;
-  }
-  st_sync_dir(path);
-  free(tmp);
+  fp = ngc_atomic_file_stream(af);
+  /* A failed fwrite sets the stream's error flag, which commit reports. */
+  if (fwrite(head, 1, head_len, fp) == head_len)
+    for (int64_t i = 0; i < w->n; i++)
+      if (w->e[i].nbytes && fwrite(w->e[i].data, 1, w->e[i].nbytes, fp) != w->e[i].nbytes) break;
   free(head);
-  return NEGCUT_OK;
-
-write_fail:
-  st = ngc_error(ctx, NEGCUT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-fail:
-  if (fp) fclose(fp);
-  if (tmp) {
-    unlink(tmp);
-    free(tmp);
-  }
-  free(head);
-  return st;
+  return ngc_atomic_file_commit(af);
 }
