@@ -4,6 +4,14 @@
  * lib/optim. ngc_train_step runs one iteration on one batch, in the
  * reference's order: CUT/FastCUT: D step, then G+F step; NEGCUT: D step, N
  * step, G+F step, EMA of F_.
+ *
+ * The reference's data-dependent initialisation (REFERENCE.md 6) runs one
+ * forward and the D and G backward passes on the first batch without any
+ * optimiser step, only so that PyTorch creates the lazily built F (and N,
+ * F_) before their optimisers; the gradients it leaves are zeroed before
+ * the first step uses them. Here every network exists from the start, so
+ * that pass would change no parameter and no optimiser moment: it is not
+ * run. The first batch is then trained on normally, as in the reference.
  */
 #ifndef NGC_TRAIN_H
 #define NGC_TRAIN_H
