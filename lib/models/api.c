@@ -391,7 +391,7 @@ negcut_status negcut_net_encode(negcut_net *net, negcut_tape *tape, const negcut
                        (int)layers[i]);
   r = ngc_api_record(tape, NGC_REC_SEQ, net);
   if (!r) return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "encode: out of memory");
-  st = ngc_seq_forward(&net->net, &tape->tape, &x->t, layers[n - 1], &r->u.seq, NULL);
+  st = ngc_seq_encode(&net->net, &tape->tape, &x->t, n, layers, &r->u.seq);
   r->n_taps = n;
   memcpy(r->taps, layers, (size_t)n * sizeof *layers);
   for (int32_t i = 0; i < n && !st; i++) {

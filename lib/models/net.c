@@ -23,8 +23,20 @@ negcut_status ngc_tape_reset(ngc_tape *tape) {
   return st;
 }
 
+void *ngc_tape_scratch(ngc_tape *tape, size_t bytes) {
+  if (bytes > tape->scratch_bytes) {
+    if (tape->scratch) ngc_backend_free(tape->ctx->be, tape->scratch);
+    tape->scratch = ngc_backend_alloc(tape->ctx->be, bytes);
+    tape->scratch_bytes = tape->scratch ? bytes : 0;
+  }
+  return tape->scratch;
+}
+
 void ngc_tape_free(ngc_tape *tape) {
   if (!tape) return;
+  if (tape->scratch) ngc_backend_free(tape->ctx->be, tape->scratch);
+  tape->scratch = NULL;
+  tape->scratch_bytes = 0;
   ngc_arena_free(&tape->dev);
   ngc_arena_free(&tape->host);
 }

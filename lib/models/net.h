@@ -88,6 +88,10 @@ typedef struct ngc_tape {
   int32_t bf16; /* inference convolutions may run in bfloat16 */
   ngc_arena dev;
   ngc_arena host;
+  /* Scratch for one forward or backward call at a time (rotating buffers),
+   * reused by the next call; grows, then stays. */
+  void *scratch;
+  size_t scratch_bytes;
 } ngc_tape;
 
 negcut_status ngc_tape_init(ngc_tape *tape, negcut_ctx *ctx);
@@ -96,6 +100,9 @@ void ngc_tape_free(ngc_tape *tape);
 /* A device tensor from the tape. */
 negcut_status ngc_tape_tensor(ngc_tape *tape, ngc_tensor *t, int32_t ndim,
                               const int64_t *dim);
+/* The tape's scratch, at least bytes long; its content is not kept from
+ * one call to the next. NULL when out of memory. */
+void *ngc_tape_scratch(ngc_tape *tape, size_t bytes);
 /* Host memory from the tape (zeroed). */
 void *ngc_tape_host(ngc_tape *tape, size_t bytes);
 
@@ -118,7 +125,8 @@ negcut_status ngc_param_download(const ngc_net *net, int32_t i, float *dst, int 
 /* ------------------------------------------------------ sequential nets */
 typedef struct ngc_seq_rec {
   int32_t n_run;     /* layers executed */
-  ngc_tensor *acts;  /* n_run + 1 activations; acts[0] views the input */
+  ngc_tensor *acts;  /* n_run + 1 activations; acts[0] views the input; the
+                        ones not kept (data NULL) are recomputed by backward */
   ngc_tensor *mean;  /* per layer, set for NGC_L_INORM */
   ngc_tensor *rstd;
 } ngc_seq_rec;
@@ -141,6 +149,16 @@ negcut_status ngc_seq_forward(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
                               int32_t last, ngc_seq_rec *rec, ngc_tensor *y);
 const ngc_tensor *ngc_seq_module_act(const ngc_net *net, const ngc_seq_rec *rec,
                                      int32_t m);
+/* The encoder pass for taps[0..n_taps) (increasing module indices): runs
+ * to the last tap, recording for backward; the features are
+ * ngc_seq_module_act(net, rec, taps[i]). */
+negcut_status ngc_seq_encode(ngc_net *net, ngc_tape *tape, const ngc_tensor *x, int32_t n_taps,
+                             const int32_t *taps, ngc_seq_rec *rec);
+/* The outputs of modules taps[0..n_taps) (increasing) without a record:
+ * an inference pass up to the last tap that copies each tapped output into
+ * feats[i] (tape tensors). For encoder passes nothing backpropagates into. */
+negcut_status ngc_seq_features(ngc_net *net, ngc_tape *tape, const ngc_tensor *x, int32_t n_taps,
+                               const int32_t *taps, ngc_tensor *feats);
 /* Backpropagates rec: dy at the output (NULL: none) plus dtaps[i] at the
  * outputs of modules taps[i]; writes dx (NULL: not wanted). */
 negcut_status ngc_seq_backward(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *rec,

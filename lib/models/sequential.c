@@ -103,31 +103,73 @@ static negcut_status stats_tensors(ngc_tape *tape, const int64_t shape[4], ngc_t
   return st ? st : ngc_tape_tensor(tape, rstd, 2, d);
 }
 
+/* Which activations a record keeps: convolution outputs (what backward
+ * needs and cannot cheaply recompute), shortcut outputs and sources, the
+ * final output, and the outputs of the modules asked for (the encoder's
+ * features). The outputs of pads, norms, activations and blurs in between
+ * are recomputed from the last kept one when backward needs them. */
+static int keep_output(const ngc_net *net, int32_t i, int32_t n, int32_t n_keep,
+                       const int32_t *keep) {
+  const ngc_layer *l = &net->layers[i];
+  if (l->kind == NGC_L_CONV || l->kind == NGC_L_CONVT || l->kind == NGC_L_ADD || i == n - 1)
+    return 1;
+  for (int32_t j = i + 1; j < n; j++)
+    if (net->layers[j].kind == NGC_L_ADD && net->layers[j].skip == i + 1) return 1;
+  if (n_keep < 0) return l->module >= 0; /* every module's output */
+  for (int32_t k = 0; k < n_keep; k++)
+    if (keep[k] == l->module) return 1;
+  return 0;
+}
+
 static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
-                                      int32_t n, ngc_seq_rec *rec, ngc_tensor *y) {
+                                      int32_t n, int32_t n_keep, const int32_t *keep,
+                                      ngc_seq_rec *rec, ngc_tensor *y) {
   negcut_status st;
+  int64_t in[4] = {ngc_d(x, 0), ngc_d(x, 1), ngc_d(x, 2), ngc_d(x, 3)};
+  int64_t biggest = ngc_seq_peak_numel(net, in);
+  float *pool[2];
   rec->n_run = n;
   rec->acts = ngc_tape_host(tape, (size_t)(n + 1) * sizeof *rec->acts);
   rec->mean = ngc_tape_host(tape, (size_t)n * sizeof *rec->mean);
   rec->rstd = ngc_tape_host(tape, (size_t)n * sizeof *rec->rstd);
   if (!rec->acts || !rec->mean || !rec->rstd)
     return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "forward: out of host memory");
+  /* Two scratch buffers for the outputs not kept: the current input and the
+   * output. */
+  float *scratch = ngc_tape_scratch(tape, 2 * (size_t)biggest * sizeof(float));
+  if (!scratch)
+    return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "forward: cannot allocate %lld floats",
+                     (long long)(2 * biggest));
+  pool[0] = scratch;
+  pool[1] = scratch + biggest;
   rec->acts[0] = *x;
   rec->acts[0].owns = 0;
   for (int32_t i = 0; i < n; i++) {
     const ngc_layer *l = &net->layers[i];
-    int64_t in[4] = {ngc_d(&rec->acts[i], 0), ngc_d(&rec->acts[i], 1), ngc_d(&rec->acts[i], 2),
-                     ngc_d(&rec->acts[i], 3)},
-            out[4];
+    int64_t out[4];
+    ngc_tensor work;
+    int keep_it = keep_output(net, i, n, n_keep, keep);
+    for (int k = 0; k < 4; k++) in[k] = ngc_d(&rec->acts[i], k);
     layer_shape(net, l, in, out);
-    st = ngc_tape_tensor(tape, &rec->acts[i + 1], 4, out);
+    st = NEGCUT_OK;
+    if (keep_it)
+      st = ngc_tape_tensor(tape, &work, 4, out);
+    else
+      work = ngc_tensor_view(tape->dev.be, rec->acts[i].data == pool[0] ? pool[1] : pool[0], 4, out);
     if (st == NEGCUT_OK && l->kind == NGC_L_INORM)
       st = stats_tensors(tape, out, &rec->mean[i], &rec->rstd[i]);
     if (st == NEGCUT_OK)
       st = layer_forward(tape->ctx, net, l, &rec->acts[i], l->kind == NGC_L_ADD ? &rec->acts[l->skip] : NULL,
-                         &rec->acts[i + 1], &rec->mean[i], &rec->rstd[i], 0);
+                         &work, &rec->mean[i], &rec->rstd[i], 0);
     if (st != NEGCUT_OK) return st;
+    rec->acts[i + 1] = work;
+    if (!keep_it) rec->acts[i + 1].owns = -1; /* marks a transient buffer */
   }
+  for (int32_t i = 1; i <= n; i++) /* forget the transient data */
+    if (rec->acts[i].owns == -1) {
+      rec->acts[i].data = NULL;
+      rec->acts[i].owns = 0;
+    }
   if (y) return ngc_axpby(tape->ctx, 1.0f, &rec->acts[n], 0.0f, y);
   return NEGCUT_OK;
 }
@@ -146,7 +188,8 @@ int64_t ngc_seq_peak_numel(const ngc_net *net, const int64_t in[4]) {
 /* Inference: three buffers of the largest activation rotate; the input of
  * the current ResNet block is kept alive until its shortcut is added. */
 static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
-                                       int32_t n, ngc_tensor *y) {
+                                       int32_t n, ngc_tensor *y, int32_t n_taps,
+                                       const int32_t *taps, ngc_tensor *feats) {
   negcut_status st;
   int64_t shape[4] = {ngc_d(x, 0), ngc_d(x, 1), ngc_d(x, 2), ngc_d(x, 3)}, out[4];
   int64_t biggest = ngc_seq_peak_numel(net, shape), max_nc = 1;
@@ -161,12 +204,11 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
     if (out[0] * out[1] > max_nc) max_nc = out[0] * out[1];
     memcpy(shape, out, sizeof shape);
   }
-  for (int i = 0; i < 3; i++) {
-    buf[i] = ngc_arena_alloc(&tape->dev, (size_t)biggest * sizeof(float));
-    if (!buf[i])
-      return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "inference: cannot allocate %lld floats",
-                       (long long)biggest);
-  }
+  float *scratch = ngc_tape_scratch(tape, 3 * (size_t)biggest * sizeof(float));
+  if (!scratch)
+    return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "inference: cannot allocate %lld floats",
+                     (long long)(3 * biggest));
+  for (int i = 0; i < 3; i++) buf[i] = scratch + i * biggest;
   st = stats_tensors(tape, (int64_t[4]){max_nc, 1, 1, 1}, &mean, &rstd);
   if (st != NEGCUT_OK) return st;
 
@@ -198,6 +240,12 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
     st = layer_forward(tape->ctx, net, l, &cur, &skip, &next, &mean, &rstd, tape->bf16);
     if (st != NEGCUT_OK) return st;
     if (l->kind == NGC_L_ADD) skip_data = NULL;
+    for (int32_t k = 0; k < n_taps && !st; k++) /* keep a copy of each tapped output */
+      if (l->module == taps[k]) {
+        st = ngc_tape_tensor(tape, &feats[k], 4, out);
+        if (!st) st = ngc_axpby(tape->ctx, 1.0f, &next, 0.0f, &feats[k]);
+      }
+    if (st != NEGCUT_OK) return st;
     cur = next;
     memcpy(shape, out, sizeof shape);
   }
@@ -223,19 +271,56 @@ negcut_status ngc_seq_forward(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
   } else if (!rec) {
     return ngc_error(tape->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "inference needs an output tensor");
   }
-  if (rec) return forward_recorded(net, tape, x, n, rec, y);
-  return forward_inference(net, tape, x, n, y);
+  /* An encoder pass (last >= 0) keeps every module's output for taps. */
+  if (rec) return forward_recorded(net, tape, x, n, last >= 0 ? -1 : 0, NULL, rec, y);
+  return forward_inference(net, tape, x, n, y, 0, NULL, NULL);
+}
+
+negcut_status ngc_seq_encode(ngc_net *net, ngc_tape *tape, const ngc_tensor *x, int32_t n_taps,
+                             const int32_t *taps, ngc_seq_rec *rec) {
+  int64_t in[4], out[4];
+  negcut_status st;
+  if (!x || x->ndim != 4 || n_taps < 1)
+    return ngc_error(tape->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "encode: input (N, C, H, W) and taps needed");
+  for (int i = 0; i < 4; i++) in[i] = x->dim[i];
+  st = ngc_seq_shape(tape->ctx, net, in, taps[n_taps - 1], out);
+  if (st) return st;
+  return forward_recorded(net, tape, x, layers_to_run(net, taps[n_taps - 1]), n_taps, taps, rec, NULL);
+}
+
+negcut_status ngc_seq_features(ngc_net *net, ngc_tape *tape, const ngc_tensor *x, int32_t n_taps,
+                               const int32_t *taps, ngc_tensor *feats) {
+  int64_t in[4], out[4];
+  negcut_status st;
+  if (!x || x->ndim != 4 || n_taps < 1)
+    return ngc_error(tape->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "features: input (N, C, H, W) and taps needed");
+  for (int i = 0; i < 4; i++) in[i] = x->dim[i];
+  st = ngc_seq_shape(tape->ctx, net, in, taps[n_taps - 1], out);
+  if (st) return st;
+  return forward_inference(net, tape, x, layers_to_run(net, taps[n_taps - 1]), NULL, n_taps, taps,
+                           feats);
 }
 
 const ngc_tensor *ngc_seq_module_act(const ngc_net *net, const ngc_seq_rec *rec, int32_t m) {
   int32_t li = ngc_seq_layer_of_module(net, m);
-  if (li < 0 || li >= rec->n_run) return NULL;
+  if (li < 0 || li >= rec->n_run || !rec->acts[li + 1].data) return NULL;
   return &rec->acts[li + 1];
 }
 
-static negcut_status layer_backward(negcut_ctx *ctx, ngc_net *net, const ngc_layer *l, const ngc_seq_rec *rec,
-                                    int32_t i, const ngc_tensor *dy, ngc_tensor *dx) {
-  const ngc_tensor *x = &rec->acts[i], *y = &rec->acts[i + 1];
+/* x: the layer's input, y: its output, either NULL when the layer's
+ * backward does not read it (see needs_input / needs_output). */
+static int needs_input(const ngc_layer *l) {
+  return l->kind == NGC_L_CONV || l->kind == NGC_L_CONVT ||
+         (l->kind == NGC_L_ACT && l->act != NGC_ACT_TANH);
+}
+
+static int needs_output(const ngc_layer *l) {
+  return l->kind == NGC_L_INORM || (l->kind == NGC_L_ACT && l->act == NGC_ACT_TANH);
+}
+
+static negcut_status layer_backward(negcut_ctx *ctx, ngc_net *net, const ngc_layer *l,
+                                    const ngc_seq_rec *rec, int32_t i, const ngc_tensor *x,
+                                    const ngc_tensor *y, const ngc_tensor *dy, ngc_tensor *dx) {
   const ngc_tensor *w = l->w >= 0 ? &net->params[l->w].value : NULL;
   ngc_tensor *dw = l->w >= 0 && net->requires_grad ? &net->params[l->w].grad : NULL;
   ngc_tensor *db = l->b >= 0 && net->requires_grad ? &net->params[l->b].grad : NULL;
@@ -252,15 +337,54 @@ static negcut_status layer_backward(negcut_ctx *ctx, ngc_net *net, const ngc_lay
   return ngc_error(ctx, NEGCUT_ERR_INTERNAL, "unknown layer kind %d", (int)l->kind);
 }
 
-/* Adds src into the gradient slot a, making the slot own its buffer. */
-static negcut_status grad_add(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *rec,
-                              ngc_tensor *d, uint8_t *has, int32_t a, const ngc_tensor *src) {
-  negcut_status st;
+/* Activation a of rec: kept, or recomputed into buf[0..1] by running the
+ * layers from the last kept activation before it again (only pads, norms,
+ * activations and blurs lie in between; a norm recomputes the statistics
+ * it saved, bit for bit). */
+static negcut_status materialize(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *rec, int32_t a,
+                                 float *const buf[2], ngc_tensor *out) {
+  int32_t k = a;
+  ngc_tensor cur;
+  while (!rec->acts[k].data) k--;
+  cur = rec->acts[k];
+  for (int32_t j = k; j < a; j++) {
+    ngc_tensor next = ngc_tensor_view(tape->dev.be, cur.data == buf[0] ? buf[1] : buf[0],
+                                      rec->acts[j + 1].ndim, rec->acts[j + 1].dim);
+    negcut_status st = layer_forward(tape->ctx, net, &net->layers[j], &cur, NULL, &next,
+                                     &rec->mean[j], &rec->rstd[j], 0);
+    if (st) return st;
+    cur = next;
+  }
+  *out = cur;
+  return NEGCUT_OK;
+}
+
+/* Backward keeps three gradient buffers of the largest activation and
+ * rotates them: the layer's incoming gradient, its outgoing one, and the
+ * pending shortcut gradient of the ResNet block being traversed (blocks do
+ * not nest). So backward needs three activations' worth of memory, not one
+ * per layer. */
+typedef struct grad_pool {
+  float *buf[3];
+} grad_pool;
+
+/* A buffer that is neither a nor b. */
+static float *pool_pick(const grad_pool *p, const float *a, const float *b) {
+  for (int i = 0; i < 3; i++)
+    if (p->buf[i] != a && p->buf[i] != b) return p->buf[i];
+  return NULL;
+}
+
+/* Adds src into the gradient of activation a (a fresh buffer if it has none
+ * yet). */
+static negcut_status grad_add(ngc_tape *tape, const ngc_seq_rec *rec, const grad_pool *pool,
+                              ngc_tensor *d, uint8_t *has, int32_t a, const ngc_tensor *src,
+                              const float *pending) {
   if (has[a]) return ngc_axpby(tape->ctx, 1.0f, src, 1.0f, &d[a]);
-  st = ngc_tape_tensor(tape, &d[a], rec->acts[a].ndim, rec->acts[a].dim);
-  if (st == NEGCUT_OK) st = ngc_axpby(tape->ctx, 1.0f, src, 0.0f, &d[a]);
+  d[a] = ngc_tensor_view(tape->dev.be, pool_pick(pool, pending, NULL), rec->acts[a].ndim,
+                         rec->acts[a].dim);
   has[a] = 1;
-  return st;
+  return ngc_axpby(tape->ctx, 1.0f, src, 0.0f, &d[a]);
 }
 
 negcut_status ngc_seq_backward(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *rec,
@@ -272,41 +396,56 @@ negcut_status ngc_seq_backward(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *
   uint8_t *has = ngc_tape_host(tape, (size_t)(n + 1));
   /* pend[a]: the shortcut gradient still to be added into d[a] */
   const ngc_tensor **pend = ngc_tape_host(tape, (size_t)(n + 1) * sizeof *pend);
+  const float *pending = NULL; /* the buffer pend[] refers to, while one is open */
+  grad_pool pool;
+  int64_t biggest = 1;
   if (!d || !has || !pend)
     return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "backward: out of host memory");
-  if (dy) st = grad_add(net, tape, rec, d, has, n, dy);
+  for (int32_t i = 0; i <= n; i++)
+    if (ngc_numel(&rec->acts[i]) > biggest) biggest = ngc_numel(&rec->acts[i]);
+  float *redo[2]; /* recomputed activations */
+  float *scratch = ngc_tape_scratch(tape, 5 * (size_t)biggest * sizeof(float));
+  if (!scratch)
+    return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "backward: cannot allocate %lld floats",
+                     (long long)(5 * biggest));
+  for (int i = 0; i < 5; i++) {
+    if (i < 3) pool.buf[i] = scratch + i * biggest;
+    else redo[i - 3] = scratch + i * biggest;
+  }
+  if (dy) st = grad_add(tape, rec, &pool, d, has, n, dy, pending);
   for (int32_t i = n - 1; i >= 0 && st == NEGCUT_OK; i--) {
     const ngc_layer *l = &net->layers[i];
     for (int32_t t = 0; t < n_taps && st == NEGCUT_OK; t++)
       if (ngc_seq_layer_of_module(net, taps[t]) == i)
-        st = grad_add(net, tape, rec, d, has, i + 1, &dtaps[t]);
+        st = grad_add(tape, rec, &pool, d, has, i + 1, &dtaps[t], pending);
     if (st != NEGCUT_OK || !has[i + 1]) continue;
-    ngc_tensor *din = NULL;
-    if (i > 0 || dx) {
-      if (i == 0 && dx)
+    if (l->kind == NGC_L_ADD) {
+      /* Both inputs receive dy: the body reads it in place, and it waits in
+       * its buffer for the shortcut's source. */
+      pend[l->skip] = &d[i + 1];
+      pending = d[i + 1].data;
+      d[i] = d[i + 1];
+      has[i] = 1;
+      if (i == 0 && dx) st = ngc_axpby(tape->ctx, 1.0f, &d[0], 0.0f, dx);
+    } else {
+      ngc_tensor *din = NULL;
+      if (i == 0 && dx) {
         din = dx;
-      else if (l->kind == NGC_L_ADD)
-        din = NULL; /* aliased below */
-      else {
-        st = ngc_tape_tensor(tape, &d[i], rec->acts[i].ndim, rec->acts[i].dim);
+      } else if (i > 0) {
+        d[i] = ngc_tensor_view(tape->dev.be, pool_pick(&pool, d[i + 1].data, pending),
+                               rec->acts[i].ndim, rec->acts[i].dim);
         din = &d[i];
       }
-    }
-    if (st != NEGCUT_OK) break;
-    if (l->kind == NGC_L_ADD) {
-      /* Both inputs receive dy: alias it for the body, remember it for the
-       * shortcut's source. */
-      pend[l->skip] = &d[i + 1];
-      if (din)
-        st = ngc_axpby(tape->ctx, 1.0f, &d[i + 1], 0.0f, din);
-      else
-        d[i] = d[i + 1];
-      has[i] = 1;
-    } else {
-      st = layer_backward(tape->ctx, net, l, rec, i, &d[i + 1], din);
+      ngc_tensor x = rec->acts[i], y = rec->acts[i + 1];
+      if (needs_input(l) && !x.data) st = materialize(net, tape, rec, i, redo, &x);
+      if (needs_output(l) && !y.data) st = materialize(net, tape, rec, i + 1, redo, &y);
+      if (!st) st = layer_backward(tape->ctx, net, l, rec, i, &x, &y, &d[i + 1], din);
       has[i] = din != NULL;
     }
-    if (st == NEGCUT_OK && pend[i] && has[i]) st = ngc_axpby(tape->ctx, 1.0f, pend[i], 1.0f, din ? din : &d[i]);
+    if (st == NEGCUT_OK && pend[i] && has[i]) {
+      st = ngc_axpby(tape->ctx, 1.0f, pend[i], 1.0f, i == 0 && dx ? dx : &d[i]);
+      pending = NULL;
+    }
   }
   if (st == NEGCUT_OK && dx && !has[0]) st = ngc_fill(tape->ctx, dx, 0.0f);
   return st;

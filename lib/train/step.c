@@ -16,11 +16,19 @@ typedef struct encoding {
   ngc_tensor feat[NGC_MAX_NCE_LAYERS]; /* (B, C_l, H_l, W_l) as used by the loss */
 } encoding;
 
-static negcut_status encode(ngc_trainer *t, const ngc_tensor *x, int flip_back, encoding *e) {
+/* record: keep every activation for a backward into G; without it only the
+ * features are kept (an encoder pass nothing backpropagates into). */
+static negcut_status encode(ngc_trainer *t, const ngc_tensor *x, int flip_back, int record,
+                            encoding *e) {
   negcut_status st;
   const ngc_train_cfg *c = &t->cfg;
   e->x = x;
-  st = ngc_seq_forward(&t->G, &t->tape, x, c->nce_layers[c->n_nce - 1], &e->rec, NULL);
+  if (!record) {
+    st = ngc_seq_features(&t->G, &t->tape, x, c->n_nce, c->nce_layers, e->feat);
+    for (int32_t l = 0; l < c->n_nce && !st && flip_back; l++) st = ngc_hflip(t->ctx, &e->feat[l], &e->feat[l]);
+    return st;
+  }
+  st = ngc_seq_encode(&t->G, &t->tape, x, c->n_nce, c->nce_layers, &e->rec);
   for (int32_t l = 0; l < c->n_nce && !st; l++) {
     const ngc_tensor *f = ngc_seq_module_act(&t->G, &e->rec, c->nce_layers[l]);
     e->feat[l] = *f;
@@ -275,8 +283,10 @@ negcut_status ngc_train_step(ngc_trainer *t, const float *real_a, const float *r
   const encoding *src[2] = {&enc_src[0], &enc_src[1]}, *tgt[2] = {&enc_tgt[0], &enc_tgt[1]};
   const ema_proj *hps[2] = {NULL, NULL};
   for (int i = 0; i < calls && !st; i++) {
-    st = encode(t, i ? &real_b_t : &real_a_t, 0, &enc_src[i]);
-    if (!st) st = encode(t, i ? &idt_b : &fake_b, flipped, &enc_tgt[i]);
+    /* The keys are detached: G's encoder of the source gets a gradient only
+     * through NEGCUT's undetached negatives. */
+    st = encode(t, i ? &real_b_t : &real_a_t, 0, neg && !c->detach_negatives, &enc_src[i]);
+    if (!st) st = encode(t, i ? &idt_b : &fake_b, flipped, 1, &enc_tgt[i]);
     if (!st && neg) {
       st = project_all(t, &enc_src[i], &hp[i]);
       hps[i] = &hp[i];
