@@ -1,0 +1,553 @@
+/* The public trainer (negcut/train.h): the API contract, progress, and the
+ * promise that a resumed run continues exactly as the uninterrupted one. */
+#include <dirent.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/safetensors.h"
+#include "negcut/image.h"
+#include "negcut/train.h"
+#include "ngc_test.h"
+
+#define N_IMAGES 8
+#define SIDE 36 /* load 36, crop 32 */
+#define CROP 32
+/* One thread: the run is as deterministic with two (checked by hand), but
+ * the CPU backend's OpenMP regions spin-wait, and on a busy machine two
+ * threads made this suite 5-50x slower. */
+#define THREADS 1
+#define SEED 11
+
+static char root[48];      /* <tmp>/trainA, <tmp>/trainB: N_IMAGES PNGs each */
+static char scratch[48];   /* state files */
+
+static negcut_ctx *new_ctx(void) {
+  negcut_ctx_options co = NEGCUT_CTX_OPTIONS_INIT;
+  negcut_ctx *ctx = NULL;
+  co.backend = NEGCUT_BACKEND_CPU;
+  co.threads = THREADS;
+  co.seed = SEED;
+  ck_assert_msg(negcut_ctx_create(&ctx, &co) == NEGCUT_OK, "%s", negcut_ctx_last_error(NULL));
+  return ctx;
+}
+
+static uint64_t lcg(uint64_t *s) {
+  *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+  return *s >> 33;
+}
+
+/* Smooth random colour images, so that crops and flips matter. */
+static void make_folder(negcut_ctx *ctx, const char *dir, uint64_t seed) {
+  ck_assert_int_eq(mkdir(dir, 0755), 0);
+  for (int i = 0; i < N_IMAGES; i++) {
+    negcut_image *img = NULL;
+    char path[128];
+    uint64_t s = seed * 1000 + (uint64_t)i;
+    float base[3], gx[3], gy[3];
+    for (int c = 0; c < 3; c++) {
+      base[c] = (float)(lcg(&s) % 256);
+      gx[c] = (float)(lcg(&s) % 11) - 5.0f;
+      gy[c] = (float)(lcg(&s) % 11) - 5.0f;
+    }
+    ck_assert_int_eq(negcut_image_create(&img, ctx, SIDE, SIDE), NEGCUT_OK);
+    for (uint32_t y = 0; y < SIDE; y++)
+      for (uint32_t x = 0; x < SIDE; x++)
+        for (int c = 0; c < 3; c++) {
+          float v = base[c] + gx[c] * (float)x + gy[c] * (float)y + (float)(lcg(&s) % 16);
+          v = v < 0 ? -v : v;
+          img->pixels[y * img->stride_bytes + x * 3 + (uint32_t)c] = (uint8_t)((int)v % 256);
+        }
+    snprintf(path, sizeof path, "%s/%02d.png", dir, i);
+    ck_assert_int_eq(negcut_image_save(ctx, img, path, NULL), NEGCUT_OK);
+    negcut_image_free(img);
+  }
+}
+
+static void remove_folder(const char *dir) {
+  for (int i = 0; i < N_IMAGES; i++) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%02d.png", dir, i);
+    unlink(path);
+  }
+  rmdir(dir);
+}
+
+static void setup(void) {
+  char dir[128];
+  negcut_ctx *ctx = new_ctx();
+  strcpy(root, "/tmp/ngc_train_XXXXXX");
+  strcpy(scratch, "/tmp/ngc_state_XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(root));
+  ck_assert_ptr_nonnull(mkdtemp(scratch));
+  snprintf(dir, sizeof dir, "%s/trainA", root);
+  make_folder(ctx, dir, 1);
+  snprintf(dir, sizeof dir, "%s/trainB", root);
+  make_folder(ctx, dir, 2);
+  negcut_ctx_free(ctx);
+}
+
+static void teardown(void) {
+  char dir[128];
+  snprintf(dir, sizeof dir, "%s/trainA", root);
+  remove_folder(dir);
+  snprintf(dir, sizeof dir, "%s/trainB", root);
+  remove_folder(dir);
+  rmdir(root);
+  static const char *files[] = {"a.state", "b.state", "c.state", "keep.state", "G.safetensors"};
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    snprintf(dir, sizeof dir, "%s/%s", scratch, files[i]);
+    unlink(dir);
+  }
+  rmdir(scratch);
+}
+
+static void path_in(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", scratch, name); }
+
+/* A tiny network on the generated folders (reference defaults otherwise). */
+static void tiny_options(negcut_trainer_options *o, negcut_train_mode mode, const char *dataroot) {
+  static const int32_t layers[5] = {0, 4, 8, 12, 13};
+  ck_assert_int_eq(negcut_trainer_options_init(o, mode), NEGCUT_OK);
+  o->dataroot = dataroot;
+  o->ngf = 8;
+  o->ndf = 8;
+  o->n_blocks = 2;
+  o->n_nce_layers = 5;
+  memcpy(o->nce_layers, layers, sizeof layers);
+  o->num_patches = 16;
+  o->netf_nc = 32;
+  o->batch_size = 1;
+  o->load_size = SIDE;
+  o->crop_size = CROP;
+  o->n_epochs = 1;
+  o->n_epochs_decay = 1;
+}
+
+/* ------------------------------------------------------------ contract */
+
+START_TEST(options_and_create_contract) {
+  negcut_ctx *ctx = new_ctx();
+  negcut_trainer_options o;
+  negcut_trainer *t = (negcut_trainer *)&o; /* must be reset to NULL on failure */
+
+  ck_assert_int_eq(negcut_trainer_options_init(NULL, NEGCUT_MODE_CUT), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_options_init(&o, 7), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_options_init(&o, -1), NEGCUT_ERR_INVALID_ARGUMENT);
+
+  /* the reference defaults (REFERENCE.md 6, 7) */
+  ck_assert_int_eq(negcut_trainer_options_init(&o, NEGCUT_MODE_CUT), NEGCUT_OK);
+  ck_assert_uint_eq(o.version, NEGCUT_TRAINER_OPTIONS_VERSION);
+  ck_assert_int_eq(o.ngf, 64);
+  ck_assert_int_eq(o.n_blocks, 9);
+  ck_assert_int_eq(o.num_patches, 256);
+  ck_assert_int_eq(o.nce_idt, 1);
+  ck_assert_int_eq(o.flip_equivariance, 0);
+  ck_assert_float_eq(o.lambda_nce, 1.0f);
+  ck_assert_int_eq(o.n_epochs, 200);
+  ck_assert_int_eq(o.n_epochs_decay, 200);
+  ck_assert_int_eq(o.load_size, 286);
+  ck_assert_int_eq(o.crop_size, 256);
+  ck_assert_double_eq_tol(o.lr, 2e-4, 1e-12);
+  ck_assert_double_eq_tol(o.beta1, 0.5, 1e-12);
+  ck_assert_int_eq(negcut_trainer_options_init(&o, NEGCUT_MODE_FASTCUT), NEGCUT_OK);
+  ck_assert_int_eq(o.nce_idt, 0);
+  ck_assert_int_eq(o.flip_equivariance, 1);
+  ck_assert_float_eq(o.lambda_nce, 10.0f);
+  ck_assert_int_eq(o.n_epochs, 150);
+  ck_assert_int_eq(o.n_epochs_decay, 50);
+
+  /* bad arguments give INVALID_ARGUMENT, *out NULL, and a message */
+  tiny_options(&o, NEGCUT_MODE_CUT, NULL);
+  ck_assert_int_eq(negcut_trainer_create(NULL, ctx, &o), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_create(&t, NULL, &o), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_create(&t, ctx, NULL), NEGCUT_ERR_INVALID_ARGUMENT);
+  o.version = NEGCUT_TRAINER_OPTIONS_VERSION + 1;
+  t = (negcut_trainer *)&o;
+  ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_null(t);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "version"));
+  for (int k = 0; k < 9; k++) {
+    tiny_options(&o, NEGCUT_MODE_CUT, NULL);
+    switch (k) {
+    case 0: o.mode = 9; break;
+    case 1: o.ngf = 0; break;
+    case 2: o.batch_size = 0; break;
+    case 3: o.n_nce_layers = 9; break;
+    case 4: o.num_patches = 0; break;
+    case 5: o.lr = -1.0; break;
+    case 6: o.nce_layers[4] = 3; break;   /* not increasing */
+    case 7: o.output_nc = 1; break;       /* identity loss needs in == out */
+    case 8: o.dir_a = root; break;        /* dir_a without dir_b */
+    }
+    t = (negcut_trainer *)&o;
+    ck_assert_msg(negcut_trainer_create(&t, ctx, &o) == NEGCUT_ERR_INVALID_ARGUMENT, "bad option %d accepted", k);
+    ck_assert_ptr_null(t);
+    ck_assert_str_ne(negcut_ctx_last_error(ctx), "");
+  }
+  /* NEGCUT needs an even num_patches (the diversity term halves them) */
+  tiny_options(&o, NEGCUT_MODE_NEGCUT, NULL);
+  o.num_patches = 15;
+  ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_ERR_INVALID_ARGUMENT);
+  /* a missing data folder is refused at create, naming it */
+  tiny_options(&o, NEGCUT_MODE_CUT, "/nonexistent/ngc_data");
+  ck_assert_int_ne(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);
+  ck_assert_ptr_null(t);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "/nonexistent/ngc_data"));
+
+  negcut_trainer_free(NULL);
+  negcut_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(calls_without_data) {
+  negcut_ctx *ctx = new_ctx();
+  negcut_trainer_options o;
+  negcut_trainer *t = NULL;
+  negcut_train_progress p;
+  uint32_t w = 1, h = 1;
+  char path[128];
+  float *a = calloc(3 * CROP * CROP, sizeof *a), *b = calloc(3 * CROP * CROP, sizeof *b);
+  ck_assert(a && b);
+
+  tiny_options(&o, NEGCUT_MODE_CUT, NULL);
+  ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_step(t), NEGCUT_ERR_STATE);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "step_batch"));
+  ck_assert_int_eq(negcut_trainer_run(t, 1, NULL, NULL), NEGCUT_ERR_STATE);
+  ck_assert_int_eq(negcut_trainer_step(NULL), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_run(t, -1, NULL, NULL), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_progress(t, NULL), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_progress(NULL, &p), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_visuals(t, &w, &h, NULL, NULL, NULL, NULL), NEGCUT_ERR_STATE);
+  ck_assert_int_eq(negcut_trainer_visuals(t, NULL, &h, NULL, NULL, NULL, NULL), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_step_batch(t, NULL, b, CROP, CROP), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_step_batch(t, a, NULL, CROP, CROP), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_step_batch(t, a, b, 0, CROP), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_step_batch(NULL, a, b, CROP, CROP), NEGCUT_ERR_INVALID_ARGUMENT);
+  path_in(path, sizeof path, "G.safetensors");
+  ck_assert_int_eq(negcut_trainer_save_network(t, NEGCUT_NET_N, path), NEGCUT_ERR_INVALID_ARGUMENT); /* CUT has no N */
+  ck_assert_int_eq(negcut_trainer_save_network(t, 17, path), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_save_network(t, NEGCUT_NET_G, NULL), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_save_state(NULL, path), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_load_state(t, NULL), NEGCUT_ERR_INVALID_ARGUMENT);
+
+  ck_assert_int_eq(negcut_trainer_progress(t, &p), NEGCUT_OK);
+  ck_assert_int_eq(p.iteration, 0);
+  ck_assert_int_eq(p.total_iterations, 0);
+  ck_assert_int_eq(p.iterations_per_epoch, 0);
+  ck_assert_int_eq(p.epoch, 1);
+  ck_assert_double_eq_tol(p.lr, 2e-4, 1e-12);
+
+  /* a caller's batch: finite losses, the iteration counts, visuals */
+  for (int i = 0; i < 3 * CROP * CROP; i++) {
+    a[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+    b[i] = (float)((i * 53) % 89) / 44.0f - 1.0f;
+  }
+  ck_assert_msg(negcut_trainer_step_batch(t, a, b, CROP, CROP) == NEGCUT_OK, "%s", negcut_ctx_last_error(ctx));
+  ck_assert_int_eq(negcut_trainer_progress(t, &p), NEGCUT_OK);
+  ck_assert_int_eq(p.iteration, 1);
+  ck_assert_int_eq(p.epoch, 1); /* step_batch does not advance the epoch */
+  ck_assert(isfinite(p.d_real) && isfinite(p.d_fake) && isfinite(p.g_gan) && isfinite(p.nce_x) &&
+            isfinite(p.nce_y) && isfinite(p.g_total));
+  ck_assert(p.d_real > 0 && p.g_gan > 0 && p.nce_x > 0 && p.nce_y > 0);
+  ck_assert_float_eq_tol(p.g_total, p.g_gan + 0.5f * (p.nce_x + p.nce_y), 1e-5f);
+  ck_assert_int_eq(negcut_trainer_visuals(t, &w, &h, NULL, NULL, NULL, NULL), NEGCUT_OK);
+  ck_assert_uint_eq(w, CROP);
+  ck_assert_uint_eq(h, CROP);
+  uint8_t *rgb = malloc(3 * CROP * CROP);
+  ck_assert_ptr_nonnull(rgb);
+  ck_assert_int_eq(negcut_trainer_visuals(t, &w, &h, rgb, NULL, NULL, NULL), NEGCUT_OK);
+  /* real_A comes back as the input, as 8 bits */
+  ck_assert_uint_eq(rgb[0], (uint8_t)((a[0] + 1.0f) / 2.0f * 255.0f));
+  ck_assert_uint_eq(rgb[1], (uint8_t)((a[CROP * CROP] + 1.0f) / 2.0f * 255.0f));
+  free(rgb);
+
+  free(a);
+  free(b);
+  negcut_trainer_free(t);
+  negcut_ctx_free(ctx);
+}
+END_TEST
+
+static int cancel_after_two(const negcut_train_progress *p, void *user) {
+  int *calls = user;
+  (*calls)++;
+  return p->iteration >= 2;
+}
+
+START_TEST(progress_with_data) {
+  negcut_ctx *ctx = new_ctx();
+  negcut_trainer_options o;
+  negcut_trainer *t = NULL;
+  negcut_train_progress p;
+  int calls = 0;
+
+  tiny_options(&o, NEGCUT_MODE_CUT, root);
+  ck_assert_msg(negcut_trainer_create(&t, ctx, &o) == NEGCUT_OK, "%s", negcut_ctx_last_error(ctx));
+  ck_assert_int_eq(negcut_trainer_progress(t, &p), NEGCUT_OK);
+  ck_assert_int_eq(p.iteration, 0);
+  ck_assert_int_eq(p.iterations_per_epoch, N_IMAGES);
+  ck_assert_int_eq(p.total_iterations, N_IMAGES * 2);
+  ck_assert_int_eq(p.epoch, 1);
+  ck_assert_double_eq_tol(p.lr, 2e-4, 1e-12);
+  ck_assert_int_eq(negcut_trainer_run(t, 5, cancel_after_two, &calls), NEGCUT_ERR_CANCELLED);
+  ck_assert_int_eq(calls, 2);
+  ck_assert_int_eq(negcut_trainer_progress(t, &p), NEGCUT_OK);
+  ck_assert_int_eq(p.iteration, 2);
+  ck_assert(p.images_per_second > 0);
+  /* across the epoch boundary the linear policy halves lr (1 + 1 epochs) */
+  ck_assert_int_eq(negcut_trainer_run(t, N_IMAGES, NULL, NULL), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_progress(t, &p), NEGCUT_OK);
+  ck_assert_int_eq(p.iteration, N_IMAGES + 2);
+  ck_assert_int_eq(p.epoch, 2);
+  ck_assert_double_eq_tol(p.lr, 1e-4, 1e-12);
+  /* run(0) goes to the end of the schedule */
+  ck_assert_int_eq(negcut_trainer_run(t, 0, NULL, NULL), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_progress(t, &p), NEGCUT_OK);
+  ck_assert_int_eq(p.iteration, 2 * N_IMAGES);
+  negcut_trainer_free(t);
+  negcut_ctx_free(ctx);
+}
+END_TEST
+
+/* ------------------------------------------------------------ resume */
+
+/* Compares two state files tensor by tensor (every network and the Adam
+ * moments) and their metadata (counters); returns the number of
+ * differences, printing each. */
+static int compare_states(const char *pa, const char *pb, int expect_negcut, int verbose) {
+  negcut_ctx *ctx = new_ctx();
+  ngc_st_file *fa = NULL, *fb = NULL;
+  int diff = 0, nets[5] = {0};
+  ck_assert_int_eq(ngc_st_open(ctx, pa, &fa), NEGCUT_OK);
+  ck_assert_int_eq(ngc_st_open(ctx, pb, &fb), NEGCUT_OK);
+  ck_assert_int_eq(ngc_st_count(fa), ngc_st_count(fb));
+  for (int64_t i = 0; i < ngc_st_count(fa); i++) {
+    const ngc_st_entry *ea = ngc_st_entry_at(fa, i), *eb = ngc_st_find(fb, ea->name);
+    static const char *tags[5] = {"G.", "D.", "F.", "N.", "F_."};
+    for (int k = 0; k < 5; k++)
+      if (!strncmp(ea->name, tags[k], strlen(tags[k]))) nets[k]++;
+    if (!eb || eb->nbytes != ea->nbytes || memcmp(ea->data, eb->data, ea->nbytes)) {
+      if (verbose && diff < 10) fprintf(stderr, "resume: tensor %s differs\n", ea->name);
+      diff++;
+    }
+  }
+  for (int64_t i = 0; i < ngc_st_metadata_count(fa); i++) {
+    const char *k, *v, *vb;
+    ck_assert_int_eq(ngc_st_metadata_at(fa, i, &k, &v), NEGCUT_OK);
+    vb = ngc_st_metadata(fb, k);
+    if (!vb || strcmp(v, vb)) {
+      if (verbose) fprintf(stderr, "resume: metadata %s: %s vs %s\n", k, v, vb ? vb : "(missing)");
+      diff++;
+    }
+  }
+  /* the file holds every network of the mode */
+  ck_assert(nets[0] > 0 && nets[1] > 0 && nets[2] > 0);
+  ck_assert(expect_negcut ? nets[3] > 0 && nets[4] > 0 : nets[3] == 0 && nets[4] == 0);
+  ngc_st_close(fa);
+  ngc_st_close(fb);
+  negcut_ctx_free(ctx);
+  return diff;
+}
+
+/* total iterations uninterrupted vs split + save + a new trainer on a new
+ * context + load + the rest: every tensor of the state must be identical. */
+static void resume_is_exact(negcut_train_mode mode, int total, int split) {
+  negcut_trainer_options o;
+  negcut_trainer *t = NULL;
+  negcut_train_progress p;
+  negcut_ctx *ctx = new_ctx();
+  char pa[128], pb[128], pc[128];
+  path_in(pa, sizeof pa, "a.state");
+  path_in(pb, sizeof pb, "b.state");
+  path_in(pc, sizeof pc, "c.state");
+  tiny_options(&o, mode, root);
+
+  ck_assert_msg(negcut_trainer_create(&t, ctx, &o) == NEGCUT_OK, "%s", negcut_ctx_last_error(ctx));
+  ck_assert_msg(negcut_trainer_run(t, total, NULL, NULL) == NEGCUT_OK, "%s", negcut_ctx_last_error(ctx));
+  ck_assert_int_eq(negcut_trainer_save_state(t, pa), NEGCUT_OK);
+  negcut_trainer_free(t);
+  negcut_ctx_free(ctx);
+
+  ctx = new_ctx();
+  ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_run(t, split, NULL, NULL), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_save_state(t, pc), NEGCUT_OK);
+  negcut_trainer_free(t);
+  negcut_ctx_free(ctx);
+
+  ctx = new_ctx();
+  ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);
+  ck_assert_msg(negcut_trainer_load_state(t, pc) == NEGCUT_OK, "%s", negcut_ctx_last_error(ctx));
+  ck_assert_int_eq(negcut_trainer_progress(t, &p), NEGCUT_OK);
+  ck_assert_int_eq(p.iteration, split);
+  ck_assert_int_eq(negcut_trainer_run(t, total - split, NULL, NULL), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_progress(t, &p), NEGCUT_OK);
+  ck_assert_int_eq(p.iteration, total);
+  ck_assert_int_eq(negcut_trainer_save_state(t, pb), NEGCUT_OK);
+  negcut_trainer_free(t);
+  negcut_ctx_free(ctx);
+
+  int diff = compare_states(pa, pb, mode == NEGCUT_MODE_NEGCUT, 1);
+  ck_assert_msg(diff == 0, "mode %d: %d tensors or counters differ after resume at %d of %d", (int)mode, diff,
+                split, total);
+  /* the comparison can tell: the state at the split differs from the end */
+  ck_assert_int_gt(compare_states(pa, pc, mode == NEGCUT_MODE_NEGCUT, 0), 0);
+}
+
+START_TEST(resume_cut) { resume_is_exact(NEGCUT_MODE_CUT, 6, 3); }
+END_TEST
+
+/* Saved in epoch 1, resumed into epoch 2: the data order, lr and fine-tune
+ * state must come back too. */
+START_TEST(resume_cut_across_epoch) { resume_is_exact(NEGCUT_MODE_CUT, N_IMAGES + 2, N_IMAGES - 1); }
+END_TEST
+
+START_TEST(resume_negcut) { resume_is_exact(NEGCUT_MODE_NEGCUT, 6, 3); }
+END_TEST
+
+/* ------------------------------------------------------------ state files */
+
+static uint8_t *slurp(const char *path, size_t *size) {
+  FILE *f = fopen(path, "rb");
+  uint8_t *buf;
+  long n;
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+  n = ftell(f);
+  ck_assert(n > 0);
+  rewind(f);
+  buf = malloc((size_t)n);
+  ck_assert_ptr_nonnull(buf);
+  ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  *size = (size_t)n;
+  return buf;
+}
+
+START_TEST(save_state_is_atomic) {
+  negcut_ctx *ctx = new_ctx();
+  negcut_trainer_options o;
+  negcut_trainer *t = NULL;
+  char keep[128], missing[160];
+  struct stat sb;
+  struct rlimit old, small;
+  size_t n0, n1;
+
+  path_in(keep, sizeof keep, "keep.state");
+  snprintf(missing, sizeof missing, "%s/no_such_dir/x.state", scratch);
+  tiny_options(&o, NEGCUT_MODE_CUT, root);
+  ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_run(t, 1, NULL, NULL), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_save_state(t, keep), NEGCUT_OK);
+  uint8_t *before = slurp(keep, &n0);
+
+  /* a path in a missing folder: IO, a message naming it, nothing created */
+  ck_assert_int_eq(negcut_trainer_save_state(t, missing), NEGCUT_ERR_IO);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "no_such_dir"));
+  ck_assert_int_ne(stat(missing, &sb), 0);
+
+  /* a save that fails part-way at the same path (the file size limit stops
+   * the write: root ignores permissions, not RLIMIT_FSIZE) leaves the old
+   * state whole, and no temporary file behind */
+  ck_assert_int_eq(negcut_trainer_run(t, 1, NULL, NULL), NEGCUT_OK); /* the new state differs */
+  ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+  small = old;
+  small.rlim_cur = 4096;
+  signal(SIGXFSZ, SIG_IGN);
+  ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
+  negcut_status st = negcut_trainer_save_state(t, keep);
+  ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+  signal(SIGXFSZ, SIG_DFL);
+  ck_assert_int_eq(st, NEGCUT_ERR_IO);
+  uint8_t *after = slurp(keep, &n1);
+  ck_assert_uint_eq(n0, n1);
+  ck_assert(!memcmp(before, after, n0));
+  free(after);
+  {
+    DIR *d = opendir(scratch);
+    struct dirent *e;
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)))
+      ck_assert_msg(!strstr(e->d_name, ".tmp."), "temporary file %s left behind", e->d_name);
+    closedir(d);
+  }
+  /* the intact file still loads */
+  ck_assert_int_eq(negcut_trainer_load_state(t, keep), NEGCUT_OK);
+  /* and a successful save replaces it */
+  ck_assert_int_eq(negcut_trainer_run(t, 1, NULL, NULL), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_save_state(t, keep), NEGCUT_OK);
+  after = slurp(keep, &n1);
+  ck_assert(n0 != n1 || memcmp(before, after, n0));
+  free(after);
+  free(before);
+  negcut_trainer_free(t);
+  negcut_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(load_state_errors) {
+  negcut_ctx *ctx = new_ctx();
+  negcut_trainer_options o;
+  negcut_trainer *t = NULL, *other = NULL;
+  negcut_train_progress p;
+  char state[128], net[128], missing[128];
+
+  path_in(state, sizeof state, "a.state");
+  path_in(net, sizeof net, "G.safetensors");
+  path_in(missing, sizeof missing, "missing.state");
+  tiny_options(&o, NEGCUT_MODE_CUT, root);
+  ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_run(t, 1, NULL, NULL), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_save_state(t, state), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_save_network(t, NEGCUT_NET_G, net), NEGCUT_OK);
+
+  /* a missing file: IO naming it; the trainer is untouched */
+  ck_assert_int_eq(negcut_trainer_load_state(t, missing), NEGCUT_ERR_IO);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "missing.state"));
+  ck_assert_int_eq(negcut_trainer_progress(t, &p), NEGCUT_OK);
+  ck_assert_int_eq(p.iteration, 1);
+  /* a network checkpoint is not a training state */
+  ck_assert_int_eq(negcut_trainer_load_state(t, net), NEGCUT_ERR_BAD_FORMAT);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "not a libnegcut training state"));
+  negcut_trainer_free(t);
+
+  /* other options: refused with both configurations in the message, and
+   * nothing loaded */
+  o.ngf = 16;
+  ck_assert_int_eq(negcut_trainer_create(&other, ctx, &o), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_load_state(other, state), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "ngf=8"));
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "ngf=16"));
+  ck_assert_int_eq(negcut_trainer_progress(other, &p), NEGCUT_OK);
+  ck_assert_int_eq(p.iteration, 0);
+  negcut_trainer_free(other);
+  tiny_options(&o, NEGCUT_MODE_NEGCUT, root);
+  ck_assert_int_eq(negcut_trainer_create(&other, ctx, &o), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_load_state(other, state), NEGCUT_ERR_INVALID_ARGUMENT);
+  negcut_trainer_free(other);
+  negcut_ctx_free(ctx);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("train");
+  TCase *api = tcase_create("api"), *resume = tcase_create("resume");
+  tcase_add_test(api, options_and_create_contract);
+  tcase_add_test(api, calls_without_data);
+  tcase_add_unchecked_fixture(api, setup, teardown);
+  tcase_set_timeout(api, 30);
+  tcase_add_test(api, progress_with_data);
+  tcase_add_test(api, save_state_is_atomic);
+  tcase_add_test(api, load_state_errors);
+  tcase_add_unchecked_fixture(resume, setup, teardown);
+  tcase_set_timeout(resume, 60);
+  tcase_add_test(resume, resume_cut);
+  tcase_add_test(resume, resume_cut_across_epoch);
+  tcase_add_test(resume, resume_negcut);
+  suite_add_tcase(s, api);
+  suite_add_tcase(s, resume);
+  return ngc_test_run(s);
+}
