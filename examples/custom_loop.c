@@ -13,9 +13,10 @@
  * (tests/check_custom_loop.c compiles this file with -DCUSTOM_LOOP_NO_MAIN).
  * main() trains tiny networks for a few iterations on synthetic images.
  *
- * Where the public API has no operation (slicing a batch, adding two
- * gradients), the example goes through host memory; see the comments marked
- * "host:".
+ * Every intermediate tensor comes from the tape (negcut_tape_tensor) and is
+ * gone at the next negcut_tape_reset; fake_B and idt_B are views of G's
+ * output (negcut_tensor_slice), and the two gradients that reach fake_B are
+ * added with negcut_tensor_axpby.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -57,8 +58,6 @@ int custom_cut_iteration(struct custom_nets *n, const float *real_a, const float
 
 #ifndef CUSTOM_LOOP_INTERFACE_ONLY
 /* ---- The implementation. */
-#define CUSTOM_MAX_SCRATCH 64
-
 struct custom_nets {
   negcut_ctx *ctx;
   struct custom_config c;
@@ -66,10 +65,6 @@ struct custom_nets {
   negcut_optimizer *opt_g, *opt_d, *opt_f;
   negcut_loss *gan_real, *gan_fake, *nce;
   negcut_tape *tape;
-  /* host: the public API has no tape-owned scratch tensors, so the
-   * iteration's gradient buffers are made here and freed at its end */
-  negcut_tensor *scratch[CUSTOM_MAX_SCRATCH];
-  int n_scratch;
 };
 
 static int fail(struct custom_nets *n, negcut_status st, const char *what) {
@@ -84,54 +79,37 @@ static int fail(struct custom_nets *n, negcut_status st, const char *what) {
     if (st_ != NEGCUT_OK) return fail(n, st_, #call); \
   } while (0)
 
-static negcut_tensor *scratch(struct custom_nets *n, int32_t ndim, const int64_t *shape) {
-  negcut_tensor *t = NULL;
-  if (n->n_scratch == CUSTOM_MAX_SCRATCH) return NULL;
-  if (negcut_tensor_create(&t, n->ctx, ndim, shape) != NEGCUT_OK) return NULL;
-  n->scratch[n->n_scratch++] = t;
-  return t;
-}
-
-/* A scratch tensor of the same shape as t. */
-static negcut_tensor *scratch_like(struct custom_nets *n, const negcut_tensor *t) {
+/* A tape tensor of t's shape (NULL on failure, with the message on ctx). */
+static negcut_tensor *like(struct custom_nets *n, const negcut_tensor *t) {
   int64_t shape[4] = {1, 1, 1, 1};
   int32_t nd = negcut_tensor_ndim(t);
+  negcut_tensor *out = NULL;
   for (int32_t i = 0; i < nd && i < 4; i++) shape[i] = negcut_tensor_dim(t, i);
-  return scratch(n, nd, shape);
-}
-
-static void scratch_free(struct custom_nets *n) {
-  for (int i = 0; i < n->n_scratch; i++) negcut_tensor_free(n->scratch[i]);
-  n->n_scratch = 0;
+  return negcut_tape_tensor(&out, n->tape, nd, shape) == NEGCUT_OK ? out : NULL;
 }
 
 negcut_net *custom_nets_net(struct custom_nets *n, int which) {
   return which == 0 ? n->g : which == 1 ? n->d : which == 2 ? n->f : NULL;
 }
 
-/* One encoder pass on a zero image of height x width: the channels
- * (channels[l], may be NULL) and positions (hw[l] = H_l * W_l, may be NULL)
- * of each NCE layer's feature. */
-static int probe(struct custom_nets *n, int64_t height, int64_t width, int32_t *channels, int64_t *hw) {
-  int64_t shape[4] = {1, n->c.input_nc, height, width};
-  negcut_tensor *x = NULL, *feats[CUSTOM_MAX_LAYERS];
-  negcut_record *rec;
-  negcut_status st = negcut_tensor_create(&x, n->ctx, 4, shape);
-  if (!st) st = negcut_tensor_fill(x, 0.0f);
-  if (!st) st = negcut_net_encode(n->g, n->tape, x, n->c.n_layers, n->c.layers, feats, &rec);
-  for (int32_t l = 0; l < n->c.n_layers && !st; l++) {
-    if (channels) channels[l] = (int32_t)negcut_tensor_dim(feats[l], 1);
-    if (hw) hw[l] = negcut_tensor_dim(feats[l], 2) * negcut_tensor_dim(feats[l], 3);
+/* channels[l] (may be NULL) and hw[l] = H_l * W_l (may be NULL) of each NCE
+ * layer's feature for height x width images. */
+static int feature_shapes(struct custom_nets *n, int64_t height, int64_t width, int32_t *channels,
+                          int64_t *hw) {
+  const int64_t in[4] = {1, n->c.input_nc, height, width};
+  for (int32_t l = 0; l < n->c.n_layers; l++) {
+    int64_t out[4];
+    TRY(negcut_net_feature_shape(n->g, in, n->c.layers[l], out));
+    if (channels) channels[l] = (int32_t)out[1];
+    if (hw) hw[l] = out[2] * out[3];
   }
-  if (!st) st = negcut_tape_reset(n->tape);
-  negcut_tensor_free(x);
-  return st ? fail(n, st, "encoder probe") : 0;
+  return 0;
 }
 
 /* hw[l] = H_l * W_l positions of NCE layer l for height x width images:
  * the range the patch ids of layer l are drawn from. */
 int custom_feature_positions(struct custom_nets *n, int64_t height, int64_t width, int64_t *hw) {
-  return probe(n, height, width, NULL, hw);
+  return feature_shapes(n, height, width, NULL, hw);
 }
 
 int custom_nets_create(struct custom_nets **out, negcut_ctx *ctx, const struct custom_config *c) {
@@ -157,9 +135,9 @@ int custom_nets_create(struct custom_nets **out, negcut_ctx *ctx, const struct c
   st = negcut_net_create_generator(&n->g, ctx, &go);
   if (!st) st = negcut_net_create_discriminator(&n->d, ctx, &dopt);
   if (!st) st = negcut_tape_create(&n->tape, ctx);
-  /* The reference creates F lazily on the first batch; here an encoder pass
-   * on a small image gives the MLPs' input widths. */
-  if (!st && probe(n, 32, 32, fo.channels, NULL)) st = NEGCUT_ERR_INTERNAL;
+  /* The reference creates F lazily on the first batch; here the feature
+   * shapes give the MLPs' input widths. */
+  if (!st && feature_shapes(n, 32, 32, fo.channels, NULL)) st = NEGCUT_ERR_INTERNAL;
   if (!st) st = negcut_net_create_projector(&n->f, ctx, &fo);
   if (!st) st = negcut_optimizer_create_adam(&n->opt_g, n->g, &ao);
   if (!st) st = negcut_optimizer_create_adam(&n->opt_d, n->d, &ao);
@@ -184,7 +162,6 @@ int custom_nets_create(struct custom_nets **out, negcut_ctx *ctx, const struct c
 
 void custom_nets_free(struct custom_nets *n) {
   if (!n) return;
-  scratch_free(n);
   negcut_loss_free(n->gan_real);
   negcut_loss_free(n->gan_fake);
   negcut_loss_free(n->nce);
@@ -238,18 +215,13 @@ static int nce_backward(struct custom_nets *n, const struct encoding *tgt, const
                         float weight, negcut_tensor *dtgt) {
   negcut_tensor *dfeat[CUSTOM_MAX_LAYERS];
   for (int32_t l = 0; l < n->c.n_layers; l++) {
-    negcut_tensor *dq = scratch_like(n, ev->q[l]);
-    dfeat[l] = scratch_like(n, tgt->feat[l]);
+    negcut_tensor *dq = like(n, ev->q[l]);
+    dfeat[l] = like(n, tgt->feat[l]);
     if (!dq || !dfeat[l]) return fail(n, NEGCUT_ERR_OUT_OF_MEMORY, "nce_backward");
     TRY(negcut_loss_backward(n->nce, ev->nce_rec[l], weight, 1, &dq));
     TRY(negcut_projector_backward(n->f, ev->q_rec[l], dq, dfeat[l]));
   }
   TRY(negcut_net_backward(n->g, tgt->rec, NULL, n->c.n_layers, (const negcut_tensor *const *)dfeat, dtgt));
-  return 0;
-}
-
-static int read_host(struct custom_nets *n, const negcut_tensor *t, float *dst) {
-  TRY(negcut_tensor_read(t, dst, (size_t)negcut_tensor_numel(t)));
   return 0;
 }
 
@@ -260,97 +232,81 @@ int custom_cut_iteration(struct custom_nets *n, const float *real_a, const float
                          float *losses) {
   const struct custom_config *c = &n->c;
   const int64_t b = c->batch, ch = c->input_nc, img = b * ch * height * width;
-  int64_t half[4] = {b, ch, height, width}, both[4] = {2 * b, ch, height, width}, dshape[4];
-  negcut_tensor *real, *fake, *ra, *rb, *fb, *ib, *pred_f, *pred_r, *pred, *dpred, *dfb_gan, *dtgt[2], *dfake;
+  const int64_t half[4] = {b, ch, height, width}, both[4] = {2 * b, ch, height, width};
+  int64_t dshape[4];
+  negcut_tensor *real, *fake, *dfake, *ra, *rb, *fb, *ib, *dfb, *dib, *pred_f, *pred_r, *pred, *dpred, *dt;
   negcut_record *rec_g, *rec_df, *rec_dr, *rec_d, *rec_lf, *rec_lr, *rec_lg;
   struct encoding src[2], tgt[2];
   struct nce_eval ev[2];
   float d_fake, d_real, g_gan, nce[2];
-  float *host = malloc((size_t)(4 * img) * sizeof *host); /* two (2B, C, H, W) buffers */
-  int rc = -1;
 
-  if (!host) return fail(n, NEGCUT_ERR_OUT_OF_MEMORY, "custom_cut_iteration");
-  if (negcut_tape_reset(n->tape)) goto done;
-  real = scratch(n, 4, both);
-  fake = scratch(n, 4, both);
-  dfake = scratch(n, 4, both);
-  ra = scratch(n, 4, half);
-  rb = scratch(n, 4, half);
-  fb = scratch(n, 4, half);
-  ib = scratch(n, 4, half);
-  dfb_gan = scratch(n, 4, half);
-  dtgt[0] = scratch(n, 4, half);
-  dtgt[1] = scratch(n, 4, half);
-  if (!dtgt[1] || negcut_net_output_shape(n->d, half, dshape)) goto done;
-  pred_f = scratch(n, 4, dshape);
-  pred_r = scratch(n, 4, dshape);
-  pred = scratch(n, 4, dshape);
-  dpred = scratch(n, 4, dshape);
-  if (!dpred) goto done;
+  TRY(negcut_tape_reset(n->tape));
+  TRY(negcut_net_output_shape(n->d, half, dshape));
+  TRY(negcut_tape_tensor(&real, n->tape, 4, both)); /* cat(real_A, real_B) */
+  TRY(negcut_tape_tensor(&fake, n->tape, 4, both));
+  TRY(negcut_tape_tensor(&dfake, n->tape, 4, both));
+  TRY(negcut_tape_tensor(&pred_f, n->tape, 4, dshape));
+  TRY(negcut_tape_tensor(&pred_r, n->tape, 4, dshape));
+  TRY(negcut_tape_tensor(&pred, n->tape, 4, dshape));
+  TRY(negcut_tape_tensor(&dpred, n->tape, 4, dshape));
+  TRY(negcut_tape_tensor(&dt, n->tape, 4, half));
+  TRY(negcut_tensor_slice(&ra, n->tape, real, 0, b));
+  TRY(negcut_tensor_slice(&rb, n->tape, real, b, b));
+  TRY(negcut_tensor_slice(&fb, n->tape, fake, 0, b)); /* fake_B */
+  TRY(negcut_tensor_slice(&ib, n->tape, fake, b, b)); /* idt_B */
+  TRY(negcut_tensor_slice(&dfb, n->tape, dfake, 0, b));
+  TRY(negcut_tensor_slice(&dib, n->tape, dfake, b, b));
 
   /* ---- G forward on cat(real_A, real_B) (IN is per image, so one run
-   * equals two); fake_B and idt_B are its halves */
-  memcpy(host, real_a, (size_t)img * sizeof *host);
-  memcpy(host + img, real_b, (size_t)img * sizeof *host);
-  if (negcut_tensor_write(real, host, (size_t)(2 * img)) || negcut_tensor_write(ra, real_a, (size_t)img) ||
-      negcut_tensor_write(rb, real_b, (size_t)img))
-    goto done;
-  if (negcut_net_forward(n->g, n->tape, real, fake, &rec_g)) goto done;
-  /* host: no batch slice in the API; copy the halves out */
-  if (read_host(n, fake, host) || negcut_tensor_write(fb, host, (size_t)img) ||
-      negcut_tensor_write(ib, host + img, (size_t)img))
-    goto done;
+   * equals two) */
+  TRY(negcut_tensor_write(ra, real_a, (size_t)img));
+  TRY(negcut_tensor_write(rb, real_b, (size_t)img));
+  TRY(negcut_net_forward(n->g, n->tape, real, fake, &rec_g));
 
   /* ---- D step: L_D = 0.5 (MSE(D(fake_B.detach()), 0) + MSE(D(real_B), 1)) */
-  if (negcut_net_forward(n->d, n->tape, fb, pred_f, &rec_df) ||
-      negcut_loss_forward(n->gan_fake, n->tape, 1, (const negcut_tensor *const *)&pred_f, &d_fake, &rec_lf) ||
-      negcut_net_forward(n->d, n->tape, rb, pred_r, &rec_dr) ||
-      negcut_loss_forward(n->gan_real, n->tape, 1, (const negcut_tensor *const *)&pred_r, &d_real, &rec_lr))
-    goto done;
-  if (negcut_net_set_requires_grad(n->d, 1) || negcut_net_zero_grad(n->d)) goto done;
+  TRY(negcut_net_forward(n->d, n->tape, fb, pred_f, &rec_df));
+  TRY(negcut_loss_forward(n->gan_fake, n->tape, 1, (const negcut_tensor *const *)&pred_f, &d_fake, &rec_lf));
+  TRY(negcut_net_forward(n->d, n->tape, rb, pred_r, &rec_dr));
+  TRY(negcut_loss_forward(n->gan_real, n->tape, 1, (const negcut_tensor *const *)&pred_r, &d_real, &rec_lr));
+  TRY(negcut_net_set_requires_grad(n->d, 1));
+  TRY(negcut_net_zero_grad(n->d));
   /* the fake branch stops at D's input (dx NULL): fake_B is detached */
-  if (negcut_loss_backward(n->gan_fake, rec_lf, 0.5f, 1, &dpred) ||
-      negcut_net_backward(n->d, rec_df, dpred, 0, NULL, NULL) ||
-      negcut_loss_backward(n->gan_real, rec_lr, 0.5f, 1, &dpred) ||
-      negcut_net_backward(n->d, rec_dr, dpred, 0, NULL, NULL) || negcut_optimizer_step(n->opt_d))
-    goto done;
+  TRY(negcut_loss_backward(n->gan_fake, rec_lf, 0.5f, 1, &dpred));
+  TRY(negcut_net_backward(n->d, rec_df, dpred, 0, NULL, NULL));
+  TRY(negcut_loss_backward(n->gan_real, rec_lr, 0.5f, 1, &dpred));
+  TRY(negcut_net_backward(n->d, rec_dr, dpred, 0, NULL, NULL));
+  TRY(negcut_optimizer_step(n->opt_d));
 
   /* ---- encoder passes: sources real_A, real_B (keys), targets fake_B,
    * idt_B (queries) */
-  for (int i = 0; i < 2; i++)
-    if (negcut_net_encode(n->g, n->tape, i ? rb : ra, c->n_layers, c->layers, src[i].feat, &src[i].rec) ||
-        negcut_net_encode(n->g, n->tape, i ? ib : fb, c->n_layers, c->layers, tgt[i].feat, &tgt[i].rec))
-      goto done;
+  for (int i = 0; i < 2; i++) {
+    TRY(negcut_net_encode(n->g, n->tape, i ? rb : ra, c->n_layers, c->layers, src[i].feat, &src[i].rec));
+    TRY(negcut_net_encode(n->g, n->tape, i ? ib : fb, c->n_layers, c->layers, tgt[i].feat, &tgt[i].rec));
+  }
 
   /* ---- G + F step, D frozen: L_G = lambda_GAN MSE(D(fake_B), 1) + 0.5 (NCE_X + NCE_Y) */
-  if (negcut_net_set_requires_grad(n->d, 0) || negcut_net_forward(n->d, n->tape, fb, pred, &rec_d) ||
-      negcut_loss_forward(n->gan_real, n->tape, 1, (const negcut_tensor *const *)&pred, &g_gan, &rec_lg))
-    goto done;
+  TRY(negcut_net_set_requires_grad(n->d, 0));
+  TRY(negcut_net_forward(n->d, n->tape, fb, pred, &rec_d));
+  TRY(negcut_loss_forward(n->gan_real, n->tape, 1, (const negcut_tensor *const *)&pred, &g_gan, &rec_lg));
   g_gan *= c->lambda_gan;
   for (int i = 0; i < 2; i++)
-    if (nce_forward(n, &src[i], &tgt[i], ids_per_call_layer + i * c->n_layers, &ev[i], &nce[i])) goto done;
+    if (nce_forward(n, &src[i], &tgt[i], ids_per_call_layer + i * c->n_layers, &ev[i], &nce[i])) return -1;
 
-  if (negcut_net_zero_grad(n->g) || negcut_net_zero_grad(n->f)) goto done;
-  /* GAN term: through frozen D into fake_B */
-  if (negcut_loss_backward(n->gan_real, rec_lg, c->lambda_gan, 1, &dpred) ||
-      negcut_net_backward(n->d, rec_d, dpred, 0, NULL, dfb_gan))
-    goto done;
-  /* NCE terms: d(0.5 lambda_NCE / L * sum_l NCE_l) through F and the
-   * encoder passes into fake_B and idt_B */
-  for (int i = 0; i < 2; i++)
-    if (nce_backward(n, &tgt[i], &ev[i], 0.5f * c->lambda_nce / (float)c->n_layers, dtgt[i])) goto done;
-  /* host: no tensor addition in the API; dfake = [dGAN + dNCE_X ; dNCE_Y] */
-  {
-    float *d = host, *t = host + 2 * img;
-    if (read_host(n, dfb_gan, d) || read_host(n, dtgt[0], t)) goto done;
-    for (int64_t j = 0; j < img; j++) d[j] = t[j] + d[j];
-    if (read_host(n, dtgt[1], t)) goto done;
-    for (int64_t j = 0; j < img; j++) d[img + j] = t[j] + 0.0f;
-    if (negcut_tensor_write(dfake, d, (size_t)(2 * img))) goto done;
+  TRY(negcut_net_zero_grad(n->g));
+  TRY(negcut_net_zero_grad(n->f));
+  /* dfake = [dGAN + dNCE_X ; dNCE_Y]: GAN through frozen D into fake_B ... */
+  TRY(negcut_tensor_fill(dfake, 0.0f));
+  TRY(negcut_loss_backward(n->gan_real, rec_lg, c->lambda_gan, 1, &dpred));
+  TRY(negcut_net_backward(n->d, rec_d, dpred, 0, NULL, dfb));
+  /* ... and d(0.5 lambda_NCE / L * sum_l NCE_l) through F and the encoder
+   * passes, added into fake_B's and idt_B's halves */
+  for (int i = 0; i < 2; i++) {
+    if (nce_backward(n, &tgt[i], &ev[i], 0.5f * c->lambda_nce / (float)c->n_layers, dt)) return -1;
+    TRY(negcut_tensor_axpby(1.0f, dt, 1.0f, i ? dib : dfb));
   }
-  if (negcut_net_backward(n->g, rec_g, dfake, 0, NULL, NULL) || negcut_optimizer_step(n->opt_g) ||
-      negcut_optimizer_step(n->opt_f))
-    goto done;
+  TRY(negcut_net_backward(n->g, rec_g, dfake, 0, NULL, NULL));
+  TRY(negcut_optimizer_step(n->opt_g));
+  TRY(negcut_optimizer_step(n->opt_f));
 
   if (losses) {
     losses[CUSTOM_D_REAL] = d_real;
@@ -360,12 +316,7 @@ int custom_cut_iteration(struct custom_nets *n, const float *real_a, const float
     losses[CUSTOM_NCE_Y] = nce[1];
     losses[CUSTOM_G_TOTAL] = g_gan + 0.5f * (nce[0] + nce[1]);
   }
-  rc = 0;
-done:
-  if (rc) fprintf(stderr, "custom_loop: the iteration failed: %s\n", negcut_ctx_last_error(n->ctx));
-  scratch_free(n);
-  free(host);
-  return rc;
+  return 0;
 }
 
 #ifndef CUSTOM_LOOP_NO_MAIN

@@ -1,9 +1,9 @@
 /*
  * Build your own (DESIGN.md, level 3): the networks as opaque handles with
  * forward, backward and parameter access, device tensors, and tapes that
- * record forward calls for backward. With the losses (negcut/losses.h) and
- * the optimisers (negcut/optim.h) a caller can write a training loop of
- * their own; examples/custom_loop.c writes one CUT iteration this way.
+ * record forward calls for backward. With the losses and the optimisers
+ * (both in negcut/losses.h) a caller can write a training loop of their
+ * own; examples/custom_loop.c writes one CUT iteration this way.
  *
  * Tensors: float32, row-major, NCHW for images and features, (rows, cols)
  * for projected patches. They live on the context's backend; move data with
@@ -48,6 +48,10 @@ NEGCUT_API int64_t negcut_tensor_numel(const negcut_tensor *t);
 NEGCUT_API negcut_status negcut_tensor_write(negcut_tensor *t, const float *src, size_t count);
 NEGCUT_API negcut_status negcut_tensor_read(const negcut_tensor *t, float *dst, size_t count);
 NEGCUT_API negcut_status negcut_tensor_fill(negcut_tensor *t, float value);
+/* y = alpha * x + beta * y (beta 0: y's old content is ignored), one shape:
+ * how gradients from two uses of a tensor are added. */
+NEGCUT_API negcut_status negcut_tensor_axpby(float alpha, const negcut_tensor *x, float beta,
+                                             negcut_tensor *y);
 
 /* ------------------------------------------------------------------ tapes */
 typedef struct negcut_tape negcut_tape;
@@ -57,6 +61,15 @@ NEGCUT_API negcut_status negcut_tape_create(negcut_tape **out, negcut_ctx *ctx);
 /* Forgets every record and tensor the tape handed out; keeps the memory. */
 NEGCUT_API negcut_status negcut_tape_reset(negcut_tape *tape);
 NEGCUT_API void negcut_tape_free(negcut_tape *tape);
+/* A tensor owned by the tape (valid until negcut_tape_reset; not to be
+ * passed to negcut_tensor_free); its content is undefined until written. */
+NEGCUT_API negcut_status negcut_tape_tensor(negcut_tensor **out, negcut_tape *tape, int32_t ndim,
+                                            const int64_t *shape);
+/* Items [first, first + count) of t along dim 0 (images of a batch), sharing
+ * t's memory: a tape-owned view, valid while both the tape (until reset) and
+ * t live. */
+NEGCUT_API negcut_status negcut_tensor_slice(negcut_tensor **out, negcut_tape *tape,
+                                             const negcut_tensor *t, int64_t first, int64_t count);
 
 /* --------------------------------------------------------------- networks */
 typedef struct negcut_net negcut_net;
@@ -143,6 +156,10 @@ NEGCUT_API negcut_status negcut_net_load(negcut_net *net, const char *path);
  * output shape (negcut_net_output_shape). */
 NEGCUT_API negcut_status negcut_net_output_shape(const negcut_net *net, const int64_t in[4],
                                                  int64_t out[4]);
+/* The shape of module `module`'s output (an encoder feature) for input in:
+ * the projector's input widths and the range of its patch ids. */
+NEGCUT_API negcut_status negcut_net_feature_shape(const negcut_net *net, const int64_t in[4],
+                                                  int32_t module, int64_t out[4]);
 NEGCUT_API negcut_status negcut_net_forward(negcut_net *net, negcut_tape *tape,
                                             const negcut_tensor *x, negcut_tensor *y,
                                             negcut_record **rec);

@@ -101,12 +101,17 @@ NEGCUT_API negcut_status negcut_trainer_step_batch(negcut_trainer *t, const floa
                                                    const float *real_b, uint32_t height,
                                                    uint32_t width);
 
+/* For caller-supplied batches (step_batch): the 1-based epoch whose
+ * learning rate the next iterations use (the `linear` policy); with data
+ * folders the epoch follows the data. */
+NEGCUT_API negcut_status negcut_trainer_set_epoch(negcut_trainer *t, int64_t epoch);
+
 typedef struct negcut_train_progress {
   int64_t iteration;        /* iterations done */
   int64_t total_iterations; /* of the whole schedule; 0 without data folders */
-  int64_t epoch;            /* 1-based epoch of the next iteration */
+  int64_t epoch;            /* 1-based epoch of the NEXT iteration */
   int64_t iterations_per_epoch;
-  double lr;
+  double lr;                /* the learning rate of the next iteration */
   double images_per_second; /* over the last run call */
   /* losses of the last iteration */
   float d_real, d_fake, g_gan, nce_x, nce_y, g_total, n_total, diversity;

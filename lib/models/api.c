@@ -67,6 +67,11 @@ negcut_status negcut_tensor_fill(negcut_tensor *t, float value) {
   return ngc_fill(t->ctx, &t->t, value);
 }
 
+negcut_status negcut_tensor_axpby(float alpha, const negcut_tensor *x, float beta, negcut_tensor *y) {
+  if (!x || !y) return ngc_error(y ? y->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_tensor_axpby: NULL");
+  return ngc_axpby(y->ctx, alpha, &x->t, beta, &y->t);
+}
+
 /* ------------------------------------------------------------------ tapes */
 
 negcut_status negcut_tape_create(negcut_tape **out, negcut_ctx *ctx) {
@@ -89,6 +94,37 @@ void negcut_tape_free(negcut_tape *tape) {
   if (!tape) return;
   ngc_tape_free(&tape->tape);
   free(tape);
+}
+
+negcut_status negcut_tape_tensor(negcut_tensor **out, negcut_tape *tape, int32_t ndim,
+                                 const int64_t *shape) {
+  ngc_tensor t;
+  negcut_status st;
+  NEED(tape ? tape->ctx : NULL, out && tape && shape, "negcut_tape_tensor: NULL argument");
+  *out = NULL;
+  st = ngc_tape_tensor(&tape->tape, &t, ndim, shape);
+  if (st) return st;
+  *out = ngc_api_tape_tensor(tape, &t);
+  return *out ? NEGCUT_OK : ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "tape: out of memory");
+}
+
+negcut_status negcut_tensor_slice(negcut_tensor **out, negcut_tape *tape, const negcut_tensor *t,
+                                  int64_t first, int64_t count) {
+  ngc_tensor v;
+  int64_t item = 1;
+  NEED(tape ? tape->ctx : NULL, out && tape && t, "negcut_tensor_slice: NULL argument");
+  *out = NULL;
+  if (first < 0 || count < 1 || first > t->t.dim[0] - count)
+    return ngc_error(tape->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_tensor_slice: items [%lld, %lld) of %lld", (long long)first,
+                     (long long)(first + count), (long long)t->t.dim[0]);
+  for (int32_t i = 1; i < t->t.ndim; i++) item *= t->t.dim[i];
+  v = t->t;
+  v.owns = 0;
+  v.dim[0] = count;
+  v.data = t->t.data + first * item;
+  *out = ngc_api_tape_tensor(tape, &v);
+  return *out ? NEGCUT_OK : ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "tape: out of memory");
 }
 
 negcut_tensor *ngc_api_tape_tensor(negcut_tape *tape, const ngc_tensor *t) {
@@ -349,6 +385,14 @@ negcut_status negcut_net_output_shape(const negcut_net *net, const int64_t in[4]
     return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_net_output_shape: NULL or not a generator/discriminator");
   return ngc_seq_shape(net->ctx, &net->net, in, -1, out);
+}
+
+negcut_status negcut_net_feature_shape(const negcut_net *net, const int64_t in[4], int32_t module,
+                                       int64_t out[4]) {
+  if (!net || !in || !out || net->net.kind != NGC_NET_GENERATOR || module < 0)
+    return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_net_feature_shape: NULL, not a generator, or a negative module");
+  return ngc_seq_shape(net->ctx, &net->net, in, module, out);
 }
 
 negcut_status negcut_net_forward(negcut_net *net, negcut_tape *tape, const negcut_tensor *x,

@@ -208,6 +208,15 @@ negcut_status negcut_trainer_step_batch(negcut_trainer *t, const float *real_a, 
   return ngc_train_step(&t->t, real_a, real_b, height, width, lr_now(t));
 }
 
+negcut_status negcut_trainer_set_epoch(negcut_trainer *t, int64_t epoch) {
+  if (!t || epoch < 1)
+    return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_set_epoch: epoch must be >= 1");
+  if (t->data)
+    return ngc_error(t->ctx, NEGCUT_ERR_STATE, "negcut_trainer_set_epoch: the data folders decide the epoch");
+  t->epoch = epoch;
+  return NEGCUT_OK;
+}
+
 static int64_t per_epoch(const negcut_trainer *t) {
   return t->data ? ngc_data_batches_per_epoch(t->data) : 0;
 }
@@ -220,7 +229,7 @@ negcut_status negcut_trainer_progress(const negcut_trainer *t, negcut_train_prog
   p->iterations_per_epoch = per_epoch(t);
   p->total_iterations = p->iterations_per_epoch * (t->o.n_epochs + t->o.n_epochs_decay);
   p->epoch = t->data ? 1 + t->t.iteration / (p->iterations_per_epoch ? p->iterations_per_epoch : 1) : t->epoch;
-  p->lr = lr_now(t);
+  p->lr = t->o.lr * ngc_lr_linear(p->epoch, 1, t->o.n_epochs, t->o.n_epochs_decay);
   p->images_per_second = t->images_per_second;
   p->d_real = l->d_real;
   p->d_fake = l->d_fake;

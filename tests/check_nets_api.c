@@ -1,0 +1,157 @@
+/* The build-your-own handles of negcut/nets.h and negcut/losses.h: tensors,
+ * tape tensors and slices, parameters with the reference names, shapes,
+ * forward/backward contracts, and the trainer's set_epoch. */
+#include <check.h>
+#include <math.h>
+#include <string.h>
+
+#include <negcut.h>
+
+#include "ngc_test.h"
+
+static negcut_ctx *ctx;
+
+static void setup(void) {
+  negcut_ctx_options o;
+  negcut_ctx_options_init(&o);
+  o.backend = NEGCUT_BACKEND_CPU;
+  o.threads = 1;
+  ck_assert_int_eq(negcut_ctx_create(&ctx, &o), NEGCUT_OK);
+}
+
+static void teardown(void) { negcut_ctx_free(ctx); }
+
+START_TEST(test_tensors_and_slices) {
+  negcut_tape *tape = NULL;
+  negcut_tensor *t = NULL, *s = NULL, *u = NULL;
+  const int64_t shape[4] = {3, 2, 2, 2};
+  float v[24], got[8];
+  for (int i = 0; i < 24; i++) v[i] = (float)i;
+  ck_assert_int_eq(negcut_tape_create(&tape, ctx), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tape_tensor(&t, tape, 4, shape), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_numel(t), 24);
+  ck_assert_int_eq(negcut_tensor_write(t, v, 24), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_write(t, v, 23), NEGCUT_ERR_SHAPE);
+  /* item 1 of 3 is a view: reads 8..15, writes go through to t */
+  ck_assert_int_eq(negcut_tensor_slice(&s, tape, t, 1, 1), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_dim(s, 0), 1);
+  ck_assert_int_eq(negcut_tensor_read(s, got, 8), NEGCUT_OK);
+  for (int i = 0; i < 8; i++) ck_assert_float_eq(got[i], (float)(8 + i));
+  ck_assert_int_eq(negcut_tensor_fill(s, -1.0f), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_read(t, v, 24), NEGCUT_OK);
+  ck_assert_float_eq(v[7], 7.0f);
+  ck_assert_float_eq(v[8], -1.0f);
+  ck_assert_float_eq(v[16], 16.0f);
+  /* y = 2 x + 0.5 y on the slices 0 and 2 */
+  ck_assert_int_eq(negcut_tensor_slice(&u, tape, t, 2, 1), NEGCUT_OK);
+  negcut_tensor *first = NULL;
+  ck_assert_int_eq(negcut_tensor_slice(&first, tape, t, 0, 1), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_axpby(2.0f, first, 0.5f, u), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_read(u, got, 8), NEGCUT_OK);
+  for (int i = 0; i < 8; i++) ck_assert_float_eq(got[i], 2.0f * (float)i + 0.5f * (float)(16 + i));
+  ck_assert_int_eq(negcut_tensor_axpby(1.0f, t, 1.0f, u), NEGCUT_ERR_SHAPE);
+  ck_assert_int_eq(negcut_tensor_slice(&s, tape, t, 2, 2), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_null(s);
+  ck_assert_int_eq(negcut_tensor_slice(&s, tape, t, -1, 1), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_tape_tensor(NULL, tape, 4, shape), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_tape_reset(tape), NEGCUT_OK);
+  negcut_tape_free(tape);
+  negcut_tape_free(NULL);
+  negcut_tensor_free(NULL);
+}
+END_TEST
+
+START_TEST(test_generator_params_and_shapes) {
+  negcut_net *g = NULL, *d = NULL;
+  int64_t in[4] = {1, 3, 256, 256}, out[4], shape[4];
+  ck_assert_int_eq(negcut_net_create_generator(&g, ctx, NULL), NEGCUT_OK);
+  /* the reference's 52 state_dict tensors, 4 of them the fixed blur filters */
+  ck_assert_int_eq(negcut_net_param_count(g), 52);
+  int buffers = 0;
+  int64_t trainable = 0;
+  for (int32_t i = 0; i < negcut_net_param_count(g); i++) {
+    int32_t nd = negcut_net_param_shape(g, i, shape);
+    int64_t n = 1;
+    for (int32_t k = 0; k < nd; k++) n *= shape[k];
+    if (negcut_net_param_is_buffer(g, i)) buffers++;
+    else trainable += n;
+  }
+  ck_assert_int_eq(buffers, 4);
+  ck_assert_int_eq(trainable, 11378179); /* REFERENCE.md 1 */
+  ck_assert_str_eq(negcut_net_param_name(g, 0), "model.1.weight");
+  ck_assert_ptr_null(negcut_net_param_name(g, 52));
+  ck_assert_int_eq(negcut_net_output_shape(g, in, out), NEGCUT_OK);
+  ck_assert(out[1] == 3 && out[2] == 256 && out[3] == 256);
+  static const int32_t modules[5] = {0, 4, 8, 12, 16};
+  static const int64_t want[5][3] = {{3, 262, 262}, {128, 256, 256}, {256, 128, 128}, {256, 64, 64}, {256, 64, 64}};
+  for (int i = 0; i < 5; i++) {
+    ck_assert_int_eq(negcut_net_feature_shape(g, in, modules[i], out), NEGCUT_OK);
+    ck_assert(out[1] == want[i][0] && out[2] == want[i][1] && out[3] == want[i][2]);
+  }
+  ck_assert_int_eq(negcut_net_feature_shape(g, in, 99, out), NEGCUT_ERR_INVALID_ARGUMENT);
+  /* a 250x333 input: the reference's size change */
+  int64_t odd[4] = {1, 3, 250, 333};
+  ck_assert_int_eq(negcut_net_output_shape(g, odd, out), NEGCUT_OK);
+  ck_assert(out[2] == 252 && out[3] == 336);
+  ck_assert_int_eq(negcut_net_create_discriminator(&d, ctx, NULL), NEGCUT_OK);
+  ck_assert_int_eq(negcut_net_output_shape(d, in, out), NEGCUT_OK);
+  ck_assert(out[1] == 1 && out[2] == 30 && out[3] == 30); /* REFERENCE.md 2 */
+  ck_assert_int_eq(negcut_net_feature_shape(d, in, 0, out), NEGCUT_ERR_INVALID_ARGUMENT);
+  /* a buffer cannot be written; a parameter round-trips */
+  float w[64 * 3 * 7 * 7];
+  ck_assert_int_eq(negcut_net_param_read(g, 0, w, 64 * 3 * 7 * 7), NEGCUT_OK);
+  w[5] = 0.25f;
+  ck_assert_int_eq(negcut_net_param_write(g, 0, w, 64 * 3 * 7 * 7), NEGCUT_OK);
+  w[5] = 0;
+  ck_assert_int_eq(negcut_net_param_read(g, 0, w, 64 * 3 * 7 * 7), NEGCUT_OK);
+  ck_assert_float_eq(w[5], 0.25f);
+  ck_assert_int_eq(negcut_net_param_read(g, 0, w, 10), NEGCUT_ERR_SHAPE);
+  for (int32_t i = 0; i < negcut_net_param_count(g); i++)
+    if (negcut_net_param_is_buffer(g, i)) {
+      float f[256 * 16];
+      negcut_net_param_shape(g, i, shape);
+      size_t n = (size_t)(shape[0] * shape[1] * shape[2] * shape[3]);
+      ck_assert_int_eq(negcut_net_param_write(g, i, f, n), NEGCUT_ERR_INVALID_ARGUMENT);
+      break;
+    }
+  negcut_net_free(g);
+  negcut_net_free(d);
+  negcut_net_free(NULL);
+}
+END_TEST
+
+/* With caller-supplied batches the schedule follows set_epoch. */
+START_TEST(test_trainer_set_epoch) {
+  negcut_trainer_options o;
+  negcut_trainer *t = NULL;
+  negcut_train_progress p;
+  negcut_trainer_options_init(&o, NEGCUT_MODE_CUT);
+  o.ngf = o.ndf = 4;
+  o.n_blocks = 1;
+  o.nce_layers[3] = 12;
+  o.nce_layers[4] = 12;
+  o.n_nce_layers = 4;
+  o.n_epochs = 10;
+  o.n_epochs_decay = 10;
+  ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_progress(t, &p), NEGCUT_OK);
+  ck_assert(fabs(p.lr - 2e-4) < 1e-12);
+  ck_assert_int_eq(negcut_trainer_set_epoch(t, 16), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_progress(t, &p), NEGCUT_OK);
+  ck_assert(fabs(p.lr - 2e-4 * (1.0 - 6.0 / 11.0)) < 1e-12);
+  ck_assert_int_eq(negcut_trainer_set_epoch(t, 0), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert(fabs(negcut_lr_linear(16, 10, 10) - (1.0 - 6.0 / 11.0)) < 1e-12);
+  negcut_trainer_free(t);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("nets_api");
+  TCase *tc = tcase_create("api");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_tensors_and_slices);
+  tcase_add_test(tc, test_generator_params_and_shapes);
+  tcase_add_test(tc, test_trainer_set_epoch);
+  suite_add_tcase(s, tc);
+  return ngc_test_run(s);
+}
