@@ -136,57 +136,173 @@ negcut_status ngc_projector_backward(ngc_net *net, int32_t l, ngc_tape *tape,
   return st;
 }
 
-negcut_status ngc_neggen_forward(ngc_net *net, int32_t l, ngc_tape *tape, const ngc_tensor *h_all,
-                                 int64_t batch, const ngc_tensor *z, ngc_neg_rec *rec) {
+negcut_status ngc_neggen_forward_mean(ngc_net *net, int32_t l, ngc_tape *tape, const ngc_tensor *mean,
+                                      const ngc_tensor *z, ngc_neg_rec *rec) {
   negcut_ctx *ctx = tape->ctx;
-  int64_t nc = net->nc, s = batch > 0 ? z->dim[0] / batch : 0;
-  int64_t p = batch > 0 ? h_all->dim[0] / batch : 0;
+  int64_t nc = net->nc, batch = mean->dim[0], s = batch > 0 ? z->dim[0] / batch : 0;
   negcut_status st;
-  ngc_tensor h3, rep;
-  if (batch < 1 || h_all->ndim != 2 || h_all->dim[1] != nc || h_all->dim[0] != batch * p ||
-      z->ndim != 2 || z->dim[1] != net->z_dim || z->dim[0] != batch * s || s < 1)
+  ngc_tensor rep;
+  if (mean->ndim != 2 || mean->dim[1] != nc || batch < 1 || z->ndim != 2 ||
+      z->dim[1] != net->z_dim || z->dim[0] != batch * s || s < 1)
     return ngc_error(ctx, NEGCUT_ERR_SHAPE,
-                     "negative generator: h_all must be (B*P, %lld) and z (B*S, %d)",
-                     (long long)nc, (int)net->z_dim);
+                     "negative generator: mean must be (B, %lld) and z (B*S, %d)", (long long)nc,
+                     (int)net->z_dim);
   rec->batch = batch;
-  rec->positions = p;
   rec->count = s;
   int64_t *zeros = ngc_tape_host(tape, (size_t)s * sizeof *zeros);
   if (!zeros) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "negative generator: out of memory");
   rec->zeros = zeros;
-  h3 = ngc_tensor_view(h_all->be, h_all->data, 3, (int64_t[3]){batch, p, nc}); // (B, P, nc)
-  st = ngc_tape_tensor(tape, &rec->mean, 4, (int64_t[4]){batch, nc, 1, 1});
-  if (!st) st = ngc_tape_tensor(tape, &rep, 2, (int64_t[2]){batch * s, nc});
+  /* The mean as a (B, nc, 1, 1) "image" whose one position is repeated S
+   * times by a gather. */
+  rec->mean = ngc_tensor_view(mean->be, mean->data, 4, (int64_t[4]){batch, nc, 1, 1});
+  st = ngc_tape_tensor(tape, &rep, 2, (int64_t[2]){batch * s, nc});
   if (!st) st = ngc_tape_tensor(tape, &rec->cat, 2, (int64_t[2]){batch * s, nc + net->z_dim});
-  if (!st) {
-    ngc_tensor mean2 = ngc_tensor_view(rec->mean.be, rec->mean.data, 2, (int64_t[2]){batch, nc});
-    st = ngc_mean_fwd(ctx, &h3, &mean2);
-  }
-  /* Repeat the mean S times: a gather of position 0 of a 1x1 "image". */
   if (!st) st = ngc_gather_fwd(ctx, &rec->mean, zeros, s, &rep);
   if (!st) st = ngc_concat_fwd(ctx, &rep, z, &rec->cat);
   if (!st) st = ngc_mlp_forward(net, l, tape, &rec->cat, &rec->mlp);
   return st;
 }
 
-negcut_status ngc_neggen_backward(ngc_net *net, int32_t l, ngc_tape *tape, const ngc_neg_rec *rec,
-                                  const ngc_tensor *dy, ngc_tensor *dh_all) {
+negcut_status ngc_neggen_backward_mean(ngc_net *net, int32_t l, ngc_tape *tape,
+                                       const ngc_neg_rec *rec, const ngc_tensor *dy,
+                                       ngc_tensor *dmean) {
   negcut_ctx *ctx = tape->ctx;
   int64_t b = rec->batch, s = rec->count, nc = net->nc;
-  ngc_tensor dcat, drep, dmean;
+  ngc_tensor dcat, drep;
   negcut_status st;
-  if (!dh_all) return ngc_mlp_backward(net, l, tape, &rec->mlp, dy, NULL);
+  if (!dmean) return ngc_mlp_backward(net, l, tape, &rec->mlp, dy, NULL);
   st = ngc_tape_tensor(tape, &dcat, 2, rec->cat.dim);
   if (!st) st = ngc_tape_tensor(tape, &drep, 2, (int64_t[2]){b * s, nc});
-  if (!st) st = ngc_tape_tensor(tape, &dmean, 4, rec->mean.dim);
   if (!st) st = ngc_mlp_backward(net, l, tape, &rec->mlp, dy, &dcat);
   if (!st) st = ngc_concat_bwd(ctx, &dcat, &drep, NULL); /* z gets no gradient */
-  if (!st) st = ngc_gather_bwd(ctx, &drep, rec->zeros, s, &dmean);
   if (!st) {
-    ngc_tensor dm2 = ngc_tensor_view(dmean.be, dmean.data, 2, (int64_t[2]){b, nc});
+    ngc_tensor dm4 = ngc_tensor_view(dmean->be, dmean->data, 4, (int64_t[4]){b, nc, 1, 1});
+    st = ngc_gather_bwd(ctx, &drep, rec->zeros, s, &dm4);
+  }
+  return st;
+}
+
+negcut_status ngc_neggen_forward(ngc_net *net, int32_t l, ngc_tape *tape, const ngc_tensor *h_all,
+                                 int64_t batch, const ngc_tensor *z, ngc_neg_rec *rec) {
+  negcut_ctx *ctx = tape->ctx;
+  int64_t nc = net->nc, p = batch > 0 ? h_all->dim[0] / batch : 0;
+  ngc_tensor mean;
+  negcut_status st;
+  if (batch < 1 || h_all->ndim != 2 || h_all->dim[1] != nc || h_all->dim[0] != batch * p)
+    return ngc_error(ctx, NEGCUT_ERR_SHAPE, "negative generator: h_all must be (B*P, %lld)",
+                     (long long)nc);
+  ngc_tensor h3 = ngc_tensor_view(h_all->be, h_all->data, 3, (int64_t[3]){batch, p, nc}); // (B, P, nc)
+  st = ngc_tape_tensor(tape, &mean, 2, (int64_t[2]){batch, nc});
+  if (!st) st = ngc_mean_fwd(ctx, &h3, &mean); /* not re-normalised (REFERENCE.md 7) */
+  if (!st) st = ngc_neggen_forward_mean(net, l, tape, &mean, z, rec);
+  rec->positions = p;
+  return st;
+}
+
+negcut_status ngc_neggen_backward(ngc_net *net, int32_t l, ngc_tape *tape, const ngc_neg_rec *rec,
+                                  const ngc_tensor *dy, ngc_tensor *dh_all) {
+  ngc_tensor dmean;
+  negcut_status st;
+  if (!dh_all) return ngc_neggen_backward_mean(net, l, tape, rec, dy, NULL);
+  st = ngc_tape_tensor(tape, &dmean, 2, (int64_t[2]){rec->batch, net->nc});
+  if (!st) st = ngc_neggen_backward_mean(net, l, tape, rec, dy, &dmean);
+  if (!st) {
     ngc_tensor dh3 = ngc_tensor_view(dh_all->be, dh_all->data, 3,
-                                     (int64_t[3]){b, rec->positions, nc});
-    st = ngc_mean_bwd(ctx, &dm2, &dh3);
+                                     (int64_t[3]){rec->batch, rec->positions, net->nc});
+    st = ngc_mean_bwd(tape->ctx, &dmean, &dh3);
+  }
+  return st;
+}
+
+/* The projector on every position of one image at a time, in the tape's
+ * scratch: x (P, C), h, r, o (P, nc), a, b (P, nc) work, norm (P). */
+typedef struct all_pos {
+  ngc_tensor x, h, r, o, a, b, norm;
+} all_pos;
+
+static negcut_status all_pos_forward(ngc_net *net, int32_t l, ngc_tape *tape, const ngc_tensor *feat,
+                                     int64_t img, all_pos *w) {
+  negcut_ctx *ctx = tape->ctx;
+  const ngc_param *p = &net->params[net->mlp_w0[l]];
+  int64_t c = feat->dim[1], hw = feat->dim[2] * feat->dim[3], nc = net->nc;
+  size_t need = (size_t)(hw * (2 * c + 5 * nc + 1));
+  float *s = ngc_tape_scratch(tape, need * sizeof(float));
+  int64_t *ids = ngc_tape_host(tape, (size_t)hw * sizeof *ids);
+  negcut_status st;
+  if (!s || !ids)
+    return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "projector: cannot allocate %zu floats", need);
+  for (int64_t i = 0; i < hw; i++) ids[i] = i;
+  ngc_backend *be = tape->dev.be;
+  w->x = ngc_tensor_view(be, s, 2, (int64_t[2]){hw, c});
+  w->h = ngc_tensor_view(be, s + hw * c, 2, (int64_t[2]){hw, nc});
+  w->r = ngc_tensor_view(be, s + hw * (c + nc), 2, (int64_t[2]){hw, nc});
+  w->o = ngc_tensor_view(be, s + hw * (c + 2 * nc), 2, (int64_t[2]){hw, nc});
+  w->a = ngc_tensor_view(be, s + hw * (c + 3 * nc), 2, (int64_t[2]){hw, nc});
+  w->b = ngc_tensor_view(be, s + hw * (c + 4 * nc), 2, (int64_t[2]){hw, c > nc ? c : nc});
+  w->b.dim[1] = nc;
+  w->norm = ngc_tensor_view(be, s + hw * (2 * c + 5 * nc), 1, (int64_t[1]){hw});
+  ngc_tensor one = ngc_tensor_view(feat->be, feat->data + img * c * hw, 4,
+                                   (int64_t[4]){1, c, feat->dim[2], feat->dim[3]});
+  st = ngc_gather_fwd(ctx, &one, ids, hw, &w->x);
+  if (!st) st = ngc_linear_fwd(ctx, &w->x, &p[0].value, &p[1].value, &w->h);
+  if (!st) st = ngc_act_fwd(ctx, NGC_ACT_RELU, 0.0f, &w->h, &w->r);
+  if (!st) st = ngc_linear_fwd(ctx, &w->r, &p[2].value, &p[3].value, &w->o);
+  if (!st) st = ngc_l2norm_fwd(ctx, 1e-7f, &w->o, &w->a, &w->norm); /* a: the rows y */
+  return st;
+}
+
+negcut_status ngc_projector_mean_forward(ngc_net *net, int32_t l, ngc_tape *tape,
+                                         const ngc_tensor *feat, ngc_tensor *mean) {
+  negcut_ctx *ctx = tape->ctx;
+  int64_t b = feat->dim[0], hw = feat->dim[2] * feat->dim[3], nc = net->nc;
+  negcut_status st = NEGCUT_OK;
+  if (feat->ndim != 4 || feat->dim[1] != net->mlp_in[l] || mean->ndim != 2 || mean->dim[0] != b ||
+      mean->dim[1] != nc)
+    return ngc_error(ctx, NEGCUT_ERR_SHAPE, "projector mean: feature (B, %d, H, W) -> (B, %lld)",
+                     (int)net->mlp_in[l], (long long)nc);
+  for (int64_t i = 0; i < b && !st; i++) {
+    all_pos w;
+    st = all_pos_forward(net, l, tape, feat, i, &w);
+    if (!st) {
+      ngc_tensor y3 = ngc_tensor_view(w.a.be, w.a.data, 3, (int64_t[3]){1, hw, nc});
+      ngc_tensor m = ngc_tensor_view(mean->be, mean->data + i * nc, 2, (int64_t[2]){1, nc});
+      st = ngc_mean_fwd(ctx, &y3, &m);
+    }
+  }
+  return st;
+}
+
+negcut_status ngc_projector_mean_backward(ngc_net *net, int32_t l, ngc_tape *tape,
+                                          const ngc_tensor *feat, const ngc_tensor *dmean,
+                                          ngc_tensor *dfeat) {
+  negcut_ctx *ctx = tape->ctx;
+  const ngc_param *cp = &net->params[net->mlp_w0[l]];
+  ngc_param *p = &net->params[net->mlp_w0[l]];
+  int g = net->requires_grad;
+  int64_t b = feat->dim[0], c = feat->dim[1], hw = feat->dim[2] * feat->dim[3], nc = net->nc;
+  int64_t *ids = ngc_tape_host(tape, (size_t)hw * sizeof *ids);
+  negcut_status st = NEGCUT_OK;
+  if (!ids) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "projector: out of memory");
+  for (int64_t k = 0; k < hw; k++) ids[k] = k;
+  for (int64_t i = 0; i < b && !st; i++) {
+    all_pos w;
+    /* recompute this image's rows, then back through the mean: dy = dmean / P per row */
+    st = all_pos_forward(net, l, tape, feat, i, &w);
+    ngc_tensor dm = ngc_tensor_view(dmean->be, dmean->data + i * nc, 2, (int64_t[2]){1, nc});
+    ngc_tensor dy3 = ngc_tensor_view(w.b.be, w.b.data, 3, (int64_t[3]){1, hw, nc});
+    ngc_tensor dx = ngc_tensor_view(w.b.be, w.b.data, 2, (int64_t[2]){hw, c});
+    ngc_tensor one = ngc_tensor_view(dfeat->be, dfeat->data + i * c * hw, 4,
+                                     (int64_t[4]){1, c, feat->dim[2], feat->dim[3]});
+    if (!st) st = ngc_mean_bwd(ctx, &dm, &dy3);                          // b = dy (P, nc)
+    if (!st) st = ngc_l2norm_bwd(ctx, 1e-7f, &w.o, &w.norm, &w.b, &w.a);  // a = do
+    if (!st)
+      st = ngc_linear_bwd(ctx, &w.r, &cp[2].value, &w.a, &w.b, g ? &p[2].grad : NULL,
+                          g ? &p[3].grad : NULL);                          // b = dr
+    if (!st) st = ngc_act_bwd(ctx, NGC_ACT_RELU, 0.0f, &w.h, &w.r, &w.b, &w.a); // a = dh
+    if (!st)
+      st = ngc_linear_bwd(ctx, &w.x, &cp[0].value, &w.a, &dx, g ? &p[0].grad : NULL,
+                          g ? &p[1].grad : NULL);                          // b = dx (P, C)
+    if (!st) st = ngc_gather_bwd(ctx, &dx, ids, hw, &one);
   }
   return st;
 }

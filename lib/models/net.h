@@ -219,7 +219,7 @@ negcut_status ngc_projector_backward(ngc_net *net, int32_t l, ngc_tape *tape,
  * through mlp_<l>: y (B * S, nc). */
 typedef struct ngc_neg_rec {
   int64_t batch, positions, count;
-  ngc_tensor mean;  /* (B, nc, 1, 1) */
+  ngc_tensor mean;  /* (B, nc, 1, 1), a view of the caller's mean */
   ngc_tensor cat;   /* (B * S, nc + z_dim) */
   const int64_t *zeros;
   ngc_mlp_rec mlp;
@@ -230,5 +230,24 @@ negcut_status ngc_neggen_forward(ngc_net *net, int32_t l, ngc_tape *tape,
 negcut_status ngc_neggen_backward(ngc_net *net, int32_t l, ngc_tape *tape,
                                   const ngc_neg_rec *rec, const ngc_tensor *dy,
                                   ngc_tensor *dh_all);
+/* The same from the per-image mean (B, nc) of the all-position projection;
+ * backward gives dmean (B, nc) (NULL: parameter gradients only). */
+negcut_status ngc_neggen_forward_mean(ngc_net *net, int32_t l, ngc_tape *tape,
+                                      const ngc_tensor *mean, const ngc_tensor *z,
+                                      ngc_neg_rec *rec);
+negcut_status ngc_neggen_backward_mean(ngc_net *net, int32_t l, ngc_tape *tape,
+                                       const ngc_neg_rec *rec, const ngc_tensor *dy,
+                                       ngc_tensor *dmean);
+
+/* NEGCUT's F_ path without keeping its rows: the mean over every position
+ * of projector layer l's L2-normalised output, per image: feat (B, C, H, W)
+ * -> mean (B, nc). Each image's rows live in the tape's scratch only; the
+ * backward recomputes them and takes dmean (B, nc) to dfeat (assigned), and
+ * to the parameters' gradients unless the net is frozen. */
+negcut_status ngc_projector_mean_forward(ngc_net *net, int32_t l, ngc_tape *tape,
+                                         const ngc_tensor *feat, ngc_tensor *mean);
+negcut_status ngc_projector_mean_backward(ngc_net *net, int32_t l, ngc_tape *tape,
+                                          const ngc_tensor *feat, const ngc_tensor *dmean,
+                                          ngc_tensor *dfeat);
 
 #endif

@@ -66,17 +66,22 @@ typedef struct nce_eval {
   ngc_nce_rec nce[NGC_MAX_NCE_LAYERS];
 } nce_eval;
 
-/* F_ (NEGCUT's EMA projector) on every position of each source feature:
- * (B * H_l * W_l, nc). It does not change within an iteration, so it is
- * computed once per source and shared by the N step and the G step. */
+/* F_ (NEGCUT's EMA projector) on every position of each source feature,
+ * averaged per image: (B, nc), what the negative generator reads. It does
+ * not change within an iteration, so it is computed once per source and
+ * shared by the N step and the G step; the rows themselves are not kept
+ * (the backward through the negatives recomputes them). */
 typedef struct ema_proj {
-  ngc_proj_rec ph[NGC_MAX_NCE_LAYERS];
+  ngc_tensor mean[NGC_MAX_NCE_LAYERS];
 } ema_proj;
 
 static negcut_status project_all(ngc_trainer *t, const encoding *src, ema_proj *p) {
   negcut_status st = NEGCUT_OK;
-  for (int32_t l = 0; l < t->cfg.n_nce && !st; l++)
-    st = ngc_projector_forward(&t->F_ema, l, &t->tape, &src->feat[l], NULL, 0, &p->ph[l]);
+  int64_t shape[2] = {src->x->dim[0], t->cfg.netf_nc};
+  for (int32_t l = 0; l < t->cfg.n_nce && !st; l++) {
+    st = ngc_tape_tensor(&t->tape, &p->mean[l], 2, shape);
+    if (!st) st = ngc_projector_mean_forward(&t->F_ema, l, &t->tape, &src->feat[l], &p->mean[l]);
+  }
   return st;
 }
 
@@ -105,7 +110,7 @@ static negcut_status nce_forward(ngc_trainer *t, const encoding *src, const enco
       st = t->rand.noise(t->rand.user, l, count * c->z_dim, host);
       if (!st) st = ngc_tape_tensor(&t->tape, &z, 2, (int64_t[2]){count, c->z_dim});
       if (!st) st = t->ctx->be->ops.upload(t->ctx->be, z.data, host, (size_t)ngc_numel(&z) * sizeof(float));
-      if (!st) st = ngc_neggen_forward(&t->N, l, &t->tape, &hp->ph[l].mlp.y, b, &z, &ev->neg[l]);
+      if (!st) st = ngc_neggen_forward_mean(&t->N, l, &t->tape, &hp->mean[l], &z, &ev->neg[l]);
       negs = &ev->neg[l].mlp.y;
     }
     if (!st)
@@ -128,17 +133,17 @@ static negcut_status nce_backward(ngc_trainer *t, const encoding *src, const enc
   int through_negs = hp && !c->detach_negatives;
   negcut_status st = NEGCUT_OK;
   for (int32_t l = 0; l < c->n_nce && !st; l++) {
-    ngc_tensor dneg, dh;
+    ngc_tensor dneg, dmean;
     st = ngc_tape_tensor(&t->tape, &dq, 2, ev->pq[l].mlp.y.dim);
     if (!st) st = ngc_tape_tensor(&t->tape, &dfeat_q[l], 4, tgt->feat[l].dim);
     if (!st && through_negs) st = ngc_tape_tensor(&t->tape, &dneg, 2, ev->neg[l].mlp.y.dim);
     if (!st) st = ngc_nce_backward(&t->tape, &ev->nce[l], weight, &dq, through_negs ? &dneg : NULL);
     if (!st) st = ngc_projector_backward(&t->F, l, &t->tape, &ev->pq[l], &dq, &dfeat_q[l]);
     if (!st && through_negs) {
-      st = ngc_tape_tensor(&t->tape, &dh, 2, hp->ph[l].mlp.y.dim);
+      st = ngc_tape_tensor(&t->tape, &dmean, 2, hp->mean[l].dim);
       if (!st) st = ngc_tape_tensor(&t->tape, &dfeat_k[l], 4, src->feat[l].dim);
-      if (!st) st = ngc_neggen_backward(&t->N, l, &t->tape, &ev->neg[l], &dneg, &dh);
-      if (!st) st = ngc_projector_backward(&t->F_ema, l, &t->tape, &hp->ph[l], &dh, &dfeat_k[l]);
+      if (!st) st = ngc_neggen_backward_mean(&t->N, l, &t->tape, &ev->neg[l], &dneg, &dmean);
+      if (!st) st = ngc_projector_mean_backward(&t->F_ema, l, &t->tape, &src->feat[l], &dmean, &dfeat_k[l]);
     }
   }
   if (!st) st = encode_backward(t, tgt, flip_back, dfeat_q, dtgt);
@@ -219,7 +224,7 @@ static negcut_status n_step(ngc_trainer *t, const encoding *src[2], const encodi
         if (!st) st = ngc_diversity_backward(&t->tape, &div[l], w_div, &ddiv);
         if (!st) st = ngc_axpby(t->ctx, 1.0f, &ddiv, 1.0f, &dneg);
       }
-      if (!st) st = ngc_neggen_backward(&t->N, l, &t->tape, &ev[i].neg[l], &dneg, NULL);
+      if (!st) st = ngc_neggen_backward_mean(&t->N, l, &t->tape, &ev[i].neg[l], &dneg, NULL);
     }
   }
   t->losses.div = (float)div_total;
