@@ -24,18 +24,9 @@
 
 static char tmp_dir[256];
 
-static void make_tmp_dir(void) {
-  snprintf(tmp_dir, sizeof tmp_dir, "/tmp/ngc_data_XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
-}
+static void make_tmp_dir(void) { ngc_test_mkdtemp(tmp_dir, sizeof tmp_dir, "ngc_data"); }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb, (void)flag, (void)ftw;
-  chmod(p, 0700);
-  return remove(p);
-}
-
-static void remove_tmp_dir(void) { nftw(tmp_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void remove_tmp_dir(void) { ngc_test_rmtree(tmp_dir); }
 
 static char *tpath(const char *name) {
   static char buf[8][512];

@@ -137,15 +137,6 @@ static void write_domain(negcut_ctx *ctx, const char *dir, uint64_t seed, int b_
   }
 }
 
-static void remove_domain(const char *dir) {
-  for (int i = 0; i < LEARN_IMAGES; i++) {
-    char path[128];
-    snprintf(path, sizeof path, "%s/%03d.png", dir, i);
-    unlink(path);
-  }
-  rmdir(dir);
-}
-
 typedef struct run_state {
   const char *name, *path;
   negcut_ctx *ctx;
@@ -224,10 +215,7 @@ static void learns(negcut_train_mode mode, const char *name) {
   ck_assert_msg(p_g > p_id + MARGIN_DB, "%s did not learn T: %.2f dB vs %.2f dB for the identity", name, p_g, p_id);
 
   negcut_ctx_free(ctx);
-  unlink(path);
-  remove_domain(dir_a);
-  remove_domain(dir_b);
-  rmdir(root);
+  ngc_test_rmtree(root);
   free(src);
   free(want);
   free(got);

@@ -66,22 +66,11 @@ static void make_folder(negcut_ctx *ctx, const char *dir, uint64_t seed) {
   }
 }
 
-static void remove_folder(const char *dir) {
-  for (int i = 0; i < N_IMAGES; i++) {
-    char path[256];
-    snprintf(path, sizeof path, "%s/%02d.png", dir, i);
-    unlink(path);
-  }
-  rmdir(dir);
-}
-
 static void setup(void) {
   char dir[128];
   negcut_ctx *ctx = new_ctx();
-  strcpy(root, "/tmp/ngc_train_XXXXXX");
-  strcpy(scratch, "/tmp/ngc_state_XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(root));
-  ck_assert_ptr_nonnull(mkdtemp(scratch));
+  ngc_test_mkdtemp(root, sizeof root, "ngc_train");
+  ngc_test_mkdtemp(scratch, sizeof scratch, "ngc_state");
   snprintf(dir, sizeof dir, "%s/trainA", root);
   make_folder(ctx, dir, 1);
   snprintf(dir, sizeof dir, "%s/trainB", root);
@@ -90,18 +79,8 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-  char dir[128];
-  snprintf(dir, sizeof dir, "%s/trainA", root);
-  remove_folder(dir);
-  snprintf(dir, sizeof dir, "%s/trainB", root);
-  remove_folder(dir);
-  rmdir(root);
-  static const char *files[] = {"a.state", "b.state", "c.state", "keep.state", "G.safetensors"};
-  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-    snprintf(dir, sizeof dir, "%s/%s", scratch, files[i]);
-    unlink(dir);
-  }
-  rmdir(scratch);
+  ngc_test_rmtree(root);
+  ngc_test_rmtree(scratch);
 }
 
 static void path_in(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", scratch, name); }

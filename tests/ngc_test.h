@@ -4,10 +4,12 @@
 #define NGC_TEST_H
 
 #include <check.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 /* Runs the suite and returns the process exit status. */
 static inline int ngc_test_run(Suite *s) {
@@ -16,6 +18,24 @@ static inline int ngc_test_run(Suite *s) {
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
   return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* A new empty folder /tmp/<prefix>_XXXXXX, its name in buf. */
+static inline void ngc_test_mkdtemp(char *buf, size_t cap, const char *prefix) {
+  snprintf(buf, cap, "/tmp/%s_XXXXXX", prefix);
+  ck_assert_ptr_nonnull(mkdtemp(buf));
+}
+
+static inline int ngc_test_rm_entry(const char *p, const struct stat *sb, int flag,
+                                    struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  chmod(p, 0700); /* a test may have made it read-only */
+  return remove(p);
+}
+
+/* Removes dir and everything below it. */
+static inline void ngc_test_rmtree(const char *dir) {
+  nftw(dir, ngc_test_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Element i matches when |got - want| <= atol + rtol * |want|. Prints up to
