@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/pixel.h"
 #include "infer.h"
 
 #define NGC_DEFAULT_MEMORY ((uint64_t)2 << 30)
@@ -248,17 +249,15 @@ negcut_status negcut_translate_rgb8_batch(negcut_translator *tr, uint32_t count,
       for (int64_t x = 0; x < W; x++)
         for (int64_t c = 0; c < ci; c++)
           in[((int64_t)i * ci + c) * plane + y * W + x] =
-              ((float)src[i][(size_t)y * src_stride + (size_t)(x * ci + c)] / 255.0f - 0.5f) / 0.5f;
+              ngc_pixel_to_unit(src[i][(size_t)y * src_stride + (size_t)(x * ci + c)]);
   st = translate_planar(tr, in, count, H, W, out);
   /* The reference's tensor2im: clamp, (x + 1) / 2 * 255, truncate. */
   for (uint32_t i = 0; i < count && !st; i++)
     for (int64_t y = 0; y < H; y++)
       for (int64_t x = 0; x < W; x++)
-        for (int64_t c = 0; c < co; c++) {
-          float v = out[((int64_t)i * co + c) * plane + y * W + x];
-          v = v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v;
-          dst[i][(size_t)y * dst_stride + (size_t)(x * co + c)] = (uint8_t)((v + 1.0f) / 2.0f * 255.0f);
-        }
+        for (int64_t c = 0; c < co; c++)
+          dst[i][(size_t)y * dst_stride + (size_t)(x * co + c)] =
+              ngc_unit_to_pixel(out[((int64_t)i * co + c) * plane + y * W + x]);
   free(in);
   free(out);
   return st;

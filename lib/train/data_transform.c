@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/pixel.h"
 #include "train/data.h"
 
 /* Larger intermediate images are refused rather than allocated. */
@@ -101,7 +102,7 @@ negcut_status ngc_data_transform(negcut_ctx *ctx, const uint8_t *rgb, int64_t w,
   }
   /* ToTensor then Normalize(0.5, 0.5), in float32 as torchvision does. */
   float lut[256];
-  for (int i = 0; i < 256; i++) lut[i] = ((float)i / 255.0f - 0.5f) / 0.5f;
+  for (int i = 0; i < 256; i++) lut[i] = ngc_pixel_to_unit((uint8_t)i);
   int64_t ow = g->ow, oh = g->oh;
   for (int64_t ch = 0; ch < c; ch++)
     for (int64_t y = 0; y < oh; y++) {

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/pixel.h"
 #include "data.h"
 #include "io/safetensors.h"
 #include "models/checkpoint.h"
@@ -469,11 +470,7 @@ negcut_status negcut_trainer_load_state(negcut_trainer *t, const char *path) {
 static void to_rgb8(const float *src, int64_t c, int64_t h, int64_t w, uint8_t *dst) {
   for (int64_t y = 0; y < h; y++)
     for (int64_t x = 0; x < w; x++)
-      for (int64_t k = 0; k < c; k++) {
-        float v = src[(k * h + y) * w + x];
-        v = v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v;
-        dst[(y * w + x) * c + k] = (uint8_t)((v + 1.0f) / 2.0f * 255.0f);
-      }
+      for (int64_t k = 0; k < c; k++) dst[(y * w + x) * c + k] = ngc_unit_to_pixel(src[(k * h + y) * w + x]);
 }
 
 negcut_status negcut_trainer_visuals(const negcut_trainer *t, uint32_t *width, uint32_t *height,
