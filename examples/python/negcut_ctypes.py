@@ -1,0 +1,140 @@
+"""libnegcut from Python through ctypes: translate images with a generator.
+
+    from negcut_ctypes import Negcut
+    ng = Negcut()                                   # finds libnegcut.so.0
+    with ng.translator("latest_net_G.safetensors") as tr:
+        tr.translate_file("horse.jpg", "zebra.png")
+        out = tr.translate_rgb8(pixels, width, height)   # bytes in, bytes out
+
+Only the standard library is needed. Every failing call raises NegcutError
+with the library's status name and message.
+"""
+import ctypes
+import ctypes.util
+import os
+
+OK = 0
+
+
+class NegcutError(RuntimeError):
+    pass
+
+
+class _Image(ctypes.Structure):
+    _fields_ = [("width", ctypes.c_uint32), ("height", ctypes.c_uint32),
+                ("channels", ctypes.c_uint32), ("stride_bytes", ctypes.c_size_t),
+                ("pixels", ctypes.POINTER(ctypes.c_uint8))]
+
+
+class _CtxOptions(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("backend", ctypes.c_int32),
+                ("threads", ctypes.c_int32), ("device", ctypes.c_int32),
+                ("seed", ctypes.c_uint64)]
+
+
+def _load(path):
+    if path is None:
+        path = os.environ.get("NEGCUT_LIBRARY") or ctypes.util.find_library("negcut") or "libnegcut.so.0"
+    lib = ctypes.CDLL(path)
+    P, S, I32, U32 = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int32, ctypes.c_uint32
+    sig = {
+        "negcut_status_str": (ctypes.c_char_p, [I32]),
+        "negcut_version_string": (ctypes.c_char_p, []),
+        "negcut_ctx_options_init": (I32, [ctypes.POINTER(_CtxOptions)]),
+        "negcut_ctx_create": (I32, [ctypes.POINTER(P), ctypes.POINTER(_CtxOptions)]),
+        "negcut_ctx_free": (None, [P]),
+        "negcut_ctx_last_error": (ctypes.c_char_p, [P]),
+        "negcut_model_load": (I32, [ctypes.POINTER(P), P, ctypes.c_char_p]),
+        "negcut_model_free": (None, [P]),
+        "negcut_model_output_channels": (I32, [P]),
+        "negcut_translator_create": (I32, [ctypes.POINTER(P), P, P, P]),
+        "negcut_translator_free": (None, [P]),
+        "negcut_translate_rgb8": (I32, [P, ctypes.c_char_p, U32, U32, S, P, S]),
+        "negcut_image_load": (I32, [ctypes.POINTER(ctypes.POINTER(_Image)), P, ctypes.c_char_p, P]),
+        "negcut_image_create": (I32, [ctypes.POINTER(ctypes.POINTER(_Image)), P, U32, U32]),
+        "negcut_image_save": (I32, [P, ctypes.POINTER(_Image), ctypes.c_char_p, P]),
+        "negcut_image_free": (None, [ctypes.POINTER(_Image)]),
+    }
+    for name, (res, args) in sig.items():
+        f = getattr(lib, name)
+        f.restype, f.argtypes = res, args
+    return lib
+
+
+class Negcut:
+    """One library context (backend 0 = auto, 1 = ref, 2 = cpu, 3 = cuda)."""
+
+    def __init__(self, library=None, backend=0, threads=0, seed=0):
+        self.lib = _load(library)
+        opts = _CtxOptions()
+        self.lib.negcut_ctx_options_init(ctypes.byref(opts))
+        opts.backend, opts.threads, opts.seed = backend, threads, seed
+        self.ctx = ctypes.c_void_p()
+        self._check(self.lib.negcut_ctx_create(ctypes.byref(self.ctx), ctypes.byref(opts)), None)
+
+    def _check(self, status, ctx):
+        if status != OK:
+            raise NegcutError("%s: %s" % (self.lib.negcut_status_str(status).decode(),
+                                          self.lib.negcut_ctx_last_error(ctx).decode()))
+
+    def version(self):
+        return self.lib.negcut_version_string().decode()
+
+    def translator(self, model_path):
+        return Translator(self, model_path)
+
+    def close(self):
+        if self.ctx:
+            self.lib.negcut_ctx_free(self.ctx)
+            self.ctx = None
+
+    def __del__(self):
+        self.close()
+
+
+class Translator:
+    def __init__(self, ng, model_path):
+        self.ng, lib = ng, ng.lib
+        self.model, self.tr = ctypes.c_void_p(), ctypes.c_void_p()
+        ng._check(lib.negcut_model_load(ctypes.byref(self.model), ng.ctx, model_path.encode()), ng.ctx)
+        ng._check(lib.negcut_translator_create(ctypes.byref(self.tr), ng.ctx, self.model, None), ng.ctx)
+        self.channels = lib.negcut_model_output_channels(self.model)
+
+    def translate_rgb8(self, pixels, width, height):
+        """pixels: width * height * 3 bytes, rows packed. Returns the result the same way."""
+        if len(pixels) != width * height * 3:
+            raise ValueError("expected %d bytes" % (width * height * 3))
+        out = ctypes.create_string_buffer(width * height * self.channels)
+        self.ng._check(self.ng.lib.negcut_translate_rgb8(self.tr, bytes(pixels), width, height, width * 3,
+                                                         out, width * self.channels), self.ng.ctx)
+        return out.raw
+
+    def translate_file(self, src, dst):
+        lib, ctx = self.ng.lib, self.ng.ctx
+        img, res = ctypes.POINTER(_Image)(), ctypes.POINTER(_Image)()
+        try:
+            self.ng._check(lib.negcut_image_load(ctypes.byref(img), ctx, src.encode(), None), ctx)
+            w, h = img.contents.width, img.contents.height
+            self.ng._check(lib.negcut_image_create(ctypes.byref(res), ctx, w, h), ctx)
+            data = ctypes.string_at(img.contents.pixels, img.contents.stride_bytes * h)
+            out = self.translate_rgb8(data, w, h) if img.contents.stride_bytes == w * 3 else None
+            if out is None:
+                raise NegcutError("unexpected row padding")
+            ctypes.memmove(res.contents.pixels, out, len(out))
+            self.ng._check(lib.negcut_image_save(ctx, res, dst.encode(), None), ctx)
+            return w, h
+        finally:
+            lib.negcut_image_free(img)
+            lib.negcut_image_free(res)
+
+    def close(self):
+        if self.tr:
+            self.ng.lib.negcut_translator_free(self.tr)
+            self.ng.lib.negcut_model_free(self.model)
+            self.tr = self.model = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,60 @@
+"""The ctypes binding (examples/python/negcut_ctypes.py) against the C
+program: the same model and image give the same bytes; errors raise.
+usage: ctypes_test.py LIBNEGCUT_SO NEGCUT_TRANSLATE SOURCE_DIR"""
+import os
+import subprocess
+import sys
+import tempfile
+
+lib_path, translate_bin, src = sys.argv[1:4]
+sys.path.insert(0, os.path.join(src, "examples", "python"))
+import negcut_ctypes as nc  # noqa: E402
+
+ng = nc.Negcut(lib_path, backend=2, threads=1)
+assert ng.version().count(".") == 2, ng.version()
+with tempfile.TemporaryDirectory() as tmp:
+    # A random generator made and saved through the C API itself (no torch
+    # needed; translate_cli covers converted .pth files).
+    lib = ng.lib
+    import ctypes
+    lib.negcut_net_create_generator.restype = ctypes.c_int32
+    lib.negcut_net_create_generator.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_void_p]
+    lib.negcut_net_save.restype = ctypes.c_int32
+    lib.negcut_net_save.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    lib.negcut_net_free.argtypes = [ctypes.c_void_p]
+    g = ctypes.c_void_p()
+    ng._check(lib.negcut_net_create_generator(ctypes.byref(g), ng.ctx, None), ng.ctx)
+    model = os.path.join(tmp, "G.safetensors")
+    ng._check(lib.negcut_net_save(g, model.encode()), ng.ctx)
+    lib.negcut_net_free(g)
+
+    # an image written by the library, then translated both ways
+    w, h = 37, 29
+    pixels = bytes((x * 7 + y * 13 + c * 50) % 256 for y in range(h) for x in range(w) for c in range(3))
+    with ng.translator(model) as tr:
+        out = tr.translate_rgb8(pixels, w, h)
+        assert len(out) == w * h * 3
+        src_png = os.path.join(tmp, "in.png")
+        img = nc._Image()
+        buf = ctypes.create_string_buffer(pixels, len(pixels))
+        img.width, img.height, img.channels, img.stride_bytes = w, h, 3, w * 3
+        img.pixels = ctypes.cast(buf, ctypes.POINTER(ctypes.c_uint8))
+        ng._check(lib.negcut_image_save(ng.ctx, ctypes.byref(img), src_png.encode(), None), ng.ctx)
+        py_png = os.path.join(tmp, "py.png")
+        assert tr.translate_file(src_png, py_png) == (w, h)
+        try:
+            tr.translate_rgb8(b"\0" * 5, 1, 1)
+            raise SystemExit("a wrong buffer size was accepted")
+        except ValueError:
+            pass
+    c_png = os.path.join(tmp, "c.png")
+    subprocess.run([translate_bin, "--model", model, "--threads", "1", "--output", c_png, src_png],
+                   check=True, stderr=subprocess.DEVNULL)
+    assert open(c_png, "rb").read() == open(py_png, "rb").read(), "ctypes and C outputs differ"
+    try:
+        ng.translator(os.path.join(tmp, "missing.safetensors"))
+        raise SystemExit("a missing model was accepted")
+    except nc.NegcutError as e:
+        assert "NEGCUT_ERR_IO" in str(e), e
+ng.close()
+print("ctypes binding test passed")
