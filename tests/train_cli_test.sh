@@ -28,9 +28,11 @@ echo "== resume"
 grep -q "5" "$tmp/err2.txt" || { cat "$tmp/err2.txt"; echo "resume did not say where it continued"; exit 1; }
 
 echo "== SIGINT saves and exits 130"
+# A schedule far longer than the 3 s before the signal, on any machine.
 rc=0
 timeout --preserve-status -s INT 3 "$bin/negcut-train" --dataroot "$tmp/data" --name s \
-  --checkpoints-dir "$tmp/ck" --mode cut "${tiny[@]}" > /dev/null 2>&1 || rc=$?
+  --checkpoints-dir "$tmp/ck" --mode cut --n-epochs 2000 --n-epochs-decay 2000 "${tiny[@]}" \
+  > /dev/null 2>&1 || rc=$?
 [ "$rc" = 130 ] || { echo "SIGINT gave exit $rc"; exit 1; }
 [ -s "$tmp/ck/s/train_state.safetensors" ] || { echo "no state saved on SIGINT"; exit 1; }
 
