@@ -144,6 +144,7 @@ static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_te
   pool[1] = scratch + biggest;
   rec->acts[0] = *x;
   rec->acts[0].owns = 0;
+  int input_transient = 0;
   for (int32_t i = 0; i < n; i++) {
     const ngc_layer *l = &net->layers[i];
     int64_t out[4];
@@ -162,14 +163,12 @@ static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_te
       st = layer_forward(tape->ctx, net, l, &rec->acts[i], l->kind == NGC_L_ADD ? &rec->acts[l->skip] : NULL,
                          &work, &rec->mean[i], &rec->rstd[i], 0);
     if (st != NEGCUT_OK) return st;
+    /* Layer i has read its input: a transient one is forgotten (its shape
+     * stays, for the backward's recomputation). */
+    if (input_transient) rec->acts[i].data = NULL;
     rec->acts[i + 1] = work;
-    if (!keep_it) rec->acts[i + 1].owns = -1; /* marks a transient buffer */
+    input_transient = !keep_it;
   }
-  for (int32_t i = 1; i <= n; i++) /* forget the transient data */
-    if (rec->acts[i].owns == -1) {
-      rec->acts[i].data = NULL;
-      rec->acts[i].owns = 0;
-    }
   if (y) return ngc_axpby(tape->ctx, 1.0f, &rec->acts[n], 0.0f, y);
   return NEGCUT_OK;
 }
