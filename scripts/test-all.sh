@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs every test: the release build with -Werror (all
-# CTest labels: unit, parity, packaging, slow; cuda tests skip without a GPU),
+# CTest labels: unit, parity, packaging, slow),
 # then an address+undefined sanitizer build (without CUDA) that must export
 # the same ABI and runs the unit tests.
 set -euo pipefail
