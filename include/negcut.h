@@ -18,5 +18,6 @@
 #include "negcut/nets.h"
 #include "negcut/losses.h"
 #include "negcut/train.h"
+#include "negcut/experimental.h" /* empty unless NEGCUT_EXPERIMENTAL is defined */
 
 #endif

@@ -9,6 +9,8 @@
 
 #include "io/safetensors.h"
 #include "negcut/image.h"
+#define NEGCUT_EXPERIMENTAL
+#include "negcut/experimental.h"
 #include "negcut/train.h"
 #include "ngc_test.h"
 
@@ -176,6 +178,81 @@ START_TEST(options_and_create_contract) {
   ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "/nonexistent/ngc_data"));
 
   negcut_trainer_free(NULL);
+  negcut_ctx_free(ctx);
+}
+END_TEST
+
+/* The experimental random source: the trainer asks for exactly the draws
+ * its documentation lists, uses the given ids, and fails a step with a
+ * callback's status. */
+typedef struct draws {
+  int ids, noise, flips;
+  int64_t last_n;
+  negcut_status fail_with;
+} draws;
+
+static negcut_status count_ids(int32_t layer, int64_t hw, int64_t n, int64_t *out, void *user) {
+  draws *d = user;
+  (void)layer;
+  ck_assert_int_le(n, hw);
+  for (int64_t i = 0; i < n; i++) out[i] = hw - 1 - i; /* distinct, in range */
+  d->ids++;
+  d->last_n = n;
+  return d->fail_with;
+}
+
+static negcut_status count_noise(int32_t layer, int64_t n, float *out, void *user) {
+  draws *d = user;
+  (void)layer;
+  for (int64_t i = 0; i < n; i++) out[i] = (float)(i % 7) / 7.0f - 0.5f;
+  d->noise++;
+  return NEGCUT_OK;
+}
+
+static int32_t count_flip(void *user) {
+  ((draws *)user)->flips++;
+  return 1;
+}
+
+START_TEST(random_source_is_used) {
+  static const negcut_train_mode modes[3] = {NEGCUT_MODE_CUT, NEGCUT_MODE_FASTCUT, NEGCUT_MODE_NEGCUT};
+  /* per iteration: {ids, noise, flips} with 4 NCE layers */
+  static const int want[3][3] = {{8, 0, 0}, {4, 0, 1}, {16, 16, 0}};
+  negcut_ctx *ctx = new_ctx();
+  float a[3 * 32 * 32], b[3 * 32 * 32];
+  for (int i = 0; i < 3 * 32 * 32; i++) a[i] = b[i] = (float)(i % 13) / 13.0f - 0.5f;
+  for (int m = 0; m < 3; m++) {
+    negcut_trainer_options o;
+    negcut_trainer *t = NULL;
+    draws d = {0, 0, 0, 0, NEGCUT_OK};
+    negcut_random_source src = {NEGCUT_RANDOM_SOURCE_VERSION, count_ids, count_noise, count_flip, &d};
+    negcut_trainer_options_init(&o, modes[m]);
+    o.ngf = o.ndf = 4;
+    o.n_blocks = 1;
+    o.n_nce_layers = 4;
+    o.nce_layers[3] = 12;
+    o.num_patches = 16;
+    o.netf_nc = 16;
+    o.z_dim = 4;
+    ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);
+    ck_assert_int_eq(negcut_trainer_set_random_source(t, &src), NEGCUT_OK);
+    ck_assert_int_eq(negcut_trainer_step_batch(t, a, b, 32, 32), NEGCUT_OK);
+    ck_assert_int_eq(d.ids, want[m][0]);
+    ck_assert_int_eq(d.noise, want[m][1]);
+    ck_assert_int_eq(d.flips, want[m][2]);
+    ck_assert_int_eq(d.last_n, 16);
+    /* a failing callback fails the step with its status */
+    d.fail_with = NEGCUT_ERR_CANCELLED;
+    ck_assert_int_eq(negcut_trainer_step_batch(t, a, b, 32, 32), NEGCUT_ERR_CANCELLED);
+    /* back to the trainer's own draws */
+    ck_assert_int_eq(negcut_trainer_set_random_source(t, NULL), NEGCUT_OK);
+    int before = d.ids;
+    ck_assert_int_eq(negcut_trainer_step_batch(t, a, b, 32, 32), NEGCUT_OK);
+    ck_assert_int_eq(d.ids, before);
+    src.version = 99;
+    ck_assert_int_eq(negcut_trainer_set_random_source(t, &src), NEGCUT_ERR_INVALID_ARGUMENT);
+    negcut_trainer_free(t);
+  }
   negcut_ctx_free(ctx);
 }
 END_TEST
@@ -516,6 +593,7 @@ int main(void) {
   TCase *api = tcase_create("api"), *resume = tcase_create("resume");
   tcase_add_test(api, options_and_create_contract);
   tcase_add_test(api, calls_without_data);
+  tcase_add_test(api, random_source_is_used);
   tcase_add_unchecked_fixture(api, setup, teardown);
   tcase_set_timeout(api, 30);
   tcase_add_test(api, progress_with_data);

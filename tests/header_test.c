@@ -1,5 +1,6 @@
 /* Compiled as C99 -pedantic and as C++ by the header tests: every public
  * header must be self-contained and warning-free in both. */
+#define NEGCUT_EXPERIMENTAL
 #include <negcut.h>
 #include <negcut/core.h>
 #include <negcut/image.h>

@@ -9,11 +9,15 @@
 #include "data.h"
 #include "io/safetensors.h"
 #include "models/checkpoint.h"
+#define NEGCUT_EXPERIMENTAL
+#include "negcut/experimental.h"
 #include "negcut/train.h"
 #include "train.h"
 
 struct negcut_trainer {
   negcut_ctx *ctx;
+  negcut_random_source random; /* a caller's draws, when set */
+  ngc_rand_source philox;      /* the trainer's own */
   negcut_trainer_options o;
   ngc_trainer t;
   ngc_data *data;        /* NULL without data folders */
@@ -119,6 +123,7 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
   tr->o.dataroot = tr->o.dir_a = tr->o.dir_b = NULL; /* not kept: the caller's strings */
   tr->epoch = 1;
   st = ngc_trainer_init(&tr->t, ctx, &cfg);
+  tr->philox = tr->t.rand;
   if (!st && (opts->dataroot || opts->dir_a || opts->dir_b)) {
     ngc_data_cfg dc = NGC_DATA_CFG_INIT;
     if (opts->dataroot) {
@@ -215,6 +220,38 @@ negcut_status negcut_trainer_set_epoch(negcut_trainer *t, int64_t epoch) {
   if (t->data)
     return ngc_error(t->ctx, NEGCUT_ERR_STATE, "negcut_trainer_set_epoch: the data folders decide the epoch");
   t->epoch = epoch;
+  return NEGCUT_OK;
+}
+
+/* Trampolines from the internal source (user first) to the caller's (user
+ * last, STYLE.md). */
+static negcut_status user_ids(void *user, int32_t layer, int64_t hw, int64_t n, int64_t *out) {
+  const negcut_random_source *r = user;
+  return r->patch_ids(layer, hw, n, out, r->user);
+}
+
+static negcut_status user_noise(void *user, int32_t layer, int64_t n, float *out) {
+  const negcut_random_source *r = user;
+  return r->noise(layer, n, out, r->user);
+}
+
+static int user_flip(void *user) {
+  const negcut_random_source *r = user;
+  return r->flip(r->user) != 0;
+}
+
+negcut_status negcut_trainer_set_random_source(negcut_trainer *t, const negcut_random_source *src) {
+  if (!t) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_set_random_source: NULL");
+  if (!src) {
+    t->t.rand = t->philox;
+    return NEGCUT_OK;
+  }
+  if (src->version != NEGCUT_RANDOM_SOURCE_VERSION || !src->patch_ids || !src->noise || !src->flip)
+    return ngc_error(t->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_trainer_set_random_source: version %u, or a callback is NULL",
+                     (unsigned)src->version);
+  t->random = *src;
+  t->t.rand = (ngc_rand_source){user_ids, user_noise, user_flip, &t->random};
   return NEGCUT_OK;
 }
 
