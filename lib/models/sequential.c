@@ -403,6 +403,8 @@ negcut_status ngc_seq_backward(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *
   for (int32_t i = 0; i <= n; i++)
     if (ngc_numel(&rec->acts[i]) > biggest) biggest = ngc_numel(&rec->acts[i]);
   float *redo[2]; /* recomputed activations */
+  ngc_tensor redone;     /* the last one recomputed ... */
+  int32_t redone_at = -1; /* ... and its index */
   float *scratch = ngc_tape_scratch(tape, 5 * (size_t)biggest * sizeof(float));
   if (!scratch)
     return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "backward: cannot allocate %lld floats",
@@ -436,8 +438,18 @@ negcut_status ngc_seq_backward(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *
         din = &d[i];
       }
       ngc_tensor x = rec->acts[i], y = rec->acts[i + 1];
-      if (needs_input(l) && !x.data) st = materialize(net, tape, rec, i, redo, &x);
-      if (needs_output(l) && !y.data) st = materialize(net, tape, rec, i + 1, redo, &y);
+      /* The last recomputed activation stays valid until the next
+       * recomputation: a ReLU's input is the norm before it's output. */
+      if (needs_input(l) && !x.data) {
+        if (redone_at != i) st = materialize(net, tape, rec, i, redo, &redone);
+        redone_at = i;
+        x = redone;
+      }
+      if (!st && needs_output(l) && !y.data) {
+        if (redone_at != i + 1) st = materialize(net, tape, rec, i + 1, redo, &redone);
+        redone_at = i + 1;
+        y = redone;
+      }
       if (!st) st = layer_backward(tape->ctx, net, l, rec, i, &x, &y, &d[i + 1], din);
       has[i] = din != NULL;
     }
