@@ -220,26 +220,31 @@ typedef struct all_pos {
   ngc_tensor x, h, r, o, a, b, norm;
 } all_pos;
 
+/* 0, 1, ..., hw - 1 on the tape's host memory (NULL when out of memory). */
+static int64_t *every_position(ngc_tape *tape, int64_t hw) {
+  int64_t *ids = ngc_tape_host(tape, (size_t)hw * sizeof *ids);
+  for (int64_t i = 0; ids && i < hw; i++) ids[i] = i;
+  return ids;
+}
+
+/* ids: every_position(tape, H * W), made once by the caller. */
 static negcut_status all_pos_forward(ngc_net *net, int32_t l, ngc_tape *tape, const ngc_tensor *feat,
-                                     int64_t img, all_pos *w) {
+                                     const int64_t *ids, int64_t img, all_pos *w) {
   negcut_ctx *ctx = tape->ctx;
   const ngc_param *p = &net->params[net->mlp_w0[l]];
   int64_t c = feat->dim[1], hw = feat->dim[2] * feat->dim[3], nc = net->nc;
   size_t need = (size_t)(hw * (2 * c + 5 * nc + 1));
   float *s = ngc_tape_scratch(tape, need * sizeof(float));
-  int64_t *ids = ngc_tape_host(tape, (size_t)hw * sizeof *ids);
   negcut_status st;
-  if (!s || !ids)
-    return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "projector: cannot allocate %zu floats", need);
-  for (int64_t i = 0; i < hw; i++) ids[i] = i;
+  if (!s) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "projector: cannot allocate %zu floats", need);
   ngc_backend *be = tape->dev.be;
   w->x = ngc_tensor_view(be, s, 2, (int64_t[2]){hw, c});
   w->h = ngc_tensor_view(be, s + hw * c, 2, (int64_t[2]){hw, nc});
   w->r = ngc_tensor_view(be, s + hw * (c + nc), 2, (int64_t[2]){hw, nc});
   w->o = ngc_tensor_view(be, s + hw * (c + 2 * nc), 2, (int64_t[2]){hw, nc});
   w->a = ngc_tensor_view(be, s + hw * (c + 3 * nc), 2, (int64_t[2]){hw, nc});
-  w->b = ngc_tensor_view(be, s + hw * (c + 4 * nc), 2, (int64_t[2]){hw, c > nc ? c : nc});
-  w->b.dim[1] = nc;
+  /* b has room for (hw, max(c, nc)): the backward's dx (hw, c) lands there too */
+  w->b = ngc_tensor_view(be, s + hw * (c + 4 * nc), 2, (int64_t[2]){hw, nc});
   w->norm = ngc_tensor_view(be, s + hw * (2 * c + 5 * nc), 1, (int64_t[1]){hw});
   ngc_tensor one = ngc_tensor_view(feat->be, feat->data + img * c * hw, 4,
                                    (int64_t[4]){1, c, feat->dim[2], feat->dim[3]});
@@ -256,13 +261,16 @@ negcut_status ngc_projector_mean_forward(ngc_net *net, int32_t l, ngc_tape *tape
   negcut_ctx *ctx = tape->ctx;
   int64_t b = feat->dim[0], hw = feat->dim[2] * feat->dim[3], nc = net->nc;
   negcut_status st = NEGCUT_OK;
+  const int64_t *ids;
   if (feat->ndim != 4 || feat->dim[1] != net->mlp_in[l] || mean->ndim != 2 || mean->dim[0] != b ||
       mean->dim[1] != nc)
     return ngc_error(ctx, NEGCUT_ERR_SHAPE, "projector mean: feature (B, %d, H, W) -> (B, %lld)",
                      (int)net->mlp_in[l], (long long)nc);
+  if (!(ids = every_position(tape, hw)))
+    return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "projector: out of memory");
   for (int64_t i = 0; i < b && !st; i++) {
     all_pos w;
-    st = all_pos_forward(net, l, tape, feat, i, &w);
+    st = all_pos_forward(net, l, tape, feat, ids, i, &w);
     if (!st) {
       ngc_tensor y3 = ngc_tensor_view(w.a.be, w.a.data, 3, (int64_t[3]){1, hw, nc});
       ngc_tensor m = ngc_tensor_view(mean->be, mean->data + i * nc, 2, (int64_t[2]){1, nc});
@@ -276,18 +284,16 @@ negcut_status ngc_projector_mean_backward(ngc_net *net, int32_t l, ngc_tape *tap
                                           const ngc_tensor *feat, const ngc_tensor *dmean,
                                           ngc_tensor *dfeat) {
   negcut_ctx *ctx = tape->ctx;
-  const ngc_param *cp = &net->params[net->mlp_w0[l]];
   ngc_param *p = &net->params[net->mlp_w0[l]];
   int g = net->requires_grad;
   int64_t b = feat->dim[0], c = feat->dim[1], hw = feat->dim[2] * feat->dim[3], nc = net->nc;
-  int64_t *ids = ngc_tape_host(tape, (size_t)hw * sizeof *ids);
+  const int64_t *ids = every_position(tape, hw);
   negcut_status st = NEGCUT_OK;
   if (!ids) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "projector: out of memory");
-  for (int64_t k = 0; k < hw; k++) ids[k] = k;
   for (int64_t i = 0; i < b && !st; i++) {
     all_pos w;
     /* recompute this image's rows, then back through the mean: dy = dmean / P per row */
-    st = all_pos_forward(net, l, tape, feat, i, &w);
+    st = all_pos_forward(net, l, tape, feat, ids, i, &w);
     ngc_tensor dm = ngc_tensor_view(dmean->be, dmean->data + i * nc, 2, (int64_t[2]){1, nc});
     ngc_tensor dy3 = ngc_tensor_view(w.b.be, w.b.data, 3, (int64_t[3]){1, hw, nc});
     ngc_tensor dx = ngc_tensor_view(w.b.be, w.b.data, 2, (int64_t[2]){hw, c});
@@ -296,11 +302,11 @@ negcut_status ngc_projector_mean_backward(ngc_net *net, int32_t l, ngc_tape *tap
     if (!st) st = ngc_mean_bwd(ctx, &dm, &dy3);                          // b = dy (P, nc)
     if (!st) st = ngc_l2norm_bwd(ctx, 1e-7f, &w.o, &w.norm, &w.b, &w.a);  // a = do
     if (!st)
-      st = ngc_linear_bwd(ctx, &w.r, &cp[2].value, &w.a, &w.b, g ? &p[2].grad : NULL,
+      st = ngc_linear_bwd(ctx, &w.r, &p[2].value, &w.a, &w.b, g ? &p[2].grad : NULL,
                           g ? &p[3].grad : NULL);                          // b = dr
     if (!st) st = ngc_act_bwd(ctx, NGC_ACT_RELU, 0.0f, &w.h, &w.r, &w.b, &w.a); // a = dh
     if (!st)
-      st = ngc_linear_bwd(ctx, &w.x, &cp[0].value, &w.a, &dx, g ? &p[0].grad : NULL,
+      st = ngc_linear_bwd(ctx, &w.x, &p[0].value, &w.a, &dx, g ? &p[0].grad : NULL,
                           g ? &p[1].grad : NULL);                          // b = dx (P, C)
     if (!st) st = ngc_gather_bwd(ctx, &dx, ids, hw, &one);
   }

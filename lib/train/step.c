@@ -60,7 +60,6 @@ static negcut_status encode_backward(ngc_trainer *t, const encoding *e, int flip
 /* One evaluation of the NCE loss between a source (keys) and a target
  * (queries) encoding: fresh patch ids (and, for NEGCUT, fresh noise). */
 typedef struct nce_eval {
-  int64_t n_ids[NGC_MAX_NCE_LAYERS];
   ngc_proj_rec pk[NGC_MAX_NCE_LAYERS], pq[NGC_MAX_NCE_LAYERS];
   ngc_neg_rec neg[NGC_MAX_NCE_LAYERS];
   ngc_nce_rec nce[NGC_MAX_NCE_LAYERS];
@@ -97,7 +96,6 @@ static negcut_status nce_forward(ngc_trainer *t, const encoding *src, const enco
     int64_t *ids = ngc_tape_host(&t->tape, (size_t)n * sizeof *ids);
     float v;
     if (!ids) return ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "nce: out of memory");
-    ev->n_ids[l] = n;
     st = t->rand.patch_ids(t->rand.user, l, hw, n, ids);
     if (!st) st = ngc_projector_forward(&t->F, l, &t->tape, &src->feat[l], ids, n, &ev->pk[l]);
     if (!st) st = ngc_projector_forward(&t->F, l, &t->tape, &tgt->feat[l], ids, n, &ev->pq[l]);
