@@ -1,7 +1,9 @@
 /* negcut-bench conv: every convolution shape of the ResNet generator at
  * 256x256 (REFERENCE.md section 1), batch 1. For forward, backward-data and
- * backward-weights it times our CPU slot (plain NCHW in and out, so it pays
- * the reorders into and out of oneDNN's blocked layouts) against a bare
+ * backward-weights it times our CPU slot on activations in the layouts the
+ * network executor keeps them in (the backend's blocked layout where the
+ * channels fill whole blocks, plain NCHW for the 3-channel images, so only
+ * the first and last convolutions pay reorders of activations) against a bare
  * oneDNN primitive made here with format_tag any for every argument and
  * memory already in the layouts it wants: the best case without reorders.
  * The two alternate rep by rep, so drifts on a shared machine hit both.
@@ -286,6 +288,16 @@ static ngc_tensor tensor(negcut_ctx *ctx, int32_t ndim, int64_t a, int64_t b, in
   return t;
 }
 
+/* The layout the network executor gives an activation of c channels. */
+static ngc_layout act_layout(const ngc_backend *be, int64_t c) {
+  return be->act_block > 0 && c % be->act_block == 0 ? NGC_LAYOUT_BLOCKED : NGC_LAYOUT_PLAIN;
+}
+
+static dnnl_format_tag_t act_tag(const ngc_backend *be, ngc_layout lay) {
+  if (lay == NGC_LAYOUT_PLAIN) return dnnl_nchw;
+  return be->act_block == 16 ? dnnl_nChw16c : dnnl_nChw8c;
+}
+
 /* ------------------------------------------------------------ blurs */
 
 /* oneDNN's depthwise blur on an input padded in advance (the padding is not
@@ -332,9 +344,11 @@ static void bench_blurs(negcut_ctx *ctx, dnnl_engine_t eng, dnnl_stream_t stream
       {"blur_up 128 @128", 1, 128, 128},
   };
   printf("\nBlurs, forward, ms (median, min-max). oneDNN: depthwise (de)conv on an input\n"
-         "padded beforehand, padding and crop not timed; ours: padding included.\n");
-  printf("%-22s %-22s %-22s %-6s  %s\n", "op", "ours", "oneDNN depthwise", "ratio",
-         "oneDNN impl");
+         "padded beforehand, padding and crop not timed; ours: padding included, on NCHW\n"
+         "and on the blocked layout the network runs them in. ratio = time of ours\n"
+         "blocked / oneDNN, from the medians.\n");
+  printf("%-22s %-22s %-22s %-22s %-6s  %s\n", "op", "ours NCHW", "ours blocked",
+         "oneDNN depthwise", "ratio", "oneDNN impl");
   for (size_t i = 0; i < sizeof blurs / sizeof blurs[0]; i++) {
     const int64_t c = blurs[i].c, h = blurs[i].h, ho = blurs[i].up ? 2 * h : (h + 1) / 2;
     ngc_tensor x = tensor(ctx, 4, 1, c, h, h), y = tensor(ctx, 4, 1, c, ho, ho);
@@ -342,12 +356,15 @@ static void bench_blurs(negcut_ctx *ctx, dnnl_engine_t eng, dnnl_stream_t stream
                 .y = &y};
     job dn;
     dnnl_primitive_desc_t pd;
-    bench_stat so, sd;
+    bench_stat so, sb, sd;
     blur_bare(&dn, eng, stream, blurs[i].up, c, h, &pd);
-    time_pair(&ours, &dn, reps, &so, &sd);
-    printf("%-22s %6.2f (%5.2f-%5.2f)  %6.2f (%5.2f-%5.2f)  %5.2f  %s\n", blurs[i].name,
-           so.med * 1e3, so.min * 1e3, so.max * 1e3, sd.med * 1e3, sd.min * 1e3, sd.max * 1e3,
-           so.med / sd.med, impl_name(pd));
+    time_pair(&ours, NULL, reps, &so, NULL);
+    x.layout = y.layout = act_layout(ctx->be, c);
+    time_pair(&ours, &dn, reps, &sb, &sd);
+    printf("%-22s %6.2f (%5.2f-%5.2f)  %6.2f (%5.2f-%5.2f)  %6.2f (%5.2f-%5.2f)  %5.2f  %s\n",
+           blurs[i].name, so.med * 1e3, so.min * 1e3, so.max * 1e3, sb.med * 1e3, sb.min * 1e3,
+           sb.max * 1e3, sd.med * 1e3, sd.min * 1e3, sd.max * 1e3, sb.med / sd.med,
+           impl_name(pd));
     dnnl_primitive_destroy(dn.calls[0].prim);
     for (int a = 0; a < 3; a++) dnnl_memory_destroy(dn.calls[0].args[a].memory);
     dnnl_primitive_desc_destroy(pd);
@@ -398,10 +415,11 @@ int bench_conv(const bench_opts *o, int argc, char **argv) {
 
   printf("negcut-bench conv: %s\n", negcut_build_info());
   printf("%d threads, batch 1, %d reps (median, min-max); GFLOP/s = 2*MAC/time.\n"
-         "ours: our cpu slot on NCHW tensors (reorders included); bare: oneDNN primitive,\n"
-         "format_tag any, memory already blocked. ratio = ours/bare speed, from the\n"
-         "medians / from the best times.\n\n",
-         threads, o->reps);
+         "ours: our cpu slot on activations in the executor's layouts (blocked by %d\n"
+         "channels where they fill blocks, else NCHW; weights OIHW; reorders included);\n"
+         "bare: oneDNN primitive, format_tag any, memory already in its layouts.\n"
+         "ratio = ours/bare speed, from the medians / from the best times.\n\n",
+         threads, o->reps, (int)ctx->be->act_block);
   printf("%-22s | %-16s %-16s %-9s | %-16s %-16s %-9s | %-16s %-16s %-9s\n", "shape",
          "fwd ours", "fwd bare", "ratio", "bwd-data ours", "bwd-data bare", "ratio",
          "bwd-w ours", "bwd-w bare", "ratio");
@@ -418,6 +436,9 @@ int bench_conv(const bench_opts *o, int argc, char **argv) {
                dy = tensor(ctx, 4, 1, s->co, ho, ho), dx = tensor(ctx, 4, 1, s->ci, s->h, s->h),
                dw = tensor(ctx, 4, s->co, s->ci, s->k, s->k), db = tensor(ctx, 1, s->co, 1, 1, 1);
     const ngc_conv_params p = {1, (int32_t)s->pad, 0, 0};
+    const ngc_layout in_lay = act_layout(ctx->be, s->ci), out_lay = act_layout(ctx->be, s->co);
+    x.layout = dx.layout = in_lay;
+    y.layout = dy.layout = out_lay;
     job ours = {.be = ctx->be, .p = p, .x = &x, .w = &w, .b = &b, .y = &y, .dy = &dy,
                 .dx = &dx, .dw = &dw, .db = &db};
     job of = ours, od = ours, ow = ours;
@@ -440,8 +461,8 @@ int bench_conv(const bench_opts *o, int argc, char **argv) {
     fwd_ms[si] = s_of.min * 1e3;
 
     /* The reorders our slots add around the primitive, timed alone. */
-    dnnl_memory_desc_t src_p = md4(1, s->ci, s->h, s->h, dnnl_nchw);
-    dnnl_memory_desc_t dst_p = md4(1, s->co, ho, ho, dnnl_nchw);
+    dnnl_memory_desc_t src_p = md4(1, s->ci, s->h, s->h, act_tag(ctx->be, in_lay));
+    dnnl_memory_desc_t dst_p = md4(1, s->co, ho, ho, act_tag(ctx->be, out_lay));
     dnnl_memory_desc_t wei_p = md4(s->co, s->ci, s->k, s->k, dnnl_oihw);
     struct {
       const_dnnl_primitive_desc_t pd;
@@ -471,10 +492,10 @@ int bench_conv(const bench_opts *o, int argc, char **argv) {
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) ngc_tensor_release(ts[i]);
   }
 
-  printf("\nReorders between NCHW and oneDNN's preferred layouts, alone, ms (best of reps:\n"
-         "they are short and a shared machine's scheduler adds whole 4 ms slices to a\n"
-         "median); 0 = layout already plain, no reorder. 'x+y in fwd' = share of our\n"
-         "best forward time.\n");
+  printf("\nReorders between our layouts (as above) and oneDNN's preferred ones, alone, ms\n"
+         "(best of reps: they are short and a shared machine's scheduler adds whole 4 ms\n"
+         "slices to a median); 0 = already in the primitive's layout, no reorder.\n"
+         "'x+y in fwd' = share of our best forward time.\n");
   printf("%-22s %8s %8s %8s %8s %8s %12s  %s\n", "shape", "x in", "w in", "y out", "dx out",
          "dw +=out", "x+y in fwd", "oneDNN impl fwd / bwd-d / bwd-w");
   for (int si = 0; si < N_SHAPES && do_conv; si++) {

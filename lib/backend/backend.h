@@ -6,8 +6,15 @@
  * slot falls back to the reference backend, which works only for backends
  * whose memory is host memory (ref, cpu). A device backend fills every slot.
  *
- * Slots receive plain row-major tensors (layout NGC_LAYOUT_PLAIN); a backend
- * that keeps its own layouts converts at its edges.
+ * Layouts. Slots receive plain row-major tensors (NGC_LAYOUT_PLAIN), except
+ * on a backend with act_block > 0, whose 4-D activations may also be in its
+ * blocked layout (NGC_LAYOUT_BLOCKED, core/tensor.h) in these slots: fill,
+ * axpby, add, act, conv2d and convt2d (x, y, dx, dy; weights and biases are
+ * plain), pad, inorm (mean and rstd plain), blur down and up, hflip, gather
+ * (x, dx), the loss reductions mse_const, bce_const, mad and mean_all, and
+ * relayout. Operands of one element-wise call share a layout. The network
+ * executor keeps activations blocked between layers and converts only at its
+ * edges (the input, the output, what the public API hands out).
  *
  * Conventions for every op:
  *  - shapes are already checked by lib/ops; a slot never sees bad shapes;
@@ -74,6 +81,9 @@ typedef struct ngc_backend_ops {
   negcut_status (*act_bwd)(ngc_backend *be, ngc_act act, float alpha,
                            const ngc_tensor *x, const ngc_tensor *y,
                            const ngc_tensor *dy, ngc_tensor *dx);
+
+  /* y = x with y's layout (the same shape; either layout on either side). */
+  negcut_status (*relayout)(ngc_backend *be, const ngc_tensor *x, ngc_tensor *y);
 
   /* ------------------------------------------------------ convolutions */
   negcut_status (*conv2d_fwd)(ngc_backend *be, const ngc_conv_params *p,
@@ -198,10 +208,18 @@ struct ngc_backend {
   const char *name;
   negcut_backend_kind kind;
   int32_t host_memory; /* data pointers are host addresses */
+  /* Channel block B of the backend's preferred activation layout
+   * (NGC_LAYOUT_BLOCKED); 0 when it has none. Decided at open. */
+  int32_t act_block;
   negcut_ctx *ctx;     /* for error messages and the thread budget */
   void *impl;          /* private state */
   ngc_backend_ops ops;
 };
+
+/* Channel block of t on be: act_block for a blocked tensor, 1 for a plain one. */
+static inline int64_t ngc_block_of(const ngc_backend *be, const ngc_tensor *t) {
+  return t->layout == NGC_LAYOUT_BLOCKED ? be->act_block : 1;
+}
 
 /* Each backend's constructor (lib/backend/<name>/). */
 negcut_status ngc_ref_open(negcut_ctx *ctx, ngc_backend **out);

@@ -7,9 +7,13 @@
 
 #define NGC_MAX_DIMS 4
 
-/* Layout of the bytes behind data. Plain row-major (NCHW for 4-D) unless a
- * backend says otherwise; only the backend that set a blocked tag reads it. */
-typedef enum ngc_layout { NGC_LAYOUT_PLAIN = 0, NGC_LAYOUT_BACKEND = 1 } ngc_layout;
+/* Layout of the bytes behind data. Plain row-major (NCHW for 4-D), or the
+ * owning backend's blocked activation layout: a 4-D (N, C, H, W) tensor
+ * stored as (N, C/B, H, W, B) with B = the backend's act_block, C a multiple of B
+ * (oneDNN's nChw16c for B = 16). Same number of floats either way, and the
+ * batch stays outermost, so batch slices of a blocked tensor are blocked
+ * tensors. Only backends with act_block > 0 ever see one (lib/ops checks). */
+typedef enum ngc_layout { NGC_LAYOUT_PLAIN = 0, NGC_LAYOUT_BLOCKED = 1 } ngc_layout;
 
 typedef struct ngc_tensor {
   int32_t ndim;
@@ -35,6 +39,12 @@ static inline int64_t ngc_d(const ngc_tensor *t, int32_t i) {
 /* A tensor header over existing memory (not owned). */
 ngc_tensor ngc_tensor_view(ngc_backend *be, float *data, int32_t ndim,
                            const int64_t *dim);
+/* A view with like's dims and layout over data (not owned). */
+static inline ngc_tensor ngc_tensor_view_as(ngc_backend *be, float *data, const ngc_tensor *like) {
+  ngc_tensor t = ngc_tensor_view(be, data, like->ndim, like->dim);
+  t.layout = like->layout;
+  return t;
+}
 /* Allocates ndim/dim on be; the data is not initialised. */
 negcut_status ngc_tensor_alloc(negcut_ctx *ctx, ngc_backend *be, ngc_tensor *t,
                                int32_t ndim, const int64_t *dim);

@@ -439,7 +439,17 @@ negcut_status negcut_net_encode(negcut_net *net, negcut_tape *tape, const negcut
   r->n_taps = n;
   memcpy(r->taps, layers, (size_t)n * sizeof *layers);
   for (int32_t i = 0; i < n && !st; i++) {
-    feats[i] = ngc_api_tape_tensor(tape, ngc_seq_module_act(&net->net, &r->u.seq, layers[i]));
+    /* The caller sees NCHW: a feature kept in the backend's blocked layout
+     * is handed out as a plain copy (the record keeps the original). */
+    const ngc_tensor *f = ngc_seq_module_act(&net->net, &r->u.seq, layers[i]);
+    ngc_tensor plain;
+    if (f->layout != NGC_LAYOUT_PLAIN) {
+      st = ngc_tape_tensor(&tape->tape, &plain, f->ndim, f->dim);
+      if (!st) st = ngc_relayout(tape->ctx, f, &plain);
+      if (st) break;
+      f = &plain;
+    }
+    feats[i] = ngc_api_tape_tensor(tape, f);
     if (!feats[i]) st = ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "encode: out of memory");
   }
   if (!st) *rec = r;

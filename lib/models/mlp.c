@@ -248,6 +248,7 @@ static negcut_status all_pos_forward(ngc_net *net, int32_t l, ngc_tape *tape, co
   w->norm = ngc_tensor_view(be, s + hw * (2 * c + 5 * nc), 1, (int64_t[1]){hw});
   ngc_tensor one = ngc_tensor_view(feat->be, feat->data + img * c * hw, 4,
                                    (int64_t[4]){1, c, feat->dim[2], feat->dim[3]});
+  one.layout = feat->layout; /* an image of a blocked batch is blocked */
   st = ngc_gather_fwd(ctx, &one, ids, hw, &w->x);
   if (!st) st = ngc_linear_fwd(ctx, &w->x, &p[0].value, &p[1].value, &w->h);
   if (!st) st = ngc_act_fwd(ctx, NGC_ACT_RELU, 0.0f, &w->h, &w->r);
@@ -299,6 +300,7 @@ negcut_status ngc_projector_mean_backward(ngc_net *net, int32_t l, ngc_tape *tap
     ngc_tensor dx = ngc_tensor_view(w.b.be, w.b.data, 2, (int64_t[2]){hw, c});
     ngc_tensor one = ngc_tensor_view(dfeat->be, dfeat->data + i * c * hw, 4,
                                      (int64_t[4]){1, c, feat->dim[2], feat->dim[3]});
+    one.layout = dfeat->layout;
     if (!st) st = ngc_mean_bwd(ctx, &dm, &dy3);                          // b = dy (P, nc)
     if (!st) st = ngc_l2norm_bwd(ctx, 1e-7f, &w.o, &w.norm, &w.b, &w.a);  // a = do
     if (!st)

@@ -46,6 +46,12 @@ negcut_status ngc_tape_tensor(ngc_tape *tape, ngc_tensor *t, int32_t ndim,
   return ngc_arena_tensor(tape->ctx, &tape->dev, t, ndim, dim);
 }
 
+negcut_status ngc_tape_tensor_like(ngc_tape *tape, ngc_tensor *t, const ngc_tensor *like) {
+  negcut_status st = ngc_tape_tensor(tape, t, like->ndim, like->dim);
+  if (!st) t->layout = like->layout;
+  return st;
+}
+
 void *ngc_tape_host(ngc_tape *tape, size_t bytes) {
   void *p = ngc_arena_alloc(&tape->host, bytes);
   if (p) memset(p, 0, bytes);

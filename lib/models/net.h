@@ -100,6 +100,8 @@ void ngc_tape_free(ngc_tape *tape);
 /* A device tensor from the tape. */
 negcut_status ngc_tape_tensor(ngc_tape *tape, ngc_tensor *t, int32_t ndim,
                               const int64_t *dim);
+/* A device tensor from the tape with like's dims and layout. */
+negcut_status ngc_tape_tensor_like(ngc_tape *tape, ngc_tensor *t, const ngc_tensor *like);
 /* The tape's scratch, at least bytes long; its content is not kept from
  * one call to the next. NULL when out of memory. */
 void *ngc_tape_scratch(ngc_tape *tape, size_t bytes);

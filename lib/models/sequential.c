@@ -45,6 +45,18 @@ static int layer_shape(const ngc_net *net, const ngc_layer *l, const int64_t in[
   return out[2] >= 1 && out[3] >= 1;
 }
 
+/* Layout of layer l's output: a convolution writes the backend's blocked
+ * layout when its channels fill whole blocks (so that the pads, norms,
+ * activations and blurs after it, which keep their input's layout, and the
+ * next convolution need no reorder), plain otherwise; every other layer
+ * keeps its input's layout. The network's input is plain (the caller's). */
+static ngc_layout layer_layout(const ngc_backend *be, const ngc_layer *l, ngc_layout in,
+                               const int64_t out[4]) {
+  if (l->kind != NGC_L_CONV && l->kind != NGC_L_CONVT) return in;
+  return be->act_block > 0 && out[1] % be->act_block == 0 ? NGC_LAYOUT_BLOCKED
+                                                          : NGC_LAYOUT_PLAIN;
+}
+
 static int32_t layers_to_run(const ngc_net *net, int32_t last) {
   if (last < 0) return net->n_layers;
   int32_t li = ngc_seq_layer_of_module(net, last);
@@ -157,6 +169,7 @@ static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_te
       st = ngc_tape_tensor(tape, &work, 4, out);
     else
       work = ngc_tensor_view(tape->dev.be, rec->acts[i].data == pool[0] ? pool[1] : pool[0], 4, out);
+    work.layout = layer_layout(tape->dev.be, l, rec->acts[i].layout, out);
     if (st == NEGCUT_OK && l->kind == NGC_L_INORM)
       st = stats_tensors(tape, out, &rec->mean[i], &rec->rstd[i]);
     if (st == NEGCUT_OK)
@@ -169,7 +182,7 @@ static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_te
     rec->acts[i + 1] = work;
     input_transient = !keep_it;
   }
-  if (y) return ngc_axpby(tape->ctx, 1.0f, &rec->acts[n], 0.0f, y);
+  if (y) return ngc_relayout(tape->ctx, &rec->acts[n], y);
   return NEGCUT_OK;
 }
 
@@ -194,9 +207,7 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
   int64_t biggest = ngc_seq_peak_numel(net, shape), max_nc = 1;
   float *buf[3];
   ngc_tensor cur = *x, next, mean, rstd;
-  const float *skip_data = NULL;
-  ngc_tensor skip;
-  int64_t skip_shape[4] = {0};
+  ngc_tensor skip = {0}; /* the shortcut's source while a ResNet block runs */
 
   for (int32_t i = 0; i < n; i++) {
     layer_shape(net, &net->layers[i], shape, out);
@@ -216,38 +227,39 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
     const ngc_layer *l = &net->layers[i];
     float *dst = NULL;
     layer_shape(net, l, shape, out);
+    const ngc_layout lay = layer_layout(tape->dev.be, l, cur.layout, out);
     /* Is the current activation the shortcut of a later ADD? */
     for (int32_t j = i; j < n; j++)
       if (net->layers[j].kind == NGC_L_ADD && net->layers[j].skip == i) {
-        skip_data = cur.data;
-        memcpy(skip_shape, shape, sizeof skip_shape);
+        skip = cur;
         break;
       }
     for (int b = 0; b < 3 && !dst; b++)
-      if (buf[b] != cur.data && buf[b] != skip_data) dst = buf[b];
-    if (i == n - 1 && y) {
-      next = *y;
+      if (buf[b] != cur.data && buf[b] != skip.data) dst = buf[b];
+    if (i == n - 1 && y && y->layout == lay) {
+      next = *y; /* the last layer writes the caller's tensor */
     } else {
       next = ngc_tensor_view(tape->dev.be, dst, 4, out);
+      next.layout = lay;
     }
     if (l->kind == NGC_L_INORM) {
       mean.ndim = rstd.ndim = 2;
       mean.dim[0] = rstd.dim[0] = out[0];
       mean.dim[1] = rstd.dim[1] = out[1];
     }
-    skip = ngc_tensor_view(tape->dev.be, (float *)skip_data, 4, skip_shape);
     st = layer_forward(tape->ctx, net, l, &cur, &skip, &next, &mean, &rstd, tape->bf16);
     if (st != NEGCUT_OK) return st;
-    if (l->kind == NGC_L_ADD) skip_data = NULL;
+    if (l->kind == NGC_L_ADD) skip.data = NULL;
     for (int32_t k = 0; k < n_taps && !st; k++) /* keep a copy of each tapped output */
       if (l->module == taps[k]) {
-        st = ngc_tape_tensor(tape, &feats[k], 4, out);
+        st = ngc_tape_tensor_like(tape, &feats[k], &next);
         if (!st) st = ngc_axpby(tape->ctx, 1.0f, &next, 0.0f, &feats[k]);
       }
     if (st != NEGCUT_OK) return st;
     cur = next;
     memcpy(shape, out, sizeof shape);
   }
+  if (y && cur.data != y->data) return ngc_relayout(tape->ctx, &cur, y);
   return NEGCUT_OK;
 }
 
@@ -347,8 +359,8 @@ static negcut_status materialize(ngc_net *net, ngc_tape *tape, const ngc_seq_rec
   while (!rec->acts[k].data) k--;
   cur = rec->acts[k];
   for (int32_t j = k; j < a; j++) {
-    ngc_tensor next = ngc_tensor_view(tape->dev.be, cur.data == buf[0] ? buf[1] : buf[0],
-                                      rec->acts[j + 1].ndim, rec->acts[j + 1].dim);
+    ngc_tensor next = ngc_tensor_view_as(tape->dev.be, cur.data == buf[0] ? buf[1] : buf[0],
+                                         &rec->acts[j + 1]);
     negcut_status st = layer_forward(tape->ctx, net, &net->layers[j], &cur, NULL, &next,
                                      &rec->mean[j], &rec->rstd[j], 0);
     if (st) return st;
@@ -375,13 +387,20 @@ static float *pool_pick(const grad_pool *p, const float *a, const float *b) {
 }
 
 /* Adds src into the gradient of activation a (a fresh buffer if it has none
- * yet). */
+ * yet). A src in another layout than the activation (a caller's plain
+ * gradient at a blocked feature) is converted first. */
 static negcut_status grad_add(ngc_tape *tape, const ngc_seq_rec *rec, const grad_pool *pool,
                               ngc_tensor *d, uint8_t *has, int32_t a, const ngc_tensor *src,
                               const float *pending) {
+  ngc_tensor conv;
+  if (src->layout != rec->acts[a].layout) {
+    negcut_status st = ngc_tape_tensor_like(tape, &conv, &rec->acts[a]);
+    if (!st) st = ngc_relayout(tape->ctx, src, &conv);
+    if (st) return st;
+    src = &conv;
+  }
   if (has[a]) return ngc_axpby(tape->ctx, 1.0f, src, 1.0f, &d[a]);
-  d[a] = ngc_tensor_view(tape->dev.be, pool_pick(pool, pending, NULL), rec->acts[a].ndim,
-                         rec->acts[a].dim);
+  d[a] = ngc_tensor_view_as(tape->dev.be, pool_pick(pool, pending, NULL), &rec->acts[a]);
   has[a] = 1;
   return ngc_axpby(tape->ctx, 1.0f, src, 0.0f, &d[a]);
 }
@@ -433,8 +452,8 @@ negcut_status ngc_seq_backward(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *
       if (i == 0 && dx) {
         din = dx;
       } else if (i > 0) {
-        d[i] = ngc_tensor_view(tape->dev.be, pool_pick(&pool, d[i + 1].data, pending),
-                               rec->acts[i].ndim, rec->acts[i].dim);
+        d[i] = ngc_tensor_view_as(tape->dev.be, pool_pick(&pool, d[i + 1].data, pending),
+                                  &rec->acts[i]);
         din = &d[i];
       }
       ngc_tensor x = rec->acts[i], y = rec->acts[i + 1];

@@ -35,6 +35,8 @@ negcut_status ngc_axpby(negcut_ctx *ctx, float alpha, const ngc_tensor *x, float
                         ngc_tensor *y);
 negcut_status ngc_add(negcut_ctx *ctx, const ngc_tensor *a, const ngc_tensor *b,
                       ngc_tensor *y);
+/* y = x in y's layout (backend.h, "Layouts"); x and y the same shape. */
+negcut_status ngc_relayout(negcut_ctx *ctx, const ngc_tensor *x, ngc_tensor *y);
 negcut_status ngc_act_fwd(negcut_ctx *ctx, ngc_act act, float alpha, const ngc_tensor *x,
                           ngc_tensor *y);
 /* relu and lrelu need x (y may be NULL); tanh needs y (x may be NULL). */
@@ -147,7 +149,12 @@ negcut_status ngc_ema_update(negcut_ctx *ctx, float decay, ngc_tensor *target,
 
 /* -------------------- for the files of lib/ops only (ops_check.c) */
 
-/* Each returns NEGCUT_OK or records "<op>: ..." on ctx and returns the error. */
+/* Each returns NEGCUT_OK or records "<op>: ..." on ctx and returns the error.
+ * Layouts: ngc_op_need accepts a blocked tensor only where ctx's backend can
+ * hold it (act_block > 0, 4-D, C a multiple of the block); ngc_op_same also
+ * requires one layout, ngc_op_layouts only that. Ops whose slots take no
+ * blocked tensors (backend.h lists those that do) either require fewer than
+ * 4 dims or check ngc_op_plain. */
 negcut_status ngc_op_need(negcut_ctx *ctx, const char *op, const char *name,
                           const ngc_tensor *t);
 /* t has exactly ndim dims equal to want[0..ndim). */
@@ -156,9 +163,13 @@ negcut_status ngc_op_dims(negcut_ctx *ctx, const char *op, const char *name,
 /* t has ndim dims (any sizes). */
 negcut_status ngc_op_ndim(negcut_ctx *ctx, const char *op, const char *name,
                           const ngc_tensor *t, int32_t ndim);
-/* a and b have the same shape. */
+/* a and b have the same shape and layout. */
 negcut_status ngc_op_same(negcut_ctx *ctx, const char *op, const char *na,
                           const ngc_tensor *a, const char *nb, const ngc_tensor *b);
+negcut_status ngc_op_layouts(negcut_ctx *ctx, const char *op, const char *na,
+                             const ngc_tensor *a, const char *nb, const ngc_tensor *b);
+negcut_status ngc_op_plain(negcut_ctx *ctx, const char *op, const char *name,
+                           const ngc_tensor *t);
 
 /* Names for messages: "dx" and "dy" in a backward op ("..._bwd"), else "x"
  * and "y", so one check serves both directions. */

@@ -25,6 +25,29 @@ negcut_status ngc_op_need(negcut_ctx *ctx, const char *op, const char *name,
       return ngc_error(ctx, NEGCUT_ERR_SHAPE, "%s: %s has a negative dim", op, name);
   if (!t->data && ngc_numel(t) > 0)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s: %s has no data", op, name);
+  if (t->layout == NGC_LAYOUT_BLOCKED) {
+    const int64_t b = ctx->be->act_block;
+    if (b < 1 || t->ndim != 4 || t->dim[1] % b)
+      return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                       "%s: %s is blocked, which backend %s cannot hold for its shape", op, name,
+                       ctx->be->name);
+  }
+  return NEGCUT_OK;
+}
+
+negcut_status ngc_op_layouts(negcut_ctx *ctx, const char *op, const char *na,
+                             const ngc_tensor *a, const char *nb, const ngc_tensor *b) {
+  if (a->layout != b->layout)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s: %s and %s are in different layouts",
+                     op, na, nb);
+  return NEGCUT_OK;
+}
+
+negcut_status ngc_op_plain(negcut_ctx *ctx, const char *op, const char *name,
+                           const ngc_tensor *t) {
+  if (t->layout != NGC_LAYOUT_PLAIN)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s: %s must be in the plain layout", op,
+                     name);
   return NEGCUT_OK;
 }
 
@@ -52,5 +75,6 @@ negcut_status ngc_op_dims(negcut_ctx *ctx, const char *op, const char *name,
 negcut_status ngc_op_same(negcut_ctx *ctx, const char *op, const char *na,
                           const ngc_tensor *a, const char *nb, const ngc_tensor *b) {
   NGC_TRY(ngc_op_need(ctx, op, na, a));
-  return ngc_op_dims(ctx, op, nb, b, a->ndim, a->dim);
+  NGC_TRY(ngc_op_dims(ctx, op, nb, b, a->ndim, a->dim));
+  return ngc_op_layouts(ctx, op, na, a, nb, b);
 }

@@ -19,6 +19,13 @@ negcut_status ngc_add(negcut_ctx *ctx, const ngc_tensor *a, const ngc_tensor *b,
   return NGC_OP_CALL(ctx, "add", add, a, b, y);
 }
 
+negcut_status ngc_relayout(negcut_ctx *ctx, const ngc_tensor *x, ngc_tensor *y) {
+  NGC_TRY(ngc_op_need(ctx, "relayout", "x", x));
+  NGC_TRY(ngc_op_need(ctx, "relayout", "y", y));
+  NGC_TRY(ngc_op_dims(ctx, "relayout", "y", y, x->ndim, x->dim));
+  return NGC_OP_CALL(ctx, "relayout", relayout, x, y);
+}
+
 static negcut_status check_act(negcut_ctx *ctx, const char *op, ngc_act act) {
   if (act != NGC_ACT_RELU && act != NGC_ACT_LRELU && act != NGC_ACT_TANH)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s: unknown activation %d", op,

@@ -16,7 +16,8 @@ static negcut_status check_pad(negcut_ctx *ctx, const char *op, ngc_pad_mode mod
     return ngc_error(ctx, NEGCUT_ERR_SHAPE, "%s: cannot replicate-pad an empty x %s", op,
                      ngc_shape_str(x, sx, sizeof sx));
   int64_t y_dim[4] = {x->dim[0], x->dim[1], x->dim[2] + 2 * pad, x->dim[3] + 2 * pad};
-  return ngc_op_dims(ctx, op, ngc_op_out_name(op), y, 4, y_dim);
+  NGC_TRY(ngc_op_dims(ctx, op, ngc_op_out_name(op), y, 4, y_dim));
+  return ngc_op_layouts(ctx, op, ngc_op_in_name(op), x, ngc_op_out_name(op), y);
 }
 
 negcut_status ngc_pad_fwd(negcut_ctx *ctx, ngc_pad_mode mode, int32_t pad,
@@ -64,7 +65,8 @@ static negcut_status check_blur_down(negcut_ctx *ctx, const char *op, const ngc_
                      ngc_shape_str(x, sx, sizeof sx));
   int64_t y_dim[4] = {x->dim[0], x->dim[1], ngc_blur_down_out_size(x->dim[2]),
                       ngc_blur_down_out_size(x->dim[3])};
-  return ngc_op_dims(ctx, op, ngc_op_out_name(op), y, 4, y_dim);
+  NGC_TRY(ngc_op_dims(ctx, op, ngc_op_out_name(op), y, 4, y_dim));
+  return ngc_op_layouts(ctx, op, ngc_op_in_name(op), x, ngc_op_out_name(op), y);
 }
 
 negcut_status ngc_blur_down_fwd(negcut_ctx *ctx, const ngc_tensor *x, ngc_tensor *y) {
@@ -86,7 +88,8 @@ static negcut_status check_blur_up(negcut_ctx *ctx, const char *op, const ngc_te
     return ngc_error(ctx, NEGCUT_ERR_SHAPE, "%s: x %s is empty", op,
                      ngc_shape_str(x, sx, sizeof sx));
   int64_t y_dim[4] = {x->dim[0], x->dim[1], 2 * x->dim[2], 2 * x->dim[3]};
-  return ngc_op_dims(ctx, op, ngc_op_out_name(op), y, 4, y_dim);
+  NGC_TRY(ngc_op_dims(ctx, op, ngc_op_out_name(op), y, 4, y_dim));
+  return ngc_op_layouts(ctx, op, ngc_op_in_name(op), x, ngc_op_out_name(op), y);
 }
 
 negcut_status ngc_blur_up_fwd(negcut_ctx *ctx, const ngc_tensor *x, ngc_tensor *y) {
@@ -122,7 +125,10 @@ static negcut_status check_concat(negcut_ctx *ctx, const char *op, const ngc_ten
                        ngc_shape_str(a, sa, sizeof sa), ngc_shape_str(b, sb, sizeof sb));
     y_dim[i] = i == 1 ? a->dim[1] + b->dim[1] : a->dim[i];
   }
-  return ngc_op_dims(ctx, op, "y", y, a->ndim, y_dim);
+  NGC_TRY(ngc_op_dims(ctx, op, "y", y, a->ndim, y_dim));
+  NGC_TRY(ngc_op_plain(ctx, op, "a", a));
+  NGC_TRY(ngc_op_plain(ctx, op, "b", b));
+  return ngc_op_plain(ctx, op, "y", y);
 }
 
 negcut_status ngc_concat_fwd(negcut_ctx *ctx, const ngc_tensor *a, const ngc_tensor *b,
@@ -148,6 +154,8 @@ negcut_status ngc_concat_bwd(negcut_ctx *ctx, const ngc_tensor *dy, ngc_tensor *
           dy->dim[0] < 1)
         return ngc_error(ctx, NEGCUT_ERR_SHAPE, "%s: %s does not fit in dy %s", op,
                          da ? "da" : "db", ngc_shape_str(dy, sy, sizeof sy));
+    NGC_TRY(ngc_op_plain(ctx, op, da ? "da" : "db", g));
+    NGC_TRY(ngc_op_plain(ctx, op, "dy", dy));
   }
   return NGC_OP_CALL(ctx, op, concat_bwd, dy, da, db);
 }

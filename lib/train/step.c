@@ -33,7 +33,7 @@ static negcut_status encode(ngc_trainer *t, const ngc_tensor *x, int flip_back, 
     const ngc_tensor *f = ngc_seq_module_act(&t->G, &e->rec, c->nce_layers[l]);
     e->feat[l] = *f;
     if (flip_back) { /* FastCUT: the query features of a flipped input are flipped back */
-      st = ngc_tape_tensor(&t->tape, &e->feat[l], 4, f->dim);
+      st = ngc_tape_tensor_like(&t->tape, &e->feat[l], f);
       if (!st) st = ngc_hflip(t->ctx, f, &e->feat[l]);
     }
   }
@@ -49,7 +49,7 @@ static negcut_status encode_backward(ngc_trainer *t, const encoding *e, int flip
   if (flip_back)
     for (int32_t l = 0; l < c->n_nce && !st; l++) {
       ngc_tensor flipped;
-      st = ngc_tape_tensor(&t->tape, &flipped, 4, dfeat[l].dim);
+      st = ngc_tape_tensor_like(&t->tape, &flipped, &dfeat[l]);
       if (!st) st = ngc_hflip(t->ctx, &dfeat[l], &flipped);
       dfeat[l] = flipped;
     }
@@ -133,13 +133,13 @@ static negcut_status nce_backward(ngc_trainer *t, const encoding *src, const enc
   for (int32_t l = 0; l < c->n_nce && !st; l++) {
     ngc_tensor dneg, dmean;
     st = ngc_tape_tensor(&t->tape, &dq, 2, ev->pq[l].mlp.y.dim);
-    if (!st) st = ngc_tape_tensor(&t->tape, &dfeat_q[l], 4, tgt->feat[l].dim);
+    if (!st) st = ngc_tape_tensor_like(&t->tape, &dfeat_q[l], &tgt->feat[l]);
     if (!st && through_negs) st = ngc_tape_tensor(&t->tape, &dneg, 2, ev->neg[l].mlp.y.dim);
     if (!st) st = ngc_nce_backward(&t->tape, &ev->nce[l], weight, &dq, through_negs ? &dneg : NULL);
     if (!st) st = ngc_projector_backward(&t->F, l, &t->tape, &ev->pq[l], &dq, &dfeat_q[l]);
     if (!st && through_negs) {
       st = ngc_tape_tensor(&t->tape, &dmean, 2, hp->mean[l].dim);
-      if (!st) st = ngc_tape_tensor(&t->tape, &dfeat_k[l], 4, src->feat[l].dim);
+      if (!st) st = ngc_tape_tensor_like(&t->tape, &dfeat_k[l], &src->feat[l]);
       if (!st) st = ngc_neggen_backward_mean(&t->N, l, &t->tape, &ev->neg[l], &dneg, &dmean);
       if (!st) st = ngc_projector_mean_backward(&t->F_ema, l, &t->tape, &src->feat[l], &dmean, &dfeat_k[l]);
     }
@@ -156,7 +156,10 @@ static negcut_status upload(ngc_trainer *t, ngc_tensor *dst, const float *src, s
 /* The first or second B images of a (2B, C, H, W) tensor. */
 static ngc_tensor half_view(const ngc_tensor *x, int64_t b, int second) {
   int64_t d[4] = {b, x->dim[1], x->dim[2], x->dim[3]};
-  return ngc_tensor_view(x->be, x->data + (second ? b * x->dim[1] * x->dim[2] * x->dim[3] : 0), 4, d);
+  ngc_tensor v =
+      ngc_tensor_view(x->be, x->data + (second ? b * x->dim[1] * x->dim[2] * x->dim[3] : 0), 4, d);
+  v.layout = x->layout; /* batch slices keep either layout */
+  return v;
 }
 
 static negcut_status d_step(ngc_trainer *t, const ngc_tensor *fake_b, const ngc_tensor *real_b,

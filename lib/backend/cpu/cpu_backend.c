@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "backend/ref/ref.h"
-#include "cpu.h"
+#include "cpu_conv.h"
 
 void ngc_cpu_enter(ngc_backend *be) { omp_set_num_threads(ngc_cpu_of(be)->threads); }
 
@@ -57,6 +57,7 @@ negcut_status ngc_cpu_open(negcut_ctx *ctx, ngc_backend **out) {
     cpu_close(be);
     return st;
   }
+  be->act_block = ngc_cpu_pick_block(be);
   /* One thread budget: OpenBLAS runs single-threaded inside our OpenMP
    * regions instead of starting its own pool that fights OpenMP's. */
   openblas_set_num_threads(1);

@@ -32,39 +32,56 @@ static ngc_conv_key conv_key(ngc_backend *be, ngc_conv_op op, const ngc_conv_par
   key.k = (int32_t)k;
   key.stride = p->stride;
   key.pad = p->pad;
+  key.src_blk = (int32_t)ngc_block_of(be, src);
+  key.dst_blk = (int32_t)ngc_block_of(be, dst);
   return key;
 }
 
-/* y (N, C, H, W) += b (C) per channel. */
+/* y (N, C, H, W) += b (C) per channel; y plain or blocked (block L: the
+ * channel of float i of plane q = (n, c / L) is (q % (C / L)) * L + i % L). */
 static void bias_add(ngc_backend *be, const ngc_tensor *b, ngc_tensor *y) {
-  const int64_t nc = y->dim[0] * y->dim[1], c = y->dim[1], hw = y->dim[2] * y->dim[3];
+  const int64_t L = ngc_block_of(be, y), cb = y->dim[1] / L;
+  const int64_t planes = y->dim[0] * cb, len = y->dim[2] * y->dim[3] * L;
   const float *bp = b->data;
   float *yp = y->data;
 #pragma omp parallel for schedule(static) num_threads(ngc_cpu_of(be)->threads)
-  for (int64_t i = 0; i < nc; i++) {
-    const float v = bp[i % c];
-    float *row = yp + i * hw;
+  for (int64_t q = 0; q < planes; q++) {
+    const float *v = bp + (q % cb) * L;
+    float *row = yp + q * len;
+    for (int64_t j = 0; j < len; j += L)
 #pragma omp simd
-    for (int64_t j = 0; j < hw; j++) row[j] += v;
+      for (int64_t l = 0; l < L; l++) row[j + l] += v[l];
   }
 }
 
-/* db (C) += sum of dy (N, C, H, W) over N, H, W. */
+/* db (C) += sum of dy (N, C, H, W) over N, H, W; dy plain or blocked. Per
+ * channel: float sums over 256 positions folded into a double. */
 static void bias_grad(ngc_backend *be, const ngc_tensor *dy, ngc_tensor *db) {
-  const int64_t n = dy->dim[0], c = dy->dim[1], hw = dy->dim[2] * dy->dim[3];
+  const int64_t L = ngc_block_of(be, dy), n = dy->dim[0], cb = dy->dim[1] / L;
+  const int64_t hw = dy->dim[2] * dy->dim[3];
   const float *g = dy->data;
   float *dbp = db->data;
 #pragma omp parallel for schedule(static) num_threads(ngc_cpu_of(be)->threads)
-  for (int64_t ch = 0; ch < c; ch++) {
-    double total = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-      const float *row = g + (i * c + ch) * hw;
-      float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-      for (int64_t j = 0; j < hw; j++) s += row[j];
-      total += s;
+  for (int64_t q = 0; q < cb; q++) {
+    double total[16] = {0};
+    for (int64_t l0 = 0; l0 < L; l0 += 16) { /* lanes in groups of 16 (L = 1, 8, 16) */
+      const int64_t nl = L - l0 < 16 ? L - l0 : 16;
+      for (int64_t i = 0; i < n; i++) {
+        const float *plane = g + (i * cb + q) * hw * L + l0;
+        for (int64_t p0 = 0; p0 < hw; p0 += 256) {
+          const int64_t p1 = p0 + 256 < hw ? p0 + 256 : hw;
+          float s[16] = {0};
+          for (int64_t p = p0; p < p1; p++)
+#pragma omp simd
+            for (int64_t l = 0; l < nl; l++) s[l] += plane[p * L + l];
+          for (int64_t l = 0; l < nl; l++) total[l] += s[l];
+        }
+      }
+      for (int64_t l = 0; l < nl; l++) {
+        dbp[q * L + l0 + l] += (float)total[l];
+        total[l] = 0.0;
+      }
     }
-    dbp[ch] += (float)total;
   }
 }
 

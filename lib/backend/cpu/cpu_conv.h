@@ -5,8 +5,10 @@
  * convolution primitives: forward, backward-data, backward-weights (a
  * ConvTranspose2d forward is a convolution's backward-data with the same
  * weight array, and so on). Each is built once per key with format_tag any,
- * so oneDNN picks its preferred (blocked) layouts; user memory stays plain
- * NCHW and goes through cached reorder primitives on the way in and out. */
+ * so oneDNN picks its preferred (blocked) layouts. User activations are
+ * plain NCHW or the backend's blocked layout (nChw16c / nChw8c, see
+ * act_block); whatever differs from the primitive's choice goes through a
+ * cached reorder primitive on the way in and out. */
 #ifndef NGC_CPU_CONV_H
 #define NGC_CPU_CONV_H
 
@@ -28,6 +30,7 @@ typedef struct ngc_conv_key {
   int32_t threads;
   int32_t bias; /* fwd: bias input; bwd-weights: diff_bias output */
   int32_t bf16; /* fwd: source and weights in bfloat16, f32 accumulation and output */
+  int32_t src_blk, dst_blk; /* channel block of the user's src / dst memory; 1: plain */
   int32_t n, ci, h, w, co, ho, wo, k, stride, pad;
 } ngc_conv_key;
 
@@ -41,6 +44,11 @@ negcut_status ngc_cpu_conv_run(ngc_backend *be, const ngc_conv_key *key,
  * call of a conv or blur slot. NULL (with a message on be->ctx) when out of
  * memory. */
 void *ngc_cpu_work(ngc_backend *be, size_t bytes);
+
+/* The channel block of the activation layout oneDNN's convolutions prefer on
+ * this machine (16 for nChw16c, 8 for nChw8c), 0 when it prefers none of
+ * those: the backend's act_block. */
+int32_t ngc_cpu_pick_block(ngc_backend *be);
 
 /* Blur slots (cpu_blur.c). */
 void ngc_cpu_fill_blur_ops(ngc_backend_ops *ops);

@@ -181,6 +181,35 @@ fail:
   return st;
 }
 
+/* oneDNN's tag for a user activation with channel block blk. */
+static dnnl_format_tag_t act_tag(int32_t blk) {
+  return blk == 16 ? dnnl_nChw16c : blk == 8 ? dnnl_nChw8c : dnnl_nchw;
+}
+
+int32_t ngc_cpu_pick_block(ngc_backend *be) {
+  ngc_cpu *c = ngc_cpu_of(be);
+  const dnnl_dims_t src_dims = {1, 64, 32, 32}, wei_dims = {64, 64, 3, 3};
+  const dnnl_dims_t strides = {1, 1}, pad = {1, 1};
+  dnnl_memory_desc_t src, wei, dst, want;
+  dnnl_convolution_desc_t fd;
+  dnnl_primitive_desc_t pd = NULL;
+  int32_t blk = 0;
+  if (dnnl_memory_desc_init_by_tag(&src, 4, src_dims, dnnl_f32, dnnl_format_tag_any) ||
+      dnnl_memory_desc_init_by_tag(&wei, 4, wei_dims, dnnl_f32, dnnl_format_tag_any) ||
+      dnnl_memory_desc_init_by_tag(&dst, 4, src_dims, dnnl_f32, dnnl_format_tag_any) ||
+      dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct,
+                                         &src, &wei, NULL, &dst, strides, pad, pad) ||
+      dnnl_primitive_desc_create(&pd, &fd, NULL, c->engine, NULL))
+    return 0;
+  const dnnl_memory_desc_t *chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+  for (int32_t b = 16; b >= 8 && chosen && !blk; b /= 2)
+    if (!dnnl_memory_desc_init_by_tag(&want, 4, src_dims, dnnl_f32, act_tag(b)) &&
+        dnnl_memory_desc_equal(chosen, &want))
+      blk = b;
+  dnnl_primitive_desc_destroy(pd);
+  return blk;
+}
+
 static negcut_status entry_build(ngc_backend *be, const ngc_conv_key *k, conv_entry **out) {
   ngc_cpu *c = ngc_cpu_of(be);
   const dnnl_alg_kind_t alg = dnnl_convolution_direct;
@@ -192,7 +221,7 @@ static negcut_status entry_build(ngc_backend *be, const ngc_conv_key *k, conv_en
   const dnnl_dims_t pad = {k->pad, k->pad};
   dnnl_memory_desc_t src_any, wei_any, bias_any, dst_any;
   dnnl_memory_desc_t src_plain, wei_plain, bias_plain, dst_plain;
-  const dnnl_memory_desc_t *plain[NGC_CONV_MAX_ARGS] = {NULL};
+  const dnnl_memory_desc_t *plain[NGC_CONV_MAX_ARGS] = {NULL}; /* the user's layouts */
   dnnl_convolution_desc_t fd, bd;
   dnnl_primitive_desc_t hint = NULL, pd = NULL;
   dnnl_primitive_attr_t attr = NULL;
@@ -208,10 +237,10 @@ static negcut_status entry_build(ngc_backend *be, const ngc_conv_key *k, conv_en
     const int64_t *dims;
     dnnl_format_tag_t tag;
   } mds[] = {
-      {&src_any, 4, src_dims, dnnl_format_tag_any}, {&src_plain, 4, src_dims, dnnl_nchw},
+      {&src_any, 4, src_dims, dnnl_format_tag_any}, {&src_plain, 4, src_dims, act_tag(k->src_blk)},
       {&wei_any, 4, wei_dims, dnnl_format_tag_any}, {&wei_plain, 4, wei_dims, dnnl_oihw},
       {&bias_any, 1, bias_dims, dnnl_format_tag_any}, {&bias_plain, 1, bias_dims, dnnl_a},
-      {&dst_any, 4, dst_dims, dnnl_format_tag_any}, {&dst_plain, 4, dst_dims, dnnl_nchw},
+      {&dst_any, 4, dst_dims, dnnl_format_tag_any}, {&dst_plain, 4, dst_dims, act_tag(k->dst_blk)},
   };
   st = NEGCUT_OK;
   for (size_t i = 0; i < sizeof mds / sizeof mds[0] && !st; i++)

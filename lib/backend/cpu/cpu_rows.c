@@ -53,9 +53,21 @@ static negcut_status cpu_l2norm_bwd(ngc_backend *be, float eps, const ngc_tensor
 static negcut_status cpu_gather_fwd(ngc_backend *be, const ngc_tensor *x,
                                     const int64_t *ids, int64_t n_ids, ngc_tensor *y) {
   const int64_t B = ngc_d(x, 0), C = ngc_d(x, 1), hw = ngc_d(x, 2) * ngc_d(x, 3);
-  const float *px = x->data; // (B, C, H, W)
+  const int64_t L = ngc_block_of(be, x);
+  const float *px = x->data; // (B, C, H, W) or (B, C/L, H, W, L)
   float *py = y->data;       // (B * n_ids, C)
   ngc_cpu_enter(be);
+  if (L > 1) { /* a row is C/L pieces of L contiguous floats */
+#pragma omp parallel for collapse(2) schedule(static) num_threads(ngc_cpu_nt(be, 4 * B * C * n_ids))
+    for (int64_t b = 0; b < B; b++) {
+      for (int64_t s = 0; s < n_ids; s++) {
+        float *yr = py + (b * n_ids + s) * C;
+        for (int64_t q = 0; q < C / L; q++)
+          memcpy(yr + q * L, px + ((b * (C / L) + q) * hw + ids[s]) * L, (size_t)L * sizeof *yr);
+      }
+    }
+    return NEGCUT_OK;
+  }
 #pragma omp parallel for collapse(2) schedule(static) num_threads(ngc_cpu_nt(be, 4 * B * C * n_ids))
   for (int64_t b = 0; b < B; b++) {
     for (int64_t c = 0; c < C; c++) {
@@ -72,16 +84,19 @@ static negcut_status cpu_gather_fwd(ngc_backend *be, const ngc_tensor *x,
 static negcut_status cpu_gather_bwd(ngc_backend *be, const ngc_tensor *dy,
                                     const int64_t *ids, int64_t n_ids, ngc_tensor *dx) {
   const int64_t B = ngc_d(dx, 0), C = ngc_d(dx, 1), hw = ngc_d(dx, 2) * ngc_d(dx, 3);
+  const int64_t L = ngc_block_of(be, dx);
   const float *pdy = dy->data; // (B * n_ids, C)
-  float *pdx = dx->data;       // (B, C, H, W)
+  float *pdx = dx->data;       // (B, C, H, W) or (B, C/L, H, W, L)
   ngc_cpu_enter(be);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(ngc_cpu_nt(be, B * C * hw))
   for (int64_t b = 0; b < B; b++) {
-    for (int64_t c = 0; c < C; c++) {
-      float *dxp = pdx + (b * C + c) * hw;
-      const float *gc = pdy + b * n_ids * C + c;
-      memset(dxp, 0, (size_t)hw * sizeof *dxp);
-      for (int64_t s = 0; s < n_ids; s++) dxp[ids[s]] += gc[s * C];
+    for (int64_t q = 0; q < C / L; q++) { /* one plane of L channels */
+      float *dxp = pdx + (b * (C / L) + q) * hw * L;
+      const float *gc = pdy + b * n_ids * C + q * L;
+      memset(dxp, 0, (size_t)(hw * L) * sizeof *dxp);
+      for (int64_t s = 0; s < n_ids; s++)
+#pragma omp simd
+        for (int64_t l = 0; l < L; l++) dxp[ids[s] * L + l] += gc[s * C + l];
     }
   }
   return NEGCUT_OK;

@@ -1,5 +1,6 @@
 /* CPU spatial slots: padding (zero, reflect, replicate), horizontal flip,
- * channel concatenation. Row copies; parallel over (plane, row). */
+ * channel concatenation. Row copies; parallel over (plane, row). Pads and
+ * the flip take either layout; concat only plain tensors. */
 #include <string.h>
 
 #include "cpu_loops.h"
@@ -17,52 +18,66 @@ static inline int64_t pad_src(ngc_pad_mode mode, int64_t i, int64_t n) {
   return i < n ? i : period - i;
 }
 
+/* Pads and flips see an activation as planes (n, c / L) of H rows of W
+ * pixels of L floats: L = 1 for plain NCHW, the block for a blocked tensor.
+ * A pixel moves as a whole. */
+static inline void copy_px(float *restrict dst, const float *restrict src, int64_t L) {
+  for (int64_t l = 0; l < L; l++) dst[l] = src[l];
+}
+
 static negcut_status cpu_pad_fwd(ngc_backend *be, ngc_pad_mode mode, int32_t pad,
                                  const ngc_tensor *x, ngc_tensor *y) {
-  const int64_t planes = ngc_d(x, 0) * ngc_d(x, 1);
+  const int64_t L = ngc_block_of(be, x), planes = ngc_d(x, 0) * ngc_d(x, 1) / L;
   const int64_t H = ngc_d(x, 2), W = ngc_d(x, 3);
   const int64_t Ho = ngc_d(y, 2), Wo = ngc_d(y, 3), p = pad;
-  const float *px = x->data; // (N, C, H, W)
-  float *py = y->data;       // (N, C, H + 2p, W + 2p)
+  const float *px = x->data; // (N, C/L, H, W, L)
+  float *py = y->data;       // (N, C/L, H + 2p, W + 2p, L)
   ngc_cpu_enter(be);
-#pragma omp parallel for collapse(2) schedule(static) num_threads(ngc_cpu_nt(be, planes * Ho * Wo))
+#pragma omp parallel for collapse(2) schedule(static) num_threads(ngc_cpu_nt(be, planes * Ho * Wo * L))
   for (int64_t pl = 0; pl < planes; pl++) {
     for (int64_t oh = 0; oh < Ho; oh++) {
-      float *yr = py + (pl * Ho + oh) * Wo;
+      float *yr = py + (pl * Ho + oh) * Wo * L;
       int64_t sh = pad_src(mode, oh - p, H);
       if (sh < 0) {
-        memset(yr, 0, (size_t)Wo * sizeof *yr);
+        memset(yr, 0, (size_t)(Wo * L) * sizeof *yr);
         continue;
       }
-      const float *xr = px + (pl * H + sh) * W;
+      const float *xr = px + (pl * H + sh) * W * L;
       for (int64_t j = 0; j < p; j++) {
         int64_t s = pad_src(mode, j - p, W);
-        yr[j] = s < 0 ? 0.0f : xr[s];
+        if (s < 0) memset(yr + j * L, 0, (size_t)L * sizeof *yr);
+        else copy_px(yr + j * L, xr + s * L, L);
       }
-      memcpy(yr + p, xr, (size_t)W * sizeof *yr);
+      memcpy(yr + p * L, xr, (size_t)(W * L) * sizeof *yr);
       for (int64_t j = p + W; j < Wo; j++) {
         int64_t s = pad_src(mode, j - p, W);
-        yr[j] = s < 0 ? 0.0f : xr[s];
+        if (s < 0) memset(yr + j * L, 0, (size_t)L * sizeof *yr);
+        else copy_px(yr + j * L, xr + s * L, L);
       }
     }
   }
   return NEGCUT_OK;
 }
 
+static inline void add_px(float *restrict dst, const float *restrict src, int64_t L) {
+  for (int64_t l = 0; l < L; l++) dst[l] += src[l];
+}
+
 /* dxr (=/+=) the contributions of one padded row dyr: its middle lands
- * in place, its border columns on their mirrored/replicated sources. */
-static inline void pad_row_bwd(ngc_pad_mode mode, int64_t p, int64_t W,
+ * in place, its border pixels on their mirrored/replicated sources. */
+static inline void pad_row_bwd(ngc_pad_mode mode, int64_t p, int64_t W, int64_t L,
                                const float *restrict dyr, float *restrict dxr,
                                int assign) {
   if (assign) {
-    memcpy(dxr, dyr + p, (size_t)W * sizeof *dxr);
+    memcpy(dxr, dyr + p * L, (size_t)(W * L) * sizeof *dxr);
   } else {
 #pragma omp simd
-    for (int64_t w = 0; w < W; w++) dxr[w] += dyr[p + w];
+    for (int64_t i = 0; i < W * L; i++) dxr[i] += dyr[p * L + i];
   }
   if (mode == NGC_PAD_ZERO) return;
-  for (int64_t j = 0; j < p; j++) dxr[pad_src(mode, j - p, W)] += dyr[j];
-  for (int64_t j = p + W; j < W + 2 * p; j++) dxr[pad_src(mode, j - p, W)] += dyr[j];
+  for (int64_t j = 0; j < p; j++) add_px(dxr + pad_src(mode, j - p, W) * L, dyr + j * L, L);
+  for (int64_t j = p + W; j < W + 2 * p; j++)
+    add_px(dxr + pad_src(mode, j - p, W) * L, dyr + j * L, L);
 }
 
 /* Each dx row gathers its own contributions (its padded row, then the border
@@ -70,42 +85,46 @@ static inline void pad_row_bwd(ngc_pad_mode mode, int64_t p, int64_t W,
  * not depend on the thread count. */
 static negcut_status cpu_pad_bwd(ngc_backend *be, ngc_pad_mode mode, int32_t pad,
                                  const ngc_tensor *dy, ngc_tensor *dx) {
-  const int64_t planes = ngc_d(dx, 0) * ngc_d(dx, 1);
+  const int64_t L = ngc_block_of(be, dx), planes = ngc_d(dx, 0) * ngc_d(dx, 1) / L;
   const int64_t H = ngc_d(dx, 2), W = ngc_d(dx, 3);
   const int64_t Ho = ngc_d(dy, 2), Wo = ngc_d(dy, 3), p = pad;
-  const float *pdy = dy->data; // (N, C, H + 2p, W + 2p)
-  float *pdx = dx->data;       // (N, C, H, W)
+  const float *pdy = dy->data; // (N, C/L, H + 2p, W + 2p, L)
+  float *pdx = dx->data;       // (N, C/L, H, W, L)
   ngc_cpu_enter(be);
-#pragma omp parallel for collapse(2) schedule(static) num_threads(ngc_cpu_nt(be, planes * Ho * Wo))
+#pragma omp parallel for collapse(2) schedule(static) num_threads(ngc_cpu_nt(be, planes * Ho * Wo * L))
   for (int64_t pl = 0; pl < planes; pl++) {
     for (int64_t h = 0; h < H; h++) {
-      const float *dyp = pdy + pl * Ho * Wo;
-      float *dxr = pdx + (pl * H + h) * W;
-      pad_row_bwd(mode, p, W, dyp + (h + p) * Wo, dxr, 1);
+      const float *dyp = pdy + pl * Ho * Wo * L;
+      float *dxr = pdx + (pl * H + h) * W * L;
+      pad_row_bwd(mode, p, W, L, dyp + (h + p) * Wo * L, dxr, 1);
       if (mode == NGC_PAD_ZERO) continue;
       for (int64_t oh = 0; oh < p; oh++)
-        if (pad_src(mode, oh - p, H) == h) pad_row_bwd(mode, p, W, dyp + oh * Wo, dxr, 0);
+        if (pad_src(mode, oh - p, H) == h) pad_row_bwd(mode, p, W, L, dyp + oh * Wo * L, dxr, 0);
       for (int64_t oh = p + H; oh < Ho; oh++)
-        if (pad_src(mode, oh - p, H) == h) pad_row_bwd(mode, p, W, dyp + oh * Wo, dxr, 0);
+        if (pad_src(mode, oh - p, H) == h) pad_row_bwd(mode, p, W, L, dyp + oh * Wo * L, dxr, 0);
     }
   }
   return NEGCUT_OK;
 }
 
-/* Mirror along W. Swaps pairs, so x and y may be the same tensor. */
+/* Mirror along W (pixels of L floats). Swaps pairs, so x and y may be the
+ * same tensor. */
 static negcut_status cpu_hflip(ngc_backend *be, const ngc_tensor *x, ngc_tensor *y) {
-  const int64_t W = x->dim[x->ndim - 1], rows = ngc_numel(x) / W;
+  const int64_t L = ngc_block_of(be, x), W = x->dim[x->ndim - 1];
+  const int64_t rows = ngc_numel(x) / (W * L);
   const float *px = x->data;
   float *py = y->data;
   ngc_cpu_enter(be);
-#pragma omp parallel for schedule(static) num_threads(ngc_cpu_nt(be, rows * W))
+#pragma omp parallel for schedule(static) num_threads(ngc_cpu_nt(be, rows * W * L))
   for (int64_t r = 0; r < rows; r++) {
-    const float *xr = px + r * W;
-    float *yr = py + r * W;
+    const float *xr = px + r * W * L;
+    float *yr = py + r * W * L;
     for (int64_t i = 0, j = W - 1; i <= j; i++, j--) {
-      float a = xr[i], b = xr[j];
-      yr[i] = b;
-      yr[j] = a;
+      for (int64_t l = 0; l < L; l++) {
+        float a = xr[i * L + l], b = xr[j * L + l];
+        yr[i * L + l] = b;
+        yr[j * L + l] = a;
+      }
     }
   }
   return NEGCUT_OK;

@@ -1,4 +1,5 @@
-/* Reference element-wise ops: fill, axpby, add, activations, hflip, concat. */
+/* Reference element-wise ops: fill, axpby, add, activations, relayout,
+ * hflip, concat. */
 #include <math.h>
 #include <string.h>
 
@@ -22,6 +23,28 @@ static negcut_status ref_add(ngc_backend *be, const ngc_tensor *a, const ngc_ten
                              ngc_tensor *y) {
   int64_t n = ngc_numel(y);
   for (int64_t i = 0; i < n; i++) y->data[i] = a->data[i] + b->data[i];
+  return NEGCUT_OK;
+}
+
+/* Offset of (n, c, p) (p = h * W + w) in a tensor of C channels, P
+ * positions, channel block b (1: plain NCHW; else (N, C/b, H, W, b)). */
+static int64_t offset(int64_t n, int64_t c, int64_t p, int64_t C, int64_t P, int64_t b) {
+  return ((n * (C / b) + c / b) * P + p) * b + c % b;
+}
+
+/* Works for either layout on either side (the blocks come from be), so the
+ * CPU backend uses it as is: it only runs at a network's edges. */
+static negcut_status ref_relayout(ngc_backend *be, const ngc_tensor *x, ngc_tensor *y) {
+  const int64_t N = ngc_d(x, 0), C = ngc_d(x, 1), P = ngc_d(x, 2) * ngc_d(x, 3);
+  const int64_t bx = ngc_block_of(be, x), by = ngc_block_of(be, y);
+  if (bx == by) {
+    memcpy(y->data, x->data, (size_t)ngc_numel(x) * sizeof(float));
+    return NEGCUT_OK;
+  }
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t c = 0; c < C; c++)
+      for (int64_t p = 0; p < P; p++)
+        y->data[offset(n, c, p, C, P, by)] = x->data[offset(n, c, p, C, P, bx)];
   return NEGCUT_OK;
 }
 
@@ -102,6 +125,7 @@ void ngc_ref_fill_elementwise_ops(ngc_backend_ops *ops) {
   ops->add = ref_add;
   ops->act_fwd = ref_act_fwd;
   ops->act_bwd = ref_act_bwd;
+  ops->relayout = ref_relayout;
   ops->hflip = ref_hflip;
   ops->concat_fwd = ref_concat_fwd;
   ops->concat_bwd = ref_concat_bwd;
