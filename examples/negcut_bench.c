@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <negcut.h>
+
 #include "bench/bench.h"
 
 static const bench_mode modes[] = {
@@ -41,12 +43,12 @@ bench_stat bench_stats(double *v, int n) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: negcut-bench <mode> [--threads N] [--reps N]\nmodes:\n");
+  fprintf(f, "usage: negcut-bench <mode> [--threads N] [--reps N] [--backend cpu|cuda]\nmodes:\n");
   for (int i = 0; i < N_MODES; i++) fprintf(f, "  %-8s %s\n", modes[i].name, modes[i].help);
 }
 
 int main(int argc, char **argv) {
-  bench_opts o = {0, 5};
+  bench_opts o = {0, 5, NEGCUT_BACKEND_CPU};
   const bench_mode *m = NULL;
   char **rest;
   int nrest = 0;
@@ -70,11 +72,15 @@ int main(int argc, char **argv) {
       o.threads = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
       o.reps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--backend") && i + 1 < argc) {
+      const char *b = argv[++i];
+      o.backend = !strcmp(b, "cuda") ? NEGCUT_BACKEND_CUDA : !strcmp(b, "cpu") ? NEGCUT_BACKEND_CPU : -1;
+    }
     else
       rest[nrest++] = argv[i];
   }
-  if (o.threads < 0 || o.reps < 1) {
-    fprintf(stderr, "negcut-bench: --threads must be >= 0 and --reps >= 1\n");
+  if (o.threads < 0 || o.reps < 1 || o.backend < 0) {
+    fprintf(stderr, "negcut-bench: --threads must be >= 0, --reps >= 1, --backend cpu or cuda\n");
     free(rest);
     return 2;
   }

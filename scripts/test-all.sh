@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs every test: the release build with -Werror (all
-# CTest labels: unit, parity, packaging, slow),
+# CTest labels: unit, parity, packaging, slow, and cuda, which skips without a GPU),
 # then an address+undefined sanitizer build (without CUDA) that must export
 # the same ABI and runs the unit tests.
 set -euo pipefail

@@ -2,8 +2,8 @@
 """The PyTorch side of negcut-bench: the same work as ours, timed in its own
 process so that peak RSS is its own.
 
-    bench_torch.py infer --size 256 [--ngf 64] --reps K --threads T
-    bench_torch.py train --mode cut|negcut --size 256 [--ngf 64] --reps K --threads T
+    bench_torch.py infer --size 256 [--ngf 64] --reps K --threads T [--device cpu|cuda]
+    bench_torch.py train --mode cut|negcut --size 256 [--ngf 64] --reps K --threads T [--device cuda]
 
 Prints one line: "times <s> <s> ... rss_kib <n>". Networks are our PyTorch
 implementation of the reference (tools/negcut_ref.py); the training
@@ -117,9 +117,20 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    if a.device == "cuda":
+        # every tensor and module made below lands on the GPU (ANCHORS.md: cudnn.benchmark on)
+        torch.set_default_device("cuda")
+        torch.backends.cudnn.benchmark = True
+
+    def now():
+        if a.device == "cuda":
+            torch.cuda.synchronize()  # the GPU runs behind the host
+        return time.perf_counter()
+
     times = []
     if a.what == "infer":
         g = ref.ResnetGenerator(ngf=a.ngf, n_blocks=a.blocks).eval()
@@ -127,22 +138,22 @@ def main():
         x = torch.rand(1, 3, a.size, a.size) * 2 - 1
         with torch.no_grad():
             for i in range(a.reps + 1):
-                t0 = time.perf_counter()
+                t0 = now()
                 if a.bf16:
-                    with torch.autocast("cpu", dtype=torch.bfloat16):
+                    with torch.autocast(a.device, dtype=torch.bfloat16):
                         g(x)
                 else:
                     g(x)
                 if i:
-                    times.append(time.perf_counter() - t0)
+                    times.append(now() - t0)
     else:
         it = Iteration(a.mode, a.ngf, a.size, a.blocks)
         x, y = torch.rand(1, 3, a.size, a.size) * 2 - 1, torch.rand(1, 3, a.size, a.size) * 2 - 1
         for i in range(a.reps + 1):
-            t0 = time.perf_counter()
+            t0 = now()
             it.step(x, y)
             if i:
-                times.append(time.perf_counter() - t0)
+                times.append(now() - t0)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print("times " + " ".join("%.6f" % t for t in times) + " rss_kib %d" % rss)
 

@@ -9,6 +9,7 @@
 typedef struct bench_opts {
   int32_t threads; /* 0: all cores */
   int32_t reps;    /* timed repetitions (a warm-up run comes first) */
+  int32_t backend; /* NEGCUT_BACKEND_CPU (default) or _CUDA: --backend cpu|cuda */
 } bench_opts;
 
 /* Runs the mode; argc/argv hold what the common options left over.

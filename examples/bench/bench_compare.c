@@ -11,7 +11,9 @@
 
 #include <negcut.h>
 
+#include "backend/backend.h"
 #include "bench/bench.h"
+#include "core/core.h"
 
 #define MAX_SAMPLES 256
 
@@ -36,6 +38,9 @@ static void print_result(const double *t, int n) {
   for (int i = 0; i < n; i++) printf(" %.6f", t[i]);
   printf(" rss_kib %ld\n", ru.ru_maxrss);
 }
+
+/* A GPU runs behind the host: wait for it before reading the clock. */
+static int device_sync(negcut_ctx *ctx) { return ctx->be->ops.sync(ctx->be) != NEGCUT_OK; }
 
 static int fail(negcut_ctx *ctx, const char *what) {
   fprintf(stderr, "negcut-bench worker: %s: %s\n", what, negcut_ctx_last_error(ctx));
@@ -78,7 +83,8 @@ static int worker_infer(const job *j, negcut_ctx *ctx) {
   random_image(x, n, 1);
   for (int i = 0; i <= j->reps; i++) {
     double t0 = bench_now();
-    if (negcut_translate_f32(tr, x, 1, (uint32_t)j->size, (uint32_t)j->size, y)) return fail(ctx, "translate");
+    if (negcut_translate_f32(tr, x, 1, (uint32_t)j->size, (uint32_t)j->size, y) || device_sync(ctx))
+      return fail(ctx, "translate");
     if (i) t[i - 1] = bench_now() - t0;
   }
   print_result(t, j->reps);
@@ -104,7 +110,7 @@ static int worker_train(const job *j, negcut_ctx *ctx) {
   random_image(b, n, 2);
   for (int i = 0; i <= j->reps; i++) {
     double t0 = bench_now();
-    if (negcut_trainer_step_batch(tr, a, b, (uint32_t)j->size, (uint32_t)j->size))
+    if (negcut_trainer_step_batch(tr, a, b, (uint32_t)j->size, (uint32_t)j->size) || device_sync(ctx))
       return fail(ctx, "step");
     if (i) t[i - 1] = bench_now() - t0;
   }
@@ -151,7 +157,7 @@ int bench_worker(const bench_opts *o, int argc, char **argv) {
   negcut_ctx *ctx = NULL;
   if (argc < 1 || parse_job(&j, o, argc - 1, argv + 1, argv[0])) return 2;
   negcut_ctx_options_init(&co);
-  co.backend = NEGCUT_BACKEND_CPU;
+  co.backend = o->backend;
   co.threads = o->threads;
   co.seed = 1;
   if (negcut_ctx_create(&ctx, &co)) return fail(NULL, "context");
@@ -199,12 +205,16 @@ static int compare(const bench_opts *o, int argc, char **argv, const char *what)
   ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
   if (len <= 0) return 1;
   self[len] = '\0';
-  snprintf(src, sizeof src, "%s", NGC_SOURCE_DIR);
-  snprintf(ours, sizeof ours, "%s worker %s --threads %d --reps %d --size %d --ngf %d --blocks %d --mode %s%s",
-           self, what, threads, j.reps, j.size, j.ngf, j.blocks, j.mode, j.bf16 ? " --bf16" : "");
+  snprintf(src, sizeof src, "%s", getenv("NEGCUT_SOURCE_DIR") ? getenv("NEGCUT_SOURCE_DIR") : NGC_SOURCE_DIR);
+  const char *backend = negcut_backend_name(o->backend);
+  /* the Python that has torch (a GPU machine's may not be /usr/bin/python3) */
+  const char *python = getenv("NEGCUT_BENCH_PYTHON") ? getenv("NEGCUT_BENCH_PYTHON") : "/usr/bin/python3";
+  snprintf(ours, sizeof ours, "%s worker %s --threads %d --reps %d --backend %s --size %d --ngf %d --blocks %d --mode %s%s",
+           self, what, threads, j.reps, backend, j.size, j.ngf, j.blocks, j.mode, j.bf16 ? " --bf16" : "");
   snprintf(theirs, sizeof theirs,
-           "/usr/bin/python3 %s/tools/bench_torch.py %s --threads %d --reps %d --size %d --ngf %d --blocks %d --mode %s%s",
-           src, what, threads, j.reps, j.size, j.ngf, j.blocks, j.mode, j.bf16 ? " --bf16" : "");
+           "%s %s/tools/bench_torch.py %s --threads %d --reps %d --device %s --size %d --ngf %d --blocks %d --mode %s%s",
+           python, src, what, threads, j.reps, o->backend == NEGCUT_BACKEND_CUDA ? "cuda" : "cpu", j.size, j.ngf,
+           j.blocks, j.mode, j.bf16 ? " --bf16" : "");
   sample_set a = {{0}, 0, 0}, b = {{0}, 0, 0};
   for (int r = 0; r < rounds; r++) {
     if (run_side(ours, &a)) {
@@ -230,19 +240,21 @@ static int compare(const bench_opts *o, int argc, char **argv, const char *what)
   return 0;
 }
 
-static void header(int threads) {
+static void header(const bench_opts *o, int threads) {
+  char ours[64];
+  snprintf(ours, sizeof ours, "libnegcut (%s)", negcut_backend_name(o->backend));
   printf("%d threads, %s; medians (min-max) over all timed repetitions of alternating processes\n",
          threads, negcut_build_info());
-  printf("%-28s | %-36s | %-36s | speed | RSS\n", "case", "libnegcut (cpu)", "PyTorch 1.13");
+  printf("%-28s | %-36s | %-36s | speed | RSS\n", "case", ours, "PyTorch");
   printf("%-28s | %-36s | %-36s | ratio | ratio\n", "", "", "");
 }
 
 int bench_infer(const bench_opts *o, int argc, char **argv) {
-  header(o->threads ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+  header(o, o->threads ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
   return compare(o, argc, argv, "infer");
 }
 
 int bench_train(const bench_opts *o, int argc, char **argv) {
-  header(o->threads ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+  header(o, o->threads ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
   return compare(o, argc, argv, "train");
 }

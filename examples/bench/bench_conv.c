@@ -100,6 +100,8 @@ static void run_job(const job *j) {
     CHECK_DNNL(dnnl_stream_wait(j->stream));
     break;
   }
+  /* a GPU slot only enqueues: wait for it before the clock is read */
+  if (st == NEGCUT_OK && j->kind != JOB_DNNL && !j->be->host_memory) st = j->be->ops.sync(j->be);
   if (st != NEGCUT_OK) {
     fprintf(stderr, "negcut-bench: slot failed: %s\n", negcut_status_str(st));
     exit(1);
@@ -386,6 +388,96 @@ static void print_ratio(bench_stat ours, bench_stat best) {
   printf(" %4.2f/%4.2f", best.med / ours.med, best.min / ours.min);
 }
 
+/* ---------------------------------------------------- --backend cuda */
+
+/* A tensor on a device backend filled with noise through an upload. */
+static ngc_tensor device_tensor(negcut_ctx *ctx, int32_t ndim, int64_t a, int64_t b, int64_t c,
+                                int64_t d) {
+  const int64_t dim[4] = {a, b, c, d};
+  ngc_tensor t;
+  if (ngc_tensor_alloc(ctx, ctx->be, &t, ndim, dim) != NEGCUT_OK) {
+    fprintf(stderr, "negcut-bench: %s\n", negcut_ctx_last_error(ctx));
+    exit(1);
+  }
+  const size_t n = (size_t)ngc_numel(&t);
+  float *h = malloc(n * sizeof *h);
+  if (!h) exit(1);
+  fill(h, n);
+  if (ctx->be->ops.upload(ctx->be, t.data, h, n * sizeof *h) != NEGCUT_OK) {
+    fprintf(stderr, "negcut-bench: %s\n", negcut_ctx_last_error(ctx));
+    exit(1);
+  }
+  free(h);
+  return t;
+}
+
+/* Our slots alone on a GPU backend (there is no bare oneDNN primitive to
+ * set beside them), each call waited for. */
+static int bench_conv_device(const bench_opts *o, int do_conv, int do_blur) {
+  negcut_ctx_options co;
+  negcut_ctx *ctx = NULL;
+  negcut_ctx_options_init(&co);
+  co.backend = o->backend;
+  co.threads = o->threads;
+  if (negcut_ctx_create(&ctx, &co) != NEGCUT_OK) {
+    fprintf(stderr, "negcut-bench: %s\n", negcut_ctx_last_error(NULL));
+    return 1;
+  }
+  printf("negcut-bench conv --backend %s: %s\n", ctx->be->name, negcut_build_info());
+  printf("batch 1, %d reps after a warm-up, each call synchronised; GFLOP/s = 2*MAC/time,\n"
+         "median (slowest-fastest).\n\n", o->reps);
+  printf("%-22s | %-18s | %-18s | %-18s\n", "shape", "fwd", "bwd-data", "bwd-w (+bias)");
+  for (int si = 0; si < N_SHAPES && do_conv; si++) {
+    const conv_shape *s = &shapes[si];
+    const int64_t ho = s->h + 2 * s->pad - s->k + 1;
+    const double flop = 2.0 * (double)(s->co * ho * ho) * (double)(s->ci * s->k * s->k);
+    ngc_tensor x = device_tensor(ctx, 4, 1, s->ci, s->h, s->h),
+               w = device_tensor(ctx, 4, s->co, s->ci, s->k, s->k),
+               b = device_tensor(ctx, 1, s->co, 1, 1, 1), y = device_tensor(ctx, 4, 1, s->co, ho, ho),
+               dy = device_tensor(ctx, 4, 1, s->co, ho, ho),
+               dx = device_tensor(ctx, 4, 1, s->ci, s->h, s->h),
+               dw = device_tensor(ctx, 4, s->co, s->ci, s->k, s->k),
+               db = device_tensor(ctx, 1, s->co, 1, 1, 1);
+    const ngc_conv_params p = {1, (int32_t)s->pad, 0, 0};
+    job of = {.be = ctx->be, .p = p, .x = &x, .w = &w, .b = &b, .y = &y, .dy = &dy,
+              .dx = &dx, .dw = &dw, .db = &db};
+    job od = of, ow = of;
+    bench_stat sf, sd, sw;
+    of.kind = JOB_FWD, od.kind = JOB_BWD_DATA, ow.kind = JOB_BWD_WEIGHTS;
+    time_pair(&of, NULL, o->reps, &sf, NULL);
+    time_pair(&od, NULL, o->reps, &sd, NULL);
+    time_pair(&ow, NULL, o->reps, &sw, NULL);
+    printf("%-22s |", s->name);
+    print_cell(flop, sf), printf(" |"), print_cell(flop, sd), printf(" |"), print_cell(flop, sw);
+    printf("\n");
+    fflush(stdout);
+    ngc_tensor *ts[] = {&x, &w, &b, &y, &dy, &dx, &dw, &db};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) ngc_tensor_release(ts[i]);
+  }
+  static const struct {
+    const char *name;
+    int up;
+    int64_t c, h;
+  } blurs[] = {{"blur_down 128 @256", 0, 128, 256},
+               {"blur_down 256 @128", 0, 256, 128},
+               {"blur_up 256 @64", 1, 256, 64},
+               {"blur_up 128 @128", 1, 128, 128}};
+  if (do_blur) printf("\nBlurs, forward, ms (median, min-max), padding included.\n");
+  for (size_t i = 0; i < sizeof blurs / sizeof blurs[0] && do_blur; i++) {
+    const int64_t c = blurs[i].c, h = blurs[i].h, ho = blurs[i].up ? 2 * h : (h + 1) / 2;
+    ngc_tensor x = device_tensor(ctx, 4, 1, c, h, h), y = device_tensor(ctx, 4, 1, c, ho, ho);
+    job j = {.kind = blurs[i].up ? JOB_BLUR_UP : JOB_BLUR_DOWN, .be = ctx->be, .x = &x, .y = &y};
+    bench_stat sb;
+    time_pair(&j, NULL, o->reps, &sb, NULL);
+    printf("%-22s %6.3f (%5.3f-%5.3f)\n", blurs[i].name, sb.med * 1e3, sb.min * 1e3,
+           sb.max * 1e3);
+    ngc_tensor_release(&x);
+    ngc_tensor_release(&y);
+  }
+  negcut_ctx_free(ctx);
+  return 0;
+}
+
 int bench_conv(const bench_opts *o, int argc, char **argv) {
   negcut_ctx_options co;
   negcut_ctx *ctx = NULL;
@@ -401,6 +493,7 @@ int bench_conv(const bench_opts *o, int argc, char **argv) {
       return 2;
     }
   }
+  if (o->backend != NEGCUT_BACKEND_CPU) return bench_conv_device(o, do_conv, do_blur);
   negcut_ctx_options_init(&co);
   co.backend = NEGCUT_BACKEND_CPU;
   co.threads = o->threads;

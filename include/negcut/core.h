@@ -66,7 +66,7 @@ NEGCUT_API const char *negcut_build_info(void);
 typedef struct negcut_ctx negcut_ctx;
 
 typedef int32_t negcut_backend_kind;
-#define NEGCUT_BACKEND_AUTO 0 /* CUDA when a GPU is usable, else CPU */
+#define NEGCUT_BACKEND_AUTO 0 /* CPU (CUDA only by name until it is validated on a GPU) */
 #define NEGCUT_BACKEND_REF 1  /* portable reference code: slow, the oracle */
 #define NEGCUT_BACKEND_CPU 2  /* oneDNN and OpenBLAS */
 #define NEGCUT_BACKEND_CUDA 3 /* cuDNN and cuBLAS */

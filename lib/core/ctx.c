@@ -29,6 +29,11 @@ const char *negcut_backend_name(negcut_backend_kind kind) {
   }
 }
 
+/* AUTO tries the CUDA backend first only once that backend has passed its
+ * tests on a GPU (tests/check_cuda_*, label cuda). Until then it is there
+ * for callers who ask for it by name, and AUTO means the CPU. */
+#define NGC_AUTO_TRIES_CUDA 0
+
 negcut_status negcut_ctx_create(negcut_ctx **out, const negcut_ctx_options *opts) {
   negcut_ctx_options o = NEGCUT_CTX_OPTIONS_INIT;
   negcut_ctx *ctx = NULL;
@@ -68,7 +73,8 @@ negcut_status negcut_ctx_create(negcut_ctx **out, const negcut_ctx_options *opts
   st = ngc_backend_open(ctx, NEGCUT_BACKEND_REF, &ctx->ref);
   if (st != NEGCUT_OK) goto fail;
   if (o.backend == NEGCUT_BACKEND_AUTO) {
-    st = ngc_backend_open(ctx, NEGCUT_BACKEND_CUDA, &ctx->be);
+    st = NGC_AUTO_TRIES_CUDA ? ngc_backend_open(ctx, NEGCUT_BACKEND_CUDA, &ctx->be)
+                             : NEGCUT_ERR_UNSUPPORTED;
     if (st != NEGCUT_OK) st = ngc_backend_open(ctx, NEGCUT_BACKEND_CPU, &ctx->be);
   } else if (o.backend == NEGCUT_BACKEND_REF) {
     ctx->be = ctx->ref;

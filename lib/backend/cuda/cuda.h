@@ -1,0 +1,117 @@
+/* CUDA backend internals: the device, its stream and library handles, the
+ * caching allocator, the pinned staging ring, and the slot groups of each
+ * file. Included by the .c files (C11) and the .cu files (CUDA C++), so
+ * everything here has C linkage.
+ *
+ * Ordering model: every op slot enqueues work on the backend's one stream
+ * and returns without waiting. Uploads go through pinned staging buffers on
+ * the legacy default stream, which the backend's (blocking) stream is
+ * ordered against in both directions; only download and sync wait on the
+ * host. Memory freed back to the cache may be handed out again at once:
+ * all later use of it is enqueued on the same stream (or the legacy one),
+ * behind the work that still reads it, as in PyTorch's caching allocator. */
+#ifndef NGC_CUDA_H
+#define NGC_CUDA_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "backend/backend.h"
+
+typedef struct ngc_cuda_cache ngc_cuda_cache; /* cuda_alloc.c */
+typedef struct ngc_cuda_stage ngc_cuda_stage; /* cuda_transfer.c */
+typedef struct ngc_cuda_convs ngc_cuda_convs; /* cuda_conv.c */
+
+typedef struct ngc_cuda {
+  int32_t device;
+  cudaStream_t stream;   /* every op slot runs here */
+  cudnnHandle_t dnn;     /* bound to stream */
+  cublasHandle_t blas;   /* bound to stream, fp32 without TF32 */
+  ngc_cuda_cache *cache; /* device memory: size-class free lists */
+  ngc_cuda_stage *stage; /* pinned host buffers for uploads */
+  ngc_cuda_convs *convs; /* cuDNN plans keyed by shape */
+  void *work;            /* the shared cuDNN workspace (from the cache) */
+  size_t work_bytes;
+} ngc_cuda;
+
+static inline ngc_cuda *ngc_cuda_of(ngc_backend *be) { return (ngc_cuda *)be->impl; }
+static inline cudaStream_t ngc_cuda_stream(ngc_backend *be) { return ngc_cuda_of(be)->stream; }
+
+/* ----------------------------------------------------- statuses (cuda_backend.c)
+ * Each returns NEGCUT_OK, or records "cuda <what>: <library message>" on
+ * be->ctx and returns NEGCUT_ERR_OUT_OF_MEMORY, _UNSUPPORTED or _BACKEND. */
+negcut_status ngc_cuda_check(ngc_backend *be, cudaError_t e, const char *what);
+negcut_status ngc_cuda_check_dnn(ngc_backend *be, cudnnStatus_t s, const char *what);
+negcut_status ngc_cuda_check_blas(ngc_backend *be, cublasStatus_t s, const char *what);
+/* After a kernel launch: launch-configuration errors, and errors of earlier
+ * asynchronous work that the runtime has already seen. */
+negcut_status ngc_cuda_launched(ngc_backend *be, const char *what);
+/* Makes the backend's device current for the calling thread; every slot
+ * starts with it (a context may move between threads). */
+negcut_status ngc_cuda_enter(ngc_backend *be);
+
+/* ------------------------------------------------------ memory (cuda_alloc.c) */
+negcut_status ngc_cuda_cache_create(ngc_backend *be);
+/* Device memory of at least bytes (0 is fine), 256-byte aligned; NULL when
+ * the device is out of memory even after the cache was emptied. */
+void *ngc_cuda_alloc(ngc_backend *be, size_t bytes);
+/* Back to the cache (not to the driver); NULL is ignored. */
+void ngc_cuda_free(ngc_backend *be, void *p);
+/* Frees every block, in use or cached, and the cache itself. */
+void ngc_cuda_cache_destroy(ngc_backend *be);
+/* Scratch for one slot: like ngc_cuda_alloc, but records an out-of-memory
+ * message naming `what`. Give it back with ngc_cuda_free once the work that
+ * uses it is enqueued (stream order keeps it alive long enough). */
+negcut_status ngc_cuda_scratch(ngc_backend *be, size_t bytes, void **out, const char *what);
+
+/* --------------------------------------------------- transfers (cuda_transfer.c) */
+negcut_status ngc_cuda_stage_create(ngc_backend *be);
+void ngc_cuda_stage_destroy(ngc_backend *be);
+/* Copies bytes of host memory at src to device memory at dst on stream s
+ * through a pinned staging buffer: src may be reused as soon as this
+ * returns, and the host does not wait for the device. */
+negcut_status ngc_cuda_stage_copy(ngc_backend *be, void *dst, const void *src, size_t bytes,
+                                  cudaStream_t s);
+/* alloc, free, upload, download, sync. */
+void ngc_cuda_fill_memory_ops(ngc_backend_ops *ops);
+
+/* ------------------------------------------------ convolutions (cuda_conv.c) */
+void ngc_cuda_fill_conv_ops(ngc_backend_ops *ops);
+void ngc_cuda_convs_destroy(ngc_backend *be);
+
+/* ------------------------------------------------------ cuBLAS (cuda_gemm.c) */
+void ngc_cuda_fill_gemm_ops(ngc_backend_ops *ops);
+
+/* --------------------------------------------- own kernels (cuda_*.cu) */
+void ngc_cuda_fill_eltwise_ops(ngc_backend_ops *ops); /* cuda_eltwise.cu */
+void ngc_cuda_fill_spatial_ops(ngc_backend_ops *ops); /* cuda_spatial.cu */
+void ngc_cuda_fill_norm_ops(ngc_backend_ops *ops);    /* cuda_norm.cu */
+void ngc_cuda_fill_rows_ops(ngc_backend_ops *ops);    /* cuda_rows.cu */
+void ngc_cuda_fill_loss_ops(ngc_backend_ops *ops);    /* cuda_losses.cu */
+void ngc_cuda_fill_optim_ops(ngc_backend_ops *ops);   /* cuda_optim.cu */
+
+/* Helpers the cuDNN and cuBLAS files need (cuda_helpers.cu). */
+/* y (N, C, HW) += b (C) per channel. */
+negcut_status ngc_cuda_bias_add(ngc_backend *be, float *y, const float *b, int64_t n,
+                                int64_t c, int64_t hw);
+/* db (C) += sum of dy (N, C, HW) over N and HW, in double, deterministic. */
+negcut_status ngc_cuda_bias_grad(ngc_backend *be, const float *dy, float *db, int64_t n,
+                                 int64_t c, int64_t hw);
+/* out[b, j] (= or +=) (float)(sum_r x[b, r, j] / div) for x (B, rows, cols)
+ * row-major: column sums in double, in a fixed order whatever the device. */
+negcut_status ngc_cuda_colsum(ngc_backend *be, const float *x, int64_t batch, int64_t rows,
+                              int64_t cols, double div, int accumulate, float *out);
+/* bfloat16 (round to nearest even) <-> float; dst and src do not overlap. */
+negcut_status ngc_cuda_to_bf16(ngc_backend *be, const float *src, void *dst, int64_t n);
+negcut_status ngc_cuda_from_bf16(ngc_backend *be, const void *src, float *dst, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,215 @@
+/* The caching allocator: device memory in size classes (eight per power of
+ * two, so at most 12.5% is wasted), a free list per class, and a table of
+ * the blocks in use (pointer -> class size). A training step that repeats
+ * asks for the same sizes, so after the first step every alloc is a pop
+ * from a free list and no cudaMalloc (which may synchronise) runs. free
+ * returns the block to its list at once: whatever touches it next is
+ * enqueued behind the work that still reads it (cuda.h, ordering model).
+ * cudaFree runs only when cudaMalloc fails (then every cached block is
+ * released and the allocation retried) and at close. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda.h"
+
+#define MIN_BLOCK ((size_t)512)
+#define CLASSES_PER_OCTAVE 8
+
+typedef struct bucket {
+  size_t bytes;
+  void **free; /* cached blocks of exactly `bytes` */
+  int32_t n, cap;
+} bucket;
+
+struct ngc_cuda_cache {
+  bucket *buckets; /* sorted by bytes */
+  int32_t n_buckets, cap_buckets;
+  /* blocks in use: open addressing with linear probing, key 0 = empty */
+  uintptr_t *keys;
+  size_t *sizes;
+  size_t cap_live, n_live; /* cap_live is a power of two */
+};
+
+/* The class size for a request, or 0 when it is absurdly large. */
+static size_t class_bytes(size_t bytes) {
+  if (bytes <= MIN_BLOCK) return MIN_BLOCK;
+  if (bytes > SIZE_MAX / 4) return 0;
+  size_t p = MIN_BLOCK;
+  while (p <= bytes / 2) p *= 2; /* largest power of two <= bytes */
+  size_t step = p / CLASSES_PER_OCTAVE;
+  return (bytes + step - 1) / step * step;
+}
+
+/* The bucket of exactly `bytes`, made when `create`; NULL if absent (or on
+ * host out-of-memory). */
+static bucket *find_bucket(ngc_cuda_cache *c, size_t bytes, int create) {
+  int32_t lo = 0, hi = c->n_buckets;
+  while (lo < hi) {
+    int32_t mid = lo + (hi - lo) / 2;
+    if (c->buckets[mid].bytes < bytes) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < c->n_buckets && c->buckets[lo].bytes == bytes) return &c->buckets[lo];
+  if (!create) return NULL;
+  if (c->n_buckets == c->cap_buckets) {
+    int32_t cap = c->cap_buckets ? 2 * c->cap_buckets : 32;
+    bucket *nb = realloc(c->buckets, (size_t)cap * sizeof *nb);
+    if (!nb) return NULL;
+    c->buckets = nb;
+    c->cap_buckets = cap;
+  }
+  memmove(&c->buckets[lo + 1], &c->buckets[lo], (size_t)(c->n_buckets - lo) * sizeof *c->buckets);
+  memset(&c->buckets[lo], 0, sizeof *c->buckets);
+  c->buckets[lo].bytes = bytes;
+  c->n_buckets++;
+  return &c->buckets[lo];
+}
+
+static size_t slot_of(const ngc_cuda_cache *c, uintptr_t key) {
+  uint64_t h = (uint64_t)(key >> 8) * 0x9E3779B97F4A7C15ull;
+  return (size_t)(h ^ (h >> 29)) & (c->cap_live - 1);
+}
+
+static int live_grow(ngc_cuda_cache *c) {
+  size_t cap = c->cap_live ? 2 * c->cap_live : 1024;
+  uintptr_t *keys = calloc(cap, sizeof *keys), *old_keys = c->keys;
+  size_t *sizes = calloc(cap, sizeof *sizes), *old_sizes = c->sizes, old_cap = c->cap_live;
+  if (!keys || !sizes) {
+    free(keys);
+    free(sizes);
+    return 0;
+  }
+  c->keys = keys;
+  c->sizes = sizes;
+  c->cap_live = cap;
+  for (size_t i = 0; i < old_cap; i++) {
+    if (!old_keys[i]) continue;
+    size_t j = slot_of(c, old_keys[i]);
+    while (c->keys[j]) j = (j + 1) & (cap - 1);
+    c->keys[j] = old_keys[i];
+    c->sizes[j] = old_sizes[i];
+  }
+  free(old_keys);
+  free(old_sizes);
+  return 1;
+}
+
+static int live_insert(ngc_cuda_cache *c, void *p, size_t bytes) {
+  if (2 * (c->n_live + 1) > c->cap_live && !live_grow(c)) return 0;
+  size_t j = slot_of(c, (uintptr_t)p);
+  while (c->keys[j]) j = (j + 1) & (c->cap_live - 1);
+  c->keys[j] = (uintptr_t)p;
+  c->sizes[j] = bytes;
+  c->n_live++;
+  return 1;
+}
+
+/* The class size of live block p, removed from the table; 0 if unknown. */
+static size_t live_remove(ngc_cuda_cache *c, void *p) {
+  if (!c->cap_live) return 0;
+  size_t mask = c->cap_live - 1, j = slot_of(c, (uintptr_t)p);
+  while (c->keys[j] && c->keys[j] != (uintptr_t)p) j = (j + 1) & mask;
+  if (!c->keys[j]) return 0;
+  size_t bytes = c->sizes[j];
+  c->keys[j] = 0;
+  c->n_live--;
+  /* Backward-shift deletion keeps every probe chain unbroken. */
+  for (size_t k = (j + 1) & mask; c->keys[k]; k = (k + 1) & mask) {
+    size_t home = slot_of(c, c->keys[k]);
+    /* move k to the hole j unless its home lies cyclically in (j, k] */
+    int stays = j <= k ? (home > j && home <= k) : (home > j || home <= k);
+    if (stays) continue;
+    c->keys[j] = c->keys[k];
+    c->sizes[j] = c->sizes[k];
+    c->keys[k] = 0;
+    j = k;
+  }
+  return bytes;
+}
+
+/* Hands every cached (free) block back to the driver. */
+static void release_cached(ngc_cuda_cache *c) {
+  for (int32_t b = 0; b < c->n_buckets; b++) {
+    for (int32_t i = 0; i < c->buckets[b].n; i++) cudaFree(c->buckets[b].free[i]);
+    c->buckets[b].n = 0;
+  }
+}
+
+negcut_status ngc_cuda_cache_create(ngc_backend *be) {
+  ngc_cuda *cu = ngc_cuda_of(be);
+  cu->cache = calloc(1, sizeof *cu->cache);
+  if (!cu->cache || !live_grow(cu->cache))
+    return ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "cuda allocator: out of host memory");
+  return NEGCUT_OK;
+}
+
+void *ngc_cuda_alloc(ngc_backend *be, size_t bytes) {
+  ngc_cuda_cache *c = ngc_cuda_of(be)->cache;
+  size_t cls = class_bytes(bytes);
+  void *p = NULL;
+  if (!c || !cls || cudaSetDevice(ngc_cuda_of(be)->device) != cudaSuccess) return NULL;
+  bucket *b = find_bucket(c, cls, 0);
+  if (b && b->n) {
+    p = b->free[--b->n];
+  } else if (cudaMalloc(&p, cls) != cudaSuccess) {
+    (void)cudaGetLastError();
+    /* cached blocks may still be read by work in flight: let it finish */
+    cudaDeviceSynchronize();
+    release_cached(c);
+    p = NULL;
+    if (cudaMalloc(&p, cls) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return NULL;
+    }
+  }
+  if (!live_insert(c, p, cls)) {
+    cudaFree(p);
+    return NULL;
+  }
+  return p;
+}
+
+void ngc_cuda_free(ngc_backend *be, void *p) {
+  ngc_cuda_cache *c = ngc_cuda_of(be)->cache;
+  if (!p || !c) return;
+  size_t cls = live_remove(c, p);
+  if (!cls) return; /* not ours: never hand it out again */
+  bucket *b = find_bucket(c, cls, 1);
+  if (b && b->n == b->cap) {
+    int32_t cap = b->cap ? 2 * b->cap : 8;
+    void **nf = realloc(b->free, (size_t)cap * sizeof *nf);
+    if (nf) {
+      b->free = nf;
+      b->cap = cap;
+    }
+  }
+  if (b && b->n < b->cap) {
+    b->free[b->n++] = p;
+  } else { /* host out of memory: give it back once nothing in flight reads it */
+    cudaDeviceSynchronize();
+    cudaFree(p);
+  }
+}
+
+void ngc_cuda_cache_destroy(ngc_backend *be) {
+  ngc_cuda *cu = ngc_cuda_of(be);
+  ngc_cuda_cache *c = cu->cache;
+  if (!c) return;
+  release_cached(c);
+  for (size_t i = 0; i < c->cap_live; i++)
+    if (c->keys[i]) cudaFree((void *)c->keys[i]);
+  for (int32_t b = 0; b < c->n_buckets; b++) free(c->buckets[b].free);
+  free(c->buckets);
+  free(c->keys);
+  free(c->sizes);
+  free(c);
+  cu->cache = NULL;
+}
+
+negcut_status ngc_cuda_scratch(ngc_backend *be, size_t bytes, void **out, const char *what) {
+  *out = ngc_cuda_alloc(be, bytes);
+  if (!*out)
+    return ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "cuda %s: cannot allocate %zu bytes of scratch",
+                     what, bytes);
+  return NEGCUT_OK;
+}

@@ -1,0 +1,407 @@
+/* Whole networks and training iterations on the CUDA backend against the
+ * CPU backend, through the public API, same seed on both:
+ *   - the generator (blur resampling, and the strided-conv / transposed-conv
+ *     variant): the same initial weights, forward, encoder features,
+ *     backward to the input and to every parameter;
+ *   - the translator in fp32 against the CPU's, and in bf16 against fp32;
+ *   - two CUT and two NEGCUT iterations: losses, and every parameter and
+ *     Adam moment of every network afterwards (the state file).
+ * Tolerances are NMSE (sum (a - b)^2 / sum b^2), printed with each result:
+ * cuDNN and oneDNN both sum in fp32 but in different orders, so networks
+ * agree to about 1e-6 relative, and gradients (through instance norm and
+ * PatchNCE's 1/0.07 logits) a little less. Skips (77) without a GPU. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io/safetensors.h"
+#include "negcut/nets.h"
+#include "negcut/train.h"
+#include "negcut/translate.h"
+#include "ngc_test.h"
+
+#define SEED 7
+#define FWD_NMSE 1e-8   /* network outputs and features */
+#define GRAD_NMSE 1e-6  /* gradients, parameters after Adam steps */
+#define MOMENT_NMSE 1e-4 /* Adam's m and v (v is quadratic in the gradient) */
+#define LOSS_REL 1e-4   /* losses, relative */
+#define BF16_PSNR_DB 30.0
+
+static negcut_ctx *g_cu, *g_cpu;
+
+#define OK(ctx, call) \
+  ck_assert_msg((call) == NEGCUT_OK, "%s: %s", #call, negcut_ctx_last_error(ctx))
+
+static uint64_t g_rng = 0x853C49E6748FEA9Bull;
+
+static float urand(float lo, float hi) {
+  g_rng ^= g_rng << 13;
+  g_rng ^= g_rng >> 7;
+  g_rng ^= g_rng << 17;
+  return lo + (hi - lo) * (float)((g_rng >> 40) * (1.0 / 16777216.0));
+}
+
+static float *frand(int64_t n, float lo, float hi) {
+  float *p = malloc((size_t)(n ? n : 1) * sizeof *p);
+  ck_assert_ptr_nonnull(p);
+  for (int64_t i = 0; i < n; i++) p[i] = urand(lo, hi);
+  return p;
+}
+
+static double nmse(const float *got, const float *want, int64_t n) {
+  double num = 0.0, den = 0.0;
+  for (int64_t i = 0; i < n; i++) {
+    if (isnan(got[i]) != isnan(want[i])) return INFINITY;
+    if (isnan(want[i])) continue;
+    const double e = (double)got[i] - want[i];
+    num += e * e;
+    den += (double)want[i] * want[i];
+  }
+  return num == 0.0 ? 0.0 : num / (den > 1e-300 ? den : 1e-300);
+}
+
+static void expect_nmse(const char *what, const float *got, const float *want, int64_t n,
+                        double thr) {
+  const double e = nmse(got, want, n);
+  printf("  %-60s nmse %-9.3g (max %.0g)\n", what, e, thr);
+  if (!(e <= thr)) ngc_test_compare(what, got, want, n, 0.0, 0.0);
+  ck_assert_msg(e <= thr, "%s: nmse %g above %g", what, e, thr);
+}
+
+/* A tensor on ctx holding host values v (or uninitialised when v is NULL). */
+static negcut_tensor *tensor(negcut_ctx *ctx, int32_t nd, const int64_t *shape, const float *v) {
+  negcut_tensor *t = NULL;
+  OK(ctx, negcut_tensor_create(&t, ctx, nd, shape));
+  if (v) OK(ctx, negcut_tensor_write(t, v, (size_t)negcut_tensor_numel(t)));
+  return t;
+}
+
+static float *read_all(negcut_ctx *ctx, const negcut_tensor *t) {
+  const int64_t n = negcut_tensor_numel(t);
+  float *h = malloc((size_t)(n ? n : 1) * sizeof *h);
+  ck_assert_ptr_nonnull(h);
+  OK(ctx, negcut_tensor_read(t, h, (size_t)n));
+  return h;
+}
+
+/* ------------------------------------------------------------ generator */
+
+typedef struct side {
+  negcut_ctx *ctx;
+  negcut_net *g;
+  negcut_tape *tape;
+  negcut_tensor *x, *y, *dy, *dx;
+  negcut_record *rec;
+} side;
+
+static void gen_case(int no_antialias, int32_t ngf, int32_t blocks, int64_t N, int64_t H,
+                     int64_t W) {
+  negcut_generator_options go;
+  side s[2]; /* 0: cuda, 1: cpu */
+  char what[160], tag[96];
+  snprintf(tag, sizeof tag, "generator%s ngf %d blocks %d (%lld, 3, %lld, %lld)",
+           no_antialias ? " no_antialias" : "", (int)ngf, (int)blocks, (long long)N,
+           (long long)H, (long long)W);
+  negcut_generator_options_init(&go);
+  go.ngf = ngf;
+  go.n_blocks = blocks;
+  go.no_antialias = no_antialias;
+  go.no_antialias_up = no_antialias;
+  const int64_t in[4] = {N, 3, H, W};
+  int64_t out[4];
+  float *x = frand(N * 3 * H * W, -1, 1);
+  for (int k = 0; k < 2; k++) {
+    s[k].ctx = k ? g_cpu : g_cu;
+    OK(s[k].ctx, negcut_net_create_generator(&s[k].g, s[k].ctx, &go));
+    OK(s[k].ctx, negcut_tape_create(&s[k].tape, s[k].ctx));
+  }
+  OK(g_cu, negcut_net_output_shape(s[0].g, in, out));
+  const int64_t ny = out[0] * out[1] * out[2] * out[3];
+  float *dy = frand(ny, -1, 1);
+
+  /* the same initial weights: drawn on the host from the seed, uploaded */
+  const int32_t np = negcut_net_param_count(s[0].g);
+  ck_assert_int_eq(np, negcut_net_param_count(s[1].g));
+  for (int32_t i = 0; i < np; i++) {
+    int64_t shp[4] = {1, 1, 1, 1};
+    const int32_t nd = negcut_net_param_shape(s[0].g, i, shp);
+    int64_t n = 1;
+    for (int32_t d = 0; d < nd; d++) n *= shp[d];
+    float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    OK(g_cu, negcut_net_param_read(s[0].g, i, a, (size_t)n));
+    OK(g_cpu, negcut_net_param_read(s[1].g, i, b, (size_t)n));
+    ck_assert_msg(!memcmp(a, b, (size_t)n * sizeof *a), "%s: initial %s differs", tag,
+                  negcut_net_param_name(s[0].g, i));
+    free(a), free(b);
+  }
+
+  for (int k = 0; k < 2; k++) {
+    s[k].x = tensor(s[k].ctx, 4, in, x);
+    s[k].y = tensor(s[k].ctx, 4, out, NULL);
+    s[k].dy = tensor(s[k].ctx, 4, out, dy);
+    s[k].dx = tensor(s[k].ctx, 4, in, NULL);
+    OK(s[k].ctx, negcut_net_zero_grad(s[k].g));
+    OK(s[k].ctx, negcut_net_forward(s[k].g, s[k].tape, s[k].x, s[k].y, &s[k].rec));
+    OK(s[k].ctx, negcut_net_backward(s[k].g, s[k].rec, s[k].dy, 0, NULL, s[k].dx));
+  }
+  float *y0 = read_all(g_cu, s[0].y), *y1 = read_all(g_cpu, s[1].y);
+  snprintf(what, sizeof what, "%s forward", tag);
+  expect_nmse(what, y0, y1, ny, FWD_NMSE);
+  float *dx0 = read_all(g_cu, s[0].dx), *dx1 = read_all(g_cpu, s[1].dx);
+  snprintf(what, sizeof what, "%s dx", tag);
+  expect_nmse(what, dx0, dx1, N * 3 * H * W, GRAD_NMSE);
+  for (int32_t i = 0; i < np; i++) {
+    if (negcut_net_param_is_buffer(s[0].g, i)) continue;
+    int64_t shp[4] = {1, 1, 1, 1};
+    const int32_t nd = negcut_net_param_shape(s[0].g, i, shp);
+    int64_t n = 1;
+    for (int32_t d = 0; d < nd; d++) n *= shp[d];
+    float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    OK(g_cu, negcut_net_grad_read(s[0].g, i, a, (size_t)n));
+    OK(g_cpu, negcut_net_grad_read(s[1].g, i, b, (size_t)n));
+    snprintf(what, sizeof what, "%s grad %s", tag, negcut_net_param_name(s[0].g, i));
+    expect_nmse(what, a, b, n, GRAD_NMSE);
+    free(a), free(b);
+  }
+
+  /* the encoder pass: features at modules 0, 4, 8 and the first ResBlock */
+  const int32_t layers[4] = {0, 4, 8, no_antialias ? 10 : 12};
+  negcut_tensor *f[2][4];
+  negcut_record *rec[2];
+  for (int k = 0; k < 2; k++) {
+    OK(s[k].ctx, negcut_tape_reset(s[k].tape));
+    OK(s[k].ctx, negcut_net_encode(s[k].g, s[k].tape, s[k].x, 4, layers, f[k], &rec[k]));
+  }
+  for (int l = 0; l < 4; l++) {
+    float *a = read_all(g_cu, f[0][l]), *b = read_all(g_cpu, f[1][l]);
+    snprintf(what, sizeof what, "%s feature %d", tag, (int)layers[l]);
+    expect_nmse(what, a, b, negcut_tensor_numel(f[1][l]), FWD_NMSE);
+    free(a), free(b);
+  }
+
+  for (int k = 0; k < 2; k++) {
+    negcut_tensor_free(s[k].x);
+    negcut_tensor_free(s[k].y);
+    negcut_tensor_free(s[k].dy);
+    negcut_tensor_free(s[k].dx);
+    negcut_tape_free(s[k].tape);
+    negcut_net_free(s[k].g);
+  }
+  free(x), free(dy), free(y0), free(y1), free(dx0), free(dx1);
+}
+
+START_TEST(test_generator) {
+  gen_case(0, 16, 3, 2, 64, 48); /* batch 2, H != W */
+  gen_case(1, 8, 2, 1, 36, 36);  /* strided conv down, transposed conv up */
+}
+END_TEST
+
+/* ----------------------------------------------------------- translator */
+
+static float *translate(negcut_ctx *ctx, const char *path, int bf16, const float *x, uint32_t n,
+                        uint32_t h, uint32_t w) {
+  negcut_model *m = NULL;
+  negcut_translator *tr = NULL;
+  negcut_translator_options to;
+  negcut_translator_options_init(&to);
+  to.bf16 = bf16;
+  float *y = malloc((size_t)n * 3 * h * w * sizeof *y);
+  ck_assert_ptr_nonnull(y);
+  OK(ctx, negcut_model_load(&m, ctx, path));
+  OK(ctx, negcut_translator_create(&tr, ctx, m, &to));
+  OK(ctx, negcut_translate_f32(tr, x, n, h, w, y));
+  negcut_translator_free(tr);
+  negcut_model_free(m);
+  return y;
+}
+
+START_TEST(test_translator) {
+  negcut_generator_options go;
+  negcut_net *g = NULL;
+  char path[] = "/tmp/ngc_cuda_gen_XXXXXX";
+  const uint32_t n = 2, h = 64, w = 64;
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+  negcut_generator_options_init(&go);
+  go.ngf = 16;
+  go.init_gain = 1.0f; /* outputs across the whole range, not near 0 */
+  OK(g_cpu, negcut_net_create_generator(&g, g_cpu, &go));
+  OK(g_cpu, negcut_net_save(g, path));
+  negcut_net_free(g);
+  float *x = frand((int64_t)n * 3 * h * w, -1, 1);
+  float *ref = translate(g_cpu, path, 0, x, n, h, w);
+  float *f32 = translate(g_cu, path, 0, x, n, h, w);
+  float *bf = translate(g_cu, path, 1, x, n, h, w);
+  unlink(path);
+  const int64_t ny = (int64_t)n * 3 * h * w;
+  expect_nmse("translator fp32: cuda vs cpu", f32, ref, ny, FWD_NMSE);
+  double se = 0.0;
+  for (int64_t i = 0; i < ny; i++) se += ((double)bf[i] - f32[i]) * ((double)bf[i] - f32[i]);
+  const double psnr = se > 0 ? 10.0 * log10(4.0 / (se / (double)ny)) : INFINITY;
+  printf("  %-60s PSNR %.1f dB (min %.0f; %s)\n", "translator bf16 vs fp32 on cuda", psnr,
+         BF16_PSNR_DB, se > 0 ? "bf16 ran" : "identical: bf16 fell back to fp32");
+  ck_assert_msg(psnr >= BF16_PSNR_DB, "bf16 PSNR %.1f dB below %.0f", psnr, BF16_PSNR_DB);
+  free(x), free(ref), free(f32), free(bf);
+}
+END_TEST
+
+/* ----------------------------------------------------------- training */
+
+static void tiny_options(negcut_trainer_options *o, negcut_train_mode mode) {
+  static const int32_t layers[5] = {0, 4, 8, 12, 13};
+  ck_assert_int_eq(negcut_trainer_options_init(o, mode), NEGCUT_OK);
+  o->ngf = 8;
+  o->ndf = 8;
+  o->n_blocks = 2;
+  o->n_nce_layers = 5;
+  memcpy(o->nce_layers, layers, sizeof layers);
+  o->num_patches = 16;
+  o->netf_nc = 32;
+  o->batch_size = 1;
+  o->load_size = 32;
+  o->crop_size = 32;
+}
+
+static void expect_loss(const char *what, float a, float b) {
+  const double tol = LOSS_REL * fmax(fabs(a), fabs(b)) + 1e-6;
+  printf("  %-60s cuda %-12.8g cpu %-12.8g\n", what, a, b);
+  ck_assert_msg(fabs((double)a - b) <= tol, "%s: cuda %g, cpu %g", what, a, b);
+}
+
+static void train_case(negcut_train_mode mode, const char *name) {
+  negcut_trainer_options o;
+  negcut_trainer *t[2] = {NULL, NULL}; /* 0: cuda, 1: cpu */
+  negcut_ctx *ctx[2] = {g_cu, g_cpu};
+  const uint32_t side_px = 32;
+  const int64_t n = 3 * side_px * side_px;
+  char what[160];
+  tiny_options(&o, mode);
+  float *a = frand(n, -1, 1), *b = frand(n, -1, 1);
+  for (int k = 0; k < 2; k++) OK(ctx[k], negcut_trainer_create(&t[k], ctx[k], &o));
+  for (int it = 1; it <= 2; it++) {
+    negcut_train_progress p[2];
+    for (int k = 0; k < 2; k++) {
+      OK(ctx[k], negcut_trainer_step_batch(t[k], a, b, side_px, side_px));
+      OK(ctx[k], negcut_trainer_progress(t[k], &p[k]));
+    }
+    static const char *names[] = {"d_real", "d_fake", "g_gan", "nce_x",
+                                  "nce_y", "g_total", "n_total", "diversity"};
+    float v[2][8];
+    for (int k = 0; k < 2; k++) {
+      const float l[8] = {p[k].d_real, p[k].d_fake, p[k].g_gan,   p[k].nce_x,
+                          p[k].nce_y,  p[k].g_total, p[k].n_total, p[k].diversity};
+      memcpy(v[k], l, sizeof l);
+    }
+    for (int i = 0; i < 8; i++) {
+      snprintf(what, sizeof what, "%s iteration %d: %s", name, it, names[i]);
+      expect_loss(what, v[0][i], v[1][i]);
+    }
+  }
+
+  /* every parameter and moment, through the state files */
+  char dir[64], path[2][96];
+  ngc_test_mkdtemp(dir, sizeof dir, "ngc_cuda_nets");
+  ngc_st_file *f[2];
+  for (int k = 0; k < 2; k++) {
+    snprintf(path[k], sizeof path[k], "%s/state%d.safetensors", dir, k);
+    OK(ctx[k], negcut_trainer_save_state(t[k], path[k]));
+    OK(g_cpu, ngc_st_open(g_cpu, path[k], &f[k]));
+  }
+  ck_assert_int_eq(ngc_st_count(f[0]), ngc_st_count(f[1]));
+  double worst_param = 0.0, worst_moment = 0.0;
+  for (int64_t i = 0; i < ngc_st_count(f[0]); i++) {
+    const ngc_st_entry *ea = ngc_st_entry_at(f[0], i), *eb = ngc_st_find(f[1], ea->name);
+    ck_assert_ptr_nonnull(eb);
+    ck_assert_int_eq(ea->nbytes, eb->nbytes);
+    if (ea->dtype != NGC_ST_F32) continue;
+    const int64_t cnt = (int64_t)(ea->nbytes / sizeof(float));
+    float *va = malloc(ea->nbytes ? ea->nbytes : 1), *vb = malloc(eb->nbytes ? eb->nbytes : 1);
+    ck_assert_ptr_nonnull(va);
+    ck_assert_ptr_nonnull(vb);
+    memcpy(va, ea->data, ea->nbytes); /* entries are not aligned */
+    memcpy(vb, eb->data, eb->nbytes);
+    const int moment = !strncmp(ea->name, "adam.", 5);
+    const double e = nmse(va, vb, cnt), thr = moment ? MOMENT_NMSE : GRAD_NMSE;
+    if (moment && e > worst_moment) worst_moment = e;
+    if (!moment && e > worst_param) worst_param = e;
+    if (!(e <= thr)) {
+      snprintf(what, sizeof what, "%s state %s", name, ea->name);
+      expect_nmse(what, va, vb, cnt, thr);
+    }
+    free(va), free(vb);
+  }
+  printf("  %-60s worst nmse: parameters %.3g (max %.0g), moments %.3g (max %.0g)\n", name,
+         worst_param, GRAD_NMSE, worst_moment, MOMENT_NMSE);
+  /* the same random draws were used: the counters agree */
+  for (int64_t i = 0; i < ngc_st_metadata_count(f[0]); i++) {
+    const char *k = NULL, *v = NULL;
+    OK(g_cpu, ngc_st_metadata_at(f[0], i, &k, &v));
+    const char *w = ngc_st_metadata(f[1], k);
+    ck_assert_msg(w && !strcmp(v, w), "%s: state metadata %s: cuda %s, cpu %s", name, k, v,
+                  w ? w : "(none)");
+  }
+  for (int k = 0; k < 2; k++) {
+    ngc_st_close(f[k]);
+    negcut_trainer_free(t[k]);
+  }
+  ngc_test_rmtree(dir);
+  free(a), free(b);
+}
+
+START_TEST(test_train_cut) { train_case(NEGCUT_MODE_CUT, "CUT"); }
+END_TEST
+
+START_TEST(test_train_negcut) { train_case(NEGCUT_MODE_NEGCUT, "NEGCUT"); }
+END_TEST
+
+/* Check without fork: a CUDA context does not survive fork(). */
+static int run_nofork(Suite *s) {
+  SRunner *sr = srunner_create(s);
+  srunner_set_fork_status(sr, CK_NOFORK);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(void) {
+  negcut_ctx_options o;
+  negcut_ctx_options_init(&o);
+  o.backend = NEGCUT_BACKEND_CUDA;
+  o.seed = SEED;
+  negcut_status st = negcut_ctx_create(&g_cu, &o);
+  /* only a machine without a GPU skips; any other failure to open fails */
+  if (st == NEGCUT_ERR_UNSUPPORTED && strstr(negcut_ctx_last_error(NULL), "no usable GPU")) {
+    fprintf(stderr, "check_cuda_nets: skipped: %s\n", negcut_ctx_last_error(NULL));
+    return 77;
+  }
+  if (st != NEGCUT_OK) {
+    fprintf(stderr, "check_cuda_nets: the cuda backend did not open: %s\n",
+            negcut_ctx_last_error(NULL));
+    return EXIT_FAILURE;
+  }
+  o.backend = NEGCUT_BACKEND_CPU;
+  o.threads = 0; /* all cores: the GPU machines have many */
+  if (negcut_ctx_create(&g_cpu, &o) != NEGCUT_OK) {
+    fprintf(stderr, "check_cuda_nets: %s\n", negcut_ctx_last_error(NULL));
+    return EXIT_FAILURE;
+  }
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  Suite *s = suite_create("cuda_nets");
+  TCase *tc = tcase_create("nets");
+  tcase_set_timeout(tc, 600); /* not enforced without fork; CTest's TIMEOUT is */
+  tcase_add_test(tc, test_generator);
+  tcase_add_test(tc, test_translator);
+  tcase_add_test(tc, test_train_cut);
+  tcase_add_test(tc, test_train_negcut);
+  suite_add_tcase(s, tc);
+  int rc = run_nofork(s);
+  negcut_ctx_free(g_cpu);
+  negcut_ctx_free(g_cu);
+  return rc;
+}
