@@ -84,17 +84,81 @@ static negcut_status project_all(ngc_trainer *t, const encoding *src, ema_proj *
   return st;
 }
 
+/* The loss values of a step are for reporting only. Each stays in its (1)
+ * device tensor until the whole step is enqueued; then all are read at
+ * once (one wait on a GPU instead of one per loss) into these raw values,
+ * and ngc_train_losses is computed from them. */
+#define MAX_READS (6 * NGC_MAX_NCE_LAYERS + 3)
+typedef struct step_raw {
+  float g_nce[2][NGC_MAX_NCE_LAYERS]; /* G step: per call, per layer */
+  float n_nce[2][NGC_MAX_NCE_LAYERS]; /* N step */
+  float div[2][NGC_MAX_NCE_LAYERS];   /* N step diversity, per call with it */
+  float d_fake, d_real, g_gan;
+  ngc_tensor src[MAX_READS]; /* (1) device tensors, valid until the tape resets */
+  float *dst[MAX_READS];
+  int n;
+} step_raw;
+
+static negcut_status read_later(ngc_trainer *t, step_raw *raw, const ngc_tensor *value,
+                                float *dst) {
+  if (raw->n == MAX_READS)
+    return ngc_error(t->ctx, NEGCUT_ERR_INTERNAL, "step: more than %d loss values", MAX_READS);
+  raw->src[raw->n] = *value;
+  raw->dst[raw->n++] = dst;
+  return NEGCUT_OK;
+}
+
+/* The weight of each layer's diversity term in the N step's objective. */
+static float div_weight(const ngc_train_cfg *c, int calls) {
+  return c->lambda_ms / (float)c->n_nce / (c->diversity_all ? (float)calls : 1.0f);
+}
+
+/* lambda_NCE * mean over layers of one NCE evaluation's per-layer values. */
+static float nce_value(const ngc_train_cfg *c, const float *per_layer) {
+  double total = 0.0;
+  for (int32_t l = 0; l < c->n_nce; l++) total += per_layer[l];
+  return (float)(c->lambda_nce * total / c->n_nce);
+}
+
+/* Reads every deferred value, then the reported losses. */
+static negcut_status report_losses(ngc_trainer *t, step_raw *raw, int calls, int neg) {
+  const ngc_train_cfg *c = &t->cfg;
+  ngc_train_losses *o = &t->losses;
+  negcut_status st = NEGCUT_OK;
+  for (int i = 0; i < raw->n && !st; i++) st = ngc_loss_value(t->ctx, &raw->src[i], raw->dst[i]);
+  if (st) return st;
+  o->d_fake = raw->d_fake;
+  o->d_real = raw->d_real;
+  o->d = 0.5f * (o->d_fake + o->d_real);
+  o->g_gan = raw->g_gan * c->lambda_gan;
+  o->nce_x = nce_value(c, raw->g_nce[0]);
+  o->nce_y = calls == 2 ? nce_value(c, raw->g_nce[1]) : 0.0f;
+  o->g = o->g_gan + (calls == 2 ? 0.5f * (o->nce_x + o->nce_y) : o->nce_x);
+  if (neg) {
+    double div_total = 0.0;
+    const float w_div = div_weight(c, calls);
+    for (int i = 0; i < calls; i++)
+      if (c->diversity_all || i == calls - 1)
+        for (int32_t l = 0; l < c->n_nce; l++) div_total -= (double)w_div * raw->div[i][l];
+    const float v0 = nce_value(c, raw->n_nce[0]), v1 = calls == 2 ? nce_value(c, raw->n_nce[1]) : 0.0f;
+    o->div = (float)div_total;
+    o->n = -(calls == 2 ? 0.5f * (v0 + v1) : v0) + o->div;
+  }
+  return NEGCUT_OK;
+}
+
+/* One NCE evaluation; its per-layer values land in per_layer[] when the
+ * step reports (read_later). */
 static negcut_status nce_forward(ngc_trainer *t, const encoding *src, const encoding *tgt,
-                                 const ema_proj *hp, nce_eval *ev, float *value) {
+                                 const ema_proj *hp, nce_eval *ev, step_raw *raw,
+                                 float *per_layer) {
   const ngc_train_cfg *c = &t->cfg;
   int64_t b = src->x->dim[0];
-  double total = 0.0;
   negcut_status st = NEGCUT_OK;
   for (int32_t l = 0; l < c->n_nce && !st; l++) {
     int64_t hw = src->feat[l].dim[2] * src->feat[l].dim[3];
     int64_t n = hw < c->num_patches ? hw : c->num_patches;
     int64_t *ids = ngc_tape_host(&t->tape, (size_t)n * sizeof *ids);
-    float v;
     if (!ids) return ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "nce: out of memory");
     st = t->rand.patch_ids(t->rand.user, l, hw, n, ids);
     if (!st) st = ngc_projector_forward(&t->F, l, &t->tape, &src->feat[l], ids, n, &ev->pk[l]);
@@ -113,10 +177,8 @@ static negcut_status nce_forward(ngc_trainer *t, const encoding *src, const enco
     }
     if (!st)
       st = ngc_nce_forward(&t->tape, &ev->pq[l].mlp.y, &ev->pk[l].mlp.y, negs, b, c->nce_t, &ev->nce[l]);
-    if (!st) st = ngc_loss_value(t->ctx, &ev->nce[l].value, &v);
-    total += v;
+    if (!st) st = read_later(t, raw, &ev->nce[l].value, &per_layer[l]);
   }
-  *value = (float)(c->lambda_nce * total / c->n_nce);
   return st;
 }
 
@@ -163,7 +225,7 @@ static ngc_tensor half_view(const ngc_tensor *x, int64_t b, int second) {
 }
 
 static negcut_status d_step(ngc_trainer *t, const ngc_tensor *fake_b, const ngc_tensor *real_b,
-                            double lr) {
+                            double lr, step_raw *raw) {
   ngc_seq_rec rf, rr;
   ngc_gan_rec gf, gr;
   ngc_tensor pf, pr, dpf, dpr;
@@ -181,9 +243,8 @@ static negcut_status d_step(ngc_trainer *t, const ngc_tensor *fake_b, const ngc_
     pr = rr.acts[rr.n_run];
     st = ngc_gan_loss_forward(&t->tape, t->cfg.gan_mode, &pr, 1, &gr);
   }
-  if (!st) st = ngc_loss_value(t->ctx, &gf.value, &t->losses.d_fake);
-  if (!st) st = ngc_loss_value(t->ctx, &gr.value, &t->losses.d_real);
-  t->losses.d = 0.5f * (t->losses.d_fake + t->losses.d_real);
+  if (!st) st = read_later(t, raw, &gf.value, &raw->d_fake);
+  if (!st) st = read_later(t, raw, &gr.value, &raw->d_real);
   t->D.requires_grad = 1;
   if (!st) st = ngc_net_zero_grad(&t->D);
   if (!st) st = ngc_gan_loss_backward(&t->tape, &gf, 0.5f, &dpf);
@@ -197,39 +258,37 @@ static negcut_status d_step(ngc_trainer *t, const ngc_tensor *fake_b, const ngc_
 /* NEGCUT's adversarial step: N maximises the contrastive loss (q and k
  * detached) and the diversity of its negatives. Gradients reach only N. */
 static negcut_status n_step(ngc_trainer *t, const encoding *src[2], const encoding *tgt[2],
-                            const ema_proj *hp[2], int calls, double lr) {
+                            const ema_proj *hp[2], int calls, double lr, step_raw *raw) {
   const ngc_train_cfg *c = &t->cfg;
   nce_eval *ev = ngc_tape_host(&t->tape, 2 * sizeof *ev);
-  ngc_div_rec div[NGC_MAX_NCE_LAYERS];
-  float v[2] = {0, 0}, dval;
+  ngc_div_rec *div = ngc_tape_host(&t->tape, 2 * NGC_MAX_NCE_LAYERS * sizeof *div);
   float w_nce = -(calls == 2 ? 0.5f : 1.0f) * c->lambda_nce / (float)c->n_nce;
-  double div_total = 0.0;
-  negcut_status st = ev ? NEGCUT_OK : ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "n step: out of memory");
-  for (int i = 0; i < calls && !st; i++) st = nce_forward(t, src[i], tgt[i], hp[i], &ev[i], &v[i]);
+  negcut_status st = ev && div ? NEGCUT_OK
+                               : ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "n step: out of memory");
+  for (int i = 0; i < calls && !st; i++)
+    st = nce_forward(t, src[i], tgt[i], hp[i], &ev[i], raw, raw->n_nce[i]);
   t->N.requires_grad = 1;
   if (!st) st = ngc_net_zero_grad(&t->N);
   for (int i = 0; i < calls && !st; i++) {
     /* the diversity term: the last call's negatives (reference) or all */
     int with_div = c->diversity_all || i == calls - 1;
-    float w_div = c->lambda_ms / (float)c->n_nce / (c->diversity_all ? (float)calls : 1.0f);
+    const float w_div = div_weight(c, calls);
     for (int32_t l = 0; l < c->n_nce && !st; l++) {
       ngc_tensor dneg, ddiv;
       const ngc_tensor *negs = &ev[i].neg[l].mlp.y;
       st = ngc_tape_tensor(&t->tape, &dneg, 2, negs->dim);
       if (!st) st = ngc_nce_backward(&t->tape, &ev[i].nce[l], w_nce, NULL, &dneg);
       if (!st && with_div) {
-        st = ngc_diversity_forward(&t->tape, negs, src[i]->x->dim[0], &div[l]);
-        if (!st) st = ngc_loss_value(t->ctx, &div[l].value, &dval);
-        div_total -= (double)w_div * dval;
+        ngc_div_rec *d = &div[i * NGC_MAX_NCE_LAYERS + l];
+        st = ngc_diversity_forward(&t->tape, negs, src[i]->x->dim[0], d);
+        if (!st) st = read_later(t, raw, &d->value, &raw->div[i][l]);
         if (!st) st = ngc_tape_tensor(&t->tape, &ddiv, 2, negs->dim);
-        if (!st) st = ngc_diversity_backward(&t->tape, &div[l], w_div, &ddiv);
+        if (!st) st = ngc_diversity_backward(&t->tape, d, w_div, &ddiv);
         if (!st) st = ngc_axpby(t->ctx, 1.0f, &ddiv, 1.0f, &dneg);
       }
       if (!st) st = ngc_neggen_backward_mean(&t->N, l, &t->tape, &ev[i].neg[l], &dneg, NULL);
     }
   }
-  t->losses.div = (float)div_total;
-  t->losses.n = -(calls == 2 ? 0.5f * (v[0] + v[1]) : v[0]) + t->losses.div;
   if (!st) st = ngc_adam_update(t->ctx, &t->opt_n, lr);
   t->N.requires_grad = 0;
   return st;
@@ -248,14 +307,15 @@ negcut_status ngc_train_step(ngc_trainer *t, const float *real_a, const float *r
   encoding enc_src[2], enc_tgt[2];
   ema_proj hp[2];
   nce_eval *ev;
-  float v[2] = {0, 0};
+  step_raw *raw;
   int64_t dshape[4];
   negcut_status st;
 
   ngc_error_clear(ctx);
   st = ngc_tape_reset(&t->tape);
   ev = ngc_tape_host(&t->tape, 2 * sizeof *ev);
-  if (!ev) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "step: out of memory");
+  raw = ngc_tape_host(&t->tape, sizeof *raw);
+  if (!ev || !raw) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "step: out of memory");
   /* real = cat(real_A, real_B) along the batch when the identity loss is on */
   if (!st) st = ngc_tape_tensor(&t->tape, &real, 4, (int64_t[4]){2 * b, ch, h, w});
   if (!st) st = upload(t, &real, real_a, (size_t)(b * img));
@@ -283,7 +343,7 @@ negcut_status ngc_train_step(ngc_trainer *t, const float *real_a, const float *r
   idt_b = half_view(&fake, b, 1);
 
   /* ---- D step */
-  st = d_step(t, &fake_b, &real_b_t, lr);
+  st = d_step(t, &fake_b, &real_b_t, lr, raw);
 
   /* ---- encoders shared by the N step and the G step */
   const encoding *src[2] = {&enc_src[0], &enc_src[1]}, *tgt[2] = {&enc_tgt[0], &enc_tgt[1]};
@@ -300,7 +360,7 @@ negcut_status ngc_train_step(ngc_trainer *t, const float *real_a, const float *r
   }
 
   /* ---- N step */
-  if (!st && neg) st = n_step(t, src, tgt, hps, calls, lr);
+  if (!st && neg) st = n_step(t, src, tgt, hps, calls, lr, raw);
 
   /* ---- G + F step */
   t->D.requires_grad = 0;
@@ -311,12 +371,9 @@ negcut_status ngc_train_step(ngc_trainer *t, const float *real_a, const float *r
     pred = rd.acts[rd.n_run];
     st = ngc_gan_loss_forward(&t->tape, c->gan_mode, &pred, 1, &gg);
   }
-  if (!st) st = ngc_loss_value(ctx, &gg.value, &t->losses.g_gan);
-  t->losses.g_gan *= c->lambda_gan;
-  for (int i = 0; i < calls && !st; i++) st = nce_forward(t, src[i], tgt[i], hps[i], &ev[i], &v[i]);
-  t->losses.nce_x = v[0];
-  t->losses.nce_y = v[1];
-  t->losses.g = t->losses.g_gan + (calls == 2 ? 0.5f * (v[0] + v[1]) : v[0]);
+  if (!st) st = read_later(t, raw, &gg.value, &raw->g_gan);
+  for (int i = 0; i < calls && !st; i++)
+    st = nce_forward(t, src[i], tgt[i], hps[i], &ev[i], raw, raw->g_nce[i]);
 
   if (!st) st = ngc_net_zero_grad(&t->G);
   if (!st) st = ngc_net_zero_grad(&t->F);
@@ -336,6 +393,7 @@ negcut_status ngc_train_step(ngc_trainer *t, const float *real_a, const float *r
   if (!st) st = ngc_adam_update(ctx, &t->opt_g, lr);
   if (!st) st = ngc_adam_update(ctx, &t->opt_f, lr);
   if (!st && neg) st = ngc_ema_nets(ctx, &t->F_ema, &t->F, 0.9f);
+  if (!st) st = report_losses(t, raw, calls, neg);
   if (!st) t->iteration++;
   return st;
 }
