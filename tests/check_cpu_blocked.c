@@ -4,7 +4,8 @@
  * suites. Every slot that takes blocked tensors runs once on plain inputs and
  * once on the same values in the blocked layout (block 16 and 8), and the
  * blocked outputs, converted back, must match. Then the op layer's layout
- * checks, and whole networks with blocking on and off. */
+ * checks, whole networks with blocking on and off, and tap gradients given
+ * as rows at patch ids against the same gradients made dense. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -425,6 +426,63 @@ START_TEST(test_generator_blocked_vs_plain) {
 }
 END_TEST
 
+/* Tap gradients given as rows at patch ids (what the trainer passes) and
+ * the same gradients made dense: the same backward. Taps 4 and 12 sit on
+ * activations the layers above also send gradients to (the scatter is
+ * added), tap 16 is the last (the scatter starts the gradient). */
+START_TEST(test_sparse_tap_grads) {
+  static const int32_t taps[3] = {4, 12, 16};
+  static const int64_t ids[5] = {3, 0, 17, 3, 29}; /* a repeat adds up */
+  ngc_net g;
+  ngc_tape tape;
+  ngc_seq_rec enc;
+  g_ctx->be->act_block = _i ? 16 : 0;
+  ngc_generator_cfg cfg = {3, 3, 16, 2, 0, 0};
+  OK(ngc_generator_build(&g, g_ctx, &cfg));
+  OK(ngc_net_init_weights(&g, 3, 0.02f));
+  OK(ngc_tape_init(&tape, g_ctx));
+  int64_t xd[4] = {2, 3, 24, 24};
+  ngc_tensor x = tnew(4, xd, NGC_LAYOUT_PLAIN, NAN);
+  ngc_tensor dx[2] = {tnew(4, xd, NGC_LAYOUT_PLAIN, NAN), tnew(4, xd, NGC_LAYOUT_PLAIN, NAN)};
+  float *grads[2] = {NULL, NULL};
+  int64_t n_grads = 0;
+  OK(ngc_seq_encode(&g, &tape, &x, 3, taps, &enc));
+  ngc_tensor rows[3], dense[3];
+  ngc_tap_grad sparse[3];
+  for (int t = 0; t < 3; t++) {
+    const ngc_tensor *f = ngc_seq_module_act(&g, &enc, taps[t]);
+    rows[t] = tnew(2, (int64_t[2]){2 * 5, f->dim[1]}, NGC_LAYOUT_PLAIN, NAN);
+    dense[t] = tnew(4, f->dim, f->layout, NAN);
+    OK(ngc_gather_bwd(g_ctx, &rows[t], ids, 5, &dense[t]));
+    sparse[t] = (ngc_tap_grad){.rows = &rows[t], .ids = ids, .n_ids = 5};
+  }
+  for (int run = 0; run < 2; run++) {
+    OK(ngc_net_zero_grad(&g));
+    if (run == 0) OK(ngc_seq_backward(&g, &tape, &enc, NULL, 3, taps, dense, &dx[0]));
+    else OK(ngc_seq_backward_taps(&g, &tape, &enc, NULL, 3, taps, sparse, &dx[1]));
+    n_grads = 0;
+    for (int32_t i = 0; i < g.n_params; i++)
+      if (g.params[i].grad.data) n_grads += ngc_numel(&g.params[i].grad);
+    grads[run] = malloc((size_t)n_grads * sizeof(float));
+    ck_assert_ptr_nonnull(grads[run]);
+    for (int32_t i = 0, off = 0; i < g.n_params; i++) {
+      if (!g.params[i].grad.data) continue;
+      int64_t n = ngc_numel(&g.params[i].grad);
+      memcpy(grads[run] + off, g.params[i].grad.data, (size_t)n * sizeof(float));
+      off += (int32_t)n;
+    }
+  }
+  ck_assert(ngc_test_compare("sparse taps: dx", dx[1].data, dx[0].data, ngc_numel(&x), 1e-6, 1e-5) == 0);
+  ck_assert(ngc_test_compare("sparse taps: grads", grads[1], grads[0], n_grads, 1e-6, 1e-5) == 0);
+  for (int t = 0; t < 3; t++) tfree(&rows[t]), tfree(&dense[t]);
+  free(grads[0]), free(grads[1]);
+  tfree(&x), tfree(&dx[0]), tfree(&dx[1]);
+  ngc_tape_free(&tape);
+  ngc_net_release(&g);
+  g_ctx->be->act_block = 16;
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("cpu_blocked");
   TCase *tc = tcase_create("blocked");
@@ -435,6 +493,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_layout_checks);
   tcase_add_test(tc, test_preferred_block);
   tcase_add_loop_test(tc, test_generator_blocked_vs_plain, 0, 2);
+  tcase_add_loop_test(tc, test_sparse_tap_grads, 0, 2);
   suite_add_tcase(s, tc);
   return s;
 }

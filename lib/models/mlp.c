@@ -130,10 +130,16 @@ negcut_status ngc_projector_backward(ngc_net *net, int32_t l, ngc_tape *tape,
   ngc_tensor dx;
   negcut_status st;
   if (!dfeat) return ngc_mlp_backward(net, l, tape, &rec->mlp, dy, NULL);
-  st = ngc_tape_tensor(tape, &dx, 2, rec->mlp.x.dim);
-  if (!st) st = ngc_mlp_backward(net, l, tape, &rec->mlp, dy, &dx);
+  st = ngc_projector_backward_rows(net, l, tape, rec, dy, &dx);
   if (!st) st = ngc_gather_bwd(tape->ctx, &dx, rec->ids, rec->n_ids, dfeat);
   return st;
+}
+
+negcut_status ngc_projector_backward_rows(ngc_net *net, int32_t l, ngc_tape *tape,
+                                          const ngc_proj_rec *rec, const ngc_tensor *dy,
+                                          ngc_tensor *drows) {
+  negcut_status st = ngc_tape_tensor(tape, drows, 2, rec->mlp.x.dim);
+  return st ? st : ngc_mlp_backward(net, l, tape, &rec->mlp, dy, drows);
 }
 
 negcut_status ngc_neggen_forward_mean(ngc_net *net, int32_t l, ngc_tape *tape, const ngc_tensor *mean,

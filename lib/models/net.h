@@ -167,6 +167,20 @@ negcut_status ngc_seq_backward(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *
                                const ngc_tensor *dy, int32_t n_taps,
                                const int32_t *taps, const ngc_tensor *dtaps,
                                ngc_tensor *dx);
+/* A gradient at a tapped output (B, C, H, W): dense, or nonzero only at
+ * positions ids[0..n_ids) (h * W + w) of every image, given as the rows
+ * (B * n_ids, C) a gather at those ids produced (the PatchNCE queries): the
+ * backward scatters them straight into its own buffer, and no dense
+ * gradient of the feature is ever made. */
+typedef struct ngc_tap_grad {
+  const ngc_tensor *dense; /* or NULL, then: */
+  const ngc_tensor *rows;
+  const int64_t *ids;
+  int64_t n_ids;
+} ngc_tap_grad;
+negcut_status ngc_seq_backward_taps(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *rec,
+                                    const ngc_tensor *dy, int32_t n_taps, const int32_t *taps,
+                                    const ngc_tap_grad *g, ngc_tensor *dx);
 
 /* ------------------------------------------------------------ builders */
 typedef struct ngc_generator_cfg {
@@ -214,6 +228,11 @@ negcut_status ngc_projector_forward(ngc_net *net, int32_t l, ngc_tape *tape,
 negcut_status ngc_projector_backward(ngc_net *net, int32_t l, ngc_tape *tape,
                                      const ngc_proj_rec *rec, const ngc_tensor *dy,
                                      ngc_tensor *dfeat);
+/* The same without the scatter: drows (B * n_ids, C), a tape tensor made
+ * here, is the gradient at the gathered rows (positions rec->ids). */
+negcut_status ngc_projector_backward_rows(ngc_net *net, int32_t l, ngc_tape *tape,
+                                          const ngc_proj_rec *rec, const ngc_tensor *dy,
+                                          ngc_tensor *drows);
 
 /* Negative generator on one layer: h_all (B * P, nc) is the all-position
  * projector output of B images; z (B * S, z_dim) the noise. The mean over P

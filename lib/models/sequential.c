@@ -386,18 +386,35 @@ static float *pool_pick(const grad_pool *p, const float *a, const float *b) {
   return NULL;
 }
 
-/* Adds src into the gradient of activation a (a fresh buffer if it has none
- * yet). A src in another layout than the activation (a caller's plain
- * gradient at a blocked feature) is converted first. */
+/* Adds the tap gradient g into the gradient of activation a (a fresh
+ * buffer if it has none yet). A dense g in another layout than the
+ * activation (a caller's plain gradient at a blocked feature) is converted
+ * first; rows are scattered into the fresh buffer, or into the free one of
+ * the pool and then added. */
 static negcut_status grad_add(ngc_tape *tape, const ngc_seq_rec *rec, const grad_pool *pool,
-                              ngc_tensor *d, uint8_t *has, int32_t a, const ngc_tensor *src,
+                              ngc_tensor *d, uint8_t *has, int32_t a, const ngc_tap_grad *g,
                               const float *pending) {
   ngc_tensor conv;
-  if (src->layout != rec->acts[a].layout) {
-    negcut_status st = ngc_tape_tensor_like(tape, &conv, &rec->acts[a]);
-    if (!st) st = ngc_relayout(tape->ctx, src, &conv);
+  const ngc_tensor *src = &conv;
+  negcut_status st;
+  if (!g->dense) {
+    ngc_tensor *to = &d[a];
+    if (has[a]) {
+      conv = ngc_tensor_view_as(tape->dev.be, pool_pick(pool, d[a].data, pending), &rec->acts[a]);
+      to = &conv;
+    } else {
+      d[a] = ngc_tensor_view_as(tape->dev.be, pool_pick(pool, pending, NULL), &rec->acts[a]);
+      has[a] = 1;
+    }
+    st = ngc_gather_bwd(tape->ctx, g->rows, g->ids, g->n_ids, to);
+    return st || to == &d[a] ? st : ngc_axpby(tape->ctx, 1.0f, &conv, 1.0f, &d[a]);
+  }
+  if (g->dense->layout != rec->acts[a].layout) {
+    st = ngc_tape_tensor_like(tape, &conv, &rec->acts[a]);
+    if (!st) st = ngc_relayout(tape->ctx, g->dense, &conv);
     if (st) return st;
-    src = &conv;
+  } else {
+    src = g->dense;
   }
   if (has[a]) return ngc_axpby(tape->ctx, 1.0f, src, 1.0f, &d[a]);
   d[a] = ngc_tensor_view_as(tape->dev.be, pool_pick(pool, pending, NULL), &rec->acts[a]);
@@ -408,6 +425,16 @@ static negcut_status grad_add(ngc_tape *tape, const ngc_seq_rec *rec, const grad
 negcut_status ngc_seq_backward(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *rec,
                                const ngc_tensor *dy, int32_t n_taps, const int32_t *taps,
                                const ngc_tensor *dtaps, ngc_tensor *dx) {
+  ngc_tap_grad g[NGC_MAX_NCE_LAYERS];
+  if (n_taps < 0 || n_taps > NGC_MAX_NCE_LAYERS)
+    return ngc_error(tape->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "backward: %d taps", (int)n_taps);
+  for (int32_t t = 0; t < n_taps; t++) g[t] = (ngc_tap_grad){.dense = &dtaps[t]};
+  return ngc_seq_backward_taps(net, tape, rec, dy, n_taps, taps, g, dx);
+}
+
+negcut_status ngc_seq_backward_taps(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *rec,
+                                    const ngc_tensor *dy, int32_t n_taps, const int32_t *taps,
+                                    const ngc_tap_grad *dtaps, ngc_tensor *dx) {
   int32_t n = rec->n_run;
   negcut_status st = NEGCUT_OK;
   ngc_tensor *d = ngc_tape_host(tape, (size_t)(n + 1) * sizeof *d);
@@ -432,7 +459,7 @@ negcut_status ngc_seq_backward(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *
     if (i < 3) pool.buf[i] = scratch + i * biggest;
     else redo[i - 3] = scratch + i * biggest;
   }
-  if (dy) st = grad_add(tape, rec, &pool, d, has, n, dy, pending);
+  if (dy) st = grad_add(tape, rec, &pool, d, has, n, &(ngc_tap_grad){.dense = dy}, pending);
   for (int32_t i = n - 1; i >= 0 && st == NEGCUT_OK; i--) {
     const ngc_layer *l = &net->layers[i];
     for (int32_t t = 0; t < n_taps && st == NEGCUT_OK; t++)

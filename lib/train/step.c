@@ -40,20 +40,32 @@ static negcut_status encode(ngc_trainer *t, const ngc_tensor *x, int flip_back, 
   return st;
 }
 
-/* Backpropagates gradients at the (possibly flipped) features into G; dx
- * (may be NULL) receives the gradient at the encoder's input. */
+/* Backpropagates gradients g at the features into G; with flip_back the
+ * features were flipped back (FastCUT), so the gradients are flipped onto
+ * the activations they came from. dx (may be NULL) receives the gradient at
+ * the encoder's input. */
 static negcut_status encode_backward(ngc_trainer *t, const encoding *e, int flip_back,
-                                     ngc_tensor *dfeat, ngc_tensor *dx) {
+                                     ngc_tap_grad *g, ngc_tensor *dx) {
   const ngc_train_cfg *c = &t->cfg;
   negcut_status st = NEGCUT_OK;
-  if (flip_back)
-    for (int32_t l = 0; l < c->n_nce && !st; l++) {
-      ngc_tensor flipped;
-      st = ngc_tape_tensor_like(&t->tape, &flipped, &dfeat[l]);
-      if (!st) st = ngc_hflip(t->ctx, &dfeat[l], &flipped);
-      dfeat[l] = flipped;
+  for (int32_t l = 0; l < c->n_nce && !st && flip_back; l++) {
+    const int64_t w = e->feat[l].dim[3];
+    if (g[l].dense) {
+      ngc_tensor *flipped = ngc_tape_host(&t->tape, sizeof *flipped);
+      if (!flipped) return ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "flip: out of memory");
+      st = ngc_tape_tensor_like(&t->tape, flipped, g[l].dense);
+      if (!st) st = ngc_hflip(t->ctx, g[l].dense, flipped);
+      g[l].dense = flipped;
+    } else { /* position h * W + w of the flipped feature is h * W + W - 1 - w */
+      int64_t *ids = ngc_tape_host(&t->tape, (size_t)g[l].n_ids * sizeof *ids);
+      if (!ids) return ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "flip: out of memory");
+      for (int64_t i = 0; i < g[l].n_ids; i++)
+        ids[i] = g[l].ids[i] / w * w + (w - 1 - g[l].ids[i] % w);
+      g[l].ids = ids;
     }
-  if (!st) st = ngc_seq_backward(&t->G, &t->tape, &e->rec, NULL, c->n_nce, c->nce_layers, dfeat, dx);
+  }
+  if (!st)
+    st = ngc_seq_backward_taps(&t->G, &t->tape, &e->rec, NULL, c->n_nce, c->nce_layers, g, dx);
   return st;
 }
 
@@ -189,25 +201,29 @@ static negcut_status nce_backward(ngc_trainer *t, const encoding *src, const enc
                                   int flip_back, const ema_proj *hp, const nce_eval *ev,
                                   float weight, ngc_tensor *dtgt) {
   const ngc_train_cfg *c = &t->cfg;
-  ngc_tensor dq, dfeat_q[NGC_MAX_NCE_LAYERS], dfeat_k[NGC_MAX_NCE_LAYERS];
+  /* The queries' gradients stay rows at the patch ids (ngc_tap_grad); the
+   * negatives' reach every position of the keys' features. */
+  ngc_tensor dq, drows_q[NGC_MAX_NCE_LAYERS], dfeat_k[NGC_MAX_NCE_LAYERS];
+  ngc_tap_grad gq[NGC_MAX_NCE_LAYERS], gk[NGC_MAX_NCE_LAYERS];
   int through_negs = hp && !c->detach_negatives;
   negcut_status st = NEGCUT_OK;
   for (int32_t l = 0; l < c->n_nce && !st; l++) {
     ngc_tensor dneg, dmean;
     st = ngc_tape_tensor(&t->tape, &dq, 2, ev->pq[l].mlp.y.dim);
-    if (!st) st = ngc_tape_tensor_like(&t->tape, &dfeat_q[l], &tgt->feat[l]);
     if (!st && through_negs) st = ngc_tape_tensor(&t->tape, &dneg, 2, ev->neg[l].mlp.y.dim);
     if (!st) st = ngc_nce_backward(&t->tape, &ev->nce[l], weight, &dq, through_negs ? &dneg : NULL);
-    if (!st) st = ngc_projector_backward(&t->F, l, &t->tape, &ev->pq[l], &dq, &dfeat_q[l]);
+    if (!st) st = ngc_projector_backward_rows(&t->F, l, &t->tape, &ev->pq[l], &dq, &drows_q[l]);
+    gq[l] = (ngc_tap_grad){.rows = &drows_q[l], .ids = ev->pq[l].ids, .n_ids = ev->pq[l].n_ids};
     if (!st && through_negs) {
       st = ngc_tape_tensor(&t->tape, &dmean, 2, hp->mean[l].dim);
       if (!st) st = ngc_tape_tensor_like(&t->tape, &dfeat_k[l], &src->feat[l]);
       if (!st) st = ngc_neggen_backward_mean(&t->N, l, &t->tape, &ev->neg[l], &dneg, &dmean);
       if (!st) st = ngc_projector_mean_backward(&t->F_ema, l, &t->tape, &src->feat[l], &dmean, &dfeat_k[l]);
+      gk[l] = (ngc_tap_grad){.dense = &dfeat_k[l]};
     }
   }
-  if (!st) st = encode_backward(t, tgt, flip_back, dfeat_q, dtgt);
-  if (!st && through_negs) st = encode_backward(t, src, 0, dfeat_k, NULL);
+  if (!st) st = encode_backward(t, tgt, flip_back, gq, dtgt);
+  if (!st && through_negs) st = encode_backward(t, src, 0, gk, NULL);
   return st;
 }
 
