@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend/backend.h"
 #include "core/core.h"
@@ -863,8 +864,12 @@ int main(void) {
   negcut_ctx_options_init(&o);
   o.backend = NEGCUT_BACKEND_CUDA;
   negcut_status st = negcut_ctx_create(&g_cu, &o);
-  /* only a machine without a GPU skips; any other failure to open fails */
-  if (st == NEGCUT_ERR_UNSUPPORTED && strstr(negcut_ctx_last_error(NULL), "no usable GPU")) {
+  /* only a machine without a GPU skips; any other failure to open fails. A
+   * driver too old for the runtime reads like no GPU at all ("CUDA driver
+   * version is insufficient"), so where the NVIDIA driver's device node
+   * exists that fails too. */
+  if (st == NEGCUT_ERR_UNSUPPORTED && strstr(negcut_ctx_last_error(NULL), "no usable GPU") &&
+      access("/dev/nvidiactl", F_OK) != 0) {
     fprintf(stderr, "check_cuda_ops: skipped: %s\n", negcut_ctx_last_error(NULL));
     return 77;
   }
