@@ -115,13 +115,26 @@ negcut_status ngc_projector_forward(ngc_net *net, int32_t l, ngc_tape *tape,
                      (int)l, (int)net->mlp_in[l], (long long)ngc_d(feat, 1));
   if (!own) return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "projector: out of memory");
   for (int64_t i = 0; i < n; i++) own[i] = ids ? ids[i] : i;
-  rec->feat = feat;
-  rec->ids = own;
-  rec->n_ids = n;
   st = ngc_tape_tensor(tape, &x, 2, dx); // (B * n, C)
   if (!st) st = ngc_gather_fwd(tape->ctx, feat, own, n, &x);
-  if (!st) st = ngc_mlp_forward(net, l, tape, &x, &rec->mlp);
+  if (!st) st = ngc_projector_forward_rows(net, l, tape, &x, own, n, rec);
+  rec->feat = feat;
   return st;
+}
+
+negcut_status ngc_projector_forward_rows(ngc_net *net, int32_t l, ngc_tape *tape,
+                                         const ngc_tensor *rows, const int64_t *ids,
+                                         int64_t n_ids, ngc_proj_rec *rec) {
+  if (l < 0 || l >= net->n_mlp)
+    return ngc_error(tape->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "projector has no layer %d", (int)l);
+  if (rows->ndim != 2 || rows->dim[1] != net->mlp_in[l] || n_ids < 1 || rows->dim[0] % n_ids)
+    return ngc_error(tape->ctx, NEGCUT_ERR_SHAPE,
+                     "projector layer %d: rows must be (B * %lld, %d)", (int)l,
+                     (long long)n_ids, (int)net->mlp_in[l]);
+  rec->feat = NULL;
+  rec->ids = ids;
+  rec->n_ids = n_ids;
+  return ngc_mlp_forward(net, l, tape, rows, &rec->mlp);
 }
 
 negcut_status ngc_projector_backward(ngc_net *net, int32_t l, ngc_tape *tape,

@@ -158,9 +158,13 @@ negcut_status ngc_seq_encode(ngc_net *net, ngc_tape *tape, const ngc_tensor *x, 
                              const int32_t *taps, ngc_seq_rec *rec);
 /* The outputs of modules taps[0..n_taps) (increasing) without a record:
  * an inference pass up to the last tap that copies each tapped output into
- * feats[i] (tape tensors). For encoder passes nothing backpropagates into. */
+ * feats[i] (tape tensors). For encoder passes nothing backpropagates into.
+ * With ids (NULL: whole outputs), feats[i] holds only the rows at positions
+ * ids[i][0..n_ids[i]) of each image, (B * n_ids[i], C), as a gather makes
+ * them. */
 negcut_status ngc_seq_features(ngc_net *net, ngc_tape *tape, const ngc_tensor *x, int32_t n_taps,
-                               const int32_t *taps, ngc_tensor *feats);
+                               const int32_t *taps, const int64_t *const *ids,
+                               const int64_t *n_ids, ngc_tensor *feats);
 /* Backpropagates rec: dy at the output (NULL: none) plus dtaps[i] at the
  * outputs of modules taps[i]; writes dx (NULL: not wanted). */
 negcut_status ngc_seq_backward(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *rec,
@@ -228,6 +232,11 @@ negcut_status ngc_projector_forward(ngc_net *net, int32_t l, ngc_tape *tape,
 negcut_status ngc_projector_backward(ngc_net *net, int32_t l, ngc_tape *tape,
                                      const ngc_proj_rec *rec, const ngc_tensor *dy,
                                      ngc_tensor *dfeat);
+/* The projector on rows already gathered at ids (B * n_ids, C): what
+ * ngc_projector_forward does after its gather. rec->feat is NULL. */
+negcut_status ngc_projector_forward_rows(ngc_net *net, int32_t l, ngc_tape *tape,
+                                         const ngc_tensor *rows, const int64_t *ids,
+                                         int64_t n_ids, ngc_proj_rec *rec);
 /* The same without the scatter: drows (B * n_ids, C), a tape tensor made
  * here, is the gradient at the gathered rows (positions rec->ids). */
 negcut_status ngc_projector_backward_rows(ngc_net *net, int32_t l, ngc_tape *tape,

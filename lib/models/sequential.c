@@ -201,7 +201,8 @@ int64_t ngc_seq_peak_numel(const ngc_net *net, const int64_t in[4]) {
  * the current ResNet block is kept alive until its shortcut is added. */
 static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
                                        int32_t n, ngc_tensor *y, int32_t n_taps,
-                                       const int32_t *taps, ngc_tensor *feats) {
+                                       const int32_t *taps, const int64_t *const *ids,
+                                       const int64_t *n_ids, ngc_tensor *feats) {
   negcut_status st;
   int64_t shape[4] = {ngc_d(x, 0), ngc_d(x, 1), ngc_d(x, 2), ngc_d(x, 3)}, out[4];
   int64_t biggest = ngc_seq_peak_numel(net, shape), max_nc = 1;
@@ -251,7 +252,10 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
     if (st != NEGCUT_OK) return st;
     if (l->kind == NGC_L_ADD) skip.data = NULL;
     for (int32_t k = 0; k < n_taps && !st; k++) /* keep a copy of each tapped output */
-      if (l->module == taps[k]) {
+      if (l->module == taps[k] && ids) {
+        st = ngc_tape_tensor(tape, &feats[k], 2, (int64_t[2]){out[0] * n_ids[k], out[1]});
+        if (!st) st = ngc_gather_fwd(tape->ctx, &next, ids[k], n_ids[k], &feats[k]);
+      } else if (l->module == taps[k]) {
         st = ngc_tape_tensor_like(tape, &feats[k], &next);
         if (!st) st = ngc_axpby(tape->ctx, 1.0f, &next, 0.0f, &feats[k]);
       }
@@ -284,7 +288,7 @@ negcut_status ngc_seq_forward(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
   }
   /* An encoder pass (last >= 0) keeps every module's output for taps. */
   if (rec) return forward_recorded(net, tape, x, n, last >= 0 ? -1 : 0, NULL, rec, y);
-  return forward_inference(net, tape, x, n, y, 0, NULL, NULL);
+  return forward_inference(net, tape, x, n, y, 0, NULL, NULL, NULL, NULL);
 }
 
 negcut_status ngc_seq_encode(ngc_net *net, ngc_tape *tape, const ngc_tensor *x, int32_t n_taps,
@@ -300,7 +304,8 @@ negcut_status ngc_seq_encode(ngc_net *net, ngc_tape *tape, const ngc_tensor *x, 
 }
 
 negcut_status ngc_seq_features(ngc_net *net, ngc_tape *tape, const ngc_tensor *x, int32_t n_taps,
-                               const int32_t *taps, ngc_tensor *feats) {
+                               const int32_t *taps, const int64_t *const *ids,
+                               const int64_t *n_ids, ngc_tensor *feats) {
   int64_t in[4], out[4];
   negcut_status st;
   if (!x || x->ndim != 4 || n_taps < 1)
@@ -309,7 +314,7 @@ negcut_status ngc_seq_features(ngc_net *net, ngc_tape *tape, const ngc_tensor *x
   st = ngc_seq_shape(tape->ctx, net, in, taps[n_taps - 1], out);
   if (st) return st;
   return forward_inference(net, tape, x, layers_to_run(net, taps[n_taps - 1]), NULL, n_taps, taps,
-                           feats);
+                           ids, n_ids, feats);
 }
 
 const ngc_tensor *ngc_seq_module_act(const ngc_net *net, const ngc_seq_rec *rec, int32_t m) {

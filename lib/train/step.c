@@ -13,7 +13,11 @@ static int is_negcut(const ngc_trainer *t) {
 typedef struct encoding {
   const ngc_tensor *x; /* (B, C, H, W) */
   ngc_seq_rec rec;
-  ngc_tensor feat[NGC_MAX_NCE_LAYERS]; /* (B, C_l, H_l, W_l) as used by the loss */
+  ngc_tensor feat[NGC_MAX_NCE_LAYERS]; /* (B, C_l, H_l, W_l) as used by the loss, or: */
+  /* With ids[0] set before encode (keys of CUT and FastCUT): feat[l] holds
+   * only the rows (B * n_ids[l], C_l) at the patch ids of the loss. */
+  const int64_t *ids[NGC_MAX_NCE_LAYERS];
+  int64_t n_ids[NGC_MAX_NCE_LAYERS];
 } encoding;
 
 /* record: keep every activation for a backward into G; without it only the
@@ -24,7 +28,8 @@ static negcut_status encode(ngc_trainer *t, const ngc_tensor *x, int flip_back, 
   const ngc_train_cfg *c = &t->cfg;
   e->x = x;
   if (!record) {
-    st = ngc_seq_features(&t->G, &t->tape, x, c->n_nce, c->nce_layers, e->feat);
+    st = ngc_seq_features(&t->G, &t->tape, x, c->n_nce, c->nce_layers, e->ids[0] ? e->ids : NULL,
+                          e->n_ids, e->feat);
     for (int32_t l = 0; l < c->n_nce && !st && flip_back; l++) st = ngc_hflip(t->ctx, &e->feat[l], &e->feat[l]);
     return st;
   }
@@ -159,8 +164,34 @@ static negcut_status report_losses(ngc_trainer *t, step_raw *raw, int calls, int
   return NEGCUT_OK;
 }
 
+/* The patch ids of layer l (hw positions): min(hw, num_patches) of them,
+ * in tape host memory. */
+static negcut_status draw_layer_ids(ngc_trainer *t, int32_t l, int64_t hw, const int64_t **ids,
+                                    int64_t *n) {
+  *n = hw < t->cfg.num_patches ? hw : t->cfg.num_patches;
+  int64_t *own = ngc_tape_host(&t->tape, (size_t)*n * sizeof *own);
+  if (!own) return ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "nce: out of memory");
+  *ids = own;
+  return t->rand.patch_ids(t->rand.user, l, hw, *n, own);
+}
+
+/* The patch ids of one NCE evaluation on x drawn ahead, into e (keys that
+ * need only those rows): the same draws, in the same order, as
+ * nce_forward makes when it draws them itself. */
+static negcut_status draw_ids(ngc_trainer *t, const ngc_tensor *x, encoding *e) {
+  const ngc_train_cfg *c = &t->cfg;
+  negcut_status st = NEGCUT_OK;
+  for (int32_t l = 0; l < c->n_nce && !st; l++) {
+    int64_t out[4];
+    st = ngc_seq_shape(t->ctx, &t->G, x->dim, c->nce_layers[l], out);
+    if (!st) st = draw_layer_ids(t, l, out[2] * out[3], &e->ids[l], &e->n_ids[l]);
+  }
+  return st;
+}
+
 /* One NCE evaluation; its per-layer values land in per_layer[] when the
- * step reports (read_later). */
+ * step reports (read_later). Patch ids: the ones src was encoded at, else
+ * drawn here. */
 static negcut_status nce_forward(ngc_trainer *t, const encoding *src, const encoding *tgt,
                                  const ema_proj *hp, nce_eval *ev, step_raw *raw,
                                  float *per_layer) {
@@ -168,12 +199,14 @@ static negcut_status nce_forward(ngc_trainer *t, const encoding *src, const enco
   int64_t b = src->x->dim[0];
   negcut_status st = NEGCUT_OK;
   for (int32_t l = 0; l < c->n_nce && !st; l++) {
-    int64_t hw = src->feat[l].dim[2] * src->feat[l].dim[3];
-    int64_t n = hw < c->num_patches ? hw : c->num_patches;
-    int64_t *ids = ngc_tape_host(&t->tape, (size_t)n * sizeof *ids);
-    if (!ids) return ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "nce: out of memory");
-    st = t->rand.patch_ids(t->rand.user, l, hw, n, ids);
-    if (!st) st = ngc_projector_forward(&t->F, l, &t->tape, &src->feat[l], ids, n, &ev->pk[l]);
+    const int64_t *ids = src->ids[l];
+    int64_t n = src->n_ids[l];
+    if (ids) {
+      st = ngc_projector_forward_rows(&t->F, l, &t->tape, &src->feat[l], ids, n, &ev->pk[l]);
+    } else {
+      st = draw_layer_ids(t, l, tgt->feat[l].dim[2] * tgt->feat[l].dim[3], &ids, &n);
+      if (!st) st = ngc_projector_forward(&t->F, l, &t->tape, &src->feat[l], ids, n, &ev->pk[l]);
+    }
     if (!st) st = ngc_projector_forward(&t->F, l, &t->tape, &tgt->feat[l], ids, n, &ev->pq[l]);
     const ngc_tensor *negs = NULL;
     if (!st && hp) {
@@ -328,6 +361,8 @@ negcut_status ngc_train_step(ngc_trainer *t, const float *real_a, const float *r
   negcut_status st;
 
   ngc_error_clear(ctx);
+  memset(enc_src, 0, sizeof enc_src);
+  memset(enc_tgt, 0, sizeof enc_tgt);
   st = ngc_tape_reset(&t->tape);
   ev = ngc_tape_host(&t->tape, 2 * sizeof *ev);
   raw = ngc_tape_host(&t->tape, sizeof *raw);
@@ -367,7 +402,11 @@ negcut_status ngc_train_step(ngc_trainer *t, const float *real_a, const float *r
   for (int i = 0; i < calls && !st; i++) {
     /* The keys are detached: G's encoder of the source gets a gradient only
      * through NEGCUT's undetached negatives. */
-    st = encode(t, i ? &real_b_t : &real_a_t, 0, neg && !c->detach_negatives, &enc_src[i]);
+    /* CUT and FastCUT use the keys only at the patch ids of the G step's
+     * NCE: drawn now, gathered at encoding time (not whole feature maps). */
+    const ngc_tensor *key_in = i ? &real_b_t : &real_a_t;
+    if (!neg) st = draw_ids(t, key_in, &enc_src[i]);
+    if (!st) st = encode(t, key_in, 0, neg && !c->detach_negatives, &enc_src[i]);
     if (!st) st = encode(t, i ? &idt_b : &fake_b, flipped, 1, &enc_tgt[i]);
     if (!st && neg) {
       st = project_all(t, &enc_src[i], &hp[i]);
