@@ -281,6 +281,65 @@ START_TEST(test_slot_blocked_vs_plain) {
 }
 END_TEST
 
+/* The fused norm + activation (inorm_act) against the two ops run one after
+ * the other, both layouts, ReLU and leaky ReLU; and the composition the op
+ * layer falls back to on a backend without the slot (ref). */
+START_TEST(test_inorm_act) {
+  const int64_t d[4] = {2, 32, 19, 23}, ds[2] = {2, 32};
+  for (int blocked = 0; blocked < 2; blocked++)
+    for (int a = 0; a < 2; a++) {
+      const ngc_act act = a ? NGC_ACT_LRELU : NGC_ACT_RELU;
+      const ngc_layout lay = blocked ? NGC_LAYOUT_BLOCKED : NGC_LAYOUT_PLAIN;
+      ngc_tensor x = tnew(4, d, lay, NAN), y1 = tnew(4, d, lay, NAN), y2 = tnew(4, d, lay, NAN);
+      ngc_tensor m1 = tnew(2, ds, NGC_LAYOUT_PLAIN, 0.0f), r1 = tnew(2, ds, NGC_LAYOUT_PLAIN, 0.0f);
+      ngc_tensor m2 = tnew(2, ds, NGC_LAYOUT_PLAIN, 0.0f), r2 = tnew(2, ds, NGC_LAYOUT_PLAIN, 0.0f);
+      OK(ngc_inorm_act_fwd(g_ctx, 1e-5f, act, 0.2f, &x, &y1, &m1, &r1));
+      OK(ngc_inorm_fwd(g_ctx, 1e-5f, &x, &y2, &m2, &r2));
+      OK(ngc_act_fwd(g_ctx, act, 0.2f, &y2, &y2));
+      ck_assert(ngc_test_compare("inorm_act y", y1.data, y2.data, ngc_numel(&x), 0, 0) == 0);
+      ck_assert(ngc_test_compare("inorm_act mean", m1.data, m2.data, 64, 0, 0) == 0);
+      ck_assert(ngc_test_compare("inorm_act rstd", r1.data, r2.data, 64, 0, 0) == 0);
+      tfree(&x), tfree(&y1), tfree(&y2), tfree(&m1), tfree(&r1), tfree(&m2), tfree(&r2);
+    }
+  /* ref has no fused slot: the op layer composes */
+  ngc_tensor x = tnew(4, d, NGC_LAYOUT_PLAIN, NAN), y1 = tnew(4, d, NGC_LAYOUT_PLAIN, NAN);
+  ngc_tensor y2 = tnew(4, d, NGC_LAYOUT_PLAIN, NAN);
+  ngc_tensor m = tnew(2, ds, NGC_LAYOUT_PLAIN, 0.0f), r = tnew(2, ds, NGC_LAYOUT_PLAIN, 0.0f);
+  x.be = y1.be = y2.be = m.be = r.be = g_ref->be;
+  ck_assert_ptr_null(g_ref->be->ops.inorm_act_fwd);
+  OK(ngc_inorm_act_fwd(g_ref, 1e-5f, NGC_ACT_LRELU, 0.2f, &x, &y1, &m, &r));
+  OK(ngc_inorm_fwd(g_ref, 1e-5f, &x, &y2, &m, &r));
+  OK(ngc_act_fwd(g_ref, NGC_ACT_LRELU, 0.2f, &y2, &y2));
+  ck_assert(ngc_test_compare("ref inorm_act y", y1.data, y2.data, ngc_numel(&x), 0, 0) == 0);
+  ck_assert_int_eq(ngc_inorm_act_fwd(g_ref, 1e-5f, NGC_ACT_TANH, 0.0f, &x, &y1, &m, &r),
+                   NEGCUT_ERR_INVALID_ARGUMENT);
+  tfree(&x), tfree(&y1), tfree(&y2), tfree(&m), tfree(&r);
+}
+END_TEST
+
+/* The blocked norm's one-pass statistics on planes whose mean is far from
+ * zero next to their spread (x = 1000 + 0.01 u): as exact as the plain
+ * two-pass ones. */
+START_TEST(test_inorm_block_precision) {
+  const int64_t d[4] = {1, 16, 64, 64}, ds[2] = {1, 16};
+  ngc_tensor x = tnew(4, d, NGC_LAYOUT_PLAIN, NAN), xb = tnew(4, d, NGC_LAYOUT_BLOCKED, 0.0f);
+  ngc_tensor y = tnew(4, d, NGC_LAYOUT_PLAIN, NAN), yb = tnew(4, d, NGC_LAYOUT_BLOCKED, NAN);
+  ngc_tensor back = tnew(4, d, NGC_LAYOUT_PLAIN, NAN);
+  ngc_tensor m = tnew(2, ds, NGC_LAYOUT_PLAIN, 0.0f), r = tnew(2, ds, NGC_LAYOUT_PLAIN, 0.0f);
+  ngc_tensor mb = tnew(2, ds, NGC_LAYOUT_PLAIN, 0.0f), rb = tnew(2, ds, NGC_LAYOUT_PLAIN, 0.0f);
+  for (int64_t i = 0; i < ngc_numel(&x); i++) x.data[i] = 1000.0f + 0.01f * x.data[i];
+  OK(ngc_relayout(g_ctx, &x, &xb));
+  OK(ngc_inorm_fwd(g_ctx, 1e-5f, &x, &y, &m, &r));
+  OK(ngc_inorm_fwd(g_ctx, 1e-5f, &xb, &yb, &mb, &rb));
+  OK(ngc_relayout(g_ctx, &yb, &back));
+  ck_assert(ngc_test_compare("far mean: mean", mb.data, m.data, 16, 0, 1e-7) == 0);
+  ck_assert(ngc_test_compare("far mean: rstd", rb.data, r.data, 16, 0, 1e-4) == 0);
+  ck_assert(ngc_test_compare("far mean: y", back.data, y.data, ngc_numel(&x), 1e-3, 0) == 0);
+  tfree(&x), tfree(&xb), tfree(&y), tfree(&yb), tfree(&back);
+  tfree(&m), tfree(&r), tfree(&mb), tfree(&rb);
+}
+END_TEST
+
 /* ------------------------------------------------ the op layer's checks */
 
 START_TEST(test_layout_checks) {
@@ -490,6 +549,8 @@ static Suite *suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_relayout);
   tcase_add_loop_test(tc, test_slot_blocked_vs_plain, 0, (int)(sizeof k_cases / sizeof k_cases[0]));
+  tcase_add_test(tc, test_inorm_act);
+  tcase_add_test(tc, test_inorm_block_precision);
   tcase_add_test(tc, test_layout_checks);
   tcase_add_test(tc, test_preferred_block);
   tcase_add_loop_test(tc, test_generator_blocked_vs_plain, 0, 2);

@@ -10,9 +10,9 @@
  * on a backend with act_block > 0, whose 4-D activations may also be in its
  * blocked layout (NGC_LAYOUT_BLOCKED, core/tensor.h) in these slots: fill,
  * axpby, add, act, conv2d and convt2d (x, y, dx, dy; weights and biases are
- * plain), pad, inorm (mean and rstd plain), blur down and up, hflip, gather
- * (x, dx), the loss reductions mse_const, bce_const, mad and mean_all, and
- * relayout. Operands of one element-wise call share a layout. The network
+ * plain), pad, inorm and inorm_act (mean and rstd plain), blur down and up,
+ * hflip, gather (x, dx), the loss reductions mse_const, bce_const, mad and
+ * mean_all, and relayout. Operands of one element-wise call share a layout. The network
  * executor keeps activations blocked between layers and converts only at its
  * edges (the input, the output, what the public API hands out).
  *
@@ -110,6 +110,12 @@ typedef struct ngc_backend_ops {
    * mean and rstd are (N, C) and are written by the forward. */
   negcut_status (*inorm_fwd)(ngc_backend *be, float eps, const ngc_tensor *x,
                              ngc_tensor *y, ngc_tensor *mean, ngc_tensor *rstd);
+  /* inorm_fwd, then act (NGC_ACT_RELU or _LRELU) on y in the same pass; y
+   * holds the activation's output, mean and rstd the norm's statistics. May
+   * be NULL: lib/ops then runs inorm_fwd and act_fwd. */
+  negcut_status (*inorm_act_fwd)(ngc_backend *be, float eps, ngc_act act, float alpha,
+                                 const ngc_tensor *x, ngc_tensor *y, ngc_tensor *mean,
+                                 ngc_tensor *rstd);
   negcut_status (*inorm_bwd)(ngc_backend *be, const ngc_tensor *y,
                              const ngc_tensor *rstd, const ngc_tensor *dy,
                              ngc_tensor *dx);

@@ -197,6 +197,22 @@ int64_t ngc_seq_peak_numel(const ngc_net *net, const int64_t in[4]) {
   return biggest;
 }
 
+/* Whether layers i (a norm) and i + 1 (a ReLU or leaky ReLU) of an
+ * inference pass can run as one op: the norm's output (activation i + 1) is
+ * neither a tapped module's output nor an ADD's shortcut. */
+static int fuse_norm_act(const ngc_net *net, int32_t i, int32_t n, int32_t n_taps,
+                         const int32_t *taps) {
+  const ngc_layer *a = &net->layers[i], *b = i + 1 < n ? &net->layers[i + 1] : NULL;
+  if (a->kind != NGC_L_INORM || !b || b->kind != NGC_L_ACT ||
+      (b->act != NGC_ACT_RELU && b->act != NGC_ACT_LRELU))
+    return 0;
+  for (int32_t k = 0; k < n_taps; k++)
+    if (taps[k] == a->module) return 0;
+  for (int32_t j = i + 1; j < n; j++)
+    if (net->layers[j].kind == NGC_L_ADD && net->layers[j].skip == i + 1) return 0;
+  return 1;
+}
+
 /* Inference: three buffers of the largest activation rotate; the input of
  * the current ResNet block is kept alive until its shortcut is added. */
 static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
@@ -237,18 +253,25 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
       }
     for (int b = 0; b < 3 && !dst; b++)
       if (buf[b] != cur.data && buf[b] != skip.data) dst = buf[b];
+    /* A norm followed by a (leaky) ReLU runs as one op when nothing reads
+     * the norm's own output; l becomes the activation layer. */
+    const int fuse = fuse_norm_act(net, i, n, n_taps, taps);
+    if (fuse) l = &net->layers[++i];
     if (i == n - 1 && y && y->layout == lay) {
       next = *y; /* the last layer writes the caller's tensor */
     } else {
       next = ngc_tensor_view(tape->dev.be, dst, 4, out);
       next.layout = lay;
     }
-    if (l->kind == NGC_L_INORM) {
+    if (fuse || l->kind == NGC_L_INORM) {
       mean.ndim = rstd.ndim = 2;
       mean.dim[0] = rstd.dim[0] = out[0];
       mean.dim[1] = rstd.dim[1] = out[1];
     }
-    st = layer_forward(tape->ctx, net, l, &cur, &skip, &next, &mean, &rstd, tape->bf16);
+    if (fuse)
+      st = ngc_inorm_act_fwd(tape->ctx, 1e-5f, l->act, l->alpha, &cur, &next, &mean, &rstd);
+    else
+      st = layer_forward(tape->ctx, net, l, &cur, &skip, &next, &mean, &rstd, tape->bf16);
     if (st != NEGCUT_OK) return st;
     if (l->kind == NGC_L_ADD) skip.data = NULL;
     for (int32_t k = 0; k < n_taps && !st; k++) /* keep a copy of each tapped output */

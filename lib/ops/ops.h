@@ -66,6 +66,11 @@ negcut_status ngc_pad_bwd(negcut_ctx *ctx, ngc_pad_mode mode, int32_t pad,
 /* x, y (N, C, H, W); mean, rstd (N, C). */
 negcut_status ngc_inorm_fwd(negcut_ctx *ctx, float eps, const ngc_tensor *x, ngc_tensor *y,
                             ngc_tensor *mean, ngc_tensor *rstd);
+/* inorm_fwd then act (relu or lrelu) in place on y, in one pass where the
+ * backend can; y is the activation's output. */
+negcut_status ngc_inorm_act_fwd(negcut_ctx *ctx, float eps, ngc_act act, float alpha,
+                                const ngc_tensor *x, ngc_tensor *y, ngc_tensor *mean,
+                                ngc_tensor *rstd);
 negcut_status ngc_inorm_bwd(negcut_ctx *ctx, const ngc_tensor *y, const ngc_tensor *rstd,
                             const ngc_tensor *dy, ngc_tensor *dx);
 /* x (N, C, H, W), H, W >= 2 -> y (N, C, ceil(H/2), ceil(W/2)). */

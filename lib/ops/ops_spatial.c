@@ -32,16 +32,35 @@ negcut_status ngc_pad_bwd(negcut_ctx *ctx, ngc_pad_mode mode, int32_t pad,
   return NGC_OP_CALL(ctx, "pad_bwd", pad_bwd, mode, pad, dy, dx);
 }
 
-negcut_status ngc_inorm_fwd(negcut_ctx *ctx, float eps, const ngc_tensor *x, ngc_tensor *y,
-                            ngc_tensor *mean, ngc_tensor *rstd) {
-  const char *op = "inorm_fwd";
+static negcut_status check_inorm_fwd(negcut_ctx *ctx, const char *op, float eps,
+                                     const ngc_tensor *x, const ngc_tensor *y,
+                                     const ngc_tensor *mean, const ngc_tensor *rstd) {
   if (!(eps >= 0.0f)) return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s: eps %g", op, eps);
   NGC_TRY(ngc_op_ndim(ctx, op, "x", x, 4));
   NGC_TRY(ngc_op_same(ctx, op, "x", x, "y", y));
   NGC_TRY(ngc_op_dims(ctx, op, "mean", mean, 2, x->dim));
   NGC_TRY(ngc_op_dims(ctx, op, "rstd", rstd, 2, x->dim));
   if (x->dim[2] * x->dim[3] < 1) return ngc_error(ctx, NEGCUT_ERR_SHAPE, "%s: empty planes", op);
-  return NGC_OP_CALL(ctx, op, inorm_fwd, eps, x, y, mean, rstd);
+  return NEGCUT_OK;
+}
+
+negcut_status ngc_inorm_fwd(negcut_ctx *ctx, float eps, const ngc_tensor *x, ngc_tensor *y,
+                            ngc_tensor *mean, ngc_tensor *rstd) {
+  NGC_TRY(check_inorm_fwd(ctx, "inorm_fwd", eps, x, y, mean, rstd));
+  return NGC_OP_CALL(ctx, "inorm_fwd", inorm_fwd, eps, x, y, mean, rstd);
+}
+
+negcut_status ngc_inorm_act_fwd(negcut_ctx *ctx, float eps, ngc_act act, float alpha,
+                                const ngc_tensor *x, ngc_tensor *y, ngc_tensor *mean,
+                                ngc_tensor *rstd) {
+  const char *op = "inorm_act_fwd";
+  if (act != NGC_ACT_RELU && act != NGC_ACT_LRELU)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s: activation %d is not relu or lrelu",
+                     op, (int)act);
+  NGC_TRY(check_inorm_fwd(ctx, op, eps, x, y, mean, rstd));
+  if (ctx->be->ops.inorm_act_fwd) return ctx->be->ops.inorm_act_fwd(ctx->be, eps, act, alpha, x, y, mean, rstd);
+  NGC_TRY(NGC_OP_CALL(ctx, op, inorm_fwd, eps, x, y, mean, rstd));
+  return NGC_OP_CALL(ctx, op, act_fwd, act, alpha, y, y);
 }
 
 negcut_status ngc_inorm_bwd(negcut_ctx *ctx, const ngc_tensor *y, const ngc_tensor *rstd,
