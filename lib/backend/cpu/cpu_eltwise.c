@@ -67,6 +67,22 @@ static negcut_status cpu_act_fwd(ngc_backend *be, ngc_act act, float alpha,
                    (int)act);
 }
 
+/* The masked selects of the ReLU backward run at a third of memory speed
+ * as baseline x86-64 code (what the OpenMP-outlined loop bodies are): they
+ * go through functions cloned per ISA instead, one contiguous chunk each. */
+#define ACT_CHUNK ((int64_t)16384)
+
+NGC_CPU_CLONES static void relu_bwd_span(const float *s, const float *dy, float *dx, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) dx[i] = s[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+NGC_CPU_CLONES static void lrelu_bwd_span(const float *s, const float *dy, float *dx, int64_t n,
+                                          float alpha) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) dx[i] = s[i] > 0.0f ? dy[i] : alpha * dy[i];
+}
+
 /* relu and lrelu take the sign from x (PyTorch's threshold/leaky_relu
  * backward), or from y when the caller kept only y (same sign for alpha >= 0);
  * tanh needs y. */
@@ -82,12 +98,14 @@ static negcut_status cpu_act_bwd(ngc_backend *be, ngc_act act, float alpha,
     if (!s || !s->data)
       return ngc_error(be->ctx, NEGCUT_ERR_INTERNAL, "cpu act_bwd: neither x nor y given");
     const float *ps = s->data;
-    if (act == NGC_ACT_RELU) {
-#pragma omp parallel for simd schedule(static) num_threads(ngc_cpu_nt(be, n))
-      for (int64_t i = 0; i < n; i++) pdx[i] = ps[i] > 0.0f ? pdy[i] : 0.0f;
-    } else {
-#pragma omp parallel for simd schedule(static) num_threads(ngc_cpu_nt(be, n))
-      for (int64_t i = 0; i < n; i++) pdx[i] = ps[i] > 0.0f ? pdy[i] : alpha * pdy[i];
+    const int64_t chunks = (n + ACT_CHUNK - 1) / ACT_CHUNK;
+#pragma omp parallel for schedule(static) num_threads(ngc_cpu_nt(be, n))
+    for (int64_t c = 0; c < chunks; c++) {
+      const int64_t i0 = c * ACT_CHUNK, len = n - i0 < ACT_CHUNK ? n - i0 : ACT_CHUNK;
+      if (act == NGC_ACT_RELU)
+        relu_bwd_span(ps + i0, pdy + i0, pdx + i0, len);
+      else
+        lrelu_bwd_span(ps + i0, pdy + i0, pdx + i0, len, alpha);
     }
     return NEGCUT_OK;
   }
