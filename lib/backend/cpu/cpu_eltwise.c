@@ -42,35 +42,20 @@ static negcut_status cpu_add(ngc_backend *be, const ngc_tensor *a, const ngc_ten
   return NEGCUT_OK;
 }
 
-static negcut_status cpu_act_fwd(ngc_backend *be, ngc_act act, float alpha,
-                                 const ngc_tensor *x, ngc_tensor *y) {
-  const float *px = x->data;
-  float *py = y->data;
-  const int64_t n = ngc_numel(y);
-  ngc_cpu_enter(be);
-  switch (act) {
-  case NGC_ACT_RELU:
-#pragma omp parallel for simd schedule(static) num_threads(ngc_cpu_nt(be, n))
-    for (int64_t i = 0; i < n; i++) py[i] = px[i] > 0.0f ? px[i] : 0.0f;
-    return NEGCUT_OK;
-  case NGC_ACT_LRELU:
-#pragma omp parallel for simd schedule(static) num_threads(ngc_cpu_nt(be, n))
-    for (int64_t i = 0; i < n; i++) py[i] = px[i] > 0.0f ? px[i] : alpha * px[i];
-    return NEGCUT_OK;
-  case NGC_ACT_TANH:
-    /* tanhf costs ~20x a load: worth the team from a few thousand. */
-#pragma omp parallel for schedule(static) num_threads(ngc_cpu_nt(be, 16 * n))
-    for (int64_t i = 0; i < n; i++) py[i] = tanhf(px[i]);
-    return NEGCUT_OK;
-  }
-  return ngc_error(be->ctx, NEGCUT_ERR_INTERNAL, "cpu act_fwd: unknown activation %d",
-                   (int)act);
+/* The masked selects of the (leaky) ReLU run at a third of memory speed as
+ * baseline x86-64 code (what the OpenMP-outlined loop bodies are): they go
+ * through functions cloned per ISA instead, one contiguous chunk each. */
+#define ACT_CHUNK ((int64_t)16384)
+
+NGC_CPU_CLONES static void relu_fwd_span(const float *x, float *y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-/* The masked selects of the ReLU backward run at a third of memory speed
- * as baseline x86-64 code (what the OpenMP-outlined loop bodies are): they
- * go through functions cloned per ISA instead, one contiguous chunk each. */
-#define ACT_CHUNK ((int64_t)16384)
+NGC_CPU_CLONES static void lrelu_fwd_span(const float *x, float *y, int64_t n, float alpha) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : alpha * x[i];
+}
 
 NGC_CPU_CLONES static void relu_bwd_span(const float *s, const float *dy, float *dx, int64_t n) {
 #pragma omp simd
@@ -81,6 +66,36 @@ NGC_CPU_CLONES static void lrelu_bwd_span(const float *s, const float *dy, float
                                           float alpha) {
 #pragma omp simd
   for (int64_t i = 0; i < n; i++) dx[i] = s[i] > 0.0f ? dy[i] : alpha * dy[i];
+}
+
+static negcut_status cpu_act_fwd(ngc_backend *be, ngc_act act, float alpha,
+                                 const ngc_tensor *x, ngc_tensor *y) {
+  const float *px = x->data;
+  float *py = y->data;
+  const int64_t n = ngc_numel(y);
+  ngc_cpu_enter(be);
+  switch (act) {
+  case NGC_ACT_RELU:
+  case NGC_ACT_LRELU: {
+    const int64_t chunks = (n + ACT_CHUNK - 1) / ACT_CHUNK;
+#pragma omp parallel for schedule(static) num_threads(ngc_cpu_nt(be, n))
+    for (int64_t c = 0; c < chunks; c++) {
+      const int64_t i0 = c * ACT_CHUNK, len = n - i0 < ACT_CHUNK ? n - i0 : ACT_CHUNK;
+      if (act == NGC_ACT_RELU)
+        relu_fwd_span(px + i0, py + i0, len);
+      else
+        lrelu_fwd_span(px + i0, py + i0, len, alpha);
+    }
+    return NEGCUT_OK;
+  }
+  case NGC_ACT_TANH:
+    /* tanhf costs ~20x a load: worth the team from a few thousand. */
+#pragma omp parallel for schedule(static) num_threads(ngc_cpu_nt(be, 16 * n))
+    for (int64_t i = 0; i < n; i++) py[i] = tanhf(px[i]);
+    return NEGCUT_OK;
+  }
+  return ngc_error(be->ctx, NEGCUT_ERR_INTERNAL, "cpu act_fwd: unknown activation %d",
+                   (int)act);
 }
 
 /* relu and lrelu take the sign from x (PyTorch's threshold/leaky_relu

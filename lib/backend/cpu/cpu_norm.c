@@ -40,7 +40,7 @@ NGC_CPU_CLONES static void plane_fwd(const float *restrict x, float *restrict y,
 #pragma omp simd
   for (int64_t i = 0; i < n; i++) {
     const float v = (x[i] - m) * r;
-    y[i] = v > 0.0f ? v : slope * v;
+    y[i] = v > 0.0f ? v : slope * v + 0.0f; /* + 0: ReLU gives +0, as act_fwd */
   }
 }
 
@@ -118,7 +118,7 @@ static inline __attribute__((always_inline)) void block_fwd(const float *restric
 #pragma omp simd
     for (int64_t l = 0; l < L; l++) {
       const float v = (x[i * L + l] - m[l]) * r[l];
-      y[i * L + l] = v > 0.0f ? v : slope * v;
+      y[i * L + l] = v > 0.0f ? v : slope * v + 0.0f;
     }
 }
 
