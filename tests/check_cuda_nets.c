@@ -15,7 +15,6 @@
  * instead. Skips (77) without a GPU. */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "io/safetensors.h"
 #include "negcut/nets.h"
@@ -460,36 +459,12 @@ END_TEST
 START_TEST(test_train_negcut) { train_case(NEGCUT_MODE_NEGCUT, "NEGCUT"); }
 END_TEST
 
-/* Check without fork: a CUDA context does not survive fork(). */
-static int run_nofork(Suite *s) {
-  SRunner *sr = srunner_create(s);
-  srunner_set_fork_status(sr, CK_NOFORK);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
-
 int main(void) {
   negcut_ctx_options o;
   negcut_ctx_options_init(&o);
-  o.backend = NEGCUT_BACKEND_CUDA;
   o.seed = SEED;
-  negcut_status st = negcut_ctx_create(&g_cu, &o);
-  /* only a machine without a GPU skips; any other failure to open fails. A
-   * driver too old for the runtime reads like no GPU at all ("CUDA driver
-   * version is insufficient"), so where the NVIDIA driver's device node
-   * exists that fails too. */
-  if (st == NEGCUT_ERR_UNSUPPORTED && strstr(negcut_ctx_last_error(NULL), "no usable GPU") &&
-      access("/dev/nvidiactl", F_OK) != 0) {
-    fprintf(stderr, "check_cuda_nets: skipped: %s\n", negcut_ctx_last_error(NULL));
-    return 77;
-  }
-  if (st != NEGCUT_OK) {
-    fprintf(stderr, "check_cuda_nets: the cuda backend did not open: %s\n",
-            negcut_ctx_last_error(NULL));
-    return EXIT_FAILURE;
-  }
+  const int opened = ngc_test_open_cuda(&g_cu, &o, "check_cuda_nets");
+  if (opened) return opened;
   o.backend = NEGCUT_BACKEND_CPU;
   o.threads = 0; /* all cores: the GPU machines have many */
   if (negcut_ctx_create(&g_cpu, &o) != NEGCUT_OK) {
@@ -505,7 +480,7 @@ int main(void) {
   tcase_add_test(tc, test_train_cut);
   tcase_add_test(tc, test_train_negcut);
   suite_add_tcase(s, tc);
-  int rc = run_nofork(s);
+  int rc = ngc_test_run_nofork(s);
   negcut_ctx_free(g_cpu);
   negcut_ctx_free(g_cu);
   return rc;

@@ -9,7 +9,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <negcut.h>
 
 /* Runs the suite and returns the process exit status. */
 static inline int ngc_test_run(Suite *s) {
@@ -18,6 +22,37 @@ static inline int ngc_test_run(Suite *s) {
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
   return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* The same without fork: a CUDA context does not survive fork(). */
+static inline int ngc_test_run_nofork(Suite *s) {
+  SRunner *sr = srunner_create(s);
+  srunner_set_fork_status(sr, CK_NOFORK);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* Opens a context on the CUDA backend with the options o (its backend is
+ * set here) into *out. Returns 0 when it opened; 77 (skip) on a machine
+ * without a GPU; EXIT_FAILURE, with the reason on stderr, for any other
+ * failure. A driver too old for the runtime reads like no GPU at all ("CUDA
+ * driver version is insufficient"), so where the NVIDIA driver's device
+ * node exists that fails too. */
+static inline int ngc_test_open_cuda(negcut_ctx **out, negcut_ctx_options *o, const char *name) {
+  o->backend = NEGCUT_BACKEND_CUDA;
+  negcut_status st = negcut_ctx_create(out, o);
+  if (st == NEGCUT_ERR_UNSUPPORTED && strstr(negcut_ctx_last_error(NULL), "no usable GPU") &&
+      access("/dev/nvidiactl", F_OK) != 0) {
+    fprintf(stderr, "%s: skipped: %s\n", name, negcut_ctx_last_error(NULL));
+    return 77;
+  }
+  if (st != NEGCUT_OK) {
+    fprintf(stderr, "%s: the cuda backend did not open: %s\n", name, negcut_ctx_last_error(NULL));
+    return EXIT_FAILURE;
+  }
+  return 0;
 }
 
 /* A new empty folder /tmp/<prefix>_XXXXXX, its name in buf. */

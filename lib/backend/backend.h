@@ -4,7 +4,9 @@
  *
  * Memory slots are required. Op slots come in forward/backward pairs; a NULL
  * slot falls back to the reference backend, which works only for backends
- * whose memory is host memory (ref, cpu). A device backend fills every slot.
+ * whose memory is host memory (ref, cpu). A device backend fills every slot
+ * except the optional fusions (inorm_act_fwd), which lib/ops composes from
+ * other slots where they are NULL.
  *
  * Layouts. Slots receive plain row-major tensors (NGC_LAYOUT_PLAIN), except
  * on a backend with act_block > 0, whose 4-D activations may also be in its
