@@ -278,6 +278,8 @@ static void reorder_job_free(job *j) {
 
 /* ------------------------------------------------------------ tensors */
 
+/* A tensor on ctx's backend filled with noise (through an upload, so that
+ * device backends work too). */
 static ngc_tensor tensor(negcut_ctx *ctx, int32_t ndim, int64_t a, int64_t b, int64_t c,
                          int64_t d) {
   const int64_t dim[4] = {a, b, c, d};
@@ -286,7 +288,15 @@ static ngc_tensor tensor(negcut_ctx *ctx, int32_t ndim, int64_t a, int64_t b, in
     fprintf(stderr, "negcut-bench: %s\n", negcut_ctx_last_error(ctx));
     exit(1);
   }
-  fill(t.data, (size_t)ngc_numel(&t));
+  const size_t n = (size_t)ngc_numel(&t);
+  float *h = malloc(n * sizeof *h);
+  if (!h) exit(1);
+  fill(h, n);
+  if (ctx->be->ops.upload(ctx->be, t.data, h, n * sizeof *h) != NEGCUT_OK) {
+    fprintf(stderr, "negcut-bench: %s\n", negcut_ctx_last_error(ctx));
+    exit(1);
+  }
+  free(h);
   return t;
 }
 
@@ -390,27 +400,6 @@ static void print_ratio(bench_stat ours, bench_stat best) {
 
 /* ---------------------------------------------------- --backend cuda */
 
-/* A tensor on a device backend filled with noise through an upload. */
-static ngc_tensor device_tensor(negcut_ctx *ctx, int32_t ndim, int64_t a, int64_t b, int64_t c,
-                                int64_t d) {
-  const int64_t dim[4] = {a, b, c, d};
-  ngc_tensor t;
-  if (ngc_tensor_alloc(ctx, ctx->be, &t, ndim, dim) != NEGCUT_OK) {
-    fprintf(stderr, "negcut-bench: %s\n", negcut_ctx_last_error(ctx));
-    exit(1);
-  }
-  const size_t n = (size_t)ngc_numel(&t);
-  float *h = malloc(n * sizeof *h);
-  if (!h) exit(1);
-  fill(h, n);
-  if (ctx->be->ops.upload(ctx->be, t.data, h, n * sizeof *h) != NEGCUT_OK) {
-    fprintf(stderr, "negcut-bench: %s\n", negcut_ctx_last_error(ctx));
-    exit(1);
-  }
-  free(h);
-  return t;
-}
-
 /* Our slots alone on a GPU backend (there is no bare oneDNN primitive to
  * set beside them), each call waited for. */
 static int bench_conv_device(const bench_opts *o, int do_conv, int do_blur) {
@@ -431,13 +420,13 @@ static int bench_conv_device(const bench_opts *o, int do_conv, int do_blur) {
     const conv_shape *s = &shapes[si];
     const int64_t ho = s->h + 2 * s->pad - s->k + 1;
     const double flop = 2.0 * (double)(s->co * ho * ho) * (double)(s->ci * s->k * s->k);
-    ngc_tensor x = device_tensor(ctx, 4, 1, s->ci, s->h, s->h),
-               w = device_tensor(ctx, 4, s->co, s->ci, s->k, s->k),
-               b = device_tensor(ctx, 1, s->co, 1, 1, 1), y = device_tensor(ctx, 4, 1, s->co, ho, ho),
-               dy = device_tensor(ctx, 4, 1, s->co, ho, ho),
-               dx = device_tensor(ctx, 4, 1, s->ci, s->h, s->h),
-               dw = device_tensor(ctx, 4, s->co, s->ci, s->k, s->k),
-               db = device_tensor(ctx, 1, s->co, 1, 1, 1);
+    ngc_tensor x = tensor(ctx, 4, 1, s->ci, s->h, s->h),
+               w = tensor(ctx, 4, s->co, s->ci, s->k, s->k),
+               b = tensor(ctx, 1, s->co, 1, 1, 1), y = tensor(ctx, 4, 1, s->co, ho, ho),
+               dy = tensor(ctx, 4, 1, s->co, ho, ho),
+               dx = tensor(ctx, 4, 1, s->ci, s->h, s->h),
+               dw = tensor(ctx, 4, s->co, s->ci, s->k, s->k),
+               db = tensor(ctx, 1, s->co, 1, 1, 1);
     const ngc_conv_params p = {1, (int32_t)s->pad, 0, 0};
     job of = {.be = ctx->be, .p = p, .x = &x, .w = &w, .b = &b, .y = &y, .dy = &dy,
               .dx = &dx, .dw = &dw, .db = &db};
@@ -465,7 +454,7 @@ static int bench_conv_device(const bench_opts *o, int do_conv, int do_blur) {
   if (do_blur) printf("\nBlurs, forward, ms (median, min-max), padding included.\n");
   for (size_t i = 0; i < sizeof blurs / sizeof blurs[0] && do_blur; i++) {
     const int64_t c = blurs[i].c, h = blurs[i].h, ho = blurs[i].up ? 2 * h : (h + 1) / 2;
-    ngc_tensor x = device_tensor(ctx, 4, 1, c, h, h), y = device_tensor(ctx, 4, 1, c, ho, ho);
+    ngc_tensor x = tensor(ctx, 4, 1, c, h, h), y = tensor(ctx, 4, 1, c, ho, ho);
     job j = {.kind = blurs[i].up ? JOB_BLUR_UP : JOB_BLUR_DOWN, .be = ctx->be, .x = &x, .y = &y};
     bench_stat sb;
     time_pair(&j, NULL, o->reps, &sb, NULL);
