@@ -133,6 +133,27 @@ static int keep_output(const ngc_net *net, int32_t i, int32_t n, int32_t n_keep,
   return 0;
 }
 
+/* Whether layers i and i + 1 of n are a norm and a ReLU or leaky ReLU,
+ * which ngc_inorm_act_fwd runs as one op. */
+static int norm_then_act(const ngc_net *net, int32_t i, int32_t n) {
+  const ngc_layer *a = &net->layers[i], *b = i + 1 < n ? &net->layers[i + 1] : NULL;
+  return a->kind == NGC_L_INORM && b && b->kind == NGC_L_ACT &&
+         (b->act == NGC_ACT_RELU || b->act == NGC_ACT_LRELU);
+}
+
+/* Whether an inference pass can fuse layers i and i + 1: a norm and an
+ * activation whose norm output (activation i + 1) is neither a tapped
+ * module's output nor an ADD's shortcut. */
+static int fuse_norm_act(const ngc_net *net, int32_t i, int32_t n, int32_t n_taps,
+                         const int32_t *taps) {
+  if (!norm_then_act(net, i, n)) return 0;
+  for (int32_t k = 0; k < n_taps; k++)
+    if (taps[k] == net->layers[i].module) return 0;
+  for (int32_t j = i + 1; j < n; j++)
+    if (net->layers[j].kind == NGC_L_ADD && net->layers[j].skip == i + 1) return 0;
+  return 1;
+}
+
 static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
                                       int32_t n, int32_t n_keep, const int32_t *keep,
                                       ngc_seq_rec *rec, ngc_tensor *y) {
@@ -161,7 +182,11 @@ static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_te
     const ngc_layer *l = &net->layers[i];
     int64_t out[4];
     ngc_tensor work;
-    int keep_it = keep_output(net, i, n, n_keep, keep);
+    /* A norm whose output nothing keeps and the (leaky) ReLU after it run as
+     * one op: the norm's output is never written (backward recomputes it
+     * from the kept input and the saved statistics, like any transient). */
+    const int fuse = norm_then_act(net, i, n) && !keep_output(net, i, n, n_keep, keep);
+    int keep_it = keep_output(net, i + fuse, n, n_keep, keep);
     for (int k = 0; k < 4; k++) in[k] = ngc_d(&rec->acts[i], k);
     layer_shape(net, l, in, out);
     st = NEGCUT_OK;
@@ -172,13 +197,17 @@ static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_te
     work.layout = layer_layout(tape->dev.be, l, rec->acts[i].layout, out);
     if (st == NEGCUT_OK && l->kind == NGC_L_INORM)
       st = stats_tensors(tape, out, &rec->mean[i], &rec->rstd[i]);
-    if (st == NEGCUT_OK)
+    if (st == NEGCUT_OK && fuse)
+      st = ngc_inorm_act_fwd(tape->ctx, 1e-5f, l[1].act, l[1].alpha, &rec->acts[i], &work,
+                             &rec->mean[i], &rec->rstd[i]);
+    else if (st == NEGCUT_OK)
       st = layer_forward(tape->ctx, net, l, &rec->acts[i], l->kind == NGC_L_ADD ? &rec->acts[l->skip] : NULL,
                          &work, &rec->mean[i], &rec->rstd[i], 0);
     if (st != NEGCUT_OK) return st;
     /* Layer i has read its input: a transient one is forgotten (its shape
      * stays, for the backward's recomputation). */
     if (input_transient) rec->acts[i].data = NULL;
+    if (fuse) rec->acts[++i] = ngc_tensor_view_as(tape->dev.be, NULL, &work);
     rec->acts[i + 1] = work;
     input_transient = !keep_it;
   }
@@ -195,22 +224,6 @@ int64_t ngc_seq_peak_numel(const ngc_net *net, const int64_t in[4]) {
     memcpy(shape, out, sizeof shape);
   }
   return biggest;
-}
-
-/* Whether layers i (a norm) and i + 1 (a ReLU or leaky ReLU) of an
- * inference pass can run as one op: the norm's output (activation i + 1) is
- * neither a tapped module's output nor an ADD's shortcut. */
-static int fuse_norm_act(const ngc_net *net, int32_t i, int32_t n, int32_t n_taps,
-                         const int32_t *taps) {
-  const ngc_layer *a = &net->layers[i], *b = i + 1 < n ? &net->layers[i + 1] : NULL;
-  if (a->kind != NGC_L_INORM || !b || b->kind != NGC_L_ACT ||
-      (b->act != NGC_ACT_RELU && b->act != NGC_ACT_LRELU))
-    return 0;
-  for (int32_t k = 0; k < n_taps; k++)
-    if (taps[k] == a->module) return 0;
-  for (int32_t j = i + 1; j < n; j++)
-    if (net->layers[j].kind == NGC_L_ADD && net->layers[j].skip == i + 1) return 0;
-  return 1;
 }
 
 /* Inference: three buffers of the largest activation rotate; the input of
