@@ -300,11 +300,6 @@ static ngc_tensor tensor(negcut_ctx *ctx, int32_t ndim, int64_t a, int64_t b, in
   return t;
 }
 
-/* The layout the network executor gives an activation of c channels. */
-static ngc_layout act_layout(const ngc_backend *be, int64_t c) {
-  return be->act_block > 0 && c % be->act_block == 0 ? NGC_LAYOUT_BLOCKED : NGC_LAYOUT_PLAIN;
-}
-
 static dnnl_format_tag_t act_tag(const ngc_backend *be, ngc_layout lay) {
   if (lay == NGC_LAYOUT_PLAIN) return dnnl_nchw;
   return be->act_block == 16 ? dnnl_nChw16c : dnnl_nChw8c;
@@ -371,7 +366,7 @@ static void bench_blurs(negcut_ctx *ctx, dnnl_engine_t eng, dnnl_stream_t stream
     bench_stat so, sb, sd;
     blur_bare(&dn, eng, stream, blurs[i].up, c, h, &pd);
     time_pair(&ours, NULL, reps, &so, NULL);
-    x.layout = y.layout = act_layout(ctx->be, c);
+    x.layout = y.layout = ngc_act_layout(ctx->be, c);
     time_pair(&ours, &dn, reps, &sb, &sd);
     printf("%-22s %6.2f (%5.2f-%5.2f)  %6.2f (%5.2f-%5.2f)  %6.2f (%5.2f-%5.2f)  %5.2f  %s\n",
            blurs[i].name, so.med * 1e3, so.min * 1e3, so.max * 1e3, sb.med * 1e3, sb.min * 1e3,
@@ -518,7 +513,7 @@ int bench_conv(const bench_opts *o, int argc, char **argv) {
                dy = tensor(ctx, 4, 1, s->co, ho, ho), dx = tensor(ctx, 4, 1, s->ci, s->h, s->h),
                dw = tensor(ctx, 4, s->co, s->ci, s->k, s->k), db = tensor(ctx, 1, s->co, 1, 1, 1);
     const ngc_conv_params p = {1, (int32_t)s->pad, 0, 0};
-    const ngc_layout in_lay = act_layout(ctx->be, s->ci), out_lay = act_layout(ctx->be, s->co);
+    const ngc_layout in_lay = ngc_act_layout(ctx->be, s->ci), out_lay = ngc_act_layout(ctx->be, s->co);
     x.layout = dx.layout = in_lay;
     y.layout = dy.layout = out_lay;
     job ours = {.be = ctx->be, .p = p, .x = &x, .w = &w, .b = &b, .y = &y, .dy = &dy,

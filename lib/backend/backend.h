@@ -224,6 +224,12 @@ struct ngc_backend {
   ngc_backend_ops ops;
 };
 
+/* The layout be keeps a 4-D activation of c channels in: its blocked one
+ * when the channels fill whole blocks, else plain. */
+static inline ngc_layout ngc_act_layout(const ngc_backend *be, int64_t c) {
+  return be->act_block > 0 && c % be->act_block == 0 ? NGC_LAYOUT_BLOCKED : NGC_LAYOUT_PLAIN;
+}
+
 /* Channel block of t on be: act_block for a blocked tensor, 1 for a plain one. */
 static inline int64_t ngc_block_of(const ngc_backend *be, const ngc_tensor *t) {
   return t->layout == NGC_LAYOUT_BLOCKED ? be->act_block : 1;

@@ -53,8 +53,7 @@ static int layer_shape(const ngc_net *net, const ngc_layer *l, const int64_t in[
 static ngc_layout layer_layout(const ngc_backend *be, const ngc_layer *l, ngc_layout in,
                                const int64_t out[4]) {
   if (l->kind != NGC_L_CONV && l->kind != NGC_L_CONVT) return in;
-  return be->act_block > 0 && out[1] % be->act_block == 0 ? NGC_LAYOUT_BLOCKED
-                                                          : NGC_LAYOUT_PLAIN;
+  return ngc_act_layout(be, out[1]);
 }
 
 static int32_t layers_to_run(const ngc_net *net, int32_t last) {

@@ -28,6 +28,8 @@ static negcut_status encode(ngc_trainer *t, const ngc_tensor *x, int flip_back, 
   const ngc_train_cfg *c = &t->cfg;
   e->x = x;
   if (!record) {
+    if (flip_back && e->ids[0]) /* rows at patch ids have no W to flip */
+      return ngc_error(t->ctx, NEGCUT_ERR_INTERNAL, "encode: cannot flip gathered rows");
     st = ngc_seq_features(&t->G, &t->tape, x, c->n_nce, c->nce_layers, e->ids[0] ? e->ids : NULL,
                           e->n_ids, e->feat);
     for (int32_t l = 0; l < c->n_nce && !st && flip_back; l++) st = ngc_hflip(t->ctx, &e->feat[l], &e->feat[l]);
