@@ -4,6 +4,7 @@
  *     variant): the same initial weights, forward, encoder features,
  *     backward to the input and to every parameter;
  *   - the translator in fp32 against the CPU's, and in bf16 against fp32;
+ *   - the translator's CUDA graphs against eager runs, TF32 against fp32;
  *   - two CUT and two NEGCUT iterations: losses, and every parameter and
  *     Adam moment of every network afterwards (the state file).
  * Tolerances are NMSE (sum (a - b)^2 / sum b^2), printed with each result:
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "infer/infer.h" /* the translator's graph statistics */
 #include "io/safetensors.h"
 #include "negcut/nets.h"
 #include "negcut/train.h"
@@ -286,6 +288,108 @@ START_TEST(test_translator) {
 }
 END_TEST
 
+/* CUDA graphs in the translator: the first call with a size runs eagerly,
+ * the second records the generator and launches the recording, later ones
+ * launch it. Every output must equal an eager translator's bit for bit (the
+ * same kernels on the same data), for new input content at each call, for
+ * a change of size and back (one recording per size), for tiles (several
+ * sizes in one call), and in bf16. TF32 is compared with exact fp32 (NMSE
+ * printed: TF32 rounds each product's inputs to 10 mantissa bits). */
+#define TF32_NMSE 1e-4
+
+static void expect_same(const char *what, const float *got, const float *want, int64_t n) {
+  int64_t diff = 0;
+  for (int64_t i = 0; i < n; i++) diff += memcmp(&got[i], &want[i], sizeof *got) != 0;
+  printf("  %-60s %lld of %lld values differ (want 0)\n", what, (long long)diff, (long long)n);
+  ck_assert_msg(diff == 0, "%s: %lld values differ", what, (long long)diff);
+}
+
+static void graphs_case(negcut_model *m, const char *what, negcut_translator_options *o) {
+  negcut_translator *eager = NULL, *tr = NULL;
+  static const uint32_t sizes[][2] = {{64, 64}, {64, 64}, {64, 64}, {48, 80}, {48, 80},
+                                      {48, 80}, {64, 64}, {64, 64}};
+  const int runs = (int)(sizeof sizes / sizeof sizes[0]);
+  char name[128];
+  o->eager = 1;
+  OK(g_cu, negcut_translator_create(&eager, g_cu, m, o));
+  o->eager = 0;
+  OK(g_cu, negcut_translator_create(&tr, g_cu, m, o));
+  for (int r = 0; r < runs; r++) {
+    const uint32_t h = sizes[r][0], w = sizes[r][1];
+    const int64_t n = 3 * (int64_t)h * w;
+    float *x = frand(n, -1, 1), *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    OK(g_cu, negcut_translate_f32(eager, x, 1, h, w, a));
+    OK(g_cu, negcut_translate_f32(tr, x, 1, h, w, b));
+    ck_assert_msg(!tr->graphs_off, "%s: graphs turned off: %s", what, tr->graph_why);
+    snprintf(name, sizeof name, "%s run %d (%ux%u): graph vs eager", what, r + 1, (unsigned)w,
+             (unsigned)h);
+    expect_same(name, b, a, n);
+    free(x), free(a), free(b);
+  }
+  printf("  %-60s %llu recorded, %llu launched\n", what, (unsigned long long)tr->n_recorded,
+         (unsigned long long)tr->n_replayed);
+  if (!o->tile_px) { /* 64x64: eager, recorded, launched; 48x80 the same; 64x64 launched twice */
+    ck_assert_uint_eq(tr->n_recorded, 2);
+    ck_assert_uint_eq(tr->n_replayed, 6);
+  } else {
+    ck_assert_uint_ge(tr->n_replayed, 1);
+  }
+  ck_assert_int_eq(eager->n_recorded, 0);
+  negcut_translator_free(eager);
+  negcut_translator_free(tr);
+}
+
+START_TEST(test_translator_graphs) {
+  negcut_generator_options go;
+  negcut_net *g = NULL;
+  negcut_model *m = NULL;
+  negcut_translator_options o;
+  char path[] = "/tmp/ngc_cuda_graph_XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+  negcut_generator_options_init(&go);
+  go.ngf = 16;
+  go.init_gain = 1.0f;
+  OK(g_cpu, negcut_net_create_generator(&g, g_cpu, &go));
+  OK(g_cpu, negcut_net_save(g, path));
+  negcut_net_free(g);
+  OK(g_cu, negcut_model_load(&m, g_cu, path));
+  unlink(path);
+
+  negcut_translator_options_init(&o);
+  graphs_case(m, "fp32", &o);
+  negcut_translator_options_init(&o);
+  o.bf16 = 1;
+  graphs_case(m, "bf16", &o);
+  negcut_translator_options_init(&o);
+  o.tile_px = 32;
+  o.overlap_px = 8;
+  graphs_case(m, "fp32 tiles 32 + 8", &o);
+
+  /* TF32 against exact fp32 */
+  negcut_translator *t32 = NULL, *ttf = NULL;
+  const uint32_t h = 64, w = 64;
+  const int64_t n = 3 * (int64_t)h * w;
+  float *x = frand(n, -1, 1), *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
+  negcut_translator_options_init(&o);
+  OK(g_cu, negcut_translator_create(&t32, g_cu, m, &o));
+  o.tf32 = 1;
+  OK(g_cu, negcut_translator_create(&ttf, g_cu, m, &o));
+  OK(g_cu, negcut_translate_f32(t32, x, 1, h, w, a));
+  OK(g_cu, negcut_translate_f32(ttf, x, 1, h, w, b));
+  printf("  %-60s %s\n", "translator tf32 vs fp32",
+         memcmp(a, b, (size_t)n * sizeof *a) ? "(tf32 ran)" : "(identical: no TF32 algorithm chosen)");
+  expect_nmse("translator tf32 vs fp32 on cuda", b, a, n, TF32_NMSE);
+  negcut_translator_free(t32);
+  negcut_translator_free(ttf);
+  negcut_model_free(m);
+  free(x), free(a), free(b);
+}
+END_TEST
+
 /* ----------------------------------------------------------- training */
 
 static void tiny_options(negcut_trainer_options *o, negcut_train_mode mode) {
@@ -477,6 +581,7 @@ int main(void) {
   tcase_set_timeout(tc, 600); /* not enforced without fork; CTest's TIMEOUT is */
   tcase_add_test(tc, test_generator);
   tcase_add_test(tc, test_translator);
+  tcase_add_test(tc, test_translator_graphs);
   tcase_add_test(tc, test_train_cut);
   tcase_add_test(tc, test_train_negcut);
   suite_add_tcase(s, tc);

@@ -418,7 +418,7 @@ static void run_conv(const conv_case *c, int transposed) {
                                 : (c->h + 2 * c->pad - K) / c->stride + 1;
   const int64_t Wo = transposed ? (c->w - 1) * c->stride - 2 * c->pad + K + c->out_pad
                                 : (c->w + 2 * c->pad - K) / c->stride + 1;
-  const ngc_conv_params p = {c->stride, c->pad, c->out_pad, 0};
+  const ngc_conv_params p = {c->stride, c->pad, c->out_pad, 0, 0};
   const int64_t w0 = transposed ? c->ci : c->co, w1 = transposed ? c->co : c->ci;
   char name[160], what[200];
   snprintf(name, sizeof name, "%s n%lld ci%lld co%lld %lldx%lld k%lld s%d p%d op%d b%d",
@@ -525,7 +525,7 @@ START_TEST(test_conv_bf16) {
     const conv_case *c = &cases[i];
     const int64_t Ho = (c->h + 2 * c->pad - c->k) / c->stride + 1;
     const int64_t Wo = (c->w + 2 * c->pad - c->k) / c->stride + 1;
-    ngc_conv_params p = {c->stride, c->pad, 0, 0};
+    ngc_conv_params p = {c->stride, c->pad, 0, 0, 0};
     pair x = rnd(4, c->n, c->ci, c->h, c->w, -1, 1), w = rnd(4, c->co, c->ci, c->k, c->k, -0.5f, 0.5f);
     pair b = rnd(1, c->co, 0, 0, 0, -1, 1), y = cst(4, c->n, c->co, Ho, Wo, NAN);
     OK(g_be->ops.conv2d_fwd(g_be, &p, &x.d, &w.d, &b.d, &y.d));

@@ -12,6 +12,7 @@
 
 #include <negcut.h>
 
+#include "infer/infer.h" /* the options a translator kept */
 #include "ngc_test.h"
 
 static char model_path[512];
@@ -358,6 +359,53 @@ START_TEST(test_bad_arguments) {
 }
 END_TEST
 
+/* Options version 1 (before tf32 and eager) is still accepted, read only
+ * up to its own end, and means what version 2's defaults mean; on the CPU
+ * tf32 and eager change nothing; versions 0 and 3 are refused. */
+START_TEST(test_options_versions) {
+  enum { H = 24, W = 20 };
+  /* version 1's layout, followed by bytes a v1 caller never wrote */
+  struct {
+    uint32_t version;
+    uint64_t max_memory_bytes;
+    int32_t tile_px, overlap_px, bf16;
+    int32_t garbage[8];
+  } v1;
+  memset(&v1, 0, sizeof v1);
+  v1.version = 1;
+  for (int i = 0; i < 8; i++) v1.garbage[i] = 0x5a5a5a5a;
+  negcut_translator_options o;
+  negcut_translator *def = NULL, *old = NULL, *fast = NULL, *bad = NULL;
+  float *x = malloc(3 * H * W * sizeof *x);
+  smooth_image(x, 3, H, W, 3);
+  ck_assert_int_eq(negcut_translator_create(&def, ctx, model, NULL), NEGCUT_OK);
+  ck_assert_int_eq(negcut_translator_create(&old, ctx, model, (const negcut_translator_options *)&v1),
+                   NEGCUT_OK);
+  ck_assert_int_eq(old->opts.tf32, 0); /* not read from the bytes after v1's end */
+  ck_assert_int_eq(old->opts.eager, 0);
+  ck_assert_int_eq(old->opts.overlap_px, 32);
+  negcut_translator_options_init(&o);
+  ck_assert_uint_eq(o.version, 2);
+  o.tf32 = 1;
+  o.eager = 1;
+  ck_assert_int_eq(negcut_translator_create(&fast, ctx, model, &o), NEGCUT_OK);
+  float *a = translate_new(def, x, 1, H, W), *b = translate_new(old, x, 1, H, W);
+  float *c = translate_new(fast, x, 1, H, W);
+  ck_assert_mem_eq(a, b, 3 * H * W * sizeof *a);
+  ck_assert_mem_eq(a, c, 3 * H * W * sizeof *a);
+  o.version = 0;
+  ck_assert_int_eq(negcut_translator_create(&bad, ctx, model, &o), NEGCUT_ERR_INVALID_ARGUMENT);
+  o.version = 3;
+  ck_assert_int_eq(negcut_translator_create(&bad, ctx, model, &o), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "expected 1 to 2"));
+  ck_assert_ptr_null(bad);
+  negcut_translator_free(def);
+  negcut_translator_free(old);
+  negcut_translator_free(fast);
+  free(a), free(b), free(c), free(x);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("translate");
   TCase *tc = tcase_create("translator");
@@ -369,6 +417,7 @@ int main(void) {
   tcase_add_test(tc, test_tiling);
   tcase_add_test(tc, test_threads_share_model);
   tcase_add_test(tc, test_bad_arguments);
+  tcase_add_test(tc, test_options_versions);
   tcase_add_test(tc, test_bf16_accuracy);
   suite_add_tcase(s, tc);
   return ngc_test_run(s);

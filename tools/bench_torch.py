@@ -118,6 +118,12 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--tf32", action="store_true",
+                    help="GPU: let cuDNN and cuBLAS use TF32 (PyTorch's own default for cuDNN); "
+                         "without it fp32 is exact fp32, as libnegcut's default")
+    ap.add_argument("--compile", action="store_true",
+                    help="infer: torch.compile(mode='reduce-overhead'), CUDA graphs on a GPU; "
+                         "its compile time is in the untimed warm-up")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -125,6 +131,8 @@ def main():
         # every tensor and module made below lands on the GPU (ANCHORS.md: cudnn.benchmark on)
         torch.set_default_device("cuda")
         torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = a.tf32
+        torch.backends.cuda.matmul.allow_tf32 = a.tf32
 
     def now():
         if a.device == "cuda":
@@ -136,15 +144,21 @@ def main():
         g = ref.ResnetGenerator(ngf=a.ngf, n_blocks=a.blocks).eval()
         ref.init_xavier(g, 1.0)
         x = torch.rand(1, 3, a.size, a.size) * 2 - 1
+        warm = 1
+        if a.compile:
+            if not hasattr(torch, "compile"):
+                sys.exit("bench_torch.py: --compile needs PyTorch 2 (this is %s)" % torch.__version__)
+            g = torch.compile(g, mode="reduce-overhead")
+            warm = 3  # compile, then CUDA graph recording
         with torch.no_grad():
-            for i in range(a.reps + 1):
+            for i in range(a.reps + warm):
                 t0 = now()
                 if a.bf16:
                     with torch.autocast(a.device, dtype=torch.bfloat16):
                         g(x)
                 else:
                     g(x)
-                if i:
+                if i >= warm:
                     times.append(now() - t0)
     else:
         it = Iteration(a.mode, a.ngf, a.size, a.blocks)

@@ -14,6 +14,7 @@
 #include "backend/backend.h"
 #include "bench/bench.h"
 #include "core/core.h"
+#include "infer/infer.h" /* whether the translator's CUDA graphs ran */
 
 #define MAX_SAMPLES 256
 
@@ -27,6 +28,9 @@ typedef struct job {
   const char *what; /* "infer" or "train" */
   const char *mode; /* train: cut | negcut */
   int size, ngf, blocks, reps, threads, bf16;
+  int tf32;    /* GPU convolutions may use TF32 (infer: both sides; train: PyTorch's) */
+  int eager;   /* ours: no CUDA graphs */
+  int compile; /* PyTorch: torch.compile (inference) */
 } job;
 
 /* ----------------------------------------------------------- workers */
@@ -74,6 +78,8 @@ static int worker_infer(const job *j, negcut_ctx *ctx) {
   go.init_gain = 1.0f; /* as the PyTorch side: no denormals in either */
   negcut_translator_options_init(&to);
   to.bf16 = j->bf16;
+  to.tf32 = j->tf32;
+  to.eager = j->eager;
   int bad = negcut_net_create_generator(&g, ctx, &go) || negcut_net_save(g, path) ||
             negcut_model_load(&m, ctx, path) || negcut_translator_create(&tr, ctx, m, &to);
   unlink(path);
@@ -81,12 +87,15 @@ static int worker_infer(const job *j, negcut_ctx *ctx) {
   if (bad) return fail(ctx, "setup");
   float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
   random_image(x, n, 1);
-  for (int i = 0; i <= j->reps; i++) {
+  /* two untimed runs: the first sizes everything, the second records the
+   * CUDA graph that later runs launch (backends without graphs: both eager) */
+  for (int i = -1; i <= j->reps; i++) {
     double t0 = bench_now();
     if (negcut_translate_f32(tr, x, 1, (uint32_t)j->size, (uint32_t)j->size, y) || device_sync(ctx))
       return fail(ctx, "translate");
-    if (i) t[i - 1] = bench_now() - t0;
+    if (i > 0) t[i - 1] = bench_now() - t0;
   }
+  if (tr->graphs_off) fprintf(stderr, "negcut-bench: CUDA graphs off: %s\n", tr->graph_why);
   print_result(t, j->reps);
   free(x);
   free(y);
@@ -137,6 +146,9 @@ static int parse_job(job *j, const bench_opts *o, int argc, char **argv, const c
     else if (!strcmp(argv[i], "--blocks") && v) j->blocks = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--mode") && v) j->mode = argv[++i];
     else if (!strcmp(argv[i], "--bf16")) j->bf16 = 1;
+    else if (!strcmp(argv[i], "--tf32")) j->tf32 = 1;
+    else if (!strcmp(argv[i], "--eager")) j->eager = 1;
+    else if (!strcmp(argv[i], "--compile")) j->compile = 1;
     else if (!strcmp(argv[i], "--rounds") || !strcmp(argv[i], "--cases")) i++; /* the parent's */
     else if (!strcmp(argv[i], "--no-torch")) continue;
     else {
@@ -209,12 +221,14 @@ static int compare(const bench_opts *o, int argc, char **argv, const char *what)
   const char *backend = negcut_backend_name(o->backend);
   /* the Python that has torch (a GPU machine's may not be /usr/bin/python3) */
   const char *python = getenv("NEGCUT_BENCH_PYTHON") ? getenv("NEGCUT_BENCH_PYTHON") : "/usr/bin/python3";
-  snprintf(ours, sizeof ours, "%s worker %s --threads %d --reps %d --backend %s --size %d --ngf %d --blocks %d --mode %s%s",
-           self, what, threads, j.reps, backend, j.size, j.ngf, j.blocks, j.mode, j.bf16 ? " --bf16" : "");
+  snprintf(ours, sizeof ours,
+           "%s worker %s --threads %d --reps %d --backend %s --size %d --ngf %d --blocks %d --mode %s%s%s%s",
+           self, what, threads, j.reps, backend, j.size, j.ngf, j.blocks, j.mode, j.bf16 ? " --bf16" : "",
+           j.tf32 ? " --tf32" : "", j.eager ? " --eager" : "");
   snprintf(theirs, sizeof theirs,
-           "%s %s/tools/bench_torch.py %s --threads %d --reps %d --device %s --size %d --ngf %d --blocks %d --mode %s%s",
+           "%s %s/tools/bench_torch.py %s --threads %d --reps %d --device %s --size %d --ngf %d --blocks %d --mode %s%s%s%s",
            python, src, what, threads, j.reps, o->backend == NEGCUT_BACKEND_CUDA ? "cuda" : "cpu", j.size, j.ngf,
-           j.blocks, j.mode, j.bf16 ? " --bf16" : "");
+           j.blocks, j.mode, j.bf16 ? " --bf16" : "", j.tf32 ? " --tf32" : "", j.compile ? " --compile" : "");
   sample_set a = {{0}, 0, 0}, b = {{0}, 0, 0};
   for (int r = 0; r < rounds; r++) {
     if (run_side(ours, &a)) {
@@ -228,8 +242,11 @@ static int compare(const bench_opts *o, int argc, char **argv, const char *what)
   }
   bench_stat sa = bench_stats(a.t, a.n), sb = bench_stats(b.t, b.n);
   char name[128];
-  snprintf(name, sizeof name, "%s%s%s %dx%d ngf %d%s", what, strcmp(what, "train") ? "" : " ",
-           strcmp(what, "train") ? "" : j.mode, j.size, j.size, j.ngf, j.bf16 ? " bf16" : "");
+  snprintf(name, sizeof name, "%s%s%s %dx%d ngf %d%s%s%s%s", what, strcmp(what, "train") ? "" : " ",
+           strcmp(what, "train") ? "" : j.mode, j.size, j.size, j.ngf, j.bf16 ? " bf16" : "",
+           /* training has no TF32 option: only PyTorch's side uses it */
+           !j.tf32 ? "" : strcmp(what, "train") ? " tf32" : " vs tf32", j.eager ? " eager" : "",
+           j.compile ? " vs compile" : "");
   printf("%-28s | %8.3f s (%.3f-%.3f) %6ld MiB |", name, sa.med, sa.min, sa.max, a.rss_kib / 1024);
   if (torch)
     printf(" %8.3f s (%.3f-%.3f) %6ld MiB | %5.2fx | %5.2f\n", sb.med, sb.min, sb.max, b.rss_kib / 1024,

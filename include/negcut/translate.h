@@ -44,17 +44,26 @@ NEGCUT_API void negcut_model_free(negcut_model *model);
 NEGCUT_API int32_t negcut_model_input_channels(const negcut_model *model);
 NEGCUT_API int32_t negcut_model_output_channels(const negcut_model *model);
 
-#define NEGCUT_TRANSLATOR_OPTIONS_VERSION 1
+/* Version 2 added tf32 and eager; a version 1 struct (without them) is
+ * still accepted and means both 0. */
+#define NEGCUT_TRANSLATOR_OPTIONS_VERSION 2
 typedef struct negcut_translator_options {
   uint32_t version;          /* NEGCUT_TRANSLATOR_OPTIONS_VERSION */
   uint64_t max_memory_bytes; /* working memory per translator; 0: 2 GiB */
   int32_t tile_px;           /* tile side; 0: largest that fits the memory limit */
   int32_t overlap_px;        /* blended border between tiles; 0: 32 */
-  int32_t bf16;              /* 1: convolutions in bfloat16 (CPUs with AVX512-BF16);
-                                docs/TRANSLATE.md gives the accuracy */
+  int32_t bf16;              /* 1: convolutions in bfloat16 (CPUs with AVX512-BF16,
+                                NVIDIA GPUs from sm_80); docs/TRANSLATE.md gives the accuracy */
+  int32_t tf32;              /* 1: on a GPU, fp32 convolutions may round their inputs to
+                                TF32 on tensor cores (what PyTorch does by default on
+                                NVIDIA GPUs since Ampere): faster, about 1e-3 relative
+                                error per product; ignored on CPUs */
+  int32_t eager;             /* 1: never replay a recorded CUDA graph (a translator
+                                otherwise records the generator on the second call with
+                                a given image size and replays it from the third) */
 } negcut_translator_options;
 
-#define NEGCUT_TRANSLATOR_OPTIONS_INIT { NEGCUT_TRANSLATOR_OPTIONS_VERSION, 0, 0, 0, 0 }
+#define NEGCUT_TRANSLATOR_OPTIONS_INIT { NEGCUT_TRANSLATOR_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0 }
 
 NEGCUT_API negcut_status negcut_translator_options_init(negcut_translator_options *opts);
 /* ctx: the context this translator runs on (one per thread). */

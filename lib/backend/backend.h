@@ -6,7 +6,8 @@
  * slot falls back to the reference backend, which works only for backends
  * whose memory is host memory (ref, cpu). A device backend fills every slot
  * except the optional fusions (inorm_act_fwd), which lib/ops composes from
- * other slots where they are NULL.
+ * other slots where they are NULL. The graph slots are optional too: a
+ * backend without them runs everything as it is called.
  *
  * Layouts. Slots receive plain row-major tensors (NGC_LAYOUT_PLAIN), except
  * on a backend with act_block > 0, whose 4-D activations may also be in its
@@ -40,6 +41,7 @@ typedef struct ngc_conv_params {
   int32_t pad;
   int32_t out_pad; /* transposed only */
   int32_t bf16;    /* forward only: the backend may compute in bfloat16 (inference) */
+  int32_t tf32;    /* forward only: fp32 products may be rounded to TF32 (tensor cores) */
 } ngc_conv_params;
 
 typedef enum ngc_pad_mode {
@@ -210,6 +212,21 @@ typedef struct ngc_backend_ops {
   /* target = decay * target + (1 - decay) * src */
   negcut_status (*ema)(ngc_backend *be, float decay, ngc_tensor *target,
                        const ngc_tensor *src);
+
+  /* ----------------------------------------------- graphs (optional) */
+  /* Recording (CUDA graphs). Between graph_begin and graph_end, op slots
+   * are recorded instead of run; upload, download and sync refuse. The
+   * recording is replayed by graph_launch, in the backend's order like any
+   * op, on the same addresses: every tensor it touches must hold the same
+   * role at each launch. Scratch the recorded slots used stays reserved
+   * for the graph until graph_free. graph_end with keep 0 (after a failed
+   * slot) discards the recording and returns NEGCUT_OK with *graph NULL;
+   * with keep 1 it fails (message on be->ctx) when the recording cannot be
+   * replayed safely, and the caller then runs the slots again unrecorded. */
+  negcut_status (*graph_begin)(ngc_backend *be);
+  negcut_status (*graph_end)(ngc_backend *be, int keep, void **graph);
+  negcut_status (*graph_launch)(ngc_backend *be, void *graph);
+  void (*graph_free)(ngc_backend *be, void *graph); /* NULL is fine */
 } ngc_backend_ops;
 
 struct ngc_backend {

@@ -1,5 +1,7 @@
 /* The translator: whole images of any size, tiled under a memory limit. */
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,9 +27,9 @@ negcut_status negcut_translator_create(negcut_translator **out, negcut_ctx *ctx,
   if (!out || !ctx || !model)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_translator_create: NULL argument");
   *out = NULL;
-  if (opts && opts->version != NEGCUT_TRANSLATOR_OPTIONS_VERSION)
+  if (opts && (opts->version < 1 || opts->version > NEGCUT_TRANSLATOR_OPTIONS_VERSION))
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                     "negcut_translator_create: options version %u, expected %u",
+                     "negcut_translator_create: options version %u, expected 1 to %u",
                      (unsigned)opts->version, NEGCUT_TRANSLATOR_OPTIONS_VERSION);
   if (opts && (opts->tile_px < 0 || opts->overlap_px < 0 || (opts->tile_px && opts->tile_px < 16)))
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
@@ -41,18 +43,24 @@ negcut_status negcut_translator_create(negcut_translator **out, negcut_ctx *ctx,
   tr->ctx = ctx;
   tr->model = model;
   negcut_translator_options_init(&tr->opts);
-  if (opts) tr->opts = *opts;
+  if (opts) /* a version 1 struct ends before tf32 */
+    memcpy(&tr->opts, opts,
+           opts->version == 1 ? offsetof(negcut_translator_options, tf32) : sizeof *opts);
+  tr->opts.version = NEGCUT_TRANSLATOR_OPTIONS_VERSION;
   if (!tr->opts.max_memory_bytes) tr->opts.max_memory_bytes = NGC_DEFAULT_MEMORY;
   if (!tr->opts.overlap_px) tr->opts.overlap_px = NGC_DEFAULT_OVERLAP;
   tr->opts.overlap_px = (tr->opts.overlap_px + 3) & ~3;
   ngc_tape_init(&tr->tape, ctx);
   tr->tape.bf16 = tr->opts.bf16 != 0;
+  tr->tape.tf32 = tr->opts.tf32 != 0;
   *out = tr;
   return NEGCUT_OK;
 }
 
 void negcut_translator_free(negcut_translator *tr) {
   if (!tr) return;
+  for (int32_t i = 0; i < NGC_TRANSLATOR_GRAPHS; i++)
+    if (tr->graphs[i].graph) tr->ctx->be->ops.graph_free(tr->ctx->be, tr->graphs[i].graph);
   ngc_tape_free(&tr->tape);
   free(tr->in_host);
   free(tr->out_host);
@@ -82,6 +90,82 @@ static negcut_status grow(negcut_ctx *ctx, float **buf, size_t *cap, size_t coun
   return NEGCUT_OK;
 }
 
+static void graph_key(const negcut_translator *tr, const ngc_tensor *x, const ngc_tensor *y,
+                      ngc_graph_key *k) {
+  memset(k, 0, sizeof *k); /* compared with memcmp */
+  k->n = x->dim[0];
+  k->h = x->dim[2];
+  k->w = x->dim[3];
+  k->x = x->data;
+  k->y = y->data;
+  k->scratch = tr->tape.scratch;
+  k->scratch_bytes = tr->tape.scratch_bytes;
+  k->arena_blocks = tr->tape.dev.n_backend_allocs;
+}
+
+/* The slot for key: its own, or the least recently used one, emptied and
+ * given the key (*fresh 1). */
+static ngc_graph_slot *graph_slot(negcut_translator *tr, const ngc_graph_key *key, int *fresh) {
+  ngc_graph_slot *old = &tr->graphs[0];
+  for (int32_t i = 0; i < NGC_TRANSLATOR_GRAPHS; i++) {
+    ngc_graph_slot *s = &tr->graphs[i];
+    if (s->used && !memcmp(&s->key, key, sizeof *key)) {
+      s->used = ++tr->runs;
+      *fresh = 0;
+      return s;
+    }
+    if (s->used < old->used) old = s;
+  }
+  if (old->graph) tr->ctx->be->ops.graph_free(tr->ctx->be, old->graph);
+  old->graph = NULL;
+  old->key = *key;
+  old->used = ++tr->runs;
+  *fresh = 1;
+  return old;
+}
+
+/* The generator x -> y. Where the backend records graphs (CUDA), the first
+ * run of an input shape is eager (it sizes the tape and makes the
+ * convolution plans), the second is recorded and launched, and later ones
+ * launch the recording: one launch instead of a few hundred. A recording
+ * that fails, or that would not replay on the same memory, turns graphs off
+ * for this translator (the reason in graph_why) and the run is eager. */
+static negcut_status run_generator(negcut_translator *tr, const ngc_tensor *x, ngc_tensor *y) {
+  ngc_backend *be = tr->ctx->be;
+  ngc_net *net = (ngc_net *)&tr->model->net;
+  ngc_graph_key key, after;
+  int fresh = 0;
+  void *g = NULL;
+  if (!be->ops.graph_begin || tr->opts.eager || tr->graphs_off)
+    return ngc_seq_forward(net, &tr->tape, x, -1, NULL, y);
+  graph_key(tr, x, y, &key);
+  ngc_graph_slot *slot = graph_slot(tr, &key, &fresh);
+  if (slot->graph) {
+    tr->n_replayed++;
+    return be->ops.graph_launch(be, slot->graph);
+  }
+  if (fresh) return ngc_seq_forward(net, &tr->tape, x, -1, NULL, y);
+  negcut_status st = be->ops.graph_begin(be);
+  if (!st) {
+    const negcut_status ran = ngc_seq_forward(net, &tr->tape, x, -1, NULL, y);
+    st = be->ops.graph_end(be, ran == NEGCUT_OK, &g);
+    if (!st && ran) st = ran;
+  }
+  graph_key(tr, x, y, &after);
+  if (!st && g && !memcmp(&key, &after, sizeof key)) {
+    slot->graph = g;
+    tr->n_recorded++;
+    tr->n_replayed++;
+    return be->ops.graph_launch(be, g);
+  }
+  if (g) be->ops.graph_free(be, g);
+  snprintf(tr->graph_why, sizeof tr->graph_why, "%s",
+           st ? negcut_ctx_last_error(tr->ctx) : "the recorded run moved the tape's memory");
+  tr->graphs_off = 1;
+  ngc_error_clear(tr->ctx);
+  return ngc_seq_forward(net, &tr->tape, x, -1, NULL, y);
+}
+
 /* Runs the generator on the region [y0, y0 + rh) x [x0, x0 + rw) of each of
  * the n images in src (n, ci, H, W), reflect-padded to a valid size, and
  * leaves (n, co, rh, rw) in tr->out_host (cropped back). */
@@ -107,7 +191,7 @@ static negcut_status run_region(negcut_translator *tr, const float *src, int64_t
   if (!st) st = ngc_tape_tensor(&tr->tape, &y, 4, (int64_t[4]){n, co, ph, pw});
   if (!st)
     st = ctx->be->ops.upload(ctx->be, x.data, tr->in_host, (size_t)ngc_numel(&x) * sizeof(float));
-  if (!st) st = ngc_seq_forward((ngc_net *)&m->net, &tr->tape, &x, -1, NULL, &y);
+  if (!st) st = run_generator(tr, &x, &y);
   if (!st)
     st = ctx->be->ops.download(ctx->be, tr->out_host, y.data, (size_t)ngc_numel(&y) * sizeof(float));
   if (st) return st;

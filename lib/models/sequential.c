@@ -86,17 +86,21 @@ negcut_status ngc_seq_shape(negcut_ctx *ctx, const ngc_net *net, const int64_t i
 
 static negcut_status layer_forward(negcut_ctx *ctx, ngc_net *net, const ngc_layer *l, const ngc_tensor *x,
                                    const ngc_tensor *skip, ngc_tensor *y, ngc_tensor *mean,
-                                   ngc_tensor *rstd, int bf16) {
+                                   ngc_tensor *rstd, const ngc_tape *prec) {
+  /* prec: the inference tape whose reduced precisions the convolutions may
+   * use; NULL for exact fp32 (everything that may be backpropagated) */
   const ngc_tensor *w = l->w >= 0 ? &net->params[l->w].value : NULL;
   const ngc_tensor *b = l->b >= 0 ? &net->params[l->b].value : NULL;
   switch (l->kind) {
   case NGC_L_PAD: return ngc_pad_fwd(ctx, l->pad_mode, l->pad, x, y);
-  case NGC_L_CONV: {
+  case NGC_L_CONV:
+  case NGC_L_CONVT: {
     ngc_conv_params cp = l->cp;
-    cp.bf16 = bf16;
-    return ngc_conv2d_fwd(ctx, &cp, x, w, b, y);
+    cp.bf16 = prec && prec->bf16 && l->kind == NGC_L_CONV;
+    cp.tf32 = prec && prec->tf32;
+    return l->kind == NGC_L_CONV ? ngc_conv2d_fwd(ctx, &cp, x, w, b, y)
+                                 : ngc_convt2d_fwd(ctx, &cp, x, w, b, y);
   }
-  case NGC_L_CONVT: return ngc_convt2d_fwd(ctx, &l->cp, x, w, b, y);
   case NGC_L_INORM: return ngc_inorm_fwd(ctx, 1e-5f, x, y, mean, rstd);
   case NGC_L_ACT: return ngc_act_fwd(ctx, l->act, l->alpha, x, y);
   case NGC_L_DOWN: return ngc_blur_down_fwd(ctx, x, y);
@@ -201,7 +205,7 @@ static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_te
                              &rec->mean[i], &rec->rstd[i]);
     else if (st == NEGCUT_OK)
       st = layer_forward(tape->ctx, net, l, &rec->acts[i], l->kind == NGC_L_ADD ? &rec->acts[l->skip] : NULL,
-                         &work, &rec->mean[i], &rec->rstd[i], 0);
+                         &work, &rec->mean[i], &rec->rstd[i], NULL);
     if (st != NEGCUT_OK) return st;
     /* Layer i has read its input: a transient one is forgotten (its shape
      * stays, for the backward's recomputation). */
@@ -283,7 +287,7 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
     if (fuse)
       st = ngc_inorm_act_fwd(tape->ctx, 1e-5f, l->act, l->alpha, &cur, &next, &mean, &rstd);
     else
-      st = layer_forward(tape->ctx, net, l, &cur, &skip, &next, &mean, &rstd, tape->bf16);
+      st = layer_forward(tape->ctx, net, l, &cur, &skip, &next, &mean, &rstd, tape);
     if (st != NEGCUT_OK) return st;
     if (l->kind == NGC_L_ADD) skip.data = NULL;
     for (int32_t k = 0; k < n_taps && !st; k++) /* keep a copy of each tapped output */
@@ -402,7 +406,7 @@ static negcut_status materialize(ngc_net *net, ngc_tape *tape, const ngc_seq_rec
     ngc_tensor next = ngc_tensor_view_as(tape->dev.be, cur.data == buf[0] ? buf[1] : buf[0],
                                          &rec->acts[j + 1]);
     negcut_status st = layer_forward(tape->ctx, net, &net->layers[j], &cur, NULL, &next,
-                                     &rec->mean[j], &rec->rstd[j], 0);
+                                     &rec->mean[j], &rec->rstd[j], NULL);
     if (st) return st;
     cur = next;
   }

@@ -26,10 +26,15 @@ extern "C" {
 typedef struct ngc_cuda_cache ngc_cuda_cache; /* cuda_alloc.c */
 typedef struct ngc_cuda_stage ngc_cuda_stage; /* cuda_transfer.c */
 typedef struct ngc_cuda_convs ngc_cuda_convs; /* cuda_conv.c */
+typedef struct ngc_cuda_hold ngc_cuda_hold;   /* cuda_alloc.c */
+typedef struct ngc_cuda_graph ngc_cuda_graph; /* cuda_graph.c */
 
 typedef struct ngc_cuda {
   int32_t device;
-  cudaStream_t stream;   /* every op slot runs here */
+  cudaStream_t stream;   /* every op slot runs here (the recording stream while recording) */
+  cudaStream_t run_stream;    /* the backend's own stream: graphs launch here */
+  cudaStream_t record_stream; /* non-blocking, made on the first recording */
+  ngc_cuda_graph *recording;  /* the graph being recorded, or NULL */
   cudnnHandle_t dnn;     /* bound to stream */
   cublasHandle_t blas;   /* bound to stream, fp32 without TF32 */
   ngc_cuda_cache *cache; /* device memory: size-class free lists */
@@ -69,6 +74,17 @@ void ngc_cuda_cache_destroy(ngc_backend *be);
  * uses it is enqueued (stream order keeps it alive long enough). */
 negcut_status ngc_cuda_scratch(ngc_backend *be, size_t bytes, void **out, const char *what);
 
+/* A hold (recording a graph): while attached, freed blocks go to the hold
+ * instead of the cache and alloc takes from the hold's free blocks first.
+ * usable: nothing was lost tracking it, and every block allocated while it
+ * was attached has been freed again (a block that outlives the recording
+ * would be written by every replay while someone else owns it). release
+ * returns the free blocks to the cache and frees the hold. */
+ngc_cuda_hold *ngc_cuda_hold_create(void);
+void ngc_cuda_cache_hold(ngc_backend *be, ngc_cuda_hold *h); /* NULL detaches */
+int ngc_cuda_hold_usable(const ngc_cuda_hold *h);
+void ngc_cuda_hold_release(ngc_backend *be, ngc_cuda_hold *h);
+
 /* --------------------------------------------------- transfers (cuda_transfer.c) */
 negcut_status ngc_cuda_stage_create(ngc_backend *be);
 void ngc_cuda_stage_destroy(ngc_backend *be);
@@ -79,6 +95,15 @@ negcut_status ngc_cuda_stage_copy(ngc_backend *be, void *dst, const void *src, s
                                   cudaStream_t s);
 /* alloc, free, upload, download, sync. */
 void ngc_cuda_fill_memory_ops(ngc_backend_ops *ops);
+
+/* ----------------------------------------------------- graphs (cuda_graph.c) */
+/* graph_begin, graph_end, graph_launch, graph_free. */
+void ngc_cuda_fill_graph_ops(ngc_backend_ops *ops);
+/* NEGCUT_OK, or (with a message) NEGCUT_ERR_STATE while a graph is being
+ * recorded: for the transfers a recording cannot hold. */
+negcut_status ngc_cuda_not_recording(ngc_backend *be, const char *what);
+/* Destroys the recording stream (at close). */
+void ngc_cuda_graphs_close(ngc_backend *be);
 
 /* ------------------------------------------------ convolutions (cuda_conv.c) */
 void ngc_cuda_fill_conv_ops(ngc_backend_ops *ops);

@@ -6,7 +6,14 @@
  * returns the block to its list at once: whatever touches it next is
  * enqueued behind the work that still reads it (cuda.h, ordering model).
  * cudaFree runs only when cudaMalloc fails (then every cached block is
- * released and the allocation retried) and at close. */
+ * released and the allocation retried) and at close.
+ *
+ * While a CUDA graph is recorded (cuda_graph.c), a hold is attached: a
+ * block freed then goes to the hold, not to the cache, because the graph
+ * will touch it again at every replay; alloc serves the recording from the
+ * hold's free blocks first (the recording is one stream, so reuse inside it
+ * is as safe as outside). The hold's blocks return to the cache when the
+ * graph is freed. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +28,20 @@ typedef struct bucket {
   int32_t n, cap;
 } bucket;
 
+typedef struct held {
+  void *p;
+  size_t cls;
+  int32_t in_use; /* allocated during the hold and not freed yet */
+} held;
+
+struct ngc_cuda_hold {
+  held *b;
+  int32_t n, cap;
+  int32_t failed; /* host out of memory: a block was not tracked */
+};
+
 struct ngc_cuda_cache {
+  ngc_cuda_hold *hold; /* attached while a graph is recorded */
   bucket *buckets; /* sorted by bytes */
   int32_t n_buckets, cap_buckets;
   /* blocks in use: open addressing with linear probing, key 0 = empty */
@@ -143,13 +163,42 @@ negcut_status ngc_cuda_cache_create(ngc_backend *be) {
   return NEGCUT_OK;
 }
 
+/* Appends a block to the hold; 0 on host out-of-memory (hold->failed). */
+static int hold_add(ngc_cuda_hold *h, void *p, size_t cls, int32_t in_use) {
+  if (h->n == h->cap) {
+    int32_t cap = h->cap ? 2 * h->cap : 64;
+    held *nb = realloc(h->b, (size_t)cap * sizeof *nb);
+    if (!nb) {
+      h->failed = 1;
+      return 0;
+    }
+    h->b = nb;
+    h->cap = cap;
+  }
+  h->b[h->n++] = (held){p, cls, in_use};
+  return 1;
+}
+
+/* A free block of class cls from the hold, now in use; NULL if none. */
+static void *hold_take(ngc_cuda_hold *h, size_t cls) {
+  for (int32_t i = 0; i < h->n; i++)
+    if (!h->b[i].in_use && h->b[i].cls == cls) {
+      h->b[i].in_use = 1;
+      return h->b[i].p;
+    }
+  return NULL;
+}
+
 void *ngc_cuda_alloc(ngc_backend *be, size_t bytes) {
   ngc_cuda_cache *c = ngc_cuda_of(be)->cache;
   size_t cls = class_bytes(bytes);
   void *p = NULL;
   if (!c || !cls || cudaSetDevice(ngc_cuda_of(be)->device) != cudaSuccess) return NULL;
   bucket *b = find_bucket(c, cls, 0);
-  if (b && b->n) {
+  void *held_block = c->hold ? hold_take(c->hold, cls) : NULL;
+  if (held_block) {
+    p = held_block;
+  } else if (b && b->n) {
     p = b->free[--b->n];
   } else if (cudaMalloc(&p, cls) != cudaSuccess) {
     (void)cudaGetLastError();
@@ -163,17 +212,17 @@ void *ngc_cuda_alloc(ngc_backend *be, size_t bytes) {
     }
   }
   if (!live_insert(c, p, cls)) {
-    cudaFree(p);
+    cudaFree(p); /* (a hold's block too: the hold then has failed) */
+    if (c->hold) c->hold->failed = 1;
     return NULL;
   }
+  if (c->hold && !held_block) hold_add(c->hold, p, cls, 1);
   return p;
 }
 
-void ngc_cuda_free(ngc_backend *be, void *p) {
-  ngc_cuda_cache *c = ngc_cuda_of(be)->cache;
-  if (!p || !c) return;
-  size_t cls = live_remove(c, p);
-  if (!cls) return; /* not ours: never hand it out again */
+/* Puts block p of class cls on its free list (or, on host out-of-memory,
+ * gives it back to the driver once nothing in flight reads it). */
+static void cache_put(ngc_cuda_cache *c, void *p, size_t cls) {
   bucket *b = find_bucket(c, cls, 1);
   if (b && b->n == b->cap) {
     int32_t cap = b->cap ? 2 * b->cap : 8;
@@ -185,10 +234,49 @@ void ngc_cuda_free(ngc_backend *be, void *p) {
   }
   if (b && b->n < b->cap) {
     b->free[b->n++] = p;
-  } else { /* host out of memory: give it back once nothing in flight reads it */
+  } else {
     cudaDeviceSynchronize();
     cudaFree(p);
   }
+}
+
+void ngc_cuda_free(ngc_backend *be, void *p) {
+  ngc_cuda_cache *c = ngc_cuda_of(be)->cache;
+  if (!p || !c) return;
+  size_t cls = live_remove(c, p);
+  if (!cls) return; /* not ours: never hand it out again */
+  if (c->hold) {
+    for (int32_t i = 0; i < c->hold->n; i++)
+      if (c->hold->b[i].p == p) {
+        c->hold->b[i].in_use = 0;
+        return;
+      }
+    /* allocated before the recording: the graph may read it, keep it too */
+    if (hold_add(c->hold, p, cls, 0)) return;
+    /* host out of memory (hold failed, the recording is discarded): the
+     * block goes back to the cache as usual */
+  }
+  cache_put(c, p, cls);
+}
+
+ngc_cuda_hold *ngc_cuda_hold_create(void) { return calloc(1, sizeof(ngc_cuda_hold)); }
+
+void ngc_cuda_cache_hold(ngc_backend *be, ngc_cuda_hold *h) { ngc_cuda_of(be)->cache->hold = h; }
+
+int ngc_cuda_hold_usable(const ngc_cuda_hold *h) {
+  if (h->failed) return 0;
+  for (int32_t i = 0; i < h->n; i++)
+    if (h->b[i].in_use) return 0;
+  return 1;
+}
+
+void ngc_cuda_hold_release(ngc_backend *be, ngc_cuda_hold *h) {
+  ngc_cuda_cache *c = ngc_cuda_of(be)->cache;
+  if (!h) return;
+  for (int32_t i = 0; i < h->n; i++)
+    if (!h->b[i].in_use && c) cache_put(c, h->b[i].p, h->b[i].cls);
+  free(h->b);
+  free(h);
 }
 
 void ngc_cuda_cache_destroy(ngc_backend *be) {

@@ -51,6 +51,7 @@ static void cuda_close(ngc_backend *be) {
   ngc_cuda *c = ngc_cuda_of(be);
   if (c) {
     cudaSetDevice(c->device);
+    ngc_cuda_graphs_close(be); /* first: it gives the stream back */
     if (c->stream) cudaStreamSynchronize(c->stream);
     cudaStreamSynchronize(0); /* uploads still in flight */
     ngc_cuda_convs_destroy(be);
@@ -76,6 +77,7 @@ static void fill_ops(ngc_backend_ops *ops) {
   ngc_cuda_fill_rows_ops(ops);
   ngc_cuda_fill_loss_ops(ops);
   ngc_cuda_fill_optim_ops(ops);
+  ngc_cuda_fill_graph_ops(ops);
   ops->close = cuda_close;
 }
 
@@ -129,6 +131,7 @@ negcut_status ngc_cuda_open(negcut_ctx *ctx, ngc_backend **out) {
   /* A blocking stream (not cudaStreamNonBlocking): it is ordered against the
    * legacy default stream, which carries the uploads (cuda_transfer.c). */
   if (!st) st = ngc_cuda_check(be, cudaStreamCreate(&c->stream), "create stream");
+  c->run_stream = c->stream;
   if (!st) st = ngc_cuda_check_dnn(be, cudnnCreate(&c->dnn), "create");
   if (!st) st = ngc_cuda_check_dnn(be, cudnnSetStream(c->dnn, c->stream), "set stream");
   if (!st) st = open_blas(be, c);

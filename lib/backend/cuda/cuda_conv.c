@@ -9,7 +9,10 @@
  * timed choice can differ from run to run and with it the result bits,
  * and DESIGN.md promises the same bits for the same seed. Only algorithms
  * cuDNN reports as deterministic are taken, and fp32 plans use FMA math
- * only: no TF32 tensor cores, so fp32 is fp32.
+ * only: no TF32 tensor cores, so fp32 is fp32, unless the caller allows
+ * TF32 for a forward (ngc_conv_params.tf32, an inference option: PyTorch's
+ * default on GPUs since Ampere). An algorithm cuDNN listed but then refuses
+ * when it runs is struck from the plan and the next one is taken.
  *
  * ConvTranspose2d with weight (Ci, Co, k, k) is the adjoint of the
  * convolution from its output (N, Co, Ho, Wo) to its input (N, Ci, H, W)
@@ -40,7 +43,7 @@ typedef enum conv_op { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_FILTER = 2 } co
 
 /* Compared with memcmp: built on a zeroed struct. */
 typedef struct conv_key {
-  int32_t op, bf16;
+  int32_t op, bf16, tf32;
   int32_t n, c, h, w;     /* the convolution's input */
   int32_t k, ho, wo;      /* its output channels and size */
   int32_t r, stride, pad; /* r x r filter (K, C, r, r) */
@@ -53,6 +56,7 @@ typedef struct conv_plan {
   cudnnFilterDescriptor_t w;
   cudnnConvolutionDescriptor_t conv;
   int32_t algo; /* cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t by op */
+  uint32_t refused; /* bit a: algorithm a failed with NOT_SUPPORTED when run */
   size_t work_bytes;
   struct conv_plan *next;
 } conv_plan;
@@ -177,6 +181,8 @@ static negcut_status choose_algo(ngc_backend *be, conv_plan *p, int *found) {
   candidate cand[MAX_CANDIDATES];
   int n = 0;
   const int bf16 = p->key.bf16;
+  /* bf16 and TF32 plans take cuDNN's math per candidate, fp32 FMA only */
+  const int any_math = bf16 || p->key.tf32;
   const cudnnMathType_t fp32_math = CUDNN_FMA_MATH;
   size_t bytes = 0;
   *found = 0;
@@ -184,11 +190,12 @@ static negcut_status choose_algo(ngc_backend *be, conv_plan *p, int *found) {
   if (st) return st;
   /* fp32: candidates cuDNN lists for FMA math first, then those listed for
    * its default math, run with FMA math; never tensor-op (TF32) ones. */
-  for (int pass = 0; pass < (bf16 ? 1 : 2); pass++)
+  for (int pass = 0; pass < (any_math ? 1 : 2); pass++)
     for (int i = 0; i < n; i++) {
       if (cand[i].status != CUDNN_STATUS_SUCCESS || cand[i].det != CUDNN_DETERMINISTIC) continue;
-      if (!bf16 && cand[i].math != (pass ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH)) continue;
-      if (cudnnSetConvolutionMathType(p->conv, bf16 ? cand[i].math : fp32_math) !=
+      if (cand[i].algo < 32 && (p->refused >> cand[i].algo & 1u)) continue;
+      if (!any_math && cand[i].math != (pass ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH)) continue;
+      if (cudnnSetConvolutionMathType(p->conv, any_math ? cand[i].math : fp32_math) !=
           CUDNN_STATUS_SUCCESS)
         continue;
       if (work_size(be, p, cand[i].algo, &bytes) != CUDNN_STATUS_SUCCESS ||
@@ -203,11 +210,12 @@ static negcut_status choose_algo(ngc_backend *be, conv_plan *p, int *found) {
   const int count = p->key.op == CONV_FWD        ? CUDNN_CONVOLUTION_FWD_ALGO_COUNT
                     : p->key.op == CONV_BWD_DATA ? CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT
                                                  : CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
-  if (cudnnSetConvolutionMathType(p->conv, bf16 ? CUDNN_TENSOR_OP_MATH : fp32_math) !=
-      CUDNN_STATUS_SUCCESS)
+  if (cudnnSetConvolutionMathType(p->conv, bf16 ? CUDNN_TENSOR_OP_MATH
+                                           : p->key.tf32 ? CUDNN_DEFAULT_MATH
+                                                         : fp32_math) != CUDNN_STATUS_SUCCESS)
     return NEGCUT_OK;
   for (int32_t a = 0; a < count; a++) {
-    if (known_nondeterministic(p->key.op, a)) continue;
+    if (known_nondeterministic(p->key.op, a) || (p->refused >> a & 1u)) continue;
     if (work_size(be, p, a, &bytes) != CUDNN_STATUS_SUCCESS || bytes > MAX_WORK_BYTES) continue;
     p->algo = a;
     p->work_bytes = bytes;
@@ -248,7 +256,9 @@ static negcut_status plan_describe(ngc_backend *be, conv_plan *p) {
   /* before the heuristics, so that they list what this math allows */
   if (!st)
     st = ngc_cuda_check_dnn(
-        be, cudnnSetConvolutionMathType(p->conv, k->bf16 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH),
+        be,
+        cudnnSetConvolutionMathType(p->conv, k->bf16 || k->tf32 ? CUDNN_DEFAULT_MATH
+                                                                : CUDNN_FMA_MATH),
         "math type");
   if (!st)
     st = ngc_cuda_check_dnn(be,
@@ -303,7 +313,8 @@ static negcut_status get_plan(ngc_backend *be, const conv_key *key, conv_plan **
 }
 
 /* The key of the convolution src (N, C, H, W) -> dst (N, K, Ho, Wo). */
-static negcut_status make_key(ngc_backend *be, conv_op op, int bf16, const ngc_conv_params *p,
+static negcut_status make_key(ngc_backend *be, conv_op op, int bf16, int tf32,
+                              const ngc_conv_params *p,
                               const ngc_tensor *src, const ngc_tensor *dst, int64_t r,
                               conv_key *key) {
   const int64_t v[] = {src->dim[0], src->dim[1], src->dim[2], src->dim[3], dst->dim[1],
@@ -315,6 +326,7 @@ static negcut_status make_key(ngc_backend *be, conv_op op, int bf16, const ngc_c
   memset(key, 0, sizeof *key);
   key->op = op;
   key->bf16 = bf16;
+  key->tf32 = tf32;
   key->n = (int32_t)v[0];
   key->c = (int32_t)v[1];
   key->h = (int32_t)v[2];
@@ -363,15 +375,33 @@ static negcut_status run_plan(ngc_backend *be, const conv_plan *p, const void *a
   return ngc_cuda_check_dnn(be, s, what);
 }
 
-/* Finds (or makes) the plan for op on src -> dst and runs it. */
-static negcut_status conv_run(ngc_backend *be, conv_op op, const ngc_conv_params *prm,
+/* run_plan; an algorithm cuDNN refuses when it runs (NOT_SUPPORTED, which
+ * its heuristics should have ruled out) is struck from the plan and the
+ * next usable one is tried. NEGCUT_ERR_UNSUPPORTED when none is left. */
+static negcut_status run_plan_or_next(ngc_backend *be, conv_plan *p, const void *a,
+                                      const void *b, void *out) {
+  for (;;) {
+    negcut_status st = run_plan(be, p, a, b, out);
+    if (st != NEGCUT_ERR_UNSUPPORTED || p->algo >= 32) return st;
+    p->refused |= 1u << p->algo;
+    int found = 0;
+    negcut_status again = choose_algo(be, p, &found);
+    if (again) return again;
+    if (!found) return st; /* the refusal's message is still on the context */
+    ngc_error_clear(be->ctx);
+  }
+}
+
+/* Finds (or makes) the plan for op on src -> dst and runs it (tf32: only
+ * for the forward slots, from their params). */
+static negcut_status conv_run(ngc_backend *be, conv_op op, int tf32, const ngc_conv_params *prm,
                               const ngc_tensor *src, const ngc_tensor *dst, int64_t r,
                               const void *a, const void *b, void *out) {
   conv_key key;
   conv_plan *p = NULL;
-  negcut_status st = make_key(be, op, 0, prm, src, dst, r, &key);
+  negcut_status st = make_key(be, op, 0, tf32, prm, src, dst, r, &key);
   if (!st) st = get_plan(be, &key, &p);
-  if (!st) st = run_plan(be, p, a, b, out);
+  if (!st) st = run_plan_or_next(be, p, a, b, out);
   return st;
 }
 
@@ -384,7 +414,7 @@ static negcut_status conv_fwd_bf16(ngc_backend *be, const ngc_conv_params *prm,
   conv_plan *p = NULL;
   void *xb = NULL, *wb = NULL, *yb = NULL; // bf16 copies of x, w and y
   *done = 0;
-  negcut_status st = make_key(be, CONV_FWD, 1, prm, x, y, w->dim[2], &key);
+  negcut_status st = make_key(be, CONV_FWD, 1, 0, prm, x, y, w->dim[2], &key);
   if (!st) st = get_plan(be, &key, &p);
   if (st || !p->usable) return st;
   const int64_t nx = ngc_numel(x), nw = ngc_numel(w), ny = ngc_numel(y);
@@ -393,8 +423,8 @@ static negcut_status conv_fwd_bf16(ngc_backend *be, const ngc_conv_params *prm,
   if (!st) st = ngc_cuda_scratch(be, (size_t)ny * 2, &yb, "bf16 convolution");
   if (!st) st = ngc_cuda_to_bf16(be, x->data, xb, nx);
   if (!st) st = ngc_cuda_to_bf16(be, w->data, wb, nw);
-  if (!st) st = run_plan(be, p, xb, wb, yb);
-  if (st == NEGCUT_ERR_UNSUPPORTED) { /* refused at run time: fp32 from now on */
+  if (!st) st = run_plan_or_next(be, p, xb, wb, yb);
+  if (st == NEGCUT_ERR_UNSUPPORTED) { /* every algorithm refused at run time: fp32 from now on */
     p->usable = 0;
     ngc_error_clear(be->ctx);
     st = NEGCUT_OK;
@@ -416,7 +446,7 @@ static negcut_status cuda_conv2d_fwd(ngc_backend *be, const ngc_conv_params *p,
   negcut_status st = ngc_cuda_enter(be);
   if (!st && p->bf16) st = conv_fwd_bf16(be, p, x, w, y, &done);
   if (!st && !done)
-    st = conv_run(be, CONV_FWD, p, x, y, w->dim[2], x->data, w->data, y->data);
+    st = conv_run(be, CONV_FWD, p->tf32, p, x, y, w->dim[2], x->data, w->data, y->data);
   if (!st && b)
     st = ngc_cuda_bias_add(be, y->data, b->data, y->dim[0], y->dim[1], y->dim[2] * y->dim[3]);
   return st;
@@ -429,9 +459,9 @@ static negcut_status cuda_conv2d_bwd(ngc_backend *be, const ngc_conv_params *p,
   // x (N, Ci, H, W), w (Co, Ci, k, k), dy (N, Co, Ho, Wo); dx like x, dw like w, db (Co)
   negcut_status st = ngc_cuda_enter(be);
   if (!st && dx)
-    st = conv_run(be, CONV_BWD_DATA, p, x, dy, w->dim[2], dy->data, w->data, dx->data);
+    st = conv_run(be, CONV_BWD_DATA, 0, p, x, dy, w->dim[2], dy->data, w->data, dx->data);
   if (!st && dw)
-    st = conv_run(be, CONV_BWD_FILTER, p, x, dy, w->dim[2], x->data, dy->data, dw->data);
+    st = conv_run(be, CONV_BWD_FILTER, 0, p, x, dy, w->dim[2], x->data, dy->data, dw->data);
   if (!st && db)
     st = ngc_cuda_bias_grad(be, dy->data, db->data, dy->dim[0], dy->dim[1],
                             dy->dim[2] * dy->dim[3]);
@@ -444,7 +474,8 @@ static negcut_status cuda_convt2d_fwd(ngc_backend *be, const ngc_conv_params *p,
   // x (N, Ci, H, W), w (Ci, Co, k, k), b (Co) or NULL, y (N, Co, Ho, Wo)
   /* The adjoint convolution runs y -> x: its backward-data writes y. */
   negcut_status st = ngc_cuda_enter(be);
-  if (!st) st = conv_run(be, CONV_BWD_DATA, p, y, x, w->dim[2], x->data, w->data, y->data);
+  if (!st)
+    st = conv_run(be, CONV_BWD_DATA, p->tf32, p, y, x, w->dim[2], x->data, w->data, y->data);
   if (!st && b)
     st = ngc_cuda_bias_add(be, y->data, b->data, y->dim[0], y->dim[1], y->dim[2] * y->dim[3]);
   return st;
@@ -456,9 +487,10 @@ static negcut_status cuda_convt2d_bwd(ngc_backend *be, const ngc_conv_params *p,
                                       ngc_tensor *db) {
   // x (N, Ci, H, W), w (Ci, Co, k, k), dy (N, Co, Ho, Wo); dx like x, dw like w, db (Co)
   negcut_status st = ngc_cuda_enter(be);
-  if (!st && dx) st = conv_run(be, CONV_FWD, p, dy, x, w->dim[2], dy->data, w->data, dx->data);
+  if (!st && dx)
+    st = conv_run(be, CONV_FWD, 0, p, dy, x, w->dim[2], dy->data, w->data, dx->data);
   if (!st && dw)
-    st = conv_run(be, CONV_BWD_FILTER, p, dy, x, w->dim[2], dy->data, x->data, dw->data);
+    st = conv_run(be, CONV_BWD_FILTER, 0, p, dy, x, w->dim[2], dy->data, x->data, dw->data);
   /* The adjoint convolution's bias would be per Ci: reduce dy ourselves. */
   if (!st && db)
     st = ngc_cuda_bias_grad(be, dy->data, db->data, dy->dim[0], dy->dim[1],

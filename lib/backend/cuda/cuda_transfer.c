@@ -83,6 +83,7 @@ negcut_status ngc_cuda_stage_copy(ngc_backend *be, void *dst, const void *src, s
   ngc_cuda_stage *g = ngc_cuda_of(be)->stage;
   negcut_status st;
   if (!bytes) return NEGCUT_OK;
+  if ((st = ngc_cuda_not_recording(be, "upload")) != NEGCUT_OK) return st;
   if (bytes > STAGE_MAX_BYTES) return copy_sync(be, dst, src, bytes, s);
   int32_t idx = g->next;
   stage_slot *slot = &g->slot[idx];
@@ -123,6 +124,7 @@ static negcut_status cuda_upload(ngc_backend *be, void *dst, const void *host, s
 static negcut_status cuda_download(ngc_backend *be, void *host, const void *src, size_t bytes) {
   cudaStream_t s = ngc_cuda_stream(be);
   negcut_status st = ngc_cuda_enter(be);
+  if (!st) st = ngc_cuda_not_recording(be, "download");
   if (st || !bytes) return st;
   st = ngc_cuda_check(be, cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, s),
                       "download");
@@ -135,6 +137,7 @@ static negcut_status cuda_download(ngc_backend *be, void *host, const void *src,
 static negcut_status cuda_sync(ngc_backend *be) {
   ngc_cuda *c = ngc_cuda_of(be);
   negcut_status st = ngc_cuda_enter(be);
+  if (!st) st = ngc_cuda_not_recording(be, "synchronise");
   if (!st) st = ngc_cuda_check(be, cudaStreamSynchronize(c->stream), "synchronise");
   if (!st && c->stage->last >= 0)
     st = ngc_cuda_check(be, cudaEventSynchronize(c->stage->slot[c->stage->last].done),
