@@ -30,23 +30,35 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
 fi
 export NEGCUT_BENCH_PYTHON=${NEGCUT_BENCH_PYTHON:-python3} NEGCUT_SOURCE_DIR=$PWD
 B="$G/bin/negcut-bench"
+# Each benchmark is bounded (T seconds) so that one that hangs cannot eat the
+# session's device time; the most important rows come first.
+T=${GPU_CHECK_LIMIT:-150}
+bench() { # log, then negcut-bench arguments
+  local log=$1
+  shift
+  timeout "$T" "$B" "$@" --backend cuda 2>&1 | tee -a "$out/$log"
+}
 if [ "$what" = bench ] || [ "$what" = all ]; then
-  $B conv --backend cuda --reps 10 2>&1 | tee "$out/conv.log"
-  for flags in "" "--eager" "--tf32" "--bf16" "--bf16 --eager"; do
-    $B infer --backend cuda --reps 20 --rounds 2 $flags 2>&1 | tee -a "$out/infer.log"
+  for flags in "" "--eager" "--tf32" "--bf16"; do
+    bench infer.log infer --reps 20 --rounds 2 $flags
   done
   for mode in cut negcut; do
-    $B train --backend cuda --mode $mode --reps 5 --rounds 1 2>&1 | tee -a "$out/train.log"
-    $B train --backend cuda --mode $mode --reps 5 --rounds 1 --tf32 2>&1 | tee -a "$out/train.log"
+    bench train.log train --mode $mode --reps 5 --rounds 1
   done
   # ANCHORS.md's small case: ngf 16, 64x64 (launch-bound)
-  $B infer --backend cuda --size 64 --ngf 16 --reps 50 --rounds 1 2>&1 | tee "$out/small.log"
-  $B infer --backend cuda --size 64 --ngf 16 --reps 50 --rounds 1 --eager 2>&1 | tee -a "$out/small.log"
-  $B train --backend cuda --mode cut --size 64 --ngf 16 --reps 20 --rounds 1 2>&1 | tee -a "$out/small.log"
-  $B train --backend cuda --mode negcut --size 64 --ngf 16 --reps 20 --rounds 1 2>&1 | tee -a "$out/small.log"
+  bench small.log infer --size 64 --ngf 16 --reps 50 --rounds 1
+  bench small.log infer --size 64 --ngf 16 --reps 50 --rounds 1 --eager
+  bench small.log train --mode cut --size 64 --ngf 16 --reps 20 --rounds 1
+  bench small.log train --mode negcut --size 64 --ngf 16 --reps 20 --rounds 1
+  for mode in cut negcut; do # against PyTorch's default (TF32 convolutions)
+    bench train.log train --mode $mode --reps 5 --rounds 1 --tf32
+  done
+  bench infer.log infer --reps 20 --rounds 2 --bf16 --eager
+  bench conv.log conv --reps 10
 fi
 if [ "$what" = compile ]; then # torch.compile takes minutes: only when asked
-  $B infer --backend cuda --reps 20 --rounds 1 --tf32 --compile 2>&1 | tee "$out/compile.log"
-  $B infer --backend cuda --reps 20 --rounds 1 --bf16 --compile 2>&1 | tee -a "$out/compile.log"
+  T=400
+  bench compile.log infer --reps 20 --rounds 1 --tf32 --compile
+  bench compile.log infer --reps 20 --rounds 1 --bf16 --compile
 fi
 exit $rc
