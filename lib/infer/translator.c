@@ -126,8 +126,10 @@ static ngc_graph_slot *graph_slot(negcut_translator *tr, const ngc_graph_key *ke
 
 /* The generator x -> y. Where the backend records graphs (CUDA), the first
  * run of an input shape is eager (it sizes the tape and makes the
- * convolution plans), the second is recorded and launched, and later ones
- * launch the recording: one launch instead of a few hundred. A recording
+ * convolution plans), the next one that finds every address unchanged is
+ * recorded and launched (the second, unless the tape arena merged its
+ * blocks in between), and later ones launch the recording: one launch
+ * instead of a few hundred. A recording
  * that fails, or that would not replay on the same memory, turns graphs off
  * for this translator (the reason in graph_why) and the run is eager. */
 static negcut_status run_generator(negcut_translator *tr, const ngc_tensor *x, ngc_tensor *y) {
@@ -144,7 +146,11 @@ static negcut_status run_generator(negcut_translator *tr, const ngc_tensor *x, n
     tr->n_replayed++;
     return be->ops.graph_launch(be, slot->graph);
   }
-  if (fresh) return ngc_seq_forward(net, &tr->tape, x, -1, NULL, y);
+  if (fresh) { /* the key after the run: the first run of a size grows the tape */
+    negcut_status st = ngc_seq_forward(net, &tr->tape, x, -1, NULL, y);
+    graph_key(tr, x, y, &slot->key);
+    return st;
+  }
   negcut_status st = be->ops.graph_begin(be);
   if (!st) {
     const negcut_status ran = ngc_seq_forward(net, &tr->tape, x, -1, NULL, y);

@@ -202,10 +202,16 @@ void *ngc_cuda_alloc(ngc_backend *be, size_t bytes) {
     p = b->free[--b->n];
   } else if (cudaMalloc(&p, cls) != cudaSuccess) {
     (void)cudaGetLastError();
-    /* cached blocks may still be read by work in flight: let it finish */
-    cudaDeviceSynchronize();
-    release_cached(c);
     p = NULL;
+    /* Cached blocks may still be read by work in flight: let it finish,
+     * then give them back and retry. Not while recording (a device-wide
+     * synchronisation is illegal during a capture): the recording fails
+     * and the caller's unrecorded run gets here again. */
+    if (c->hold || cudaDeviceSynchronize() != cudaSuccess) {
+      (void)cudaGetLastError();
+      return NULL;
+    }
+    release_cached(c);
     if (cudaMalloc(&p, cls) != cudaSuccess) {
       (void)cudaGetLastError();
       return NULL;
@@ -234,10 +240,10 @@ static void cache_put(ngc_cuda_cache *c, void *p, size_t cls) {
   }
   if (b && b->n < b->cap) {
     b->free[b->n++] = p;
-  } else {
-    cudaDeviceSynchronize();
+  } else if (!c->hold && cudaDeviceSynchronize() == cudaSuccess) {
     cudaFree(p);
-  }
+  } /* else: recording (no synchronisation allowed) or a failed device:
+     * the block is lost rather than freed under work that may read it */
 }
 
 void ngc_cuda_free(ngc_backend *be, void *p) {

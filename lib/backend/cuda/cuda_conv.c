@@ -194,6 +194,8 @@ static negcut_status choose_algo(ngc_backend *be, conv_plan *p, int *found) {
     for (int i = 0; i < n; i++) {
       if (cand[i].status != CUDNN_STATUS_SUCCESS || cand[i].det != CUDNN_DETERMINISTIC) continue;
       if (cand[i].algo < 32 && (p->refused >> cand[i].algo & 1u)) continue;
+      /* TF32 may round to 10 mantissa bits, never convert to fp16 */
+      if (p->key.tf32 && cand[i].math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
       if (!any_math && cand[i].math != (pass ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH)) continue;
       if (cudnnSetConvolutionMathType(p->conv, any_math ? cand[i].math : fp32_math) !=
           CUDNN_STATUS_SUCCESS)

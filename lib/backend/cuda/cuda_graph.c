@@ -54,6 +54,8 @@ static void graph_destroy(ngc_backend *be, ngc_cuda_graph *g) {
   free(g);
 }
 
+static negcut_status cuda_graph_end(ngc_backend *be, int keep, void **out);
+
 static negcut_status cuda_graph_begin(ngc_backend *be) {
   ngc_cuda *c = ngc_cuda_of(be);
   negcut_status st = ngc_cuda_enter(be);
@@ -70,32 +72,35 @@ static negcut_status cuda_graph_begin(ngc_backend *be) {
     free(g);
     return ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "cuda graph: out of host memory");
   }
-  st = ngc_cuda_check(be, cudaStreamBeginCapture(c->record_stream, cudaStreamCaptureModeRelaxed),
-                      "begin recording");
-  if (!st) st = bind_stream(be, c->record_stream);
-  if (st) {
-    cudaGraph_t partial = NULL;
-    if (cudaStreamEndCapture(c->record_stream, &partial) == cudaSuccess && partial)
-      cudaGraphDestroy(partial);
-    (void)cudaGetLastError();
-    bind_stream(be, c->run_stream);
-    graph_destroy(be, g);
-    return st;
-  }
+  /* The graph's own workspace, as large as the shared one (which the
+   * unrecorded run before a recording has grown to what its plans need),
+   * taken before the capture starts so that no cudaMalloc runs inside it. */
   g->saved_work = c->work;
   g->saved_work_bytes = c->work_bytes;
   c->work = NULL;
   c->work_bytes = 0;
   ngc_cuda_cache_hold(be, g->hold);
-  c->recording = g;
-  /* The graph's workspace, as large as the shared one (which the eager run
-   * before a recording has grown to what its plans need): taken now, so
-   * that no cudaMalloc has to run inside the capture. */
   if (g->saved_work_bytes) {
     c->work = ngc_cuda_alloc(be, g->saved_work_bytes);
     c->work_bytes = c->work ? g->saved_work_bytes : 0;
   }
-  return NEGCUT_OK;
+  st = ngc_cuda_check(be, cudaStreamBeginCapture(c->record_stream, cudaStreamCaptureModeRelaxed),
+                      "begin recording");
+  if (!st) {
+    c->recording = g;
+    st = bind_stream(be, c->record_stream);
+    if (st) { /* ends the capture, gives the workspace back, rebinds */
+      void *none = NULL;
+      cuda_graph_end(be, 0, &none);
+    }
+    return st;
+  }
+  if (c->work) ngc_cuda_free(be, c->work);
+  ngc_cuda_cache_hold(be, NULL);
+  c->work = g->saved_work;
+  c->work_bytes = g->saved_work_bytes;
+  graph_destroy(be, g);
+  return st;
 }
 
 static negcut_status cuda_graph_end(ngc_backend *be, int keep, void **out) {
@@ -146,8 +151,8 @@ static void cuda_graph_free(ngc_backend *be, void *graph) {
   ngc_cuda *c = ngc_cuda_of(be);
   if (!graph) return;
   cudaSetDevice(c->device);
-  /* a launch may still be running: let it finish before the exec goes */
-  cudaStreamSynchronize(c->run_stream);
+  /* An exec graph still running is freed by the driver once it completes;
+   * its blocks go back to the cache in stream order (cuda_alloc.c). */
   graph_destroy(be, graph);
   (void)cudaGetLastError();
 }
