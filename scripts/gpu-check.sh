@@ -49,9 +49,12 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
   bench small.log infer --size 64 --ngf 16 --reps 50 --rounds 1
   bench small.log infer --size 64 --ngf 16 --reps 50 --rounds 1 --eager
   bench small.log train --mode cut --size 64 --ngf 16 --reps 20 --rounds 1
+  bench small.log train --mode cut --size 64 --ngf 16 --reps 20 --rounds 1 --eager
   bench small.log train --mode negcut --size 64 --ngf 16 --reps 20 --rounds 1
-  for mode in cut negcut; do # against PyTorch's default (TF32 convolutions)
+  bench small.log train --mode negcut --size 64 --ngf 16 --reps 20 --rounds 1 --eager
+  for mode in cut negcut; do # against PyTorch's default (TF32 convolutions); without graphs
     bench train.log train --mode $mode --reps 5 --rounds 1 --tf32
+    bench train.log train --mode $mode --reps 5 --rounds 1 --eager --no-torch
   done
   bench infer.log infer --reps 20 --rounds 2 --bf16 --eager
   bench conv.log conv --reps 10

@@ -5,6 +5,7 @@
  *     backward to the input and to every parameter;
  *   - the translator in fp32 against the CPU's, and in bf16 against fp32;
  *   - the translator's CUDA graphs against eager runs, TF32 against fp32;
+ *   - CUT, NEGCUT and FastCUT steps replayed from CUDA graphs against eager ones;
  *   - two CUT and two NEGCUT iterations: losses, and every parameter and
  *     Adam moment of every network afterwards (the state file).
  * Tolerances are NMSE (sum (a - b)^2 / sum b^2), printed with each result:
@@ -14,10 +15,12 @@
  * instance norm have an exactly zero gradient: both sides hold rounding
  * noise there (and Adam steps of either sign), held to noise floors
  * instead. Skips (77) without a GPU. */
+#define NEGCUT_EXPERIMENTAL /* train/trainer.h reads negcut_random_source */
 #include <stdlib.h>
 #include <string.h>
 
-#include "infer/infer.h" /* the translator's graph statistics */
+#include "infer/infer.h"   /* the translator's graph statistics */
+#include "train/trainer.h" /* the trainer's */
 #include "io/safetensors.h"
 #include "negcut/nets.h"
 #include "negcut/train.h"
@@ -322,21 +325,21 @@ static void graphs_case(negcut_model *m, const char *what, negcut_translator_opt
     ck_assert_ptr_nonnull(b);
     OK(g_cu, negcut_translate_f32(eager, x, 1, h, w, a));
     OK(g_cu, negcut_translate_f32(tr, x, 1, h, w, b));
-    ck_assert_msg(!tr->graphs_off, "%s: graphs turned off: %s", what, tr->graph_why);
+    ck_assert_msg(!tr->graphs.off, "%s: graphs turned off: %s", what, tr->graphs.why);
     snprintf(name, sizeof name, "%s run %d (%ux%u): graph vs eager", what, r + 1, (unsigned)w,
              (unsigned)h);
     expect_same(name, b, a, n);
     free(x), free(a), free(b);
   }
-  printf("  %-60s %llu recorded, %llu launched\n", what, (unsigned long long)tr->n_recorded,
-         (unsigned long long)tr->n_replayed);
+  printf("  %-60s %llu recorded, %llu launched\n", what, (unsigned long long)tr->graphs.n_recorded,
+         (unsigned long long)tr->graphs.n_replayed);
   if (!o->tile_px) { /* 64x64: eager, recorded, launched; 48x80 the same; 64x64 launched twice */
-    ck_assert_uint_eq(tr->n_recorded, 2);
-    ck_assert_uint_eq(tr->n_replayed, 6);
+    ck_assert_uint_eq(tr->graphs.n_recorded, 2);
+    ck_assert_uint_eq(tr->graphs.n_replayed, 6);
   } else {
-    ck_assert_uint_ge(tr->n_replayed, 1);
+    ck_assert_uint_ge(tr->graphs.n_replayed, 1);
   }
-  ck_assert_int_eq(eager->n_recorded, 0);
+  ck_assert_int_eq(eager->graphs.n_recorded, 0);
   negcut_translator_free(eager);
   negcut_translator_free(tr);
 }
@@ -557,6 +560,83 @@ static void train_case(negcut_train_mode mode, const char *name) {
   free(a), free(b);
 }
 
+/* CUDA graphs of the training step: a trainer that records and replays
+ * against one that never does (eager), same seed, same batches: every
+ * iteration's losses and, at the end, every parameter, moment and counter
+ * must be bit-identical (the same kernels on the same data). FastCUT's
+ * random flips give two recordings, one per flip state. */
+static void graph_train_case(negcut_train_mode mode, const char *name, int iterations) {
+  negcut_trainer_options o;
+  negcut_trainer *t[2] = {NULL, NULL}; /* 0: graphs, 1: eager */
+  const uint32_t side_px = 32;
+  const int64_t n = 3 * side_px * side_px;
+  char what[160], dir[64], path[2][96];
+  tiny_options(&o, mode);
+  for (int k = 0; k < 2; k++) {
+    o.eager = k;
+    OK(g_cu, negcut_trainer_create(&t[k], g_cu, &o));
+  }
+  for (int it = 1; it <= iterations; it++) {
+    float *a = frand(n, -1, 1), *b = frand(n, -1, 1);
+    negcut_train_progress p[2];
+    for (int k = 0; k < 2; k++) {
+      OK(g_cu, negcut_trainer_step_batch(t[k], a, b, side_px, side_px));
+      OK(g_cu, negcut_trainer_progress(t[k], &p[k]));
+    }
+    ck_assert_msg(!t[0]->t.graphs.off, "%s: graphs turned off: %s", name, t[0]->t.graphs.why);
+    const float l[2][5] = {{p[0].d_real, p[0].d_fake, p[0].g_total, p[0].n_total, p[0].diversity},
+                           {p[1].d_real, p[1].d_fake, p[1].g_total, p[1].n_total, p[1].diversity}};
+    snprintf(what, sizeof what, "%s iteration %d losses: graphs vs eager", name, it);
+    expect_same(what, l[0], l[1], 5);
+    free(a), free(b);
+  }
+  printf("  %-60s %llu recorded, %llu launched\n", name,
+         (unsigned long long)t[0]->t.graphs.n_recorded, (unsigned long long)t[0]->t.graphs.n_replayed);
+  ck_assert_uint_ge(t[0]->t.graphs.n_recorded, 1);
+  ck_assert_uint_ge(t[0]->t.graphs.n_replayed, 2);
+  ck_assert_uint_eq(t[1]->t.graphs.n_recorded, 0);
+  ngc_test_mkdtemp(dir, sizeof dir, "ngc_cuda_graph_train");
+  ngc_st_file *f[2];
+  for (int k = 0; k < 2; k++) {
+    snprintf(path[k], sizeof path[k], "%s/state%d.safetensors", dir, k);
+    OK(g_cu, negcut_trainer_save_state(t[k], path[k]));
+    OK(g_cpu, ngc_st_open(g_cpu, path[k], &f[k]));
+  }
+  ck_assert_int_eq(ngc_st_count(f[0]), ngc_st_count(f[1]));
+  int64_t differ = 0;
+  for (int64_t i = 0; i < ngc_st_count(f[0]); i++) {
+    const ngc_st_entry *ea = ngc_st_entry_at(f[0], i), *eb = ngc_st_find(f[1], ea->name);
+    ck_assert_ptr_nonnull(eb);
+    ck_assert_int_eq(ea->nbytes, eb->nbytes);
+    if (memcmp(ea->data, eb->data, ea->nbytes)) {
+      printf("  %s state %s differs\n", name, ea->name);
+      differ++;
+    }
+  }
+  for (int64_t i = 0; i < ngc_st_metadata_count(f[0]); i++) {
+    const char *k = NULL, *v = NULL;
+    OK(g_cpu, ngc_st_metadata_at(f[0], i, &k, &v));
+    const char *w = ngc_st_metadata(f[1], k);
+    ck_assert_msg(w && !strcmp(v, w), "%s: state metadata %s: graphs %s, eager %s", name, k, v,
+                  w ? w : "(none)");
+  }
+  printf("  %-60s %lld of %lld state entries differ (want 0)\n", name, (long long)differ,
+         (long long)ngc_st_count(f[0]));
+  ck_assert_int_eq(differ, 0);
+  for (int k = 0; k < 2; k++) {
+    ngc_st_close(f[k]);
+    negcut_trainer_free(t[k]);
+  }
+  ngc_test_rmtree(dir);
+}
+
+START_TEST(test_train_graphs) {
+  graph_train_case(NEGCUT_MODE_CUT, "CUT graphs", 6);
+  graph_train_case(NEGCUT_MODE_NEGCUT, "NEGCUT graphs", 6);
+  graph_train_case(NEGCUT_MODE_FASTCUT, "FastCUT graphs", 10);
+}
+END_TEST
+
 START_TEST(test_train_cut) { train_case(NEGCUT_MODE_CUT, "CUT"); }
 END_TEST
 
@@ -584,6 +664,7 @@ int main(void) {
   tcase_add_test(tc, test_translator_graphs);
   tcase_add_test(tc, test_train_cut);
   tcase_add_test(tc, test_train_negcut);
+  tcase_add_test(tc, test_train_graphs);
   suite_add_tcase(s, tc);
   int rc = ngc_test_run_nofork(s);
   negcut_ctx_free(g_cpu);

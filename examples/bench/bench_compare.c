@@ -3,6 +3,7 @@
  * own process (so that peak RSS is its own), alternating ours, theirs, ours,
  * theirs ... for --rounds rounds; the table gives the medians (min-max) of
  * all timed repetitions and the ratio PyTorch / ours (> 1: we are faster). */
+#define NEGCUT_EXPERIMENTAL /* train/trainer.h reads negcut_random_source */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,8 @@
 #include "backend/backend.h"
 #include "bench/bench.h"
 #include "core/core.h"
-#include "infer/infer.h" /* whether the translator's CUDA graphs ran */
+#include "infer/infer.h"   /* whether the translator's CUDA graphs ran */
+#include "train/trainer.h" /* and the trainer's */
 
 #define MAX_SAMPLES 256
 
@@ -58,6 +60,17 @@ static void random_image(float *x, size_t n, unsigned seed) {
   }
 }
 
+/* Untimed runs first: one, or on a backend with graphs three (the first
+ * sizes everything, a large image's tape may settle only at the second,
+ * and the next records the CUDA graph that later runs launch). */
+static int warm_runs(const negcut_ctx *ctx) { return ctx->be->ops.graph_begin ? 3 : 1; }
+
+static void graphs_note(const ngc_graph_cache *gc) {
+  if (gc->off) fprintf(stderr, "negcut-bench: CUDA graphs off: %s\n", gc->why);
+  else if (gc->n_recorded) fprintf(stderr, "negcut-bench: CUDA graphs: %llu recorded, %llu launched\n",
+                                   (unsigned long long)gc->n_recorded, (unsigned long long)gc->n_replayed);
+}
+
 /* The generator through the translator (what users run), on a random
  * default-architecture model saved to a temporary file. */
 static int worker_infer(const job *j, negcut_ctx *ctx) {
@@ -87,16 +100,13 @@ static int worker_infer(const job *j, negcut_ctx *ctx) {
   if (bad) return fail(ctx, "setup");
   float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
   random_image(x, n, 1);
-  /* three untimed runs: the first sizes everything (a large image's tape may
-   * settle only at the second), the next records the CUDA graph that later
-   * runs launch (backends without graphs: all eager) */
-  for (int i = -2; i <= j->reps; i++) {
+  for (int i = 1 - warm_runs(ctx); i <= j->reps; i++) {
     double t0 = bench_now();
     if (negcut_translate_f32(tr, x, 1, (uint32_t)j->size, (uint32_t)j->size, y) || device_sync(ctx))
       return fail(ctx, "translate");
     if (i > 0) t[i - 1] = bench_now() - t0;
   }
-  if (tr->graphs_off) fprintf(stderr, "negcut-bench: CUDA graphs off: %s\n", tr->graph_why);
+  graphs_note(&tr->graphs);
   print_result(t, j->reps);
   free(x);
   free(y);
@@ -114,16 +124,18 @@ static int worker_train(const job *j, negcut_ctx *ctx) {
   o.ngf = o.ndf = j->ngf;
   o.n_blocks = j->blocks;
   o.nce_layers[4] = 12 + (j->blocks - 1 < 4 ? j->blocks - 1 : 4);
+  o.eager = j->eager;
   if (negcut_trainer_create(&tr, ctx, &o)) return fail(ctx, "trainer");
   float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
   random_image(a, n, 1);
   random_image(b, n, 2);
-  for (int i = 0; i <= j->reps; i++) {
+  for (int i = 1 - warm_runs(ctx); i <= j->reps; i++) {
     double t0 = bench_now();
     if (negcut_trainer_step_batch(tr, a, b, (uint32_t)j->size, (uint32_t)j->size) || device_sync(ctx))
       return fail(ctx, "step");
-    if (i) t[i - 1] = bench_now() - t0;
+    if (i > 0) t[i - 1] = bench_now() - t0;
   }
+  graphs_note(&tr->t.graphs);
   print_result(t, j->reps);
   free(a);
   free(b);

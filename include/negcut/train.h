@@ -42,7 +42,8 @@ typedef int32_t negcut_preprocess;
 #define NEGCUT_PREPROCESS_SCALE_WIDTH_AND_CROP 3
 #define NEGCUT_PREPROCESS_NONE 4
 
-#define NEGCUT_TRAINER_OPTIONS_VERSION 1
+/* Version 2 added eager; a version 1 struct (without it) is still accepted. */
+#define NEGCUT_TRAINER_OPTIONS_VERSION 2
 typedef struct negcut_trainer_options {
   uint32_t version;
   negcut_train_mode mode;
@@ -81,6 +82,10 @@ typedef struct negcut_trainer_options {
   int32_t detach_negatives;    /* detach NEGCUT's negatives in G's loss */
   int32_t ema_from_f;          /* start F_ as a copy of F */
   int32_t diversity_all_calls; /* diversity over every NCE call, not the last */
+  /* execution */
+  int32_t eager;               /* 1: never replay a recorded CUDA graph of the step (on a
+                                  GPU a step is otherwise recorded once per image size and
+                                  flip state, and replayed from then on: the same results) */
 } negcut_trainer_options;
 
 /* The reference defaults of mode (CUT, FastCUT, NEGCUT, FastNEGCUT). */

@@ -227,6 +227,17 @@ typedef struct ngc_backend_ops {
   negcut_status (*graph_end)(ngc_backend *be, int keep, void **graph);
   negcut_status (*graph_launch)(ngc_backend *be, void *graph);
   void (*graph_free)(ngc_backend *be, void *graph); /* NULL is fine */
+  /* Replaying with fresh host data. Between graph_replay_begin and
+   * graph_replay_end the caller makes the same calls, in the same order, as
+   * while recording graph: nothing is run, but the host data each call
+   * hands over (upload, gather's ids, Adam's scalars) replaces what the
+   * recording copied. graph_replay_end(be, 1) checks that the calls matched
+   * the recording and launches it (a mismatch is NEGCUT_ERR_INTERNAL and
+   * launches nothing); graph_replay_end(be, 0), after a failed call, only
+   * stops. Host state the calls changed (random draws, step counters) is
+   * the caller's to restore if it then runs them again unrecorded. */
+  negcut_status (*graph_replay_begin)(ngc_backend *be, void *graph);
+  negcut_status (*graph_replay_end)(ngc_backend *be, int ok);
 } ngc_backend_ops;
 
 struct ngc_backend {

@@ -12,23 +12,6 @@ struct negcut_model {
   ngc_net net;
 };
 
-/* What a recorded generator run depends on (translator.c): the input's
- * shape and every address it touches (compared with memcmp). */
-typedef struct ngc_graph_key {
-  int64_t n, h, w;
-  const void *x, *y, *scratch;
-  size_t scratch_bytes;
-  uint64_t arena_blocks; /* the tape arena's backend allocations so far */
-} ngc_graph_key;
-
-#define NGC_TRANSLATOR_GRAPHS 4
-
-typedef struct ngc_graph_slot {
-  ngc_graph_key key;
-  void *graph;   /* NULL: seen once, recorded when seen again */
-  uint64_t used; /* the run that used it last (evict the oldest) */
-} ngc_graph_slot;
-
 struct negcut_translator {
   negcut_ctx *ctx;
   const negcut_model *model;
@@ -36,12 +19,7 @@ struct negcut_translator {
   ngc_tape tape;
   float *in_host, *out_host; /* (N, C, H, W) staging, grown as needed */
   size_t in_cap, out_cap;
-  /* CUDA graphs of the generator, one per recent input shape */
-  ngc_graph_slot graphs[NGC_TRANSLATOR_GRAPHS];
-  uint64_t runs;
-  int32_t graphs_off;   /* a recording failed: everything runs eagerly */
-  char graph_why[256];  /* why (for tests and benchmarks) */
-  uint64_t n_recorded, n_replayed; /* statistics, for tests and benchmarks */
+  ngc_graph_cache graphs; /* CUDA graphs of the generator, per recent input shape */
 };
 
 /* Mirror index of i into [0, n): reflection without repeating the edge,

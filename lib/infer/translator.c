@@ -59,8 +59,7 @@ negcut_status negcut_translator_create(negcut_translator **out, negcut_ctx *ctx,
 
 void negcut_translator_free(negcut_translator *tr) {
   if (!tr) return;
-  for (int32_t i = 0; i < NGC_TRANSLATOR_GRAPHS; i++)
-    if (tr->graphs[i].graph) tr->ctx->be->ops.graph_free(tr->ctx->be, tr->graphs[i].graph);
+  ngc_graph_cache_free(&tr->graphs, tr->ctx->be);
   ngc_tape_free(&tr->tape);
   free(tr->in_host);
   free(tr->out_host);
@@ -90,85 +89,47 @@ static negcut_status grow(negcut_ctx *ctx, float **buf, size_t *cap, size_t coun
   return NEGCUT_OK;
 }
 
-static void graph_key(const negcut_translator *tr, const ngc_tensor *x, const ngc_tensor *y,
-                      ngc_graph_key *k) {
-  memset(k, 0, sizeof *k); /* compared with memcmp */
-  k->n = x->dim[0];
-  k->h = x->dim[2];
-  k->w = x->dim[3];
-  k->x = x->data;
-  k->y = y->data;
-  k->scratch = tr->tape.scratch;
-  k->scratch_bytes = tr->tape.scratch_bytes;
-  k->arena_blocks = tr->tape.dev.n_backend_allocs;
-}
-
-/* The slot for key: its own, or the least recently used one, emptied and
- * given the key (*fresh 1). */
-static ngc_graph_slot *graph_slot(negcut_translator *tr, const ngc_graph_key *key, int *fresh) {
-  ngc_graph_slot *old = &tr->graphs[0];
-  for (int32_t i = 0; i < NGC_TRANSLATOR_GRAPHS; i++) {
-    ngc_graph_slot *s = &tr->graphs[i];
-    if (s->used && !memcmp(&s->key, key, sizeof *key)) {
-      s->used = ++tr->runs;
-      *fresh = 0;
-      return s;
-    }
-    if (s->used < old->used) old = s;
-  }
-  if (old->graph) tr->ctx->be->ops.graph_free(tr->ctx->be, old->graph);
-  old->graph = NULL;
-  old->key = *key;
-  old->used = ++tr->runs;
-  *fresh = 1;
-  return old;
-}
-
 /* The generator x -> y. Where the backend records graphs (CUDA), the first
- * run of an input shape is eager (it sizes the tape and makes the
- * convolution plans), the next one that finds every address unchanged is
+ * run of an input shape is unrecorded (it sizes the tape and makes the
+ * convolution plans), the next one that finds the tape unchanged is
  * recorded and launched (the second, unless the tape arena merged its
  * blocks in between), and later ones launch the recording: one launch
- * instead of a few hundred. A recording
- * that fails, or that would not replay on the same memory, turns graphs off
- * for this translator (the reason in graph_why) and the run is eager. */
+ * instead of a few hundred. A recording that fails, or that would not
+ * replay on the same memory, turns graphs off for this translator (the
+ * reason in graphs.why) and the run is unrecorded. */
 static negcut_status run_generator(negcut_translator *tr, const ngc_tensor *x, ngc_tensor *y) {
   ngc_backend *be = tr->ctx->be;
   ngc_net *net = (ngc_net *)&tr->model->net;
+  const int64_t shape[4] = {x->dim[0], x->dim[2], x->dim[3], 0};
   ngc_graph_key key, after;
-  int fresh = 0;
   void *g = NULL;
-  if (!be->ops.graph_begin || tr->opts.eager || tr->graphs_off)
-    return ngc_seq_forward(net, &tr->tape, x, -1, NULL, y);
-  graph_key(tr, x, y, &key);
-  ngc_graph_slot *slot = graph_slot(tr, &key, &fresh);
-  if (slot->graph) {
-    tr->n_replayed++;
-    return be->ops.graph_launch(be, slot->graph);
+  negcut_status st;
+  ngc_graph_key_of(&tr->tape, shape, &key);
+  ngc_graph_plan plan = tr->opts.eager ? NGC_GRAPH_RUN : ngc_graph_lookup(&tr->graphs, be, &key, &g);
+  if (plan == NGC_GRAPH_REPLAY) {
+    tr->graphs.n_replayed++;
+    return be->ops.graph_launch(be, g);
   }
-  if (fresh) { /* the key after the run: the first run of a size grows the tape */
-    negcut_status st = ngc_seq_forward(net, &tr->tape, x, -1, NULL, y);
-    graph_key(tr, x, y, &slot->key);
+  if (plan == NGC_GRAPH_RUN) {
+    st = ngc_seq_forward(net, &tr->tape, x, -1, NULL, y);
+    ngc_graph_key_of(&tr->tape, shape, &after);
+    if (!st && !tr->opts.eager) ngc_graph_ran(&tr->graphs, be, &after);
     return st;
   }
-  negcut_status st = be->ops.graph_begin(be);
+  st = be->ops.graph_begin(be);
   if (!st) {
     const negcut_status ran = ngc_seq_forward(net, &tr->tape, x, -1, NULL, y);
     st = be->ops.graph_end(be, ran == NEGCUT_OK, &g);
     if (!st && ran) st = ran;
   }
-  graph_key(tr, x, y, &after);
+  ngc_graph_key_of(&tr->tape, shape, &after);
   if (!st && g && !memcmp(&key, &after, sizeof key)) {
-    slot->graph = g;
-    tr->n_recorded++;
-    tr->n_replayed++;
+    ngc_graph_keep(&tr->graphs, be, &key, g);
+    tr->graphs.n_replayed++;
     return be->ops.graph_launch(be, g);
   }
   if (g) be->ops.graph_free(be, g);
-  snprintf(tr->graph_why, sizeof tr->graph_why, "%s",
-           st ? negcut_ctx_last_error(tr->ctx) : "the recorded run moved the tape's memory");
-  tr->graphs_off = 1;
-  ngc_error_clear(tr->ctx);
+  ngc_graph_off(&tr->graphs, tr->ctx, st, "the recorded run moved the tape's memory");
   return ngc_seq_forward(net, &tr->tape, x, -1, NULL, y);
 }
 

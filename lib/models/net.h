@@ -109,6 +109,52 @@ void *ngc_tape_scratch(ngc_tape *tape, size_t bytes);
 /* Host memory from the tape (zeroed). */
 void *ngc_tape_host(ngc_tape *tape, size_t bytes);
 
+/* ------------------------------------------------ graphs of tape runs
+ * On a backend that records graphs (CUDA), a run of ops on a tape (the
+ * translator's generator, a training step) can be recorded and replayed
+ * with one launch: valid as long as every address the run touches is the
+ * same, which on a tape is the case when the caller's inputs have the same
+ * shape and the tape has not grown (its arena made no new block and its
+ * scratch did not move). graph_cache.c; used by lib/infer and lib/train. */
+typedef struct ngc_graph_key {
+  int64_t shape[4];      /* what else the caller's run depends on */
+  const void *scratch;   /* the tape's state */
+  size_t scratch_bytes;
+  uint64_t arena_blocks;
+} ngc_graph_key;
+
+#define NGC_GRAPH_SLOTS 4
+
+typedef struct ngc_graph_cache {
+  struct {
+    ngc_graph_key key;
+    void *graph;   /* NULL: seen once, recorded when seen again */
+    uint64_t used; /* the run that used it last (the oldest is evicted) */
+  } slot[NGC_GRAPH_SLOTS];
+  uint64_t runs;
+  int32_t off;                     /* a recording or replay failed: no more graphs */
+  char why[256];                   /* why (for tests and benchmarks) */
+  uint64_t n_recorded, n_replayed; /* statistics, for tests and benchmarks */
+} ngc_graph_cache;
+
+/* The key of a run described by shape on tape (compared with memcmp). */
+void ngc_graph_key_of(const ngc_tape *tape, const int64_t shape[4], ngc_graph_key *k);
+/* What to do with the run of key: NGC_GRAPH_RUN (unrecorded: graphs are off,
+ * or the key is new), NGC_GRAPH_RECORD (seen before) or NGC_GRAPH_REPLAY
+ * (*graph is its recording). */
+typedef enum ngc_graph_plan { NGC_GRAPH_RUN, NGC_GRAPH_RECORD, NGC_GRAPH_REPLAY } ngc_graph_plan;
+ngc_graph_plan ngc_graph_lookup(ngc_graph_cache *gc, ngc_backend *be, const ngc_graph_key *k,
+                                void **graph);
+/* After an unrecorded run: remembers the key the tape has now (after: a
+ * first run grows the tape), which the next run of the same shape finds. */
+void ngc_graph_ran(ngc_graph_cache *gc, ngc_backend *be, const ngc_graph_key *after);
+/* Keeps graph as the recording of key k. */
+void ngc_graph_keep(ngc_graph_cache *gc, ngc_backend *be, const ngc_graph_key *k, void *graph);
+/* Turns graphs off for good: why is the context's last error when st is a
+ * failure, else reason; the context's error is cleared. */
+void ngc_graph_off(ngc_graph_cache *gc, negcut_ctx *ctx, negcut_status st, const char *reason);
+void ngc_graph_cache_free(ngc_graph_cache *gc, ngc_backend *be);
+
 /* ----------------------------------------------------------- net basics */
 negcut_status ngc_net_init(ngc_net *net, negcut_ctx *ctx, ngc_net_kind kind);
 void ngc_net_release(ngc_net *net);

@@ -345,13 +345,14 @@ static negcut_status n_step(ngc_trainer *t, const encoding *src[2], const encodi
   return st;
 }
 
-negcut_status ngc_train_step(ngc_trainer *t, const float *real_a, const float *real_b, int64_t h,
-                             int64_t w, double lr) {
+/* Everything an iteration asks of the device, on a tape just reset: every
+ * op is enqueued, nothing is read back. *raw_out: the deferred loss reads. */
+static negcut_status step_run(ngc_trainer *t, const float *real_a, const float *real_b, int64_t h,
+                              int64_t w, double lr, int flipped, step_raw **raw_out) {
   const ngc_train_cfg *c = &t->cfg;
   negcut_ctx *ctx = t->ctx;
   int64_t b = c->batch, ch = c->g.input_nc, img = ch * h * w;
   int idt = c->nce_idt, neg = is_negcut(t), calls = idt ? 2 : 1;
-  int flipped = c->flip_equivariance ? t->rand.flip(t->rand.user) : 0;
   ngc_tensor real, real_in, fake, dfake, real_a_t, real_b_t, fake_b, idt_b, pred, dpred, dfb;
   ngc_seq_rec rg, rd;
   ngc_gan_rec gg;
@@ -362,15 +363,14 @@ negcut_status ngc_train_step(ngc_trainer *t, const float *real_a, const float *r
   int64_t dshape[4];
   negcut_status st;
 
-  ngc_error_clear(ctx);
   memset(enc_src, 0, sizeof enc_src);
   memset(enc_tgt, 0, sizeof enc_tgt);
-  st = ngc_tape_reset(&t->tape);
   ev = ngc_tape_host(&t->tape, 2 * sizeof *ev);
   raw = ngc_tape_host(&t->tape, sizeof *raw);
   if (!ev || !raw) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "step: out of memory");
+  *raw_out = raw;
   /* real = cat(real_A, real_B) along the batch when the identity loss is on */
-  if (!st) st = ngc_tape_tensor(&t->tape, &real, 4, (int64_t[4]){2 * b, ch, h, w});
+  st = ngc_tape_tensor(&t->tape, &real, 4, (int64_t[4]){2 * b, ch, h, w});
   if (!st) st = upload(t, &real, real_a, (size_t)(b * img));
   if (!st) {
     ngc_tensor second = half_view(&real, b, 1);
@@ -450,7 +450,116 @@ negcut_status ngc_train_step(ngc_trainer *t, const float *real_a, const float *r
   if (!st) st = ngc_adam_update(ctx, &t->opt_g, lr);
   if (!st) st = ngc_adam_update(ctx, &t->opt_f, lr);
   if (!st && neg) st = ngc_ema_nets(ctx, &t->F_ema, &t->F, 0.9f);
-  if (!st) st = report_losses(t, raw, calls, neg);
+  return st;
+}
+
+/* ------------------------------------------------------- CUDA graphs
+ * A step whose tape has settled (ngc_graph_cache, net.h) is recorded once
+ * per image size and flip state, then replayed: step_run makes every call
+ * again, for the host's part (random draws, Adam's step counters, the
+ * images, ids, noise and scalars the device needs), while the backend
+ * enqueues nothing and launches the recording at the end. If a recording
+ * or a replay fails, the step runs unrecorded from the same host state
+ * (the caller's random source cannot be rewound: with one, no graphs). */
+
+/* The host state step_run changes besides the tape. */
+typedef struct step_rewind {
+  ngc_philox patch, noise;
+  int64_t adam[4];
+  int32_t d_grad, n_grad;
+} step_rewind;
+
+static void rewind_save(const ngc_trainer *t, step_rewind *r) {
+  r->patch = t->rng_patch;
+  r->noise = t->rng_noise;
+  r->adam[0] = t->opt_g.step;
+  r->adam[1] = t->opt_d.step;
+  r->adam[2] = t->opt_f.step;
+  r->adam[3] = t->opt_n.step;
+  r->d_grad = t->D.requires_grad;
+  r->n_grad = t->N.requires_grad;
+}
+
+static void rewind_to(ngc_trainer *t, const step_rewind *r) {
+  t->rng_patch = r->patch;
+  t->rng_noise = r->noise;
+  t->opt_g.step = r->adam[0];
+  t->opt_d.step = r->adam[1];
+  t->opt_f.step = r->adam[2];
+  t->opt_n.step = r->adam[3];
+  t->D.requires_grad = r->d_grad;
+  t->N.requires_grad = r->n_grad;
+}
+
+static negcut_status step_record(ngc_trainer *t, const float *real_a, const float *real_b,
+                                 int64_t h, int64_t w, double lr, int flipped,
+                                 const ngc_graph_key *key, step_raw **raw) {
+  ngc_backend *be = t->ctx->be;
+  ngc_graph_key after;
+  void *g = NULL;
+  negcut_status st = be->ops.graph_begin(be);
+  if (st) return st;
+  const negcut_status ran = step_run(t, real_a, real_b, h, w, lr, flipped, raw);
+  st = be->ops.graph_end(be, ran == NEGCUT_OK, &g);
+  if (!st) st = ran;
+  ngc_graph_key_of(&t->tape, key->shape, &after);
+  if (!st && memcmp(key, &after, sizeof after))
+    st = ngc_error(t->ctx, NEGCUT_ERR_UNSUPPORTED, "step graph: the recorded step moved the tape");
+  if (st) {
+    if (g) be->ops.graph_free(be, g);
+    return st;
+  }
+  ngc_graph_keep(&t->graphs, be, key, g);
+  t->graphs.n_replayed++;
+  return be->ops.graph_launch(be, g);
+}
+
+static negcut_status step_replay(ngc_trainer *t, void *g, const float *real_a,
+                                 const float *real_b, int64_t h, int64_t w, double lr,
+                                 int flipped, step_raw **raw) {
+  ngc_backend *be = t->ctx->be;
+  negcut_status st = be->ops.graph_replay_begin(be, g);
+  if (st) return st;
+  const negcut_status ran = step_run(t, real_a, real_b, h, w, lr, flipped, raw);
+  st = be->ops.graph_replay_end(be, ran == NEGCUT_OK);
+  if (!st) st = ran;
+  if (!st) t->graphs.n_replayed++;
+  return st;
+}
+
+negcut_status ngc_train_step(ngc_trainer *t, const float *real_a, const float *real_b, int64_t h,
+                             int64_t w, double lr) {
+  const ngc_train_cfg *c = &t->cfg;
+  ngc_backend *be = t->ctx->be;
+  const int flipped = c->flip_equivariance ? t->rand.flip(t->rand.user) : 0;
+  const int64_t shape[4] = {c->batch, h, w, flipped};
+  const int graphs = !t->eager && !t->user_rand;
+  ngc_graph_key key, after;
+  step_raw *raw = NULL;
+  step_rewind rw;
+  void *g = NULL;
+  ngc_error_clear(t->ctx);
+  negcut_status st = ngc_tape_reset(&t->tape);
+  if (st) return ngc_error(t->ctx, st, "step: cannot reset the tape (out of memory)");
+  ngc_graph_key_of(&t->tape, shape, &key);
+  const ngc_graph_plan plan = graphs ? ngc_graph_lookup(&t->graphs, be, &key, &g) : NGC_GRAPH_RUN;
+  if (plan == NGC_GRAPH_RUN) {
+    st = step_run(t, real_a, real_b, h, w, lr, flipped, &raw);
+    ngc_graph_key_of(&t->tape, shape, &after);
+    if (!st && graphs) ngc_graph_ran(&t->graphs, be, &after);
+  } else {
+    rewind_save(t, &rw);
+    st = plan == NGC_GRAPH_RECORD ? step_record(t, real_a, real_b, h, w, lr, flipped, &key, &raw)
+                                  : step_replay(t, g, real_a, real_b, h, w, lr, flipped, &raw);
+    if (st) {
+      ngc_graph_off(&t->graphs, t->ctx, st, "");
+      rewind_to(t, &rw);
+      st = ngc_tape_reset(&t->tape);
+      if (st) return ngc_error(t->ctx, st, "step: cannot reset the tape (out of memory)");
+      st = step_run(t, real_a, real_b, h, w, lr, flipped, &raw);
+    }
+  }
+  if (!st) st = report_losses(t, raw, c->nce_idt ? 2 : 1, is_negcut(t));
   if (!st) t->iteration++;
   return st;
 }

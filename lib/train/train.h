@@ -70,6 +70,10 @@ typedef struct ngc_trainer {
   ngc_train_losses losses;
   int32_t feat_c[NGC_MAX_NCE_LAYERS]; /* channels at each NCE layer */
   ngc_tensor last_real, last_fake; /* views into the tape, valid until the next step */
+  /* CUDA graphs of the step (step.c), one per image size and flip state */
+  ngc_graph_cache graphs;
+  int32_t eager;     /* never record the step */
+  int32_t user_rand; /* rand is the caller's: its draws cannot be rewound */
 } ngc_trainer;
 
 /* Fills cfg with the reference defaults of mode. */
@@ -77,7 +81,10 @@ void ngc_train_cfg_defaults(ngc_train_cfg *cfg, ngc_mode mode);
 negcut_status ngc_trainer_init(ngc_trainer *t, negcut_ctx *ctx, const ngc_train_cfg *cfg);
 void ngc_trainer_release(ngc_trainer *t);
 /* One iteration on real_a, real_b (B, C, H, W) host floats in [-1, 1], at
- * learning rate lr. */
+ * learning rate lr. On a backend that records graphs the step is recorded
+ * once its tape has settled (the second or third step of a size and flip
+ * state) and replayed from then on: the host still makes every call, for
+ * its random draws and step counters, but the device work is one launch. */
 negcut_status ngc_train_step(ngc_trainer *t, const float *real_a, const float *real_b,
                              int64_t h, int64_t w, double lr);
 

@@ -1,31 +1,15 @@
 /* negcut/train.h: the public trainer over ngc_trainer and the data pipeline. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/pixel.h"
-#include "data.h"
 #include "io/safetensors.h"
 #include "models/checkpoint.h"
-#define NEGCUT_EXPERIMENTAL
-#include "negcut/experimental.h"
-#include "negcut/train.h"
-#include "train.h"
-
-struct negcut_trainer {
-  negcut_ctx *ctx;
-  negcut_random_source random; /* a caller's draws, when set */
-  ngc_rand_source philox;      /* the trainer's own */
-  negcut_trainer_options o;
-  ngc_trainer t;
-  ngc_data *data;        /* NULL without data folders */
-  float *a, *b;          /* (B, C, H, W) host staging */
-  int64_t cap;           /* floats in a and in b */
-  int64_t epoch;         /* 1-based epoch of the next iteration */
-  double images_per_second;
-};
+#include "trainer.h"
 
 negcut_status negcut_trainer_options_init(negcut_trainer_options *o, negcut_train_mode mode) {
   ngc_train_cfg c;
@@ -111,9 +95,16 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
   if (!out || !ctx || !opts)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_create: NULL argument");
   *out = NULL;
-  if (opts->version != NEGCUT_TRAINER_OPTIONS_VERSION)
-    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_create: options version %u",
-                     (unsigned)opts->version);
+  if (opts->version < 1 || opts->version > NEGCUT_TRAINER_OPTIONS_VERSION)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_trainer_create: options version %u, expected 1 to %u",
+                     (unsigned)opts->version, NEGCUT_TRAINER_OPTIONS_VERSION);
+  negcut_trainer_options all; /* a version 1 struct ends before eager */
+  memset(&all, 0, sizeof all);
+  memcpy(&all, opts,
+         opts->version == 1 ? offsetof(negcut_trainer_options, eager) : sizeof all);
+  all.version = NEGCUT_TRAINER_OPTIONS_VERSION;
+  opts = &all;
   st = to_cfg(ctx, opts, &cfg);
   if (st) return st;
   tr = calloc(1, sizeof *tr);
@@ -124,6 +115,7 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
   tr->epoch = 1;
   st = ngc_trainer_init(&tr->t, ctx, &cfg);
   tr->philox = tr->t.rand;
+  tr->t.eager = opts->eager != 0;
   if (!st && (opts->dataroot || opts->dir_a || opts->dir_b)) {
     ngc_data_cfg dc = NGC_DATA_CFG_INIT;
     if (opts->dataroot) {
@@ -244,6 +236,7 @@ negcut_status negcut_trainer_set_random_source(negcut_trainer *t, const negcut_r
   if (!t) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_set_random_source: NULL");
   if (!src) {
     t->t.rand = t->philox;
+    t->t.user_rand = 0;
     return NEGCUT_OK;
   }
   if (src->version != NEGCUT_RANDOM_SOURCE_VERSION || !src->patch_ids || !src->noise || !src->flip)
@@ -252,6 +245,7 @@ negcut_status negcut_trainer_set_random_source(negcut_trainer *t, const negcut_r
                      (unsigned)src->version);
   t->random = *src;
   t->t.rand = (ngc_rand_source){user_ids, user_noise, user_flip, &t->random};
+  t->t.user_rand = 1;
   return NEGCUT_OK;
 }
 

@@ -109,6 +109,7 @@ negcut_status ngc_trainer_init(ngc_trainer *t, negcut_ctx *ctx, const ngc_train_
 
 void ngc_trainer_release(ngc_trainer *t) {
   if (!t) return;
+  if (t->ctx) ngc_graph_cache_free(&t->graphs, t->ctx->be);
   ngc_adam_release(&t->opt_g);
   ngc_adam_release(&t->opt_d);
   ngc_adam_release(&t->opt_f);

@@ -35,6 +35,7 @@ typedef struct ngc_cuda {
   cudaStream_t run_stream;    /* the backend's own stream: graphs launch here */
   cudaStream_t record_stream; /* non-blocking, made on the first recording */
   ngc_cuda_graph *recording;  /* the graph being recorded, or NULL */
+  ngc_cuda_graph *replaying;  /* the graph whose calls are being replayed, or NULL */
   cudnnHandle_t dnn;     /* bound to stream */
   cublasHandle_t blas;   /* bound to stream, fp32 without TF32 */
   ngc_cuda_cache *cache; /* device memory: size-class free lists */
@@ -42,6 +43,8 @@ typedef struct ngc_cuda {
   ngc_cuda_convs *convs; /* cuDNN plans keyed by shape */
   void *work;            /* the shared cuDNN workspace (from the cache) */
   size_t work_bytes;
+  void *blas_work;       /* cuBLAS's workspace, ours: it never allocates, not even
+                            on a stream it first sees while a graph is recorded */
 } ngc_cuda;
 
 static inline ngc_cuda *ngc_cuda_of(ngc_backend *be) { return (ngc_cuda *)be->impl; }
@@ -97,11 +100,26 @@ negcut_status ngc_cuda_stage_copy(ngc_backend *be, void *dst, const void *src, s
 void ngc_cuda_fill_memory_ops(ngc_backend_ops *ops);
 
 /* ----------------------------------------------------- graphs (cuda_graph.c) */
-/* graph_begin, graph_end, graph_launch, graph_free. */
+/* graph_begin, graph_end, graph_launch, graph_free, graph_replay_begin,
+ * graph_replay_end. */
 void ngc_cuda_fill_graph_ops(ngc_backend_ops *ops);
 /* NEGCUT_OK, or (with a message) NEGCUT_ERR_STATE while a graph is being
- * recorded: for the transfers a recording cannot hold. */
+ * recorded or replayed: for downloads and syncs, which a graph cannot hold. */
 negcut_status ngc_cuda_not_recording(ngc_backend *be, const char *what);
+/* Every place that enqueues device work calls this first. While a graph is
+ * recorded or replayed it adds the call to the signature a replay must
+ * match; it returns 1 while replaying, and the caller then enqueues
+ * nothing (the recording does that work when it is launched). */
+int ngc_cuda_skip(ngc_backend *be, const char *what);
+/* Host data handed over while recording or replaying (uploads, gather's
+ * ids, Adam's scalars): recorded as a copy from a pinned buffer the graph
+ * owns, refilled by each replay. */
+negcut_status ngc_cuda_graph_feed(ngc_backend *be, void *dst, const void *src, size_t bytes);
+/* cudaMemsetAsync / a device-to-device cudaMemcpyAsync on the backend's
+ * stream, through ngc_cuda_skip. */
+negcut_status ngc_cuda_zero(ngc_backend *be, void *p, size_t bytes, const char *what);
+negcut_status ngc_cuda_copy(ngc_backend *be, void *dst, const void *src, size_t bytes,
+                            const char *what);
 /* Destroys the recording stream (at close). */
 void ngc_cuda_graphs_close(ngc_backend *be);
 

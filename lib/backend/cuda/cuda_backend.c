@@ -57,6 +57,7 @@ static void cuda_close(ngc_backend *be) {
     ngc_cuda_convs_destroy(be);
     ngc_cuda_stage_destroy(be);
     if (c->work) ngc_cuda_free(be, c->work);
+    if (c->blas_work) ngc_cuda_free(be, c->blas_work);
     ngc_cuda_cache_destroy(be);
     if (c->blas) cublasDestroy(c->blas);
     if (c->dnn) cudnnDestroy(c->dnn);
@@ -81,6 +82,9 @@ static void fill_ops(ngc_backend_ops *ops) {
   ops->close = cuda_close;
 }
 
+/* What cuBLAS's documentation recommends for Hopper (less is fine before). */
+#define BLAS_WORK_BYTES ((size_t)32 << 20)
+
 /* cuBLAS in true fp32: no TF32 tensor ops, no reduced-precision reductions. */
 static negcut_status open_blas(ngc_backend *be, ngc_cuda *c) {
   negcut_status st = ngc_cuda_check_blas(be, cublasCreate(&c->blas), "create");
@@ -94,6 +98,10 @@ static negcut_status open_blas(ngc_backend *be, ngc_cuda *c) {
   if (!st)
     st = ngc_cuda_check_blas(be, cublasSetPointerMode(c->blas, CUBLAS_POINTER_MODE_HOST),
                              "set pointer mode");
+  if (!st) st = ngc_cuda_scratch(be, BLAS_WORK_BYTES, &c->blas_work, "cuBLAS workspace");
+  if (!st)
+    st = ngc_cuda_check_blas(be, cublasSetWorkspace(c->blas, c->blas_work, BLAS_WORK_BYTES),
+                             "set workspace");
   return st;
 }
 
@@ -134,8 +142,8 @@ negcut_status ngc_cuda_open(negcut_ctx *ctx, ngc_backend **out) {
   c->run_stream = c->stream;
   if (!st) st = ngc_cuda_check_dnn(be, cudnnCreate(&c->dnn), "create");
   if (!st) st = ngc_cuda_check_dnn(be, cudnnSetStream(c->dnn, c->stream), "set stream");
-  if (!st) st = open_blas(be, c);
   if (!st) st = ngc_cuda_cache_create(be);
+  if (!st) st = open_blas(be, c);
   if (!st) st = ngc_cuda_stage_create(be);
   if (st) {
     cuda_close(be);

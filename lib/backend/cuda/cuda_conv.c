@@ -354,7 +354,7 @@ static negcut_status run_plan(ngc_backend *be, const conv_plan *p, const void *a
   void *ws = NULL;
   cudnnStatus_t s;
   negcut_status st = workspace(be, p->work_bytes, &ws);
-  if (st) return st;
+  if (st || ngc_cuda_skip(be, op_name(k->op))) return st;
   if (k->op == CONV_FWD)
     s = cudnnConvolutionForward(h, &one, p->x, a, p->w, b, p->conv,
                                 (cudnnConvolutionFwdAlgo_t)p->algo, ws, p->work_bytes, &zero,

@@ -95,9 +95,7 @@ static negcut_status cuda_relayout(ngc_backend *be, const ngc_tensor *x, ngc_ten
   if (st || n == 0 || x->data == y->data) return st;
   if (x->layout != NGC_LAYOUT_PLAIN || y->layout != NGC_LAYOUT_PLAIN)
     return ngc_error(be->ctx, NEGCUT_ERR_INTERNAL, "cuda relayout: a blocked tensor");
-  return ngc_cuda_check(be, cudaMemcpyAsync(y->data, x->data, (size_t)n * sizeof(float),
-                                            cudaMemcpyDeviceToDevice, ngc_cuda_stream(be)),
-                        "relayout");
+  return ngc_cuda_copy(be, y->data, x->data, (size_t)n * sizeof(float), "relayout");
 }
 
 /* One thread per mirrored pair of a row, so x and y may alias. */

@@ -21,8 +21,7 @@ static negcut_status fits(ngc_backend *be, const char *what, int64_t a, int64_t 
 static int64_t ld(int64_t v) { return v > 1 ? v : 1; }
 
 static negcut_status zero(ngc_backend *be, const char *what, float *p, int64_t n) {
-  return ngc_cuda_check(
-      be, cudaMemsetAsync(p, 0, (size_t)n * sizeof(float), ngc_cuda_stream(be)), what);
+  return ngc_cuda_zero(be, p, (size_t)n * sizeof(float), what);
 }
 
 /* Column-major C (m, n) = op(A) op(B) + beta C with op(A) (m, k), op(B)
@@ -43,6 +42,7 @@ static negcut_status gemm(ngc_backend *be, const char *what, cublasOperation_t t
   if (batch > INT_MAX)
     return ngc_error(be->ctx, NEGCUT_ERR_LIMIT, "cuda %s: batch %lld too large", what,
                      (long long)batch);
+  if (ngc_cuda_skip(be, what)) return NEGCUT_OK;
   if (batch == 1)
     return ngc_cuda_check_blas(be,
                                cublasSgemm(h, ta, tb, (int)m, (int)n, (int)k, &one, a,

@@ -21,22 +21,108 @@
  * every replay while someone else owns it).
  *
  * Launch: on the backend's own stream, ordered like any slot, and, that
- * stream being blocking, against uploads on the legacy stream. */
+ * stream being blocking, against uploads on the legacy stream.
+ *
+ * Host data (graph_replay_begin / _end). A training step hands the device
+ * fresh host data every time: images, patch ids, noise, Adam's scalars.
+ * While recording, each such transfer becomes a copy from a pinned buffer
+ * the graph owns (a feed). To replay, the caller runs the same calls again
+ * in replay mode: every enqueue is skipped (ngc_cuda_skip), and each
+ * transfer only refills its feed, in order; graph_replay_end then checks
+ * that the calls matched the recording (their count, sites and feed sizes)
+ * and launches it. Before refilling, a replay waits for the graph's
+ * previous launch, which may still be reading the feeds. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "cuda.h"
+
+typedef struct feed {
+  void *host; /* pinned */
+  size_t bytes;
+} feed;
+
+/* The calls of a recording or a replay: their count and a hash of their
+ * sites, in order. */
+typedef struct call_sig {
+  uint64_t n, hash;
+} call_sig;
 
 struct ngc_cuda_graph {
   cudaGraphExec_t exec;
   ngc_cuda_hold *hold;         /* scratch the graph touches */
   void *saved_work;            /* the shared workspace, set aside while recording */
   size_t saved_work_bytes;
+  feed *feeds;
+  int32_t n_feeds, cap_feeds;
+  int32_t next_feed;           /* replay: the feed the next transfer refills */
+  int32_t diverged;            /* replay: a transfer did not match its feed */
+  call_sig recorded, replayed;
+  cudaEvent_t launched;        /* recorded after each launch */
+  int32_t ever_launched;
 };
 
 negcut_status ngc_cuda_not_recording(ngc_backend *be, const char *what) {
-  if (!ngc_cuda_of(be)->recording) return NEGCUT_OK;
-  return ngc_error(be->ctx, NEGCUT_ERR_STATE, "cuda %s: not possible while a graph is recorded",
-                   what);
+  const ngc_cuda *c = ngc_cuda_of(be);
+  if (!c->recording && !c->replaying) return NEGCUT_OK;
+  return ngc_error(be->ctx, NEGCUT_ERR_STATE,
+                   "cuda %s: not possible while a graph is recorded or replayed", what);
+}
+
+int ngc_cuda_skip(ngc_backend *be, const char *what) {
+  ngc_cuda *c = ngc_cuda_of(be);
+  ngc_cuda_graph *g = c->recording ? c->recording : c->replaying;
+  if (!g) return 0;
+  call_sig *s = c->recording ? &g->recorded : &g->replayed;
+  s->n++;
+  s->hash = (s->hash ^ (uint64_t)(uintptr_t)what) * 0x100000001B3ull; /* FNV-1a step */
+  return c->replaying != NULL;
+}
+
+negcut_status ngc_cuda_zero(ngc_backend *be, void *p, size_t bytes, const char *what) {
+  if (ngc_cuda_skip(be, what)) return NEGCUT_OK;
+  return ngc_cuda_check(be, cudaMemsetAsync(p, 0, bytes, ngc_cuda_stream(be)), what);
+}
+
+negcut_status ngc_cuda_copy(ngc_backend *be, void *dst, const void *src, size_t bytes,
+                            const char *what) {
+  if (ngc_cuda_skip(be, what)) return NEGCUT_OK;
+  return ngc_cuda_check(
+      be, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ngc_cuda_stream(be)), what);
+}
+
+negcut_status ngc_cuda_graph_feed(ngc_backend *be, void *dst, const void *src, size_t bytes) {
+  static const char site[] = "graph feed";
+  ngc_cuda *c = ngc_cuda_of(be);
+  ngc_cuda_graph *g = c->recording ? c->recording : c->replaying;
+  if (c->replaying) {
+    ngc_cuda_skip(be, site);
+    if (g->next_feed >= g->n_feeds || g->feeds[g->next_feed].bytes != bytes) {
+      g->diverged = 1;
+      return ngc_error(be->ctx, NEGCUT_ERR_INTERNAL,
+                       "cuda graph replay: transfer %d of %zu bytes, the recording's differs",
+                       (int)g->next_feed, bytes);
+    }
+    memcpy(g->feeds[g->next_feed++].host, src, bytes);
+    return NEGCUT_OK;
+  }
+  if (g->n_feeds == g->cap_feeds) {
+    int32_t cap = g->cap_feeds ? 2 * g->cap_feeds : 32;
+    feed *nf = realloc(g->feeds, (size_t)cap * sizeof *nf);
+    if (!nf) return ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "cuda graph: out of host memory");
+    g->feeds = nf;
+    g->cap_feeds = cap;
+  }
+  void *host = NULL;
+  negcut_status st =
+      ngc_cuda_check(be, cudaHostAlloc(&host, bytes, cudaHostAllocDefault), "graph input buffer");
+  if (st) return st;
+  memcpy(host, src, bytes);
+  g->feeds[g->n_feeds++] = (feed){host, bytes};
+  ngc_cuda_skip(be, site);
+  return ngc_cuda_check(
+      be, cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, ngc_cuda_stream(be)),
+      "upload (recorded)");
 }
 
 /* Points the stream and the library handles at s. */
@@ -50,6 +136,10 @@ static negcut_status bind_stream(ngc_backend *be, cudaStream_t s) {
 
 static void graph_destroy(ngc_backend *be, ngc_cuda_graph *g) {
   if (g->exec) cudaGraphExecDestroy(g->exec);
+  /* cudaFreeHost waits for the device: a launch still reading a feed ends first */
+  for (int32_t i = 0; i < g->n_feeds; i++) cudaFreeHost(g->feeds[i].host);
+  free(g->feeds);
+  if (g->launched) cudaEventDestroy(g->launched);
   ngc_cuda_hold_release(be, g->hold);
   free(g);
 }
@@ -66,11 +156,18 @@ static negcut_status cuda_graph_begin(ngc_backend *be) {
                         "create recording stream");
     if (st) return st;
   }
+  if (c->replaying) return ngc_error(be->ctx, NEGCUT_ERR_STATE, "cuda graph: replaying");
   ngc_cuda_graph *g = calloc(1, sizeof *g);
   if (g) g->hold = ngc_cuda_hold_create();
   if (!g || !g->hold) {
     free(g);
     return ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "cuda graph: out of host memory");
+  }
+  st = ngc_cuda_check(be, cudaEventCreateWithFlags(&g->launched, cudaEventDisableTiming),
+                      "graph event");
+  if (st) {
+    graph_destroy(be, g);
+    return st;
   }
   /* The graph's own workspace, as large as the shared one (which the
    * unrecorded run before a recording has grown to what its plans need),
@@ -139,12 +236,44 @@ static negcut_status cuda_graph_end(ngc_backend *be, int keep, void **out) {
 
 static negcut_status cuda_graph_launch(ngc_backend *be, void *graph) {
   ngc_cuda *c = ngc_cuda_of(be);
+  ngc_cuda_graph *g = graph;
   negcut_status st = ngc_cuda_enter(be);
   if (!st) st = ngc_cuda_not_recording(be, "graph launch");
-  if (!st)
-    st = ngc_cuda_check(be, cudaGraphLaunch(((ngc_cuda_graph *)graph)->exec, c->run_stream),
-                        "launch graph");
+  if (!st) st = ngc_cuda_check(be, cudaGraphLaunch(g->exec, c->run_stream), "launch graph");
+  if (!st) st = ngc_cuda_check(be, cudaEventRecord(g->launched, c->run_stream), "graph event");
+  if (!st) g->ever_launched = 1;
   return st;
+}
+
+static negcut_status cuda_graph_replay_begin(ngc_backend *be, void *graph) {
+  ngc_cuda *c = ngc_cuda_of(be);
+  ngc_cuda_graph *g = graph;
+  negcut_status st = ngc_cuda_enter(be);
+  if (!st) st = ngc_cuda_not_recording(be, "graph replay");
+  /* the previous launch may still be reading the feeds this replay refills */
+  if (!st && g->ever_launched)
+    st = ngc_cuda_check(be, cudaEventSynchronize(g->launched), "graph replay (wait)");
+  if (st) return st;
+  g->next_feed = 0;
+  g->diverged = 0;
+  g->replayed = (call_sig){0, 0};
+  c->replaying = g;
+  return NEGCUT_OK;
+}
+
+static negcut_status cuda_graph_replay_end(ngc_backend *be, int ok) {
+  ngc_cuda *c = ngc_cuda_of(be);
+  ngc_cuda_graph *g = c->replaying;
+  if (!g) return ngc_error(be->ctx, NEGCUT_ERR_STATE, "cuda graph: not replaying");
+  c->replaying = NULL;
+  if (!ok) return NEGCUT_OK;
+  if (g->diverged || g->next_feed != g->n_feeds || g->replayed.n != g->recorded.n ||
+      g->replayed.hash != g->recorded.hash)
+    return ngc_error(be->ctx, NEGCUT_ERR_INTERNAL,
+                     "cuda graph replay: %llu calls and %d transfers, the recording had %llu and %d",
+                     (unsigned long long)g->replayed.n, (int)g->next_feed,
+                     (unsigned long long)g->recorded.n, (int)g->n_feeds);
+  return cuda_graph_launch(be, g);
 }
 
 static void cuda_graph_free(ngc_backend *be, void *graph) {
@@ -159,6 +288,7 @@ static void cuda_graph_free(ngc_backend *be, void *graph) {
 
 void ngc_cuda_graphs_close(ngc_backend *be) {
   ngc_cuda *c = ngc_cuda_of(be);
+  c->replaying = NULL;
   if (c->recording) {
     void *none = NULL;
     cuda_graph_end(be, 0, &none);
@@ -173,4 +303,6 @@ void ngc_cuda_fill_graph_ops(ngc_backend_ops *ops) {
   ops->graph_end = cuda_graph_end;
   ops->graph_launch = cuda_graph_launch;
   ops->graph_free = cuda_graph_free;
+  ops->graph_replay_begin = cuda_graph_replay_begin;
+  ops->graph_replay_end = cuda_graph_replay_end;
 }

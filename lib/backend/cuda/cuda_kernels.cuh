@@ -21,11 +21,13 @@ static inline unsigned ngc_grid(int64_t n) {
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (int64_t)(n); \
        i += (int64_t)gridDim.x * blockDim.x)
 
-/* Launches kernel on the backend's stream and checks the launch; the value
- * is a negcut_status. */
-#define NGC_LAUNCH(be, what, kernel, grid, block, ...)                               \
-  (kernel<<<(grid), (block), 0, ngc_cuda_stream(be)>>>(__VA_ARGS__), \
-   ngc_cuda_launched((be), (what)))
+/* Launches kernel on the backend's stream and checks the launch (nothing
+ * while a graph is replayed, cuda_graph.c); the value is a negcut_status. */
+#define NGC_LAUNCH(be, what, kernel, grid, block, ...)                              \
+  (ngc_cuda_skip((be), (what))                                                       \
+       ? NEGCUT_OK                                                                   \
+       : (kernel<<<(grid), (block), 0, ngc_cuda_stream(be)>>>(__VA_ARGS__),         \
+          ngc_cuda_launched((be), (what))))
 
 /* The sum over the 32 lanes, in every lane; the butterfly adds the same
  * pairs in every lane, so all lanes hold the same bits. */

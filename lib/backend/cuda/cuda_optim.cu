@@ -3,7 +3,9 @@
  * _single_tensor_adam). Every product and sum is an explicitly rounded
  * intrinsic so that nvcc cannot fuse them into FMAs: same bits as the
  * reference. The step-dependent scalars are computed on the host in double,
- * as Python computes them, and passed as floats. */
+ * as Python computes them, and passed as floats: as kernel arguments, or,
+ * while a CUDA graph is recorded or replayed, through device memory (a
+ * graph feed, cuda_graph.c), because they change at every step. */
 #include <math.h>
 
 #include "cuda_kernels.cuh"
@@ -12,8 +14,9 @@ struct adam_scalars {
   float b1, b2, one_b1, one_b2, eps, wd, neg_step_size, bc2_sqrt;
 };
 
-static __global__ void adam_kernel(adam_scalars s, float *p, const float *grad, float *m,
-                                   float *v, int64_t n) {
+static __global__ void adam_kernel(const adam_scalars *fed, adam_scalars arg, float *p,
+                                   const float *grad, float *m, float *v, int64_t n) {
+  const adam_scalars s = fed ? *fed : arg;
   NGC_FOR(i, n) {
     float g = grad[i];
     if (s.wd != 0.0f) g = __fadd_rn(g, __fmul_rn(s.wd, p[i]));
@@ -46,8 +49,16 @@ static negcut_status cuda_adam(ngc_backend *be, const ngc_adam_params *p, ngc_te
   s.b2 = (float)p->beta2;
   s.eps = (float)p->eps;
   s.wd = (float)p->weight_decay;
-  return NGC_LAUNCH(be, "adam", adam_kernel, ngc_grid(n), NGC_BLOCK, s, param->data, grad->data,
-                    m->data, v->data, n);
+  void *fed = NULL;
+  if (ngc_cuda_of(be)->recording || ngc_cuda_of(be)->replaying) {
+    st = ngc_cuda_scratch(be, sizeof s, &fed, "adam");
+    if (!st) st = ngc_cuda_stage_copy(be, fed, &s, sizeof s, ngc_cuda_stream(be));
+  }
+  if (!st)
+    st = NGC_LAUNCH(be, "adam", adam_kernel, ngc_grid(n), NGC_BLOCK, (const adam_scalars *)fed, s,
+                    param->data, grad->data, m->data, v->data, n);
+  ngc_cuda_free(be, fed);
+  return st;
 }
 
 /* target = decay * target + (1 - decay) * src */

@@ -91,9 +91,7 @@ static negcut_status cuda_gather_bwd(ngc_backend *be, const ngc_tensor *dy, cons
   int64_t *d_ids = NULL; // (n_ids) on the device
   negcut_status st = ngc_cuda_enter(be);
   if (st || ngc_numel(dx) == 0) return st;
-  st = ngc_cuda_check(be, cudaMemsetAsync(dx->data, 0, (size_t)ngc_numel(dx) * sizeof(float),
-                                          ngc_cuda_stream(be)),
-                      "gather_bwd");
+  st = ngc_cuda_zero(be, dx->data, (size_t)ngc_numel(dx) * sizeof(float), "gather_bwd");
   if (st || n_ids == 0) return st;
   st = stage_ids(be, ids, n_ids, &d_ids, "gather_bwd");
   if (!st && ids_distinct(ids, n_ids, P))
@@ -188,9 +186,7 @@ static negcut_status copy_set_diag(ngc_backend *be, const char *what, const ngc_
   negcut_status st = ngc_cuda_enter(be);
   if (st || n == 0) return st;
   if (y->data != x->data)
-    st = ngc_cuda_check(be, cudaMemcpyAsync(y->data, x->data, (size_t)n * sizeof(float),
-                                            cudaMemcpyDeviceToDevice, ngc_cuda_stream(be)),
-                        what);
+    st = ngc_cuda_copy(be, y->data, x->data, (size_t)n * sizeof(float), what);
   const int64_t D = M < N ? M : N;
   if (!st && B * D != 0)
     st = NGC_LAUNCH(be, what, set_diag_kernel, ngc_grid(B * D), NGC_BLOCK, y->data, B, M, N, v);

@@ -83,7 +83,8 @@ negcut_status ngc_cuda_stage_copy(ngc_backend *be, void *dst, const void *src, s
   ngc_cuda_stage *g = ngc_cuda_of(be)->stage;
   negcut_status st;
   if (!bytes) return NEGCUT_OK;
-  if ((st = ngc_cuda_not_recording(be, "upload")) != NEGCUT_OK) return st;
+  if (ngc_cuda_of(be)->recording || ngc_cuda_of(be)->replaying)
+    return ngc_cuda_graph_feed(be, dst, src, bytes);
   if (bytes > STAGE_MAX_BYTES) return copy_sync(be, dst, src, bytes, s);
   int32_t idx = g->next;
   stage_slot *slot = &g->slot[idx];
