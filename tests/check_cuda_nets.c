@@ -563,13 +563,18 @@ static void train_case(negcut_train_mode mode, const char *name) {
 /* CUDA graphs of the training step: a trainer that records and replays
  * against one that never does (eager), same seed, same batches: every
  * iteration's losses and, at the end, every parameter, moment and counter
- * must be bit-identical (the same kernels on the same data). FastCUT's
- * random flips give two recordings, one per flip state. */
-static void graph_train_case(negcut_train_mode mode, const char *name, int iterations) {
+ * must be bit-identical (the same kernels on the same data). The learning
+ * rate changes half-way (a new epoch in the decay: Adam's scalars are fed
+ * to the replays), two image sizes alternate, FastCUT's random flips give
+ * one recording per flip state. fault_at > 0 (one size only) refuses the
+ * first replay from that iteration on (as if its calls had differed): that
+ * step must then run unrecorded from the same host state, with the same
+ * results, and the trainer stays unrecorded. */
+static void graph_train_case(negcut_train_mode mode, const char *name, int iterations,
+                             int fault_at) {
   negcut_trainer_options o;
   negcut_trainer *t[2] = {NULL, NULL}; /* 0: graphs, 1: eager */
   const uint32_t side_px = 32;
-  const int64_t n = 3 * side_px * side_px;
   char what[160], dir[64], path[2][96];
   tiny_options(&o, mode);
   for (int k = 0; k < 2; k++) {
@@ -577,13 +582,19 @@ static void graph_train_case(negcut_train_mode mode, const char *name, int itera
     OK(g_cu, negcut_trainer_create(&t[k], g_cu, &o));
   }
   for (int it = 1; it <= iterations; it++) {
-    float *a = frand(n, -1, 1), *b = frand(n, -1, 1);
+    const int other = !fault_at && it > iterations / 2 && it <= iterations / 2 + 3;
+    const uint32_t px = other ? side_px + 8 : side_px;
+    float *a = frand(3 * px * px, -1, 1), *b = frand(3 * px * px, -1, 1);
     negcut_train_progress p[2];
+    if (it == iterations / 2)
+      for (int k = 0; k < 2; k++) OK(g_cu, negcut_trainer_set_epoch(t[k], o.n_epochs + 3));
+    if (it == fault_at) t[0]->t.graphs.fault = 1;
     for (int k = 0; k < 2; k++) {
-      OK(g_cu, negcut_trainer_step_batch(t[k], a, b, side_px, side_px));
+      OK(g_cu, negcut_trainer_step_batch(t[k], a, b, px, px));
       OK(g_cu, negcut_trainer_progress(t[k], &p[k]));
     }
-    ck_assert_msg(!t[0]->t.graphs.off, "%s: graphs turned off: %s", name, t[0]->t.graphs.why);
+    if (!fault_at)
+      ck_assert_msg(!t[0]->t.graphs.off, "%s: graphs turned off: %s", name, t[0]->t.graphs.why);
     const float l[2][5] = {{p[0].d_real, p[0].d_fake, p[0].g_total, p[0].n_total, p[0].diversity},
                            {p[1].d_real, p[1].d_fake, p[1].g_total, p[1].n_total, p[1].diversity}};
     snprintf(what, sizeof what, "%s iteration %d losses: graphs vs eager", name, it);
@@ -593,7 +604,13 @@ static void graph_train_case(negcut_train_mode mode, const char *name, int itera
   printf("  %-60s %llu recorded, %llu launched\n", name,
          (unsigned long long)t[0]->t.graphs.n_recorded, (unsigned long long)t[0]->t.graphs.n_replayed);
   ck_assert_uint_ge(t[0]->t.graphs.n_recorded, 1);
-  ck_assert_uint_ge(t[0]->t.graphs.n_replayed, 2);
+  if (fault_at) {
+    printf("  %-60s graphs off: %s\n", name, t[0]->t.graphs.why);
+    ck_assert_msg(t[0]->t.graphs.off && strstr(t[0]->t.graphs.why, "fault"),
+                  "%s: no replay was refused (%s)", name, t[0]->t.graphs.why);
+  } else {
+    ck_assert_uint_ge(t[0]->t.graphs.n_replayed, 2);
+  }
   ck_assert_uint_eq(t[1]->t.graphs.n_recorded, 0);
   ngc_test_mkdtemp(dir, sizeof dir, "ngc_cuda_graph_train");
   ngc_st_file *f[2];
@@ -631,9 +648,10 @@ static void graph_train_case(negcut_train_mode mode, const char *name, int itera
 }
 
 START_TEST(test_train_graphs) {
-  graph_train_case(NEGCUT_MODE_CUT, "CUT graphs", 6);
-  graph_train_case(NEGCUT_MODE_NEGCUT, "NEGCUT graphs", 6);
-  graph_train_case(NEGCUT_MODE_FASTCUT, "FastCUT graphs", 10);
+  graph_train_case(NEGCUT_MODE_CUT, "CUT graphs", 12, 0);
+  graph_train_case(NEGCUT_MODE_NEGCUT, "NEGCUT graphs", 12, 0);
+  graph_train_case(NEGCUT_MODE_FASTCUT, "FastCUT graphs", 16, 0);
+  graph_train_case(NEGCUT_MODE_CUT, "CUT graphs, one replay refused", 8, 4);
 }
 END_TEST
 

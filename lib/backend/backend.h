@@ -232,10 +232,11 @@ typedef struct ngc_backend_ops {
    * while recording graph: nothing is run, but the host data each call
    * hands over (upload, gather's ids, Adam's scalars) replaces what the
    * recording copied. graph_replay_end(be, 1) checks that the calls matched
-   * the recording and launches it (a mismatch is NEGCUT_ERR_INTERNAL and
-   * launches nothing); graph_replay_end(be, 0), after a failed call, only
-   * stops. Host state the calls changed (random draws, step counters) is
-   * the caller's to restore if it then runs them again unrecorded. */
+   * the recording (a mismatch is NEGCUT_ERR_INTERNAL), and the caller then
+   * launches it with graph_launch; graph_replay_end(be, 0), after a failed
+   * call, only stops. Host state the calls changed (random draws, step
+   * counters) is the caller's to restore if it runs them again unrecorded,
+   * which it may do only if the graph was not launched. */
   negcut_status (*graph_replay_begin)(ngc_backend *be, void *graph);
   negcut_status (*graph_replay_end)(ngc_backend *be, int ok);
 } ngc_backend_ops;

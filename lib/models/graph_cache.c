@@ -56,14 +56,21 @@ void ngc_graph_keep(ngc_graph_cache *gc, ngc_backend *be, const ngc_graph_key *k
   gc->n_recorded++;
 }
 
+static void free_graphs(ngc_graph_cache *gc, ngc_backend *be) {
+  for (int i = 0; i < NGC_GRAPH_SLOTS; i++) {
+    if (gc->slot[i].graph) be->ops.graph_free(be, gc->slot[i].graph);
+    memset(&gc->slot[i], 0, sizeof gc->slot[i]);
+  }
+}
+
 void ngc_graph_off(ngc_graph_cache *gc, negcut_ctx *ctx, negcut_status st, const char *reason) {
   snprintf(gc->why, sizeof gc->why, "%s", st ? negcut_ctx_last_error(ctx) : reason);
   gc->off = 1;
   ngc_error_clear(ctx);
+  free_graphs(gc, ctx->be);
 }
 
 void ngc_graph_cache_free(ngc_graph_cache *gc, ngc_backend *be) {
-  for (int i = 0; i < NGC_GRAPH_SLOTS; i++)
-    if (gc->slot[i].graph) be->ops.graph_free(be, gc->slot[i].graph);
+  free_graphs(gc, be);
   memset(gc, 0, sizeof *gc);
 }

@@ -133,6 +133,7 @@ typedef struct ngc_graph_cache {
   } slot[NGC_GRAPH_SLOTS];
   uint64_t runs;
   int32_t off;                     /* a recording or replay failed: no more graphs */
+  int32_t fault;                   /* tests: refuse the next replay, as if it differed */
   char why[256];                   /* why (for tests and benchmarks) */
   uint64_t n_recorded, n_replayed; /* statistics, for tests and benchmarks */
 } ngc_graph_cache;
@@ -150,8 +151,8 @@ ngc_graph_plan ngc_graph_lookup(ngc_graph_cache *gc, ngc_backend *be, const ngc_
 void ngc_graph_ran(ngc_graph_cache *gc, ngc_backend *be, const ngc_graph_key *after);
 /* Keeps graph as the recording of key k. */
 void ngc_graph_keep(ngc_graph_cache *gc, ngc_backend *be, const ngc_graph_key *k, void *graph);
-/* Turns graphs off for good: why is the context's last error when st is a
- * failure, else reason; the context's error is cleared. */
+/* Turns graphs off for good and frees the recordings: why is the context's
+ * last error when st is a failure, else reason; the error is cleared. */
 void ngc_graph_off(ngc_graph_cache *gc, negcut_ctx *ctx, negcut_status st, const char *reason);
 void ngc_graph_cache_free(ngc_graph_cache *gc, ngc_backend *be);
 

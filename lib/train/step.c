@@ -491,9 +491,11 @@ static void rewind_to(ngc_trainer *t, const step_rewind *r) {
   t->N.requires_grad = r->n_grad;
 }
 
+/* Records step_run and launches the recording; *launched once it was
+ * handed to the device (after that the step must not run again). */
 static negcut_status step_record(ngc_trainer *t, const float *real_a, const float *real_b,
                                  int64_t h, int64_t w, double lr, int flipped,
-                                 const ngc_graph_key *key, step_raw **raw) {
+                                 const ngc_graph_key *key, step_raw **raw, int *launched) {
   ngc_backend *be = t->ctx->be;
   ngc_graph_key after;
   void *g = NULL;
@@ -510,21 +512,34 @@ static negcut_status step_record(ngc_trainer *t, const float *real_a, const floa
     return st;
   }
   ngc_graph_keep(&t->graphs, be, key, g);
+  *launched = 1;
   t->graphs.n_replayed++;
   return be->ops.graph_launch(be, g);
 }
 
+/* Runs step_run's host part again for recording g, then launches g. */
 static negcut_status step_replay(ngc_trainer *t, void *g, const float *real_a,
                                  const float *real_b, int64_t h, int64_t w, double lr,
-                                 int flipped, step_raw **raw) {
+                                 int flipped, const ngc_graph_key *key, step_raw **raw,
+                                 int *launched) {
   ngc_backend *be = t->ctx->be;
+  ngc_graph_key after;
   negcut_status st = be->ops.graph_replay_begin(be, g);
   if (st) return st;
   const negcut_status ran = step_run(t, real_a, real_b, h, w, lr, flipped, raw);
   st = be->ops.graph_replay_end(be, ran == NEGCUT_OK);
   if (!st) st = ran;
-  if (!st) t->graphs.n_replayed++;
-  return st;
+  ngc_graph_key_of(&t->tape, key->shape, &after);
+  if (!st && memcmp(key, &after, sizeof after))
+    st = ngc_error(t->ctx, NEGCUT_ERR_INTERNAL, "step graph: the replayed step moved the tape");
+  if (!st && t->graphs.fault) {
+    t->graphs.fault = 0;
+    st = ngc_error(t->ctx, NEGCUT_ERR_INTERNAL, "step graph: replay refused (a test's fault)");
+  }
+  if (st) return st;
+  *launched = 1;
+  t->graphs.n_replayed++;
+  return be->ops.graph_launch(be, g);
 }
 
 negcut_status ngc_train_step(ngc_trainer *t, const float *real_a, const float *real_b, int64_t h,
@@ -533,11 +548,12 @@ negcut_status ngc_train_step(ngc_trainer *t, const float *real_a, const float *r
   ngc_backend *be = t->ctx->be;
   const int flipped = c->flip_equivariance ? t->rand.flip(t->rand.user) : 0;
   const int64_t shape[4] = {c->batch, h, w, flipped};
-  const int graphs = !t->eager && !t->user_rand;
+  const int graphs = !t->eager && be->ops.graph_replay_begin && ngc_trainer_rand_rewindable(t);
   ngc_graph_key key, after;
   step_raw *raw = NULL;
   step_rewind rw;
   void *g = NULL;
+  int launched = 0;
   ngc_error_clear(t->ctx);
   negcut_status st = ngc_tape_reset(&t->tape);
   if (st) return ngc_error(t->ctx, st, "step: cannot reset the tape (out of memory)");
@@ -549,9 +565,14 @@ negcut_status ngc_train_step(ngc_trainer *t, const float *real_a, const float *r
     if (!st && graphs) ngc_graph_ran(&t->graphs, be, &after);
   } else {
     rewind_save(t, &rw);
-    st = plan == NGC_GRAPH_RECORD ? step_record(t, real_a, real_b, h, w, lr, flipped, &key, &raw)
-                                  : step_replay(t, g, real_a, real_b, h, w, lr, flipped, &raw);
-    if (st) {
+    st = plan == NGC_GRAPH_RECORD
+             ? step_record(t, real_a, real_b, h, w, lr, flipped, &key, &raw, &launched)
+             : step_replay(t, g, real_a, real_b, h, w, lr, flipped, &key, &raw, &launched);
+    if (st && launched) { /* the device has the step (or failed on it): no second run */
+      ngc_graph_off(&t->graphs, t->ctx, st, "");
+      return ngc_error(t->ctx, st, "%s", t->graphs.why);
+    }
+    if (st) { /* nothing was launched: unrecorded from now on, from the same host state */
       ngc_graph_off(&t->graphs, t->ctx, st, "");
       rewind_to(t, &rw);
       st = ngc_tape_reset(&t->tape);

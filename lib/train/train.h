@@ -72,14 +72,16 @@ typedef struct ngc_trainer {
   ngc_tensor last_real, last_fake; /* views into the tape, valid until the next step */
   /* CUDA graphs of the step (step.c), one per image size and flip state */
   ngc_graph_cache graphs;
-  int32_t eager;     /* never record the step */
-  int32_t user_rand; /* rand is the caller's: its draws cannot be rewound */
+  int32_t eager; /* never record the step */
 } ngc_trainer;
 
 /* Fills cfg with the reference defaults of mode. */
 void ngc_train_cfg_defaults(ngc_train_cfg *cfg, ngc_mode mode);
 negcut_status ngc_trainer_init(ngc_trainer *t, negcut_ctx *ctx, const ngc_train_cfg *cfg);
 void ngc_trainer_release(ngc_trainer *t);
+/* 1 when t->rand is the trainer's own Philox source, whose state a step
+ * can save and restore (a caller's source cannot be rewound). */
+int ngc_trainer_rand_rewindable(const ngc_trainer *t);
 /* One iteration on real_a, real_b (B, C, H, W) host floats in [-1, 1], at
  * learning rate lr. On a backend that records graphs the step is recorded
  * once its tape has settled (the second or third step of a size and flip

@@ -1,4 +1,5 @@
 /* negcut/train.h: the public trainer over ngc_trainer and the data pipeline. */
+#define NEGCUT_EXPERIMENTAL /* trainer.h */
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -236,7 +237,6 @@ negcut_status negcut_trainer_set_random_source(negcut_trainer *t, const negcut_r
   if (!t) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_set_random_source: NULL");
   if (!src) {
     t->t.rand = t->philox;
-    t->t.user_rand = 0;
     return NEGCUT_OK;
   }
   if (src->version != NEGCUT_RANDOM_SOURCE_VERSION || !src->patch_ids || !src->noise || !src->flip)
@@ -245,7 +245,6 @@ negcut_status negcut_trainer_set_random_source(negcut_trainer *t, const negcut_r
                      (unsigned)src->version);
   t->random = *src;
   t->t.rand = (ngc_rand_source){user_ids, user_noise, user_flip, &t->random};
-  t->t.user_rand = 1;
   return NEGCUT_OK;
 }
 

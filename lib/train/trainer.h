@@ -3,8 +3,10 @@
 #ifndef NGC_TRAINER_H
 #define NGC_TRAINER_H
 
-#ifndef NEGCUT_EXPERIMENTAL /* a file that includes this defines it first */
-#define NEGCUT_EXPERIMENTAL
+/* negcut_random_source is declared only with NEGCUT_EXPERIMENTAL defined
+ * before the first negcut header a file includes. */
+#ifndef NEGCUT_EXPERIMENTAL
+#error "define NEGCUT_EXPERIMENTAL before including any negcut header, then train/trainer.h"
 #endif
 #include "data.h"
 #include "negcut/experimental.h"

@@ -107,6 +107,11 @@ negcut_status ngc_trainer_init(ngc_trainer *t, negcut_ctx *ctx, const ngc_train_
   return st;
 }
 
+int ngc_trainer_rand_rewindable(const ngc_trainer *t) {
+  return t->rand.patch_ids == rand_ids && t->rand.noise == rand_noise &&
+         t->rand.flip == rand_flip && t->rand.user == t;
+}
+
 void ngc_trainer_release(ngc_trainer *t) {
   if (!t) return;
   if (t->ctx) ngc_graph_cache_free(&t->graphs, t->ctx->be);

@@ -45,6 +45,7 @@ typedef struct ngc_cuda {
   size_t work_bytes;
   void *blas_work;       /* cuBLAS's workspace, ours: it never allocates, not even
                             on a stream it first sees while a graph is recorded */
+  size_t blas_work_bytes;
 } ngc_cuda;
 
 static inline ngc_cuda *ngc_cuda_of(ngc_backend *be) { return (ngc_cuda *)be->impl; }

@@ -99,8 +99,9 @@ static negcut_status open_blas(ngc_backend *be, ngc_cuda *c) {
     st = ngc_cuda_check_blas(be, cublasSetPointerMode(c->blas, CUBLAS_POINTER_MODE_HOST),
                              "set pointer mode");
   if (!st) st = ngc_cuda_scratch(be, BLAS_WORK_BYTES, &c->blas_work, "cuBLAS workspace");
+  if (!st) c->blas_work_bytes = BLAS_WORK_BYTES;
   if (!st)
-    st = ngc_cuda_check_blas(be, cublasSetWorkspace(c->blas, c->blas_work, BLAS_WORK_BYTES),
+    st = ngc_cuda_check_blas(be, cublasSetWorkspace(c->blas, c->blas_work, c->blas_work_bytes),
                              "set workspace");
   return st;
 }

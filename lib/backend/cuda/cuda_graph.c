@@ -38,9 +38,20 @@
 #include "cuda.h"
 
 typedef struct feed {
-  void *host; /* pinned */
+  void *host; /* pinned, in one of the graph's slabs */
   size_t bytes;
 } feed;
+
+/* Pinned memory for feeds, handed out in order: a step has hundreds of
+ * small transfers (Adam's scalars per parameter), one cudaHostAlloc each
+ * would pin a page apiece. */
+typedef struct slab {
+  unsigned char *base;
+  size_t cap, used;
+} slab;
+
+#define SLAB_BYTES ((size_t)1 << 20)
+#define FEED_ALIGN ((size_t)64)
 
 /* The calls of a recording or a replay: their count and a hash of their
  * sites, in order. */
@@ -55,6 +66,8 @@ struct ngc_cuda_graph {
   size_t saved_work_bytes;
   feed *feeds;
   int32_t n_feeds, cap_feeds;
+  slab *slabs;
+  int32_t n_slabs, cap_slabs;
   int32_t next_feed;           /* replay: the feed the next transfer refills */
   int32_t diverged;            /* replay: a transfer did not match its feed */
   call_sig recorded, replayed;
@@ -91,6 +104,30 @@ negcut_status ngc_cuda_copy(ngc_backend *be, void *dst, const void *src, size_t 
       be, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ngc_cuda_stream(be)), what);
 }
 
+/* bytes of pinned memory for a feed of g, 64-byte aligned. */
+static negcut_status feed_space(ngc_backend *be, ngc_cuda_graph *g, size_t bytes, void **out) {
+  const size_t need = (bytes + FEED_ALIGN - 1) & ~(FEED_ALIGN - 1);
+  slab *last = g->n_slabs ? &g->slabs[g->n_slabs - 1] : NULL;
+  if (!last || last->cap - last->used < need) {
+    if (g->n_slabs == g->cap_slabs) {
+      int32_t cap = g->cap_slabs ? 2 * g->cap_slabs : 4;
+      slab *ns = realloc(g->slabs, (size_t)cap * sizeof *ns);
+      if (!ns) return ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "cuda graph: out of host memory");
+      g->slabs = ns;
+      g->cap_slabs = cap;
+    }
+    slab s = {NULL, need > SLAB_BYTES ? need : SLAB_BYTES, 0};
+    negcut_status st = ngc_cuda_check(be, cudaHostAlloc((void **)&s.base, s.cap, cudaHostAllocDefault),
+                                      "graph input buffer");
+    if (st) return st;
+    g->slabs[g->n_slabs++] = s;
+    last = &g->slabs[g->n_slabs - 1];
+  }
+  *out = last->base + last->used;
+  last->used += need;
+  return NEGCUT_OK;
+}
+
 negcut_status ngc_cuda_graph_feed(ngc_backend *be, void *dst, const void *src, size_t bytes) {
   static const char site[] = "graph feed";
   ngc_cuda *c = ngc_cuda_of(be);
@@ -114,8 +151,7 @@ negcut_status ngc_cuda_graph_feed(ngc_backend *be, void *dst, const void *src, s
     g->cap_feeds = cap;
   }
   void *host = NULL;
-  negcut_status st =
-      ngc_cuda_check(be, cudaHostAlloc(&host, bytes, cudaHostAllocDefault), "graph input buffer");
+  negcut_status st = feed_space(be, g, bytes, &host);
   if (st) return st;
   memcpy(host, src, bytes);
   g->feeds[g->n_feeds++] = (feed){host, bytes};
@@ -131,13 +167,18 @@ static negcut_status bind_stream(ngc_backend *be, cudaStream_t s) {
   c->stream = s;
   negcut_status st = ngc_cuda_check_dnn(be, cudnnSetStream(c->dnn, s), "set stream");
   if (!st) st = ngc_cuda_check_blas(be, cublasSetStream(c->blas, s), "set stream");
+  /* cublasSetStream puts the handle back on cuBLAS's own workspace pool */
+  if (!st)
+    st = ngc_cuda_check_blas(be, cublasSetWorkspace(c->blas, c->blas_work, c->blas_work_bytes),
+                             "set workspace");
   return st;
 }
 
 static void graph_destroy(ngc_backend *be, ngc_cuda_graph *g) {
   if (g->exec) cudaGraphExecDestroy(g->exec);
   /* cudaFreeHost waits for the device: a launch still reading a feed ends first */
-  for (int32_t i = 0; i < g->n_feeds; i++) cudaFreeHost(g->feeds[i].host);
+  for (int32_t i = 0; i < g->n_slabs; i++) cudaFreeHost(g->slabs[i].base);
+  free(g->slabs);
   free(g->feeds);
   if (g->launched) cudaEventDestroy(g->launched);
   ngc_cuda_hold_release(be, g->hold);
@@ -273,7 +314,7 @@ static negcut_status cuda_graph_replay_end(ngc_backend *be, int ok) {
                      "cuda graph replay: %llu calls and %d transfers, the recording had %llu and %d",
                      (unsigned long long)g->replayed.n, (int)g->next_feed,
                      (unsigned long long)g->recorded.n, (int)g->n_feeds);
-  return cuda_graph_launch(be, g);
+  return NEGCUT_OK;
 }
 
 static void cuda_graph_free(ngc_backend *be, void *graph) {

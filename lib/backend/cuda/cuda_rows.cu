@@ -95,11 +95,11 @@ static negcut_status cuda_gather_bwd(ngc_backend *be, const ngc_tensor *dy, cons
   if (st || n_ids == 0) return st;
   st = stage_ids(be, ids, n_ids, &d_ids, "gather_bwd");
   if (!st && ids_distinct(ids, n_ids, P))
-    st = NGC_LAUNCH(be, "gather_bwd", gather_bwd_scatter_kernel, ngc_grid(B * n_ids * C),
+    st = NGC_LAUNCH(be, "gather_bwd (distinct ids)", gather_bwd_scatter_kernel,
+                    ngc_grid(B * n_ids * C), NGC_BLOCK, dy->data, d_ids, dx->data, B, C, P, n_ids);
+  else if (!st) /* its own label: a graph replay must take the same kernel as its recording */
+    st = NGC_LAUNCH(be, "gather_bwd (repeated ids)", gather_bwd_ordered_kernel, ngc_grid(B * C),
                     NGC_BLOCK, dy->data, d_ids, dx->data, B, C, P, n_ids);
-  else if (!st)
-    st = NGC_LAUNCH(be, "gather_bwd", gather_bwd_ordered_kernel, ngc_grid(B * C), NGC_BLOCK,
-                    dy->data, d_ids, dx->data, B, C, P, n_ids);
   ngc_cuda_free(be, d_ids);
   return st;
 }
