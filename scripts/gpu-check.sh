@@ -2,7 +2,11 @@
 # Runs on a lent GPU machine from the repository root, with build-gpu made
 # by scripts/gpu-bundle.sh carried along: the CUDA tests, then the GPU
 # benchmarks beside PyTorch on the same GPU. Logs go to $OUT (or ./gpu-out).
-#   bash scripts/gpu-check.sh [tests|bench|all|compile]
+#   bash scripts/gpu-check.sh [tests|bench|all|compile|sanitize]
+# sanitize: the CUDA tests under compute-sanitizer (memcheck, then racecheck
+# on the op tests), for when a test crashes or a result looks corrupted;
+# it needs a machine whose runtime lets the sanitizer in (Firecracker, not
+# gVisor: /work/.library/device/KINDS.md).
 # PyTorch runs exact fp32 unless a row says tf32 (PyTorch's own default for
 # cuDNN is TF32: the "tf32" rows are the ones ANCHORS.md's GPU figures match).
 set -uo pipefail
@@ -58,6 +62,15 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
   done
   bench infer.log infer --reps 20 --rounds 2 --bf16 --eager
   bench conv.log conv --reps 10
+fi
+if [ "$what" = sanitize ]; then
+  S=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+  for t in check_cuda_ops check_cuda_nets; do
+    CK_FORK=no timeout 400 "$S" --tool memcheck --error-exitcode 3 "$G/bin/$t" 2>&1 |
+      tee "$out/$t.memcheck.log" | tail -40
+  done
+  CK_FORK=no timeout 300 "$S" --tool racecheck --error-exitcode 3 "$G/bin/check_cuda_ops" 2>&1 |
+    tee "$out/check_cuda_ops.racecheck.log" | tail -40
 fi
 if [ "$what" = compile ]; then # torch.compile takes minutes: only when asked
   T=400

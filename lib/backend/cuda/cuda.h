@@ -36,6 +36,8 @@ typedef struct ngc_cuda {
   cudaStream_t record_stream; /* non-blocking, made on the first recording */
   ngc_cuda_graph *recording;  /* the graph being recorded, or NULL */
   ngc_cuda_graph *replaying;  /* the graph whose calls are being replayed, or NULL */
+  void *adam_fed;             /* while recording or replaying: Adam's scalars on the */
+  unsigned char adam_last[64];/* device, and their host copy (cuda_optim.cu) */
   cudnnHandle_t dnn;     /* bound to stream */
   cublasHandle_t blas;   /* bound to stream, fp32 without TF32 */
   ngc_cuda_cache *cache; /* device memory: size-class free lists */
@@ -123,6 +125,8 @@ negcut_status ngc_cuda_copy(ngc_backend *be, void *dst, const void *src, size_t 
                             const char *what);
 /* Destroys the recording stream (at close). */
 void ngc_cuda_graphs_close(ngc_backend *be);
+/* Gives back what cuda_optim.cu kept for the recording or replay that ends. */
+void ngc_cuda_adam_graph_end(ngc_backend *be);
 
 /* ------------------------------------------------ convolutions (cuda_conv.c) */
 void ngc_cuda_fill_conv_ops(ngc_backend_ops *ops);

@@ -250,8 +250,10 @@ static negcut_status cuda_graph_end(ngc_backend *be, int keep, void **out) {
   cudaSetDevice(c->device);
   const cudaError_t ended = cudaStreamEndCapture(c->record_stream, &graph);
   c->recording = NULL;
-  /* the graph's own workspace joins its hold (the hold is still attached) */
+  /* the graph's own workspace and Adam's scalars join its hold (the hold
+   * is still attached) */
   if (c->work) ngc_cuda_free(be, c->work);
+  ngc_cuda_adam_graph_end(be);
   ngc_cuda_cache_hold(be, NULL);
   c->work = g->saved_work;
   c->work_bytes = g->saved_work_bytes;
@@ -307,6 +309,7 @@ static negcut_status cuda_graph_replay_end(ngc_backend *be, int ok) {
   ngc_cuda_graph *g = c->replaying;
   if (!g) return ngc_error(be->ctx, NEGCUT_ERR_STATE, "cuda graph: not replaying");
   c->replaying = NULL;
+  ngc_cuda_adam_graph_end(be);
   if (!ok) return NEGCUT_OK;
   if (g->diverged || g->next_feed != g->n_feeds || g->replayed.n != g->recorded.n ||
       g->replayed.hash != g->recorded.hash)
@@ -330,6 +333,7 @@ static void cuda_graph_free(ngc_backend *be, void *graph) {
 void ngc_cuda_graphs_close(ngc_backend *be) {
   ngc_cuda *c = ngc_cuda_of(be);
   c->replaying = NULL;
+  ngc_cuda_adam_graph_end(be);
   if (c->recording) {
     void *none = NULL;
     cuda_graph_end(be, 0, &none);

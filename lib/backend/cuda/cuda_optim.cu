@@ -7,12 +7,15 @@
  * while a CUDA graph is recorded or replayed, through device memory (a
  * graph feed, cuda_graph.c), because they change at every step. */
 #include <math.h>
+#include <string.h>
 
 #include "cuda_kernels.cuh"
 
 struct adam_scalars {
   float b1, b2, one_b1, one_b2, eps, wd, neg_step_size, bc2_sqrt;
 };
+static_assert(sizeof(adam_scalars) <= sizeof(((ngc_cuda *)nullptr)->adam_last),
+              "ngc_cuda.adam_last holds one adam_scalars");
 
 static __global__ void adam_kernel(const adam_scalars *fed, adam_scalars arg, float *p,
                                    const float *grad, float *m, float *v, int64_t n) {
@@ -49,16 +52,31 @@ static negcut_status cuda_adam(ngc_backend *be, const ngc_adam_params *p, ngc_te
   s.b2 = (float)p->beta2;
   s.eps = (float)p->eps;
   s.wd = (float)p->weight_decay;
-  void *fed = NULL;
-  if (ngc_cuda_of(be)->recording || ngc_cuda_of(be)->replaying) {
-    st = ngc_cuda_scratch(be, sizeof s, &fed, "adam");
-    if (!st) st = ngc_cuda_stage_copy(be, fed, &s, sizeof s, ngc_cuda_stream(be));
+  ngc_cuda *c = ngc_cuda_of(be);
+  if ((c->recording || c->replaying) &&
+      (!c->adam_fed || memcmp(c->adam_last, &s, sizeof s))) {
+    /* One device copy per distinct set of scalars: every parameter of an
+     * update, and the optimisers of one step, share theirs. Kept until the
+     * recording or replay ends (ngc_cuda_adam_graph_end); a replay must
+     * make the same transfers at the same places, which its signature
+     * checks. */
+    ngc_cuda_free(be, c->adam_fed);
+    c->adam_fed = NULL;
+    st = ngc_cuda_scratch(be, sizeof s, &c->adam_fed, "adam");
+    if (!st) st = ngc_cuda_stage_copy(be, c->adam_fed, &s, sizeof s, ngc_cuda_stream(be));
+    if (st) return st;
+    memcpy(c->adam_last, &s, sizeof s);
   }
-  if (!st)
-    st = NGC_LAUNCH(be, "adam", adam_kernel, ngc_grid(n), NGC_BLOCK, (const adam_scalars *)fed, s,
-                    param->data, grad->data, m->data, v->data, n);
-  ngc_cuda_free(be, fed);
-  return st;
+  const adam_scalars *fed =
+      c->recording || c->replaying ? (const adam_scalars *)c->adam_fed : NULL;
+  return NGC_LAUNCH(be, "adam", adam_kernel, ngc_grid(n), NGC_BLOCK, fed, s, param->data,
+                    grad->data, m->data, v->data, n);
+}
+
+extern "C" void ngc_cuda_adam_graph_end(ngc_backend *be) {
+  ngc_cuda *c = ngc_cuda_of(be);
+  ngc_cuda_free(be, c->adam_fed);
+  c->adam_fed = NULL;
 }
 
 /* target = decay * target + (1 - decay) * src */
