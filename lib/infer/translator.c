@@ -89,6 +89,18 @@ static negcut_status grow(negcut_ctx *ctx, float **buf, size_t *cap, size_t coun
   return NEGCUT_OK;
 }
 
+/* The unrecorded forward, as ngc_graph_record's callback. */
+typedef struct forward_args {
+  negcut_translator *tr;
+  const ngc_tensor *x;
+  ngc_tensor *y;
+} forward_args;
+
+static negcut_status forward(const void *arg) {
+  const forward_args *a = arg;
+  return ngc_seq_forward((ngc_net *)&a->tr->model->net, &a->tr->tape, a->x, -1, NULL, a->y);
+}
+
 /* The generator x -> y. Where the backend records graphs (CUDA), the first
  * run of an input shape is unrecorded (it sizes the tape and makes the
  * convolution plans), the next one that finds the tape unchanged is
@@ -99,38 +111,28 @@ static negcut_status grow(negcut_ctx *ctx, float **buf, size_t *cap, size_t coun
  * reason in graphs.why) and the run is unrecorded. */
 static negcut_status run_generator(negcut_translator *tr, const ngc_tensor *x, ngc_tensor *y) {
   ngc_backend *be = tr->ctx->be;
-  ngc_net *net = (ngc_net *)&tr->model->net;
   const int64_t shape[4] = {x->dim[0], x->dim[2], x->dim[3], 0};
+  forward_args args = {tr, x, y};
   ngc_graph_key key, after;
   void *g = NULL;
   negcut_status st;
   ngc_graph_key_of(&tr->tape, shape, &key);
   ngc_graph_plan plan = tr->opts.eager ? NGC_GRAPH_RUN : ngc_graph_lookup(&tr->graphs, be, &key, &g);
-  if (plan == NGC_GRAPH_REPLAY) {
-    tr->graphs.n_replayed++;
-    return be->ops.graph_launch(be, g);
-  }
   if (plan == NGC_GRAPH_RUN) {
-    st = ngc_seq_forward(net, &tr->tape, x, -1, NULL, y);
+    st = forward(&args);
     ngc_graph_key_of(&tr->tape, shape, &after);
     if (!st && !tr->opts.eager) ngc_graph_ran(&tr->graphs, be, &after);
     return st;
   }
-  st = be->ops.graph_begin(be);
-  if (!st) {
-    const negcut_status ran = ngc_seq_forward(net, &tr->tape, x, -1, NULL, y);
-    st = be->ops.graph_end(be, ran == NEGCUT_OK, &g);
-    if (!st && ran) st = ran;
+  if (plan == NGC_GRAPH_RECORD) {
+    st = ngc_graph_record(&tr->graphs, be, &tr->tape, &key, forward, &args, &g);
+    if (st) { /* unrecorded from now on */
+      ngc_graph_off(&tr->graphs, tr->ctx);
+      return forward(&args);
+    }
   }
-  ngc_graph_key_of(&tr->tape, shape, &after);
-  if (!st && g && !memcmp(&key, &after, sizeof key)) {
-    ngc_graph_keep(&tr->graphs, be, &key, g);
-    tr->graphs.n_replayed++;
-    return be->ops.graph_launch(be, g);
-  }
-  if (g) be->ops.graph_free(be, g);
-  ngc_graph_off(&tr->graphs, tr->ctx, st, "the recorded run moved the tape's memory");
-  return ngc_seq_forward(net, &tr->tape, x, -1, NULL, y);
+  tr->graphs.n_replayed++;
+  return be->ops.graph_launch(be, g);
 }
 
 /* Runs the generator on the region [y0, y0 + rh) x [x0, x0 + rw) of each of

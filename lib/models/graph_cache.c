@@ -49,11 +49,30 @@ void ngc_graph_ran(ngc_graph_cache *gc, ngc_backend *be, const ngc_graph_key *af
   if (be->ops.graph_begin && !gc->off) take(gc, be, after);
 }
 
-void ngc_graph_keep(ngc_graph_cache *gc, ngc_backend *be, const ngc_graph_key *k, void *graph) {
+negcut_status ngc_graph_record(ngc_graph_cache *gc, ngc_backend *be, const ngc_tape *tape,
+                               const ngc_graph_key *k, negcut_status (*run)(const void *arg),
+                               const void *arg, void **graph) {
+  ngc_graph_key after;
+  void *g = NULL;
+  *graph = NULL;
+  negcut_status st = be->ops.graph_begin(be);
+  if (st) return st;
+  const negcut_status ran = run(arg);
+  st = be->ops.graph_end(be, ran == NEGCUT_OK, &g);
+  if (!st) st = ran;
+  ngc_graph_key_of(tape, k->shape, &after);
+  if (!st && memcmp(k, &after, sizeof after))
+    st = ngc_error(tape->ctx, NEGCUT_ERR_UNSUPPORTED, "graph: the recorded run moved the tape");
+  if (st) {
+    if (g) be->ops.graph_free(be, g);
+    return st;
+  }
   const int i = take(gc, be, k);
   if (gc->slot[i].graph) be->ops.graph_free(be, gc->slot[i].graph);
-  gc->slot[i].graph = graph;
+  gc->slot[i].graph = g;
   gc->n_recorded++;
+  *graph = g;
+  return NEGCUT_OK;
 }
 
 static void free_graphs(ngc_graph_cache *gc, ngc_backend *be) {
@@ -63,8 +82,8 @@ static void free_graphs(ngc_graph_cache *gc, ngc_backend *be) {
   }
 }
 
-void ngc_graph_off(ngc_graph_cache *gc, negcut_ctx *ctx, negcut_status st, const char *reason) {
-  snprintf(gc->why, sizeof gc->why, "%s", st ? negcut_ctx_last_error(ctx) : reason);
+void ngc_graph_off(ngc_graph_cache *gc, negcut_ctx *ctx) {
+  snprintf(gc->why, sizeof gc->why, "%s", negcut_ctx_last_error(ctx));
   gc->off = 1;
   ngc_error_clear(ctx);
   free_graphs(gc, ctx->be);

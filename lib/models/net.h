@@ -149,11 +149,16 @@ ngc_graph_plan ngc_graph_lookup(ngc_graph_cache *gc, ngc_backend *be, const ngc_
 /* After an unrecorded run: remembers the key the tape has now (after: a
  * first run grows the tape), which the next run of the same shape finds. */
 void ngc_graph_ran(ngc_graph_cache *gc, ngc_backend *be, const ngc_graph_key *after);
-/* Keeps graph as the recording of key k. */
-void ngc_graph_keep(ngc_graph_cache *gc, ngc_backend *be, const ngc_graph_key *k, void *graph);
-/* Turns graphs off for good and frees the recordings: why is the context's
- * last error when st is a failure, else reason; the error is cleared. */
-void ngc_graph_off(ngc_graph_cache *gc, negcut_ctx *ctx, negcut_status st, const char *reason);
+/* Records run(arg), a run of key k on tape, and keeps the recording:
+ * NEGCUT_OK and *graph (to launch: the run itself only recorded work), or
+ * the failure (a slot's, the recording's, or the run moved the tape), with
+ * nothing kept. */
+negcut_status ngc_graph_record(ngc_graph_cache *gc, ngc_backend *be, const ngc_tape *tape,
+                               const ngc_graph_key *k, negcut_status (*run)(const void *arg),
+                               const void *arg, void **graph);
+/* After a failed recording or replay: turns graphs off for good, frees the
+ * recordings and moves the context's error message to gc->why. */
+void ngc_graph_off(ngc_graph_cache *gc, negcut_ctx *ctx);
 void ngc_graph_cache_free(ngc_graph_cache *gc, ngc_backend *be);
 
 /* ----------------------------------------------------------- net basics */

@@ -491,42 +491,42 @@ static void rewind_to(ngc_trainer *t, const step_rewind *r) {
   t->N.requires_grad = r->n_grad;
 }
 
+typedef struct step_args {
+  ngc_trainer *t;
+  const float *real_a, *real_b;
+  int64_t h, w;
+  double lr;
+  int flipped;
+  step_raw **raw;
+} step_args;
+
+static negcut_status run_args(const void *arg) {
+  const step_args *a = arg;
+  return step_run(a->t, a->real_a, a->real_b, a->h, a->w, a->lr, a->flipped, a->raw);
+}
+
 /* Records step_run and launches the recording; *launched once it was
  * handed to the device (after that the step must not run again). */
-static negcut_status step_record(ngc_trainer *t, const float *real_a, const float *real_b,
-                                 int64_t h, int64_t w, double lr, int flipped,
-                                 const ngc_graph_key *key, step_raw **raw, int *launched) {
+static negcut_status step_record(const step_args *a, const ngc_graph_key *key, int *launched) {
+  ngc_trainer *t = a->t;
   ngc_backend *be = t->ctx->be;
-  ngc_graph_key after;
   void *g = NULL;
-  negcut_status st = be->ops.graph_begin(be);
+  negcut_status st = ngc_graph_record(&t->graphs, be, &t->tape, key, run_args, a, &g);
   if (st) return st;
-  const negcut_status ran = step_run(t, real_a, real_b, h, w, lr, flipped, raw);
-  st = be->ops.graph_end(be, ran == NEGCUT_OK, &g);
-  if (!st) st = ran;
-  ngc_graph_key_of(&t->tape, key->shape, &after);
-  if (!st && memcmp(key, &after, sizeof after))
-    st = ngc_error(t->ctx, NEGCUT_ERR_UNSUPPORTED, "step graph: the recorded step moved the tape");
-  if (st) {
-    if (g) be->ops.graph_free(be, g);
-    return st;
-  }
-  ngc_graph_keep(&t->graphs, be, key, g);
   *launched = 1;
   t->graphs.n_replayed++;
   return be->ops.graph_launch(be, g);
 }
 
 /* Runs step_run's host part again for recording g, then launches g. */
-static negcut_status step_replay(ngc_trainer *t, void *g, const float *real_a,
-                                 const float *real_b, int64_t h, int64_t w, double lr,
-                                 int flipped, const ngc_graph_key *key, step_raw **raw,
+static negcut_status step_replay(const step_args *a, void *g, const ngc_graph_key *key,
                                  int *launched) {
+  ngc_trainer *t = a->t;
   ngc_backend *be = t->ctx->be;
   ngc_graph_key after;
   negcut_status st = be->ops.graph_replay_begin(be, g);
   if (st) return st;
-  const negcut_status ran = step_run(t, real_a, real_b, h, w, lr, flipped, raw);
+  const negcut_status ran = run_args(a);
   st = be->ops.graph_replay_end(be, ran == NEGCUT_OK);
   if (!st) st = ran;
   ngc_graph_key_of(&t->tape, key->shape, &after);
@@ -554,30 +554,30 @@ negcut_status ngc_train_step(ngc_trainer *t, const float *real_a, const float *r
   step_rewind rw;
   void *g = NULL;
   int launched = 0;
+  const step_args args = {t, real_a, real_b, h, w, lr, flipped, &raw};
   ngc_error_clear(t->ctx);
   negcut_status st = ngc_tape_reset(&t->tape);
   if (st) return ngc_error(t->ctx, st, "step: cannot reset the tape (out of memory)");
   ngc_graph_key_of(&t->tape, shape, &key);
   const ngc_graph_plan plan = graphs ? ngc_graph_lookup(&t->graphs, be, &key, &g) : NGC_GRAPH_RUN;
   if (plan == NGC_GRAPH_RUN) {
-    st = step_run(t, real_a, real_b, h, w, lr, flipped, &raw);
+    st = run_args(&args);
     ngc_graph_key_of(&t->tape, shape, &after);
     if (!st && graphs) ngc_graph_ran(&t->graphs, be, &after);
   } else {
     rewind_save(t, &rw);
-    st = plan == NGC_GRAPH_RECORD
-             ? step_record(t, real_a, real_b, h, w, lr, flipped, &key, &raw, &launched)
-             : step_replay(t, g, real_a, real_b, h, w, lr, flipped, &key, &raw, &launched);
+    st = plan == NGC_GRAPH_RECORD ? step_record(&args, &key, &launched)
+                                  : step_replay(&args, g, &key, &launched);
     if (st && launched) { /* the device has the step (or failed on it): no second run */
-      ngc_graph_off(&t->graphs, t->ctx, st, "");
+      ngc_graph_off(&t->graphs, t->ctx);
       return ngc_error(t->ctx, st, "%s", t->graphs.why);
     }
     if (st) { /* nothing was launched: unrecorded from now on, from the same host state */
-      ngc_graph_off(&t->graphs, t->ctx, st, "");
+      ngc_graph_off(&t->graphs, t->ctx);
       rewind_to(t, &rw);
       st = ngc_tape_reset(&t->tape);
       if (st) return ngc_error(t->ctx, st, "step: cannot reset the tape (out of memory)");
-      st = step_run(t, real_a, real_b, h, w, lr, flipped, &raw);
+      st = run_args(&args);
     }
   }
   if (!st) st = report_losses(t, raw, c->nce_idt ? 2 : 1, is_negcut(t));

@@ -6,9 +6,9 @@
  * that stream, so every slot enqueues into the graph unchanged. The stream
  * is non-blocking because capturing a blocking stream would make any call
  * on the legacy default stream, from any thread (another context's upload),
- * fail for as long as the recording lasts. Transfers cannot be recorded
- * (their host buffers change from call to call): upload, download and sync
- * refuse while recording, and so does gather's staging of its ids.
+ * fail for as long as the recording lasts. Downloads and syncs refuse while
+ * recording (a graph cannot hand data back to the host in the middle);
+ * transfers to the device become feeds (below).
  *
  * Memory. A replay writes to the addresses the recording saw. The tensors
  * the caller passes are the caller's to keep in place; the scratch the
@@ -30,8 +30,8 @@
  * in replay mode: every enqueue is skipped (ngc_cuda_skip), and each
  * transfer only refills its feed, in order; graph_replay_end then checks
  * that the calls matched the recording (their count, sites and feed sizes)
- * and launches it. Before refilling, a replay waits for the graph's
- * previous launch, which may still be reading the feeds. */
+ * and the caller launches it. Before refilling, a replay waits for the
+ * graph's previous launch, which may still be reading the feeds. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,9 +42,9 @@ typedef struct feed {
   size_t bytes;
 } feed;
 
-/* Pinned memory for feeds, handed out in order: a step has hundreds of
- * small transfers (Adam's scalars per parameter), one cudaHostAlloc each
- * would pin a page apiece. */
+/* Pinned memory for feeds, handed out in order: a step has dozens of small
+ * transfers (patch ids per layer and call), one cudaHostAlloc each would
+ * pin a page apiece. */
 typedef struct slab {
   unsigned char *base;
   size_t cap, used;
