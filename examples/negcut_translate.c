@@ -1,7 +1,7 @@
 /* negcut-translate: translate image files or folders with a generator.
  *
  *   negcut-translate --model M [--output OUT] [--tile N] [--threads N]
- *                    [--backend cpu|cuda|ref] [--bf16] INPUT...
+ *                    [--backend cpu|cuda|ref] [--bf16] [--tf32] INPUT...
  *
  * INPUT is a file, a folder (its PNG and JPEG files) or - (standard input).
  * With one input file and an OUT that is not a folder, OUT is the output
@@ -26,7 +26,8 @@ typedef struct job {
 
 static void usage(FILE *f) {
   fprintf(f, "usage: negcut-translate --model M [--output OUT] [--tile N] [--threads N]\n"
-             "                        [--backend cpu|cuda|ref] [--bf16] INPUT...\n"
+             "                        [--backend cpu|cuda|ref] [--bf16] [--tf32] INPUT...\n"
+             "--bf16: bfloat16 convolutions (CPUs with AVX512-BF16, GPUs); --tf32: TF32 ones on a GPU.\n"
              "INPUT: an image file (PNG, JPEG), a folder of them, or - for standard input.\n");
 }
 
@@ -147,7 +148,7 @@ int main(int argc, char **argv) {
   negcut_model *model = NULL;
   negcut_translator *tr = NULL;
   job j = {0};
-  int failures = 0, bf16 = 0, tty = isatty(2);
+  int failures = 0, tty = isatty(2);
   char out_path[4096];
 
   negcut_ctx_options_init(&co);
@@ -174,8 +175,9 @@ int main(int argc, char **argv) {
       }
       i++;
     } else if (!strcmp(a, "--bf16")) {
-      bf16 = 1;
       to.bf16 = 1;
+    } else if (!strcmp(a, "--tf32")) {
+      to.tf32 = 1;
     } else if (a[0] == '-' && a[1] != '\0') {
       fprintf(stderr, "negcut-translate: unknown or incomplete option '%s'\n", a);
       usage(stderr);
@@ -211,7 +213,6 @@ int main(int argc, char **argv) {
     return 1;
   }
   double t0 = now();
-  (void)bf16;
   for (int i = 0; i < j.n; i++) {
     const char *in = j.inputs[i];
     if (single) {
