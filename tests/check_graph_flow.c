@@ -6,7 +6,9 @@
  * step still computes on the host pass and must give bit for bit what an
  * eager trainer gives; anything the graph paths did to the host state (the
  * random streams, Adam's step counters, an extra run) would show. The real
- * slots are checked on a GPU by check_cuda_nets. */
+ * slots are checked on a GPU by check_cuda_nets, which also covers what
+ * this fake cannot: a refused replay's rewind and unrecorded rerun (here
+ * the refused replay would already have run the step once on the host). */
 #define NEGCUT_EXPERIMENTAL /* train/trainer.h */
 #include <check.h>
 #include <math.h>
@@ -30,8 +32,9 @@ static struct {
   int refuse_end; /* graph_end(keep 1) fails */
 } g_fake;
 
-static negcut_status fake_begin(ngc_backend *be) {
+static negcut_status fake_begin(ngc_backend *be, int feeds) {
   (void)be;
+  (void)feeds;
   g_fake.begun++;
   return NEGCUT_OK;
 }

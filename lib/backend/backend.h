@@ -215,15 +215,19 @@ typedef struct ngc_backend_ops {
 
   /* ----------------------------------------------- graphs (optional) */
   /* Recording (CUDA graphs). Between graph_begin and graph_end, op slots
-   * are recorded instead of run; upload, download and sync refuse. The
-   * recording is replayed by graph_launch, in the backend's order like any
-   * op, on the same addresses: every tensor it touches must hold the same
-   * role at each launch. Scratch the recorded slots used stays reserved
-   * for the graph until graph_free. graph_end with keep 0 (after a failed
-   * slot) discards the recording and returns NEGCUT_OK with *graph NULL;
-   * with keep 1 it fails (message on be->ctx) when the recording cannot be
-   * replayed safely, and the caller then runs the slots again unrecorded. */
-  negcut_status (*graph_begin)(ngc_backend *be);
+   * are recorded instead of run; download and sync refuse. Host data
+   * handed to the device (upload, gather's ids, Adam's scalars) is recorded
+   * as a copy from a buffer the graph owns; with feeds 0 (a recording that
+   * will be launched without a replay pass, so its host data could never be
+   * refreshed) such a transfer fails instead. The recording is replayed by
+   * graph_launch, in the backend's order like any op, on the same
+   * addresses: every tensor it touches must hold the same role at each
+   * launch. Scratch the recorded slots used stays reserved for the graph
+   * until graph_free. graph_end with keep 0 (after a failed slot) discards
+   * the recording and returns NEGCUT_OK with *graph NULL; with keep 1 it
+   * fails (message on be->ctx) when the recording cannot be replayed
+   * safely, and the caller then runs the slots again unrecorded. */
+  negcut_status (*graph_begin)(ngc_backend *be, int feeds);
   negcut_status (*graph_end)(ngc_backend *be, int keep, void **graph);
   negcut_status (*graph_launch)(ngc_backend *be, void *graph);
   void (*graph_free)(ngc_backend *be, void *graph); /* NULL is fine */

@@ -125,7 +125,8 @@ static negcut_status run_generator(negcut_translator *tr, const ngc_tensor *x, n
     return st;
   }
   if (plan == NGC_GRAPH_RECORD) {
-    st = ngc_graph_record(&tr->graphs, be, &tr->tape, &key, forward, &args, &g);
+    /* no feeds: a launch here has no replay pass to refresh host data */
+    st = ngc_graph_record(&tr->graphs, be, &tr->tape, &key, 0, forward, &args, &g);
     if (st) { /* unrecorded from now on */
       ngc_graph_off(&tr->graphs, tr->ctx);
       return forward(&args);

@@ -50,12 +50,13 @@ void ngc_graph_ran(ngc_graph_cache *gc, ngc_backend *be, const ngc_graph_key *af
 }
 
 negcut_status ngc_graph_record(ngc_graph_cache *gc, ngc_backend *be, const ngc_tape *tape,
-                               const ngc_graph_key *k, negcut_status (*run)(const void *arg),
-                               const void *arg, void **graph) {
+                               const ngc_graph_key *k, int feeds,
+                               negcut_status (*run)(const void *arg), const void *arg,
+                               void **graph) {
   ngc_graph_key after;
   void *g = NULL;
   *graph = NULL;
-  negcut_status st = be->ops.graph_begin(be);
+  negcut_status st = be->ops.graph_begin(be, feeds);
   if (st) return st;
   const negcut_status ran = run(arg);
   st = be->ops.graph_end(be, ran == NEGCUT_OK, &g);

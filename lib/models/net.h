@@ -152,10 +152,12 @@ void ngc_graph_ran(ngc_graph_cache *gc, ngc_backend *be, const ngc_graph_key *af
 /* Records run(arg), a run of key k on tape, and keeps the recording:
  * NEGCUT_OK and *graph (to launch: the run itself only recorded work), or
  * the failure (a slot's, the recording's, or the run moved the tape), with
- * nothing kept. */
+ * nothing kept. feeds: whether the run may hand host data to the device
+ * (graph_begin): only if every launch follows a replay pass. */
 negcut_status ngc_graph_record(ngc_graph_cache *gc, ngc_backend *be, const ngc_tape *tape,
-                               const ngc_graph_key *k, negcut_status (*run)(const void *arg),
-                               const void *arg, void **graph);
+                               const ngc_graph_key *k, int feeds,
+                               negcut_status (*run)(const void *arg), const void *arg,
+                               void **graph);
 /* After a failed recording or replay: turns graphs off for good, frees the
  * recordings and moves the context's error message to gc->why. */
 void ngc_graph_off(ngc_graph_cache *gc, negcut_ctx *ctx);

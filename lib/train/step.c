@@ -511,7 +511,7 @@ static negcut_status step_record(const step_args *a, const ngc_graph_key *key, i
   ngc_trainer *t = a->t;
   ngc_backend *be = t->ctx->be;
   void *g = NULL;
-  negcut_status st = ngc_graph_record(&t->graphs, be, &t->tape, key, run_args, a, &g);
+  negcut_status st = ngc_graph_record(&t->graphs, be, &t->tape, key, 1, run_args, a, &g);
   if (st) return st;
   *launched = 1;
   t->graphs.n_replayed++;

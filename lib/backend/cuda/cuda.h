@@ -36,8 +36,11 @@ typedef struct ngc_cuda {
   cudaStream_t record_stream; /* non-blocking, made on the first recording */
   ngc_cuda_graph *recording;  /* the graph being recorded, or NULL */
   ngc_cuda_graph *replaying;  /* the graph whose calls are being replayed, or NULL */
-  void *adam_fed;             /* while recording or replaying: Adam's scalars on the */
-  unsigned char adam_last[64];/* device, and their host copy (cuda_optim.cu) */
+  /* While recording or replaying (cuda_optim.cu): Adam's scalars on the
+   * device (recording only) and the parameters they were made from. */
+  void *adam_fed;
+  ngc_adam_params adam_last;
+  int32_t adam_have;
   cudnnHandle_t dnn;     /* bound to stream */
   cublasHandle_t blas;   /* bound to stream, fp32 without TF32 */
   ngc_cuda_cache *cache; /* device memory: size-class free lists */

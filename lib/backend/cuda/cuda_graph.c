@@ -73,6 +73,7 @@ struct ngc_cuda_graph {
   call_sig recorded, replayed;
   cudaEvent_t launched;        /* recorded after each launch */
   int32_t ever_launched;
+  int32_t feeds_allowed; /* graph_begin's feeds */
 };
 
 negcut_status ngc_cuda_not_recording(ngc_backend *be, const char *what) {
@@ -143,6 +144,9 @@ negcut_status ngc_cuda_graph_feed(ngc_backend *be, void *dst, const void *src, s
     memcpy(g->feeds[g->next_feed++].host, src, bytes);
     return NEGCUT_OK;
   }
+  if (!g->feeds_allowed)
+    return ngc_error(be->ctx, NEGCUT_ERR_UNSUPPORTED,
+                     "cuda graph: host data handed over while recording a run without replays");
   if (g->n_feeds == g->cap_feeds) {
     int32_t cap = g->cap_feeds ? 2 * g->cap_feeds : 32;
     feed *nf = realloc(g->feeds, (size_t)cap * sizeof *nf);
@@ -187,7 +191,7 @@ static void graph_destroy(ngc_backend *be, ngc_cuda_graph *g) {
 
 static negcut_status cuda_graph_end(ngc_backend *be, int keep, void **out);
 
-static negcut_status cuda_graph_begin(ngc_backend *be) {
+static negcut_status cuda_graph_begin(ngc_backend *be, int feeds) {
   ngc_cuda *c = ngc_cuda_of(be);
   negcut_status st = ngc_cuda_enter(be);
   if (st) return st;
@@ -210,6 +214,7 @@ static negcut_status cuda_graph_begin(ngc_backend *be) {
     graph_destroy(be, g);
     return st;
   }
+  g->feeds_allowed = feeds != 0;
   /* The graph's own workspace, as large as the shared one (which the
    * unrecorded run before a recording has grown to what its plans need),
    * taken before the capture starts so that no cudaMalloc runs inside it. */

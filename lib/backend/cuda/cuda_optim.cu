@@ -14,8 +14,6 @@
 struct adam_scalars {
   float b1, b2, one_b1, one_b2, eps, wd, neg_step_size, bc2_sqrt;
 };
-static_assert(sizeof(adam_scalars) <= sizeof(((ngc_cuda *)nullptr)->adam_last),
-              "ngc_cuda.adam_last holds one adam_scalars");
 
 static __global__ void adam_kernel(const adam_scalars *fed, adam_scalars arg, float *p,
                                    const float *grad, float *m, float *v, int64_t n) {
@@ -53,22 +51,27 @@ static negcut_status cuda_adam(ngc_backend *be, const ngc_adam_params *p, ngc_te
   s.eps = (float)p->eps;
   s.wd = (float)p->weight_decay;
   ngc_cuda *c = ngc_cuda_of(be);
-  if ((c->recording || c->replaying) &&
-      (!c->adam_fed || memcmp(c->adam_last, &s, sizeof s))) {
-    /* One device copy per distinct set of scalars: every parameter of an
-     * update, and the optimisers of one step, share theirs. Kept until the
-     * recording or replay ends (ngc_cuda_adam_graph_end); a replay must
-     * make the same transfers at the same places, which its signature
-     * checks. */
+  const int graphed = c->recording || c->replaying;
+  if (graphed && (!c->adam_have || memcmp(&c->adam_last, p, sizeof *p))) {
+    /* One transfer per distinct set of parameters (compared as given, not
+     * as rounded scalars, so that which calls share one does not drift
+     * with the step): every parameter of an update, and the optimisers of
+     * one step, share theirs. The device copy lives until the recording
+     * ends (ngc_cuda_adam_graph_end); a replay only refills the transfer's
+     * feed, in the same places, which its signature checks. */
+    void *dev = NULL;
+    if (c->recording) st = ngc_cuda_scratch(be, sizeof s, &dev, "adam");
+    if (!st) st = ngc_cuda_stage_copy(be, dev, &s, sizeof s, ngc_cuda_stream(be));
+    if (st) {
+      ngc_cuda_free(be, dev);
+      return st;
+    }
     ngc_cuda_free(be, c->adam_fed);
-    c->adam_fed = NULL;
-    st = ngc_cuda_scratch(be, sizeof s, &c->adam_fed, "adam");
-    if (!st) st = ngc_cuda_stage_copy(be, c->adam_fed, &s, sizeof s, ngc_cuda_stream(be));
-    if (st) return st;
-    memcpy(c->adam_last, &s, sizeof s);
+    c->adam_fed = dev;
+    c->adam_last = *p;
+    c->adam_have = 1;
   }
-  const adam_scalars *fed =
-      c->recording || c->replaying ? (const adam_scalars *)c->adam_fed : NULL;
+  const adam_scalars *fed = graphed ? (const adam_scalars *)c->adam_fed : NULL;
   return NGC_LAUNCH(be, "adam", adam_kernel, ngc_grid(n), NGC_BLOCK, fed, s, param->data,
                     grad->data, m->data, v->data, n);
 }
@@ -77,6 +80,7 @@ extern "C" void ngc_cuda_adam_graph_end(ngc_backend *be) {
   ngc_cuda *c = ngc_cuda_of(be);
   ngc_cuda_free(be, c->adam_fed);
   c->adam_fed = NULL;
+  c->adam_have = 0;
 }
 
 /* target = decay * target + (1 - decay) * src */
