@@ -48,6 +48,8 @@ typedef struct ngc_cuda {
   ngc_cuda_convs *convs; /* cuDNN plans keyed by shape */
   void *work;            /* the shared cuDNN workspace (from the cache) */
   size_t work_bytes;
+  size_t work_peak;      /* the largest workspace a plan ran with since the last
+                            recording or replay began or ended (cuda_graph.c) */
   void *blas_work;       /* cuBLAS's workspace, ours: it never allocates, not even
                             on a stream it first sees while a graph is recorded */
   size_t blas_work_bytes;

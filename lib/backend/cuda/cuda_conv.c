@@ -353,6 +353,8 @@ static negcut_status run_plan(ngc_backend *be, const conv_plan *p, const void *a
   const conv_key *k = &p->key;
   void *ws = NULL;
   cudnnStatus_t s;
+  ngc_cuda *c = ngc_cuda_of(be);
+  if (p->work_bytes > c->work_peak) c->work_peak = p->work_bytes;
   negcut_status st = workspace(be, p->work_bytes, &ws);
   if (st || ngc_cuda_skip(be, op_name(k->op))) return st;
   if (k->op == CONV_FWD)

@@ -215,18 +215,21 @@ static negcut_status cuda_graph_begin(ngc_backend *be, int feeds) {
     return st;
   }
   g->feeds_allowed = feeds != 0;
-  /* The graph's own workspace, as large as the shared one (which the
-   * unrecorded run before a recording has grown to what its plans need),
-   * taken before the capture starts so that no cudaMalloc runs inside it. */
+  /* The graph's own workspace, taken before the capture starts so that no
+   * cudaMalloc runs inside it: as large as the largest any plan ran with
+   * since the last recording or replay, which covers the unrecorded run
+   * of the same work that comes before a recording. (If nothing ran since,
+   * the workspace grows inside the capture, as large as the plans need.) */
   g->saved_work = c->work;
   g->saved_work_bytes = c->work_bytes;
   c->work = NULL;
   c->work_bytes = 0;
   ngc_cuda_cache_hold(be, g->hold);
-  if (g->saved_work_bytes) {
-    c->work = ngc_cuda_alloc(be, g->saved_work_bytes);
-    c->work_bytes = c->work ? g->saved_work_bytes : 0;
+  if (c->work_peak) {
+    c->work = ngc_cuda_alloc(be, c->work_peak);
+    c->work_bytes = c->work ? c->work_peak : 0;
   }
+  c->work_peak = 0;
   st = ngc_cuda_check(be, cudaStreamBeginCapture(c->record_stream, cudaStreamCaptureModeRelaxed),
                       "begin recording");
   if (!st) {
@@ -255,6 +258,7 @@ static negcut_status cuda_graph_end(ngc_backend *be, int keep, void **out) {
   cudaSetDevice(c->device);
   const cudaError_t ended = cudaStreamEndCapture(c->record_stream, &graph);
   c->recording = NULL;
+  c->work_peak = 0;
   /* the graph's own workspace and Adam's scalars join its hold (the hold
    * is still attached) */
   if (c->work) ngc_cuda_free(be, c->work);
@@ -314,6 +318,7 @@ static negcut_status cuda_graph_replay_end(ngc_backend *be, int ok) {
   ngc_cuda_graph *g = c->replaying;
   if (!g) return ngc_error(be->ctx, NEGCUT_ERR_STATE, "cuda graph: not replaying");
   c->replaying = NULL;
+  c->work_peak = 0;
   ngc_cuda_adam_graph_end(be);
   if (!ok) return NEGCUT_OK;
   if (g->diverged || g->next_feed != g->n_feeds || g->replayed.n != g->recorded.n ||
