@@ -355,6 +355,21 @@ START_TEST(test_inorm) {
     expect(what, &mean, NEAR);
     snprintf(what, sizeof what, "inorm_fwd %s rstd", s);
     expect(what, &rstd, NEAR);
+    /* the fused norm + activation: the bits of the two slots in a row */
+    for (int a = 0; a < 2; a++) {
+      const ngc_act act = a ? NGC_ACT_LRELU : NGC_ACT_RELU;
+      pair z = cst(4, N, C, H, W, NAN), m2 = cst(2, N, C, 0, 0, NAN), r2 = cst(2, N, C, 0, 0, NAN);
+      OK(g_be->ops.inorm_fwd(g_be, 1e-5f, &x.d, &z.d, &m2.d, &r2.d));
+      OK(g_be->ops.act_fwd(g_be, act, 0.2f, &z.d, &z.d));
+      float *two = fetch(&z.d), *stats = fetch(&r2.d);
+      OK(g_be->ops.inorm_act_fwd(g_be, 1e-5f, act, 0.2f, &x.d, &z.d, &m2.d, &r2.d));
+      snprintf(what, sizeof what, "inorm_act_fwd %s %s vs the two slots", a ? "lrelu" : "relu", s);
+      expect_bits(what, &z, two);
+      snprintf(what, sizeof what, "inorm_act_fwd %s %s rstd", a ? "lrelu" : "relu", s);
+      expect_bits(what, &r2, stats);
+      free(two), free(stats);
+      drop(&z), drop(&m2), drop(&r2);
+    }
     /* backward from the reference's y and rstd, so only the slot differs */
     push(&y), push(&rstd);
     OK(g_be->ops.inorm_bwd(g_be, &y.d, &rstd.d, &dy.d, &dx.d));

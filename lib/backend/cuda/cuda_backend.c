@@ -1,7 +1,8 @@
 /* The CUDA backend: one device, one stream, cuDNN and cuBLAS bound to it,
- * own kernels for the rest (cuda_*.cu). Fills every slot of the vtable but
- * the optional fusions (backend.h): a NULL slot would fall back to the
- * reference backend, which cannot read device memory. */
+ * own kernels for the rest (cuda_*.cu). Fills every slot of the vtable,
+ * the optional ones too (the fused norm + activation, graphs): a NULL op
+ * slot would fall back to the reference backend, which cannot read device
+ * memory. */
 #include <stdlib.h>
 
 #include "cuda.h"

@@ -7,10 +7,11 @@
 #define ROWS_PER_BLOCK (NGC_BLOCK / 32)
 
 /* Per plane: mean, biased variance (two passes), rstd = 1 / sqrt(var + eps),
- * y = (x - mean) * rstd. Each thread reads x[i] before it writes y[i], so
- * y may be x. */
+ * y = (x - mean) * rstd, then (act >= 0) the activation act_fwd applies, on
+ * the rounded float: the same bits as the two slots one after the other.
+ * Each thread reads x[i] before it writes y[i], so y may be x. */
 static __global__ void inorm_fwd_kernel(const float *x, float *y, float *mean, float *rstd,
-                                        int64_t P, float eps) {
+                                        int64_t P, float eps, int act, float alpha) {
   const int64_t pl = blockIdx.x;
   const float *xp = x + pl * P; // (H * W)
   float *yp = y + pl * P;       // (H * W)
@@ -24,22 +25,42 @@ static __global__ void inorm_fwd_kernel(const float *x, float *y, float *mean, f
   }
   const double var = ngc_block_sum(v) / (double)P;
   const double r = 1.0 / sqrt(var + eps);
-  for (int64_t i = threadIdx.x; i < P; i += blockDim.x) yp[i] = (float)((xp[i] - mu) * r);
+  for (int64_t i = threadIdx.x; i < P; i += blockDim.x) {
+    float v = (float)((xp[i] - mu) * r);
+    if (act == NGC_ACT_RELU) v = v > 0.0f ? v : 0.0f;
+    else if (act == NGC_ACT_LRELU) v = v > 0.0f ? v : __fmul_rn(alpha, v);
+    yp[i] = v;
+  }
   if (threadIdx.x == 0) {
     mean[pl] = (float)mu;
     rstd[pl] = (float)r;
   }
 }
 
-static negcut_status cuda_inorm_fwd(ngc_backend *be, float eps, const ngc_tensor *x,
-                                    ngc_tensor *y, ngc_tensor *mean, ngc_tensor *rstd) {
+/* act -1: the norm alone. */
+static negcut_status inorm_fwd(ngc_backend *be, const char *what, float eps, int act, float alpha,
+                               const ngc_tensor *x, ngc_tensor *y, ngc_tensor *mean,
+                               ngc_tensor *rstd) {
   const int64_t planes = x->dim[0] * x->dim[1], P = x->dim[2] * x->dim[3];
   negcut_status st = ngc_cuda_enter(be);
   if (st || planes == 0) return st;
   if (planes > 0x7fffffff)
-    return ngc_error(be->ctx, NEGCUT_ERR_LIMIT, "cuda inorm_fwd: %lld planes", (long long)planes);
-  return NGC_LAUNCH(be, "inorm_fwd", inorm_fwd_kernel, (unsigned)planes, NORM_BLOCK, x->data,
-                    y->data, mean->data, rstd->data, P, eps);
+    return ngc_error(be->ctx, NEGCUT_ERR_LIMIT, "cuda %s: %lld planes", what, (long long)planes);
+  return NGC_LAUNCH(be, what, inorm_fwd_kernel, (unsigned)planes, NORM_BLOCK, x->data, y->data,
+                    mean->data, rstd->data, P, eps, act, alpha);
+}
+
+static negcut_status cuda_inorm_fwd(ngc_backend *be, float eps, const ngc_tensor *x,
+                                    ngc_tensor *y, ngc_tensor *mean, ngc_tensor *rstd) {
+  return inorm_fwd(be, "inorm_fwd", eps, -1, 0.0f, x, y, mean, rstd);
+}
+
+static negcut_status cuda_inorm_act_fwd(ngc_backend *be, float eps, ngc_act act, float alpha,
+                                        const ngc_tensor *x, ngc_tensor *y, ngc_tensor *mean,
+                                        ngc_tensor *rstd) {
+  if (act != NGC_ACT_RELU && act != NGC_ACT_LRELU)
+    return ngc_error(be->ctx, NEGCUT_ERR_INTERNAL, "cuda inorm_act_fwd: activation %d", (int)act);
+  return inorm_fwd(be, "inorm_act_fwd", eps, (int)act, alpha, x, y, mean, rstd);
 }
 
 /* dx = rstd * (dy - mean(dy) - y * mean(dy * y)) per plane; dx may be dy. */
@@ -127,6 +148,7 @@ static negcut_status cuda_l2norm_bwd(ngc_backend *be, float eps, const ngc_tenso
 
 extern "C" void ngc_cuda_fill_norm_ops(ngc_backend_ops *ops) {
   ops->inorm_fwd = cuda_inorm_fwd;
+  ops->inorm_act_fwd = cuda_inorm_act_fwd;
   ops->inorm_bwd = cuda_inorm_bwd;
   ops->l2norm_fwd = cuda_l2norm_fwd;
   ops->l2norm_bwd = cuda_l2norm_bwd;
