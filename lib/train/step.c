@@ -458,7 +458,7 @@ static negcut_status step_run(ngc_trainer *t, const float *real_a, const float *
  * per image size and flip state, then replayed: step_run makes every call
  * again, for the host's part (random draws, Adam's step counters, the
  * images, ids, noise and scalars the device needs), while the backend
- * enqueues nothing and launches the recording at the end. If a recording
+ * enqueues nothing; then the recording is launched. If a recording
  * or a replay fails, the step runs unrecorded from the same host state
  * (the caller's random source cannot be rewound: with one, no graphs). */
 
