@@ -15,7 +15,8 @@ static const bench_mode modes[] = {
      "every convolution of the ResNet generator at 256x256: our slots vs a bare oneDNN primitive"},
     {"infer", bench_infer,
      "the generator beside PyTorch [--size 256] [--ngf 64] [--blocks 9] [--rounds 3] [--no-torch]\n"
-     "              [--bf16] [--tf32 (GPU, both sides)] [--eager (no CUDA graphs)] [--compile (torch.compile)]"},
+     "              [--bf16] [--tf32 (GPU, both sides)] [--eager (no CUDA graphs)] [--compile (torch.compile)]\n"
+     "              [--ort (against ONNX Runtime on the CPU: node, and npm install --ignore-scripts in tools/ort)]"},
     {"train", bench_train,
      "a training iteration beside PyTorch [--mode cut|negcut] [--size 256] [--ngf 64] [--rounds 3]\n"
      "              [--tf32 (PyTorch's side: its GPU default)] [--eager (no CUDA graphs)]"},

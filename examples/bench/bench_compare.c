@@ -33,6 +33,7 @@ typedef struct job {
   int tf32;    /* GPU convolutions may use TF32 (infer: both sides; train: PyTorch's) */
   int eager;   /* ours: no CUDA graphs */
   int compile; /* PyTorch: torch.compile (inference) */
+  int ort;     /* infer: against ONNX Runtime (CPU) instead of PyTorch */
 } job;
 
 /* ----------------------------------------------------------- workers */
@@ -162,12 +163,17 @@ static int parse_job(job *j, const bench_opts *o, int argc, char **argv, const c
     else if (!strcmp(argv[i], "--tf32")) j->tf32 = 1;
     else if (!strcmp(argv[i], "--eager")) j->eager = 1;
     else if (!strcmp(argv[i], "--compile")) j->compile = 1;
+    else if (!strcmp(argv[i], "--ort")) j->ort = 1;
     else if (!strcmp(argv[i], "--rounds") || !strcmp(argv[i], "--cases")) i++; /* the parent's */
     else if (!strcmp(argv[i], "--no-torch")) continue;
     else {
       fprintf(stderr, "negcut-bench: unknown option %s\n", argv[i]);
       return -1;
     }
+  }
+  if (j->ort && (strcmp(what, "infer") || o->backend != NEGCUT_BACKEND_CPU || j->compile)) {
+    fprintf(stderr, "negcut-bench: --ort is for infer on the CPU backend\n");
+    return -1;
   }
   if (j->size < 16 || j->ngf < 1 || j->blocks < 1 || j->reps > MAX_SAMPLES) {
     fprintf(stderr, "negcut-bench: --size >= 16, --ngf >= 1, --blocks >= 1, --reps <= %d\n", MAX_SAMPLES);
@@ -238,53 +244,79 @@ static int compare(const bench_opts *o, int argc, char **argv, const char *what)
            "%s worker %s --threads %d --reps %d --backend %s --size %d --ngf %d --blocks %d --mode %s%s%s%s",
            self, what, threads, j.reps, backend, j.size, j.ngf, j.blocks, j.mode, j.bf16 ? " --bf16" : "",
            j.tf32 ? " --tf32" : "", j.eager ? " --eager" : "");
-  snprintf(theirs, sizeof theirs,
-           "%s %s/tools/bench_torch.py %s --threads %d --reps %d --device %s --size %d --ngf %d --blocks %d --mode %s%s%s%s",
-           python, src, what, threads, j.reps, o->backend == NEGCUT_BACKEND_CUDA ? "cuda" : "cpu", j.size, j.ngf,
-           j.blocks, j.mode, j.bf16 ? " --bf16" : "", j.tf32 ? " --tf32" : "", j.compile ? " --compile" : "");
+  char onnx[] = "/tmp/negcut_bench_XXXXXX";
+  if (j.ort) { /* ONNX Runtime runs the reference generator, exported once */
+    char cmd[8192];
+    int fd = mkstemp(onnx);
+    if (fd < 0) return 1;
+    close(fd);
+    snprintf(cmd, sizeof cmd, "%s %s/tools/export_onnx.py %s --ngf %d --blocks %d --size %d", python, src,
+             onnx, j.ngf, j.blocks, j.size);
+    if (system(cmd) != 0) {
+      fprintf(stderr, "negcut-bench: exporting the ONNX model failed: %s\n", cmd);
+      unlink(onnx);
+      return 1;
+    }
+    snprintf(theirs, sizeof theirs, "node %s/tools/bench_ort.js --model %s --size %d --reps %d --threads %d",
+             src, onnx, j.size, j.reps, threads);
+  } else {
+    snprintf(theirs, sizeof theirs,
+             "%s %s/tools/bench_torch.py %s --threads %d --reps %d --device %s --size %d --ngf %d --blocks %d --mode %s%s%s%s",
+             python, src, what, threads, j.reps, o->backend == NEGCUT_BACKEND_CUDA ? "cuda" : "cpu", j.size, j.ngf,
+             j.blocks, j.mode, j.bf16 ? " --bf16" : "", j.tf32 ? " --tf32" : "", j.compile ? " --compile" : "");
+  }
+  const char *them = j.ort ? "ONNX Runtime" : "PyTorch";
+  int failed = 0;
   sample_set a = {{0}, 0, 0}, b = {{0}, 0, 0};
-  for (int r = 0; r < rounds; r++) {
+  for (int r = 0; r < rounds && !failed; r++) {
     if (run_side(ours, &a)) {
       fprintf(stderr, "negcut-bench: our worker failed: %s\n", ours);
-      return 1;
-    }
-    if (torch && run_side(theirs, &b)) {
-      fprintf(stderr, "negcut-bench: the PyTorch side failed (is python3-torch installed?): %s\n", theirs);
-      return 1;
+      failed = 1;
+    } else if (torch && run_side(theirs, &b)) {
+      fprintf(stderr, "negcut-bench: the %s side failed (%s): %s\n", them,
+              j.ort ? "node and tools/ort: cd tools/ort && npm install --ignore-scripts"
+                    : "is python3-torch installed?",
+              theirs);
+      failed = 1;
     }
   }
+  if (j.ort) unlink(onnx);
+  if (failed) return 1;
   bench_stat sa = bench_stats(a.t, a.n), sb = bench_stats(b.t, b.n);
   char name[128];
   snprintf(name, sizeof name, "%s%s%s %dx%d ngf %d%s%s%s%s", what, strcmp(what, "train") ? "" : " ",
            strcmp(what, "train") ? "" : j.mode, j.size, j.size, j.ngf, j.bf16 ? " bf16" : "",
            /* training has no TF32 option: only PyTorch's side uses it */
            !j.tf32 ? "" : strcmp(what, "train") ? " tf32" : " vs tf32", j.eager ? " eager" : "",
-           j.compile ? " vs compile" : "");
+           j.compile ? " vs compile" : j.ort ? " vs ORT" : "");
   printf("%-28s | %8.3f s (%.3f-%.3f) %6ld MiB |", name, sa.med, sa.min, sa.max, a.rss_kib / 1024);
   if (torch)
     printf(" %8.3f s (%.3f-%.3f) %6ld MiB | %5.2fx | %5.2f\n", sb.med, sb.min, sb.max, b.rss_kib / 1024,
            sb.med / sa.med, (double)a.rss_kib / (double)(b.rss_kib ? b.rss_kib : 1));
   else
-    printf(" (PyTorch not run)\n");
+    printf(" (%s not run)\n", them);
   fflush(stdout);
   return 0;
 }
 
-static void header(const bench_opts *o, int threads) {
+static void header(const bench_opts *o, int argc, char **argv) {
   char ours[64];
+  const char *them = "PyTorch";
+  for (int i = 0; i < argc; i++)
+    if (!strcmp(argv[i], "--ort")) them = "ONNX Runtime";
   snprintf(ours, sizeof ours, "libnegcut (%s)", negcut_backend_name(o->backend));
   printf("%d threads, %s; medians (min-max) over all timed repetitions of alternating processes\n",
-         threads, negcut_build_info());
-  printf("%-28s | %-36s | %-36s | speed | RSS\n", "case", ours, "PyTorch");
+         o->threads ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN), negcut_build_info());
+  printf("%-28s | %-36s | %-36s | speed | RSS\n", "case", ours, them);
   printf("%-28s | %-36s | %-36s | ratio | ratio\n", "", "", "");
 }
 
 int bench_infer(const bench_opts *o, int argc, char **argv) {
-  header(o, o->threads ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+  header(o, argc, argv);
   return compare(o, argc, argv, "infer");
 }
 
 int bench_train(const bench_opts *o, int argc, char **argv) {
-  header(o, o->threads ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+  header(o, argc, argv);
   return compare(o, argc, argv, "train");
 }
