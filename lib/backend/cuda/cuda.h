@@ -113,7 +113,7 @@ void ngc_cuda_fill_memory_ops(ngc_backend_ops *ops);
 void ngc_cuda_fill_graph_ops(ngc_backend_ops *ops);
 /* NEGCUT_OK, or (with a message) NEGCUT_ERR_STATE while a graph is being
  * recorded or replayed: for downloads and syncs, which a graph cannot hold. */
-negcut_status ngc_cuda_not_recording(ngc_backend *be, const char *what);
+negcut_status ngc_cuda_outside_graphs(ngc_backend *be, const char *what);
 /* Every place that enqueues device work calls this first. While a graph is
  * recorded or replayed it adds the call to the signature a replay must
  * match; it returns 1 while replaying, and the caller then enqueues

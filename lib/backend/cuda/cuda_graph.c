@@ -76,7 +76,7 @@ struct ngc_cuda_graph {
   int32_t feeds_allowed; /* graph_begin's feeds */
 };
 
-negcut_status ngc_cuda_not_recording(ngc_backend *be, const char *what) {
+negcut_status ngc_cuda_outside_graphs(ngc_backend *be, const char *what) {
   const ngc_cuda *c = ngc_cuda_of(be);
   if (!c->recording && !c->replaying) return NEGCUT_OK;
   return ngc_error(be->ctx, NEGCUT_ERR_STATE,
@@ -290,7 +290,7 @@ static negcut_status cuda_graph_launch(ngc_backend *be, void *graph) {
   ngc_cuda *c = ngc_cuda_of(be);
   ngc_cuda_graph *g = graph;
   negcut_status st = ngc_cuda_enter(be);
-  if (!st) st = ngc_cuda_not_recording(be, "graph launch");
+  if (!st) st = ngc_cuda_outside_graphs(be, "graph launch");
   if (!st) st = ngc_cuda_check(be, cudaGraphLaunch(g->exec, c->run_stream), "launch graph");
   if (!st) st = ngc_cuda_check(be, cudaEventRecord(g->launched, c->run_stream), "graph event");
   if (!st) g->ever_launched = 1;
@@ -301,7 +301,7 @@ static negcut_status cuda_graph_replay_begin(ngc_backend *be, void *graph) {
   ngc_cuda *c = ngc_cuda_of(be);
   ngc_cuda_graph *g = graph;
   negcut_status st = ngc_cuda_enter(be);
-  if (!st) st = ngc_cuda_not_recording(be, "graph replay");
+  if (!st) st = ngc_cuda_outside_graphs(be, "graph replay");
   /* the previous launch may still be reading the feeds this replay refills */
   if (!st && g->ever_launched)
     st = ngc_cuda_check(be, cudaEventSynchronize(g->launched), "graph replay (wait)");

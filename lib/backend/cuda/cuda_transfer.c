@@ -125,7 +125,7 @@ static negcut_status cuda_upload(ngc_backend *be, void *dst, const void *host, s
 static negcut_status cuda_download(ngc_backend *be, void *host, const void *src, size_t bytes) {
   cudaStream_t s = ngc_cuda_stream(be);
   negcut_status st = ngc_cuda_enter(be);
-  if (!st) st = ngc_cuda_not_recording(be, "download");
+  if (!st) st = ngc_cuda_outside_graphs(be, "download");
   if (st || !bytes) return st;
   st = ngc_cuda_check(be, cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, s),
                       "download");
@@ -138,7 +138,7 @@ static negcut_status cuda_download(ngc_backend *be, void *host, const void *src,
 static negcut_status cuda_sync(ngc_backend *be) {
   ngc_cuda *c = ngc_cuda_of(be);
   negcut_status st = ngc_cuda_enter(be);
-  if (!st) st = ngc_cuda_not_recording(be, "synchronise");
+  if (!st) st = ngc_cuda_outside_graphs(be, "synchronise");
   if (!st) st = ngc_cuda_check(be, cudaStreamSynchronize(c->stream), "synchronise");
   if (!st && c->stage->last >= 0)
     st = ngc_cuda_check(be, cudaEventSynchronize(c->stage->slot[c->stage->last].done),
