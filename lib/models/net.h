@@ -123,7 +123,10 @@ typedef struct ngc_graph_key {
   uint64_t arena_blocks;
 } ngc_graph_key;
 
-#define NGC_GRAPH_SLOTS 4
+/* Enough for every tile shape of a tiled translation (first, middle and
+ * last row and column: 9) with room to spare; a recording holds little
+ * besides its cuDNN workspace, sized to its own plans. */
+#define NGC_GRAPH_SLOTS 12
 
 typedef struct ngc_graph_cache {
   struct {
