@@ -51,6 +51,21 @@ with tempfile.TemporaryDirectory() as tmp:
     subprocess.run([translate_bin, "--model", model, "--threads", "1", "--output", c_png, src_png],
                    check=True, stderr=subprocess.DEVNULL)
     assert open(c_png, "rb").read() == open(py_png, "rb").read(), "ctypes and C outputs differ"
+    # options reach the library: an 8 px tile is refused (the minimum is 16), a
+    # valid tiling runs, an unknown option is a TypeError
+    try:
+        ng.translator(model, tile_px=8)
+        raise SystemExit("tile_px 8 was accepted")
+    except nc.NegcutError as e:
+        assert "tile_px" in str(e), e
+    with ng.translator(model, tile_px=16, overlap_px=4, eager=True) as tr:
+        tiled = tr.translate_rgb8(pixels, w, h)
+        assert len(tiled) == w * h * 3 and tiled != out, "tiling changed nothing"
+    try:
+        ng.translator(model, bf17=True)
+        raise SystemExit("an unknown option was accepted")
+    except TypeError:
+        pass
     try:
         ng.translator(os.path.join(tmp, "missing.safetensors"))
         raise SystemExit("a missing model was accepted")

@@ -2,7 +2,7 @@
 
     from negcut_ctypes import Negcut
     ng = Negcut()                                   # finds libnegcut.so.0
-    with ng.translator("latest_net_G.safetensors") as tr:
+    with ng.translator("latest_net_G.safetensors") as tr:   # or (..., bf16=True, tile_px=512)
         tr.translate_file("horse.jpg", "zebra.png")
         out = tr.translate_rgb8(pixels, width, height)   # bytes in, bytes out
 
@@ -26,6 +26,12 @@ class _Image(ctypes.Structure):
                 ("pixels", ctypes.POINTER(ctypes.c_uint8))]
 
 
+class _TranslatorOptions(ctypes.Structure):  # version 2
+    _fields_ = [("version", ctypes.c_uint32), ("max_memory_bytes", ctypes.c_uint64),
+                ("tile_px", ctypes.c_int32), ("overlap_px", ctypes.c_int32), ("bf16", ctypes.c_int32),
+                ("tf32", ctypes.c_int32), ("eager", ctypes.c_int32)]
+
+
 class _CtxOptions(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint32), ("backend", ctypes.c_int32),
                 ("threads", ctypes.c_int32), ("device", ctypes.c_int32),
@@ -47,7 +53,8 @@ def _load(path):
         "negcut_model_load": (I32, [ctypes.POINTER(P), P, ctypes.c_char_p]),
         "negcut_model_free": (None, [P]),
         "negcut_model_output_channels": (I32, [P]),
-        "negcut_translator_create": (I32, [ctypes.POINTER(P), P, P, P]),
+        "negcut_translator_options_init": (I32, [ctypes.POINTER(_TranslatorOptions)]),
+        "negcut_translator_create": (I32, [ctypes.POINTER(P), P, P, ctypes.POINTER(_TranslatorOptions)]),
         "negcut_translator_free": (None, [P]),
         "negcut_translate_rgb8": (I32, [P, ctypes.c_char_p, U32, U32, S, P, S]),
         "negcut_image_load": (I32, [ctypes.POINTER(ctypes.POINTER(_Image)), P, ctypes.c_char_p, P]),
@@ -80,8 +87,10 @@ class Negcut:
     def version(self):
         return self.lib.negcut_version_string().decode()
 
-    def translator(self, model_path):
-        return Translator(self, model_path)
+    def translator(self, model_path, **options):
+        """options: any field of negcut_translator_options (max_memory_bytes,
+        tile_px, overlap_px, bf16, tf32, eager); booleans are fine."""
+        return Translator(self, model_path, options)
 
     def close(self):
         if self.ctx:
@@ -93,11 +102,18 @@ class Negcut:
 
 
 class Translator:
-    def __init__(self, ng, model_path):
+    def __init__(self, ng, model_path, options=None):
         self.ng, lib = ng, ng.lib
+        opts = _TranslatorOptions()
+        lib.negcut_translator_options_init(ctypes.byref(opts))
+        for name, value in (options or {}).items():
+            if name == "version" or name not in dict(_TranslatorOptions._fields_):
+                raise TypeError("unknown translator option %r" % name)
+            setattr(opts, name, int(value))
         self.model, self.tr = ctypes.c_void_p(), ctypes.c_void_p()
         ng._check(lib.negcut_model_load(ctypes.byref(self.model), ng.ctx, model_path.encode()), ng.ctx)
-        ng._check(lib.negcut_translator_create(ctypes.byref(self.tr), ng.ctx, self.model, None), ng.ctx)
+        ng._check(lib.negcut_translator_create(ctypes.byref(self.tr), ng.ctx, self.model, ctypes.byref(opts)),
+                  ng.ctx)
         self.channels = lib.negcut_model_output_channels(self.model)
 
     def translate_rgb8(self, pixels, width, height):
