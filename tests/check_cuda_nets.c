@@ -395,21 +395,6 @@ END_TEST
 
 /* ----------------------------------------------------------- training */
 
-static void tiny_options(negcut_trainer_options *o, negcut_train_mode mode) {
-  static const int32_t layers[5] = {0, 4, 8, 12, 13};
-  ck_assert_int_eq(negcut_trainer_options_init(o, mode), NEGCUT_OK);
-  o->ngf = 8;
-  o->ndf = 8;
-  o->n_blocks = 2;
-  o->n_nce_layers = 5;
-  memcpy(o->nce_layers, layers, sizeof layers);
-  o->num_patches = 16;
-  o->netf_nc = 32;
-  o->batch_size = 1;
-  o->load_size = 32;
-  o->crop_size = 32;
-}
-
 static void expect_loss(const char *what, float a, float b) {
   const double tol = LOSS_REL * fmax(fabs(a), fabs(b)) + 1e-6;
   printf("  %-60s cuda %-12.8g cpu %-12.8g\n", what, a, b);
@@ -481,7 +466,7 @@ static void train_case(negcut_train_mode mode, const char *name) {
   const uint32_t side_px = 32;
   const int64_t n = 3 * side_px * side_px;
   char what[160];
-  tiny_options(&o, mode);
+  ngc_test_tiny_trainer(&o, mode, 32);
   float *a = frand(n, -1, 1), *b = frand(n, -1, 1);
   for (int k = 0; k < 2; k++) OK(ctx[k], negcut_trainer_create(&t[k], ctx[k], &o));
   for (int it = 1; it <= 2; it++) {
@@ -576,7 +561,7 @@ static void graph_train_case(negcut_train_mode mode, const char *name, int itera
   negcut_trainer *t[2] = {NULL, NULL}; /* 0: graphs, 1: eager */
   const uint32_t side_px = 32;
   char what[160], dir[64], path[2][96];
-  tiny_options(&o, mode);
+  ngc_test_tiny_trainer(&o, mode, 32);
   for (int k = 0; k < 2; k++) {
     o.eager = k;
     OK(g_cu, negcut_trainer_create(&t[k], g_cu, &o));

@@ -231,13 +231,11 @@ END_TEST
 
 /* ---------------------------------------------------------------- trainer */
 
+/* Smaller still than ngc_test_tiny_trainer's (the images are 32 and 40 px,
+ * given per step). */
 static void tiny_options(negcut_trainer_options *o, negcut_train_mode mode) {
-  static const int32_t layers[5] = {0, 4, 8, 12, 13};
-  ck_assert_int_eq(negcut_trainer_options_init(o, mode), NEGCUT_OK);
+  ngc_test_tiny_trainer(o, mode, 32);
   o->ngf = o->ndf = 4;
-  o->n_blocks = 2;
-  o->n_nce_layers = 5;
-  memcpy(o->nce_layers, layers, sizeof layers);
   o->num_patches = 8;
   o->netf_nc = 16;
   o->z_dim = 8;

@@ -89,19 +89,9 @@ static void path_in(char *buf, size_t cap, const char *name) { snprintf(buf, cap
 
 /* A tiny network on the generated folders (reference defaults otherwise). */
 static void tiny_options(negcut_trainer_options *o, negcut_train_mode mode, const char *dataroot) {
-  static const int32_t layers[5] = {0, 4, 8, 12, 13};
-  ck_assert_int_eq(negcut_trainer_options_init(o, mode), NEGCUT_OK);
+  ngc_test_tiny_trainer(o, mode, CROP);
   o->dataroot = dataroot;
-  o->ngf = 8;
-  o->ndf = 8;
-  o->n_blocks = 2;
-  o->n_nce_layers = 5;
-  memcpy(o->nce_layers, layers, sizeof layers);
-  o->num_patches = 16;
-  o->netf_nc = 32;
-  o->batch_size = 1;
   o->load_size = SIDE;
-  o->crop_size = CROP;
   o->n_epochs = 1;
   o->n_epochs_decay = 1;
 }

@@ -55,6 +55,25 @@ static inline int ngc_test_open_cuda(negcut_ctx **out, negcut_ctx_options *o, co
   return 0;
 }
 
+/* A tiny trainer of mode (reference defaults otherwise): ngf = ndf = 8,
+ * two residual blocks, NCE layers 0, 4, 8, 12, 13, 16 patches, projector
+ * width 32, batch 1, images of side px. */
+static inline void ngc_test_tiny_trainer(negcut_trainer_options *o, negcut_train_mode mode,
+                                         int32_t px) {
+  static const int32_t layers[5] = {0, 4, 8, 12, 13};
+  ck_assert_int_eq(negcut_trainer_options_init(o, mode), NEGCUT_OK);
+  o->ngf = 8;
+  o->ndf = 8;
+  o->n_blocks = 2;
+  o->n_nce_layers = 5;
+  memcpy(o->nce_layers, layers, sizeof layers);
+  o->num_patches = 16;
+  o->netf_nc = 32;
+  o->batch_size = 1;
+  o->load_size = px;
+  o->crop_size = px;
+}
+
 /* A new empty folder /tmp/<prefix>_XXXXXX, its name in buf. */
 static inline void ngc_test_mkdtemp(char *buf, size_t cap, const char *prefix) {
   snprintf(buf, cap, "/tmp/%s_XXXXXX", prefix);

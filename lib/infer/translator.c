@@ -1,7 +1,6 @@
 /* The translator: whole images of any size, tiled under a memory limit. */
 #include <math.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
