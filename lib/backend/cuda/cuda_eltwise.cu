@@ -100,9 +100,9 @@ static negcut_status cuda_relayout(ngc_backend *be, const ngc_tensor *x, ngc_ten
 
 /* One thread per mirrored pair of a row, so x and y may alias. */
 static __global__ void hflip_kernel(const float *x, float *y, int64_t rows, int64_t w) {
-  const int64_t half = (w + 1) / 2;
-  NGC_FOR(i, rows * half) {
-    const int64_t r = i / half, j = i % half;
+  const int64_t pairs = (w + 1) / 2;
+  NGC_FOR(i, rows * pairs) {
+    const int64_t r = i / pairs, j = i % pairs;
     const float a = x[r * w + j], b = x[r * w + w - 1 - j];
     y[r * w + j] = b;
     y[r * w + w - 1 - j] = a;

@@ -22,11 +22,19 @@ static inline unsigned ngc_grid(int64_t n) {
        i += (int64_t)gridDim.x * blockDim.x)
 
 /* Launches kernel on the backend's stream and checks the launch (nothing
- * while a graph is replayed, cuda_graph.c); the value is a negcut_status. */
-#define NGC_LAUNCH(be, what, kernel, grid, block, ...)                              \
-  (ngc_cuda_skip((be), (what))                                                       \
-       ? NEGCUT_OK                                                                   \
-       : (kernel<<<(grid), (block), 0, ngc_cuda_stream(be)>>>(__VA_ARGS__),         \
+ * while a graph is replayed, cuda_graph.c); the value is a negcut_status.
+ * Built against tests/cudaemu (NGC_CUDA_EMU), the CPU emulator queues it. */
+#ifdef NGC_CUDA_EMU
+#define NGC_ENQUEUE(kernel, grid, block, stream, ...) \
+  ngc_emu_launch(#kernel, (grid), (block), (stream), kernel, __VA_ARGS__)
+#else
+#define NGC_ENQUEUE(kernel, grid, block, stream, ...) \
+  kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__)
+#endif
+#define NGC_LAUNCH(be, what, kernel, grid, block, ...)                                 \
+  (ngc_cuda_skip((be), (what))                                                          \
+       ? NEGCUT_OK                                                                      \
+       : (NGC_ENQUEUE(kernel, grid, block, ngc_cuda_stream(be), __VA_ARGS__),          \
           ngc_cuda_launched((be), (what))))
 
 /* The sum over the 32 lanes, in every lane; the butterfly adds the same

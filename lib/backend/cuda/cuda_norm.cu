@@ -26,10 +26,10 @@ static __global__ void inorm_fwd_kernel(const float *x, float *y, float *mean, f
   const double var = ngc_block_sum(v) / (double)P;
   const double r = 1.0 / sqrt(var + eps);
   for (int64_t i = threadIdx.x; i < P; i += blockDim.x) {
-    float v = (float)((xp[i] - mu) * r);
-    if (act == NGC_ACT_RELU) v = v > 0.0f ? v : 0.0f;
-    else if (act == NGC_ACT_LRELU) v = v > 0.0f ? v : __fmul_rn(alpha, v);
-    yp[i] = v;
+    float o = (float)((xp[i] - mu) * r);
+    if (act == NGC_ACT_RELU) o = o > 0.0f ? o : 0.0f;
+    else if (act == NGC_ACT_LRELU) o = o > 0.0f ? o : __fmul_rn(alpha, o);
+    yp[i] = o;
   }
   if (threadIdx.x == 0) {
     mean[pl] = (float)mu;

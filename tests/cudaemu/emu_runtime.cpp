@@ -1,0 +1,710 @@
+/* cudaemu: the part of the CUDA runtime the backend uses, on the CPU.
+ *
+ * Kernels run one block after another; the threads of a block are fibers
+ * (own stacks, a small context switch below) so that __syncthreads and
+ * warp shuffles can make a thread wait for the others exactly as on a GPU.
+ * A barrier some threads never reach, a shuffle with a finished lane or a
+ * launch CUDA would refuse is reported, not papered over. Threads run until
+ * they wait or finish, in index order (NGC_EMU_REVERSE=1: the reverse). */
+#include "emu.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <vector>
+
+#if !defined(__x86_64__)
+#error "cudaemu switches fibers with x86-64 code"
+#endif
+
+thread_local ngc_emu_thread *ngc_emu_self;
+
+/* --------------------------------------------------------------- state */
+
+namespace {
+
+struct Node {
+  const char *what;
+  std::function<void()> fn;
+};
+
+struct Op {
+  CUstream_st *stream;
+  const char *what;
+  std::function<void()> fn;
+  uint64_t seq;
+};
+
+} // namespace
+
+struct CUgraph_st {
+  std::vector<Node> nodes;
+};
+struct CUgraphExec_st {
+  std::vector<Node> nodes;
+};
+struct CUstream_st {
+  int blocking; /* ordered against the legacy stream */
+  int legacy;
+  CUgraph_st *capture; /* the graph being captured, or NULL */
+  int invalid;         /* the capture was invalidated */
+};
+struct CUevent_st {
+  uint64_t seq; /* the queue position it marks; 0: never recorded */
+};
+
+namespace {
+
+std::recursive_mutex g_mu;
+CUstream_st g_legacy = {1, 1, nullptr, 0};
+std::vector<CUstream_st *> g_streams; /* created ones */
+std::deque<Op> g_queue;
+uint64_t g_seq;  /* the last queued */
+uint64_t g_done; /* the last run */
+std::map<uintptr_t, size_t> g_device, g_pinned;
+thread_local cudaError_t t_last = cudaSuccess;
+
+cudaError_t fail(cudaError_t e) {
+  t_last = e;
+  return e;
+}
+
+CUstream_st *resolve(cudaStream_t s) {
+  if (s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread) return &g_legacy;
+  return s;
+}
+
+int inside(const std::map<uintptr_t, size_t> &m, const void *p, size_t bytes) {
+  const uintptr_t a = (uintptr_t)p;
+  auto it = m.upper_bound(a);
+  if (it == m.begin()) return 0;
+  --it;
+  return a >= it->first && a + bytes <= it->first + it->second;
+}
+
+/* Runs the queue up to and including position seq. */
+void run_until(uint64_t seq) {
+  while (g_done < seq && !g_queue.empty()) {
+    Op op = std::move(g_queue.front());
+    g_queue.pop_front();
+    op.fn();
+    g_done = op.seq;
+  }
+  if (g_queue.empty()) g_done = g_seq;
+}
+
+uint64_t last_of(CUstream_st *s) {
+  if (s->legacy) return g_seq; /* it waits for every blocking stream too */
+  for (auto it = g_queue.rbegin(); it != g_queue.rend(); ++it)
+    if (it->stream == s) return it->seq;
+  return 0;
+}
+
+/* A capture in progress that a synchronising call breaks. */
+CUstream_st *any_capture() {
+  for (CUstream_st *s : g_streams)
+    if (s->capture) return s;
+  return nullptr;
+}
+
+cudaError_t refuse_in_capture(CUstream_st *s, const char *what) {
+  s->invalid = 1;
+  emu_note("%s while a stream is being captured: the capture is invalidated", what);
+  return fail(cudaErrorStreamCaptureUnsupported);
+}
+
+} // namespace
+
+std::unique_lock<std::recursive_mutex> emu_lock() {
+  return std::unique_lock<std::recursive_mutex>(g_mu);
+}
+
+static void say(const char *fmt, va_list ap) {
+  fputs("cudaemu: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+}
+
+void emu_note(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  say(fmt, ap);
+  va_end(ap);
+}
+
+void emu_fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  say(fmt, ap);
+  va_end(ap);
+  abort();
+}
+
+int emu_is_device(const void *p, size_t bytes) { return inside(g_device, p, bytes); }
+int emu_is_pinned(const void *p, size_t bytes) { return inside(g_pinned, p, bytes); }
+int emu_capturing(cudaStream_t s) { return resolve(s)->capture != nullptr; }
+
+float emu_tf32(float v) {
+  uint32_t u;
+  memcpy(&u, &v, sizeof u);
+  if ((u & 0x7f800000u) != 0x7f800000u) { /* finite: round 23 bits to 10, ties to even */
+    u += 0xfffu + ((u >> 13) & 1u);
+    u &= ~0x1fffu;
+  }
+  memcpy(&v, &u, sizeof v);
+  return v;
+}
+
+cudaError_t emu_enqueue(cudaStream_t stream, const char *what, std::function<void()> fn) {
+  CUstream_st *s = resolve(stream);
+  if (s->capture) {
+    if (s->invalid) return fail(cudaErrorStreamCaptureInvalidated);
+    s->capture->nodes.push_back(Node{what, std::move(fn)});
+    return cudaSuccess;
+  }
+  if (s->legacy)
+    for (CUstream_st *c : g_streams)
+      if (c->capture && c->blocking) {
+        c->invalid = 1;
+        emu_note("%s on the legacy stream while a blocking stream is being captured", what);
+        return fail(cudaErrorStreamCaptureImplicit);
+      }
+  g_queue.push_back(Op{s, what, std::move(fn), ++g_seq});
+  return cudaSuccess;
+}
+
+/* ------------------------------------------------------------- fibers */
+
+extern "C" void ngc_emu_swap(void **save_sp, void *load_sp);
+/* Saves the callee-saved registers and the stack pointer in *save_sp,
+ * continues on load_sp (made by ngc_emu_swap or by start_fiber). */
+asm(".text\n"
+    ".globl ngc_emu_swap\n"
+    ".hidden ngc_emu_swap\n"
+    ".type ngc_emu_swap, @function\n"
+    "ngc_emu_swap:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  movq %rsp, (%rdi)\n"
+    "  movq %rsi, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n"
+    ".size ngc_emu_swap, .-ngc_emu_swap\n");
+
+namespace {
+
+constexpr size_t STACK_BYTES = (size_t)128 << 10;
+constexpr size_t GUARD_BYTES = 4096;
+
+enum { RUNNING, AT_SYNC, AT_SHUFFLE, FINISHED };
+
+struct Fiber {
+  void *sp;
+  void *stack;
+  ngc_emu_thread t;
+  int state, warp, lane, parity;
+};
+
+struct Block {
+  const char *kernel;
+  const std::function<void()> *body;
+  std::vector<Fiber> f;
+  int n, live, at_sync, finished, next_start;
+  std::vector<int> warp_live, warp_wait;
+  std::vector<uint64_t> slot; /* [warp][parity][lane] */
+  std::deque<int> ready;
+};
+
+Block *g_block;
+Fiber *g_fiber;
+void *g_sched_sp;
+std::vector<void *> g_stacks; /* free ones */
+/* NGC_EMU_REVERSE=1: blocks, and threads within a block, start last first.
+ * A kernel whose result depends on which thread runs first (a race) then
+ * gives another answer. */
+const int g_reverse = [] {
+  const char *e = getenv("NGC_EMU_REVERSE");
+  return e && atoi(e) != 0;
+}();
+
+void *get_stack() {
+  if (!g_stacks.empty()) {
+    void *s = g_stacks.back();
+    g_stacks.pop_back();
+    return s;
+  }
+  char *m = (char *)mmap(nullptr, STACK_BYTES + GUARD_BYTES, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) emu_fail("no memory for a fiber stack");
+  mprotect(m, GUARD_BYTES, PROT_NONE); /* stacks grow down onto this */
+  return m + GUARD_BYTES;
+}
+
+void to_scheduler(Fiber *f) { ngc_emu_swap(&f->sp, g_sched_sp); }
+
+void release_sync(Block *b) {
+  b->at_sync = 0;
+  for (int i = 0; i < b->n; i++)
+    if (b->f[i].state == AT_SYNC) {
+      b->f[i].state = RUNNING;
+      b->ready.push_back(i);
+    }
+}
+
+void release_warp(Block *b, int w) {
+  b->warp_wait[w] = 0;
+  const int first = w * 32, last = first + 32 < b->n ? first + 32 : b->n;
+  for (int i = first; i < last; i++)
+    if (b->f[i].state == AT_SHUFFLE) {
+      b->f[i].state = RUNNING;
+      b->ready.push_back(i);
+    }
+}
+
+[[noreturn]] void fiber_main() {
+  Fiber *f = g_fiber;
+  Block *b = g_block;
+  (*b->body)();
+  f->state = FINISHED;
+  b->live--;
+  b->warp_live[f->warp]--;
+  if (b->at_sync && b->at_sync == b->live) release_sync(b);
+  if (b->warp_wait[f->warp])
+    emu_fail("kernel %s: thread %d finished while lanes of its warp wait in a shuffle",
+             b->kernel, (int)(f - b->f.data()));
+  to_scheduler(f);
+  emu_fail("a finished fiber was resumed");
+}
+
+void start_fiber(Fiber *f) {
+  f->stack = get_stack();
+  uintptr_t *sp = (uintptr_t *)((char *)f->stack + STACK_BYTES);
+  *--sp = 0;                     /* fiber_main's return address: it never returns */
+  *--sp = (uintptr_t)fiber_main; /* where ngc_emu_swap's ret goes */
+  for (int i = 0; i < 6; i++) *--sp = 0; /* rbp rbx r12-r15 */
+  f->sp = sp;
+}
+
+void run_block(Block *b) {
+  b->live = b->n;
+  b->at_sync = b->finished = b->next_start = 0;
+  std::fill(b->warp_wait.begin(), b->warp_wait.end(), 0);
+  for (size_t w = 0; w < b->warp_live.size(); w++)
+    b->warp_live[w] = (int)(b->n - 32 * (int)w < 32 ? b->n - 32 * (int)w : 32);
+  while (b->finished < b->n) {
+    int i;
+    if (!b->ready.empty()) {
+      i = b->ready.front();
+      b->ready.pop_front();
+    } else if (b->next_start < b->n) {
+      i = g_reverse ? b->n - 1 - b->next_start++ : b->next_start++;
+      start_fiber(&b->f[i]);
+    } else {
+      int sync = 0, shfl = 0;
+      for (const Fiber &f : b->f) sync += f.state == AT_SYNC, shfl += f.state == AT_SHUFFLE;
+      emu_fail("kernel %s, block (%u, %u, %u): deadlock: %d threads at __syncthreads, %d in a "
+               "warp shuffle, %d finished, of %d",
+               b->kernel, b->f[0].t.bid.x, b->f[0].t.bid.y, b->f[0].t.bid.z, sync, shfl,
+               b->finished, b->n);
+    }
+    Fiber *f = &b->f[i];
+    g_fiber = f;
+    ngc_emu_self = &f->t;
+    ngc_emu_swap(&g_sched_sp, f->sp);
+    if (f->state == FINISHED) {
+      g_stacks.push_back(f->stack);
+      f->stack = nullptr;
+      b->finished++;
+    }
+  }
+  ngc_emu_self = nullptr;
+}
+
+void run_kernel(const char *kernel, dim3 grid, dim3 block, const std::function<void()> &body) {
+  Block b;
+  b.kernel = kernel;
+  b.body = &body;
+  b.n = (int)(block.x * block.y * block.z);
+  b.f.resize((size_t)b.n);
+  const size_t warps = ((size_t)b.n + 31) / 32;
+  b.warp_live.resize(warps);
+  b.warp_wait.resize(warps);
+  b.slot.resize(warps * 2 * 32);
+  g_block = &b;
+  for (unsigned zi = 0; zi < grid.z; zi++)
+    for (unsigned yi = 0; yi < grid.y; yi++)
+      for (unsigned xi = 0; xi < grid.x; xi++) {
+        const unsigned z = g_reverse ? grid.z - 1 - zi : zi, y = g_reverse ? grid.y - 1 - yi : yi;
+        const unsigned x = g_reverse ? grid.x - 1 - xi : xi;
+        for (int i = 0; i < b.n; i++) {
+          Fiber &f = b.f[(size_t)i];
+          f.t.tid = make_uint3(i % block.x, i / block.x % block.y, i / (block.x * block.y));
+          f.t.bid = make_uint3(x, y, z);
+          f.t.bdim = block;
+          f.t.gdim = grid;
+          f.state = RUNNING;
+          f.warp = i / 32;
+          f.lane = i % 32;
+          f.parity = 0;
+          f.stack = nullptr;
+        }
+        run_block(&b);
+      }
+  g_block = nullptr;
+}
+
+} // namespace
+
+void __syncthreads(void) {
+  Block *b = g_block;
+  Fiber *f = g_fiber;
+  f->state = AT_SYNC;
+  if (++b->at_sync == b->live) {
+    release_sync(b);
+    f->state = RUNNING;
+    for (auto it = b->ready.begin(); it != b->ready.end(); ++it)
+      if (&b->f[(size_t)*it] == f) {
+        b->ready.erase(it);
+        break;
+      }
+    return;
+  }
+  to_scheduler(f);
+  g_fiber = f;
+  ngc_emu_self = &f->t;
+}
+
+uint64_t ngc_emu_shfl_xor(unsigned mask, uint64_t bits, int xor_mask, int width) {
+  Block *b = g_block;
+  Fiber *f = g_fiber;
+  const int w = f->warp;
+  if (mask != 0xffffffffu || width != 32)
+    emu_fail("kernel %s: a shuffle with mask %#x, width %d (only whole warps are emulated)",
+             b->kernel, mask, width);
+  if (b->warp_live[w] != 32 || (xor_mask & ~31))
+    emu_fail("kernel %s: shuffle xor %d in warp %d, which has %d running lanes", b->kernel,
+             xor_mask, w, b->warp_live[w]);
+  uint64_t *slots = &b->slot[((size_t)w * 2 + (size_t)f->parity) * 32];
+  slots[f->lane] = bits;
+  f->state = AT_SHUFFLE;
+  if (++b->warp_wait[w] == 32) {
+    release_warp(b, w);
+    f->state = RUNNING;
+    for (auto it = b->ready.begin(); it != b->ready.end(); ++it)
+      if (&b->f[(size_t)*it] == f) {
+        b->ready.erase(it);
+        break;
+      }
+  } else {
+    to_scheduler(f);
+    g_fiber = f;
+    ngc_emu_self = &f->t;
+  }
+  f->parity ^= 1;
+  return slots[f->lane ^ xor_mask];
+}
+
+void ngc_emu_check_arg(const char *kernel, int index, const void *p) {
+  auto lock = emu_lock();
+  if (p && !emu_is_device(p, 1))
+    emu_fail("kernel %s: argument %d (%p) is a pointer outside device memory", kernel, index, p);
+}
+
+void ngc_emu_launch_body(const char *name, dim3 grid, dim3 block, cudaStream_t s,
+                         std::function<void()> body) {
+  auto lock = emu_lock();
+  const uint64_t threads = (uint64_t)block.x * block.y * block.z;
+  if (!grid.x || !grid.y || !grid.z || !threads || block.x > 1024 || block.y > 1024 ||
+      block.z > 64 || threads > 1024 || grid.x > 0x7fffffffu || grid.y > 65535 ||
+      grid.z > 65535) {
+    emu_note("kernel %s: grid (%u, %u, %u), block (%u, %u, %u): CUDA refuses it", name, grid.x,
+             grid.y, grid.z, block.x, block.y, block.z);
+    fail(cudaErrorInvalidConfiguration);
+    return;
+  }
+  const cudaError_t e = emu_enqueue(
+      s, name, [name, grid, block, body] { run_kernel(name, grid, block, body); });
+  if (e) fail(e);
+}
+
+/* ------------------------------------------------------- runtime API */
+
+extern "C" {
+
+cudaError_t cudaGetLastError(void) {
+  const cudaError_t e = t_last;
+  t_last = cudaSuccess;
+  return e;
+}
+
+cudaError_t cudaPeekAtLastError(void) { return t_last; }
+
+const char *cudaGetErrorName(cudaError_t e) {
+  switch (e) {
+  case cudaSuccess: return "cudaSuccess";
+  case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+  case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+  case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+  case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+  case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
+  case cudaErrorIllegalState: return "cudaErrorIllegalState";
+  case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+  case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+  case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
+  case cudaErrorStreamCaptureUnmatched: return "cudaErrorStreamCaptureUnmatched";
+  default: return "cudaErrorUnknown";
+  }
+}
+
+const char *cudaGetErrorString(cudaError_t e) {
+  switch (e) {
+  case cudaSuccess: return "no error";
+  case cudaErrorInvalidValue: return "invalid argument";
+  case cudaErrorMemoryAllocation: return "out of memory";
+  case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+  case cudaErrorInvalidDevice: return "invalid device ordinal";
+  case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+  case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
+  case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+  case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+  case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
+  default: return "unknown error (cudaemu)";
+  }
+}
+
+cudaError_t cudaGetDeviceCount(int *count) {
+  *count = 1;
+  return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device) {
+  return device == 0 ? cudaSuccess : fail(cudaErrorInvalidDevice);
+}
+
+cudaError_t cudaRuntimeGetVersion(int *version) {
+  *version = CUDART_VERSION;
+  return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void **p, size_t bytes) {
+  auto lock = emu_lock();
+  *p = nullptr;
+  if (!bytes) return cudaSuccess;
+  void *m = aligned_alloc(256, (bytes + 255) / 256 * 256);
+  if (!m) return fail(cudaErrorMemoryAllocation);
+  memset(m, 0xff, bytes); /* NaN: a read before the first write shows */
+  g_device[(uintptr_t)m] = bytes;
+  *p = m;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *p) {
+  auto lock = emu_lock();
+  if (!p) return cudaSuccess;
+  if (CUstream_st *c = any_capture()) return refuse_in_capture(c, "cudaFree");
+  if (!g_device.count((uintptr_t)p)) {
+    emu_note("cudaFree(%p): not a device allocation", p);
+    return fail(cudaErrorInvalidDevicePointer);
+  }
+  run_until(g_seq); /* cudaFree waits for the device */
+  g_device.erase((uintptr_t)p);
+  free(p);
+  return cudaSuccess;
+}
+
+cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned int flags) {
+  auto lock = emu_lock();
+  *p = nullptr;
+  void *m = aligned_alloc(4096, (bytes + 4095) / 4096 * 4096 + 4096);
+  if (!m) return fail(cudaErrorMemoryAllocation);
+  memset(m, 0xff, bytes);
+  g_pinned[(uintptr_t)m] = bytes;
+  *p = m;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFreeHost(void *p) {
+  auto lock = emu_lock();
+  if (!p) return cudaSuccess;
+  if (!g_pinned.count((uintptr_t)p)) {
+    emu_note("cudaFreeHost(%p): not a pinned allocation", p);
+    return fail(cudaErrorInvalidValue);
+  }
+  run_until(g_seq); /* it waits for the device, like cudaFree */
+  g_pinned.erase((uintptr_t)p);
+  free(p);
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize(void) {
+  auto lock = emu_lock();
+  if (CUstream_st *c = any_capture()) return refuse_in_capture(c, "cudaDeviceSynchronize");
+  run_until(g_seq);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags(s, 0); }
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags) {
+  auto lock = emu_lock();
+  CUstream_st *n = new CUstream_st{(flags & cudaStreamNonBlocking) ? 0 : 1, 0, nullptr, 0};
+  g_streams.push_back(n);
+  *s = n;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  auto lock = emu_lock();
+  CUstream_st *s = resolve(stream);
+  if (s->legacy) return fail(cudaErrorInvalidValue);
+  if (s->capture) return refuse_in_capture(s, "cudaStreamDestroy");
+  run_until(last_of(s)); /* its work still runs */
+  for (size_t i = 0; i < g_streams.size(); i++)
+    if (g_streams[i] == s) g_streams.erase(g_streams.begin() + (long)i);
+  delete s;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  auto lock = emu_lock();
+  CUstream_st *s = resolve(stream);
+  if (s->capture) return refuse_in_capture(s, "cudaStreamSynchronize of the capturing stream");
+  if (s->legacy)
+    for (CUstream_st *c : g_streams)
+      if (c->capture && c->blocking)
+        return refuse_in_capture(c, "cudaStreamSynchronize of the legacy stream");
+  run_until(last_of(s));
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind,
+                            cudaStream_t stream) {
+  auto lock = emu_lock();
+  if (!bytes) return cudaSuccess;
+  const int dst_dev = emu_is_device(dst, bytes), src_dev = emu_is_device(src, bytes);
+  if (kind == cudaMemcpyDefault)
+    kind = dst_dev ? (src_dev ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                   : (src_dev ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+  const int want_dst = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  const int want_src = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  if (dst_dev != want_dst || src_dev != want_src || kind == cudaMemcpyHostToHost) {
+    emu_note("cudaMemcpyAsync(%p <- %p, %zu bytes, kind %d): the pointers are not of that kind "
+             "(destination %s, source %s)",
+             dst, src, bytes, (int)kind, dst_dev ? "device" : "host", src_dev ? "device" : "host");
+    return fail(cudaErrorInvalidValue);
+  }
+  CUstream_st *s = resolve(stream);
+  if (kind == cudaMemcpyHostToDevice && !emu_is_pinned(src, bytes)) {
+    /* pageable: CUDA copies the source out before it returns */
+    if (s->capture) return refuse_in_capture(s, "a copy from pageable memory");
+    auto copy = std::make_shared<std::vector<char>>((const char *)src, (const char *)src + bytes);
+    return emu_enqueue(s, "upload (pageable)",
+                       [dst, copy, bytes] { memcpy(dst, copy->data(), bytes); });
+  }
+  if (kind == cudaMemcpyDeviceToHost && !emu_is_pinned(dst, bytes)) {
+    /* pageable: CUDA returns once the bytes are there */
+    if (s->capture) return refuse_in_capture(s, "a copy into pageable memory");
+    const cudaError_t e =
+        emu_enqueue(s, "download (pageable)", [dst, src, bytes] { memcpy(dst, src, bytes); });
+    if (!e) run_until(g_seq);
+    return e;
+  }
+  return emu_enqueue(s, "copy", [dst, src, bytes] { memcpy(dst, src, bytes); });
+}
+
+cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t stream) {
+  auto lock = emu_lock();
+  if (!bytes) return cudaSuccess;
+  if (!emu_is_device(p, bytes)) {
+    emu_note("cudaMemsetAsync(%p, %zu bytes): not device memory", p, bytes);
+    return fail(cudaErrorInvalidValue);
+  }
+  return emu_enqueue(stream, "memset", [p, value, bytes] { memset(p, value, bytes); });
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *ev, unsigned int flags) {
+  *ev = new CUevent_st{0};
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t ev) {
+  delete ev;
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t ev, cudaStream_t stream) {
+  auto lock = emu_lock();
+  if (emu_capturing(stream))
+    emu_fail("cudaEventRecord on a capturing stream: not emulated (the backend does not do it)");
+  const cudaError_t e = emu_enqueue(stream, "event", [] {});
+  if (!e) ev->seq = g_seq;
+  return e;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t ev) {
+  auto lock = emu_lock();
+  run_until(ev->seq);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMode mode) {
+  auto lock = emu_lock();
+  CUstream_st *s = resolve(stream);
+  if (s->legacy) return fail(cudaErrorStreamCaptureUnsupported);
+  if (s->capture) return fail(cudaErrorIllegalState);
+  if (mode != cudaStreamCaptureModeRelaxed)
+    emu_fail("cudaStreamBeginCapture: only the relaxed mode is emulated");
+  s->capture = new CUgraph_st;
+  s->invalid = 0;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph) {
+  auto lock = emu_lock();
+  CUstream_st *s = resolve(stream);
+  *graph = nullptr;
+  if (!s->capture) return fail(cudaErrorIllegalState);
+  CUgraph_st *g = s->capture;
+  s->capture = nullptr;
+  if (s->invalid) {
+    s->invalid = 0;
+    delete g;
+    return fail(cudaErrorStreamCaptureInvalidated);
+  }
+  *graph = g;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                 unsigned long long flags) {
+  auto lock = emu_lock();
+  *exec = new CUgraphExec_st{graph->nodes};
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+  auto lock = emu_lock();
+  if (emu_capturing(stream)) emu_fail("cudaGraphLaunch into a capture: not emulated");
+  for (const Node &n : exec->nodes) {
+    const cudaError_t e = emu_enqueue(stream, n.what, n.fn);
+    if (e) return e;
+  }
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete graph;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete exec;
+  return cudaSuccess;
+}
+
+} // extern "C"
