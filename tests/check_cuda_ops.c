@@ -163,6 +163,18 @@ START_TEST(test_memory) {
   g_be->ops.free(g_be, b);
   g_be->ops.free(g_be, NULL);
 
+  /* Out of device memory (16 TiB): NULL, after the cache gave its blocks
+   * back and the retry failed too; the backend goes on working. */
+  void *keep = g_be->ops.alloc(g_be, 4096);
+  ck_assert_ptr_nonnull(keep);
+  ck_assert_ptr_null(g_be->ops.alloc(g_be, (size_t)1 << 44));
+  const float four[4] = {1, 2, 3, 4};
+  float back[4] = {0};
+  OK(g_be->ops.upload(g_be, keep, four, sizeof four));
+  OK(g_be->ops.download(g_be, back, keep, sizeof back));
+  ck_assert_msg(!memcmp(four, back, sizeof four), "round trip after a failed allocation");
+  g_be->ops.free(g_be, keep);
+
   /* Round trips: odd sizes and offsets, more uploads than staging slots,
    * one larger than a staging buffer may be. */
   const size_t big = ((size_t)9 << 20) + 12;

@@ -60,7 +60,8 @@ cublasStatus_t gemm(cublasHandle_t h, const char *what, cublasOperation_t ta,
   void *work = h->work;
   const size_t work_bytes = h->work_bytes;
   const cudaError_t e = emu_enqueue(h->stream, what, [=] {
-    if (work) memset(work, 0xa5, work_bytes); /* cuBLAS's scratch is its own */
+    /* cuBLAS's scratch is its own: clobber (the start of) it */
+    if (work) memset(work, 0xa5, work_bytes < ((size_t)64 << 10) ? work_bytes : (size_t)64 << 10);
     for (int i = 0; i < batch; i++)
       cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_T ? CblasTrans : CblasNoTrans,
                   tb == CUBLAS_OP_T ? CblasTrans : CblasNoTrans, m, n, k, al, a + i * sa, lda,
@@ -74,6 +75,7 @@ cublasStatus_t gemm(cublasHandle_t h, const char *what, cublasOperation_t ta,
 extern "C" {
 
 cublasStatus_t cublasCreate(cublasHandle_t *h) {
+  openblas_set_num_threads(1); /* its pool would only spin beside the emulator's one thread */
   *h = new cublasContext{nullptr, nullptr, 0, CUBLAS_DEFAULT_MATH, CUBLAS_POINTER_MODE_HOST};
   return CUBLAS_STATUS_SUCCESS;
 }

@@ -368,6 +368,7 @@ const char *cudnnGetErrorString(cudnnStatus_t s) {
 
 cudnnStatus_t cudnnCreate(cudnnHandle_t *h) {
   const char *refuse = getenv("NGC_EMU_CUDNN_REFUSE");
+  openblas_set_num_threads(1); /* its pool would only spin beside the emulator's one thread */
   *h = new cudnnContext{nullptr, refuse && atoi(refuse) != 0};
   return CUDNN_STATUS_SUCCESS;
 }

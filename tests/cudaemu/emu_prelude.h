@@ -54,15 +54,24 @@ template <class T> static inline T __shfl_xor_sync(unsigned mask, T v, int lane_
   return r;
 }
 
-/* The round-to-nearest intrinsics: plain IEEE operations, which is what
- * they are, as long as the compiler does not contract them into fused
- * multiply-adds (the emulated files are compiled with -ffp-contract=off). */
-static inline float __fadd_rn(float a, float b) { return a + b; }
-static inline float __fsub_rn(float a, float b) { return a - b; }
-static inline float __fmul_rn(float a, float b) { return a * b; }
-static inline float __fdiv_rn(float a, float b) { return a / b; }
+/* The round-to-nearest intrinsics: one IEEE operation each, never fused
+ * with its neighbours. The emulated files are compiled as nvcc compiles
+ * CUDA (-fmad=true): other multiply-adds may become fused ones (-mfma
+ * -ffp-contract=fast where the CPU has FMA); the empty asm keeps these
+ * results from being contracted. */
+#define NGC_EMU_RN(T, name, expr)        \
+  static inline T name(T a, T b) {       \
+    T r = (expr);                        \
+    __asm__("" : "+x"(r));               \
+    return r;                            \
+  }
+NGC_EMU_RN(float, __fadd_rn, a + b)
+NGC_EMU_RN(float, __fsub_rn, a - b)
+NGC_EMU_RN(float, __fmul_rn, a * b)
+NGC_EMU_RN(float, __fdiv_rn, a / b)
+NGC_EMU_RN(double, __dmul_rn, a * b)
+#undef NGC_EMU_RN
 static inline float __fsqrt_rn(float a) { return sqrtf(a); }
-static inline double __dmul_rn(double a, double b) { return a * b; }
 
 /* Queues body as a kernel of grid x block threads on stream s. */
 void ngc_emu_launch_body(const char *name, dim3 grid, dim3 block, cudaStream_t s,

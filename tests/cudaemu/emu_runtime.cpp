@@ -5,7 +5,11 @@
  * warp shuffles can make a thread wait for the others exactly as on a GPU.
  * A barrier some threads never reach, a shuffle with a finished lane or a
  * launch CUDA would refuse is reported, not papered over. Threads run until
- * they wait or finish, in index order (NGC_EMU_REVERSE=1: the reverse). */
+ * they wait or finish, in index order (NGC_EMU_REVERSE=1: the reverse).
+ *
+ * Device memory is mapped only while queued work runs: host code that
+ * touches it faults, as it would on a GPU; and each allocation ends against
+ * a guard page, so a kernel that runs past its end faults too. */
 #include "emu.h"
 
 #include <stdarg.h>
@@ -17,6 +21,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #if !defined(__x86_64__)
@@ -29,9 +34,12 @@ thread_local ngc_emu_thread *ngc_emu_self;
 
 namespace {
 
+/* host, host_bytes: the pinned memory a copy reads or writes when it runs */
 struct Node {
   const char *what;
   std::function<void()> fn;
+  const void *host;
+  size_t host_bytes;
 };
 
 struct Op {
@@ -39,6 +47,8 @@ struct Op {
   const char *what;
   std::function<void()> fn;
   uint64_t seq;
+  const void *host;
+  size_t host_bytes;
 };
 
 } // namespace
@@ -67,7 +77,23 @@ std::vector<CUstream_st *> g_streams; /* created ones */
 std::deque<Op> g_queue;
 uint64_t g_seq;  /* the last queued */
 uint64_t g_done; /* the last run */
-std::map<uintptr_t, size_t> g_device, g_pinned;
+std::map<uintptr_t, size_t> g_device, g_pinned; /* start -> bytes */
+struct Mapping {
+  void *base; /* mmap'd: the allocation's pages, then a guard page */
+  size_t bytes;
+};
+std::map<uintptr_t, Mapping> g_maps; /* device allocation start -> its mapping */
+int g_device_open;                   /* device memory is readable (work is running) */
+size_t g_page;
+
+/* Opens (1) or closes (0) every device allocation to the host. */
+void device_access(int open) {
+  if (g_device_open == open) return;
+  g_device_open = open;
+  for (const auto &kv : g_maps)
+    if (mprotect(kv.second.base, kv.second.bytes, open ? PROT_READ | PROT_WRITE : PROT_NONE))
+      emu_fail("mprotect of device memory failed");
+}
 thread_local cudaError_t t_last = cudaSuccess;
 
 cudaError_t fail(cudaError_t e) {
@@ -88,15 +114,38 @@ int inside(const std::map<uintptr_t, size_t> &m, const void *p, size_t bytes) {
   return a >= it->first && a + bytes <= it->first + it->second;
 }
 
-/* Runs the queue up to and including position seq. */
+/* NGC_EMU_STATS=1: at exit, how many operations ran, by name (kernels by
+ * their function's name): what a GPU would have launched. */
+std::map<std::string, uint64_t> *g_stats;
+
+void print_stats() {
+  uint64_t total = 0;
+  for (const auto &kv : *g_stats) total += kv.second;
+  emu_note("%llu operations ran:", (unsigned long long)total);
+  for (const auto &kv : *g_stats)
+    fprintf(stderr, "  %10llu  %s\n", (unsigned long long)kv.second, kv.first.c_str());
+}
+
+/* Runs the queue up to and including position seq, with device memory open. */
 void run_until(uint64_t seq) {
+  static const int stats = [] {
+    const char *e = getenv("NGC_EMU_STATS");
+    return e && atoi(e) != 0;
+  }();
+  if (stats && !g_stats) {
+    g_stats = new std::map<std::string, uint64_t>;
+    atexit(print_stats);
+  }
+  if (g_done < seq && !g_queue.empty()) device_access(1);
   while (g_done < seq && !g_queue.empty()) {
     Op op = std::move(g_queue.front());
     g_queue.pop_front();
     op.fn();
     g_done = op.seq;
+    if (g_stats) (*g_stats)[op.what]++;
   }
   if (g_queue.empty()) g_done = g_seq;
+  device_access(0);
 }
 
 uint64_t last_of(CUstream_st *s) {
@@ -161,11 +210,13 @@ float emu_tf32(float v) {
   return v;
 }
 
-cudaError_t emu_enqueue(cudaStream_t stream, const char *what, std::function<void()> fn) {
+/* emu_enqueue, for a copy that reads or writes the pinned host range. */
+static cudaError_t enqueue_host(cudaStream_t stream, const char *what, std::function<void()> fn,
+                                const void *host, size_t host_bytes) {
   CUstream_st *s = resolve(stream);
   if (s->capture) {
     if (s->invalid) return fail(cudaErrorStreamCaptureInvalidated);
-    s->capture->nodes.push_back(Node{what, std::move(fn)});
+    s->capture->nodes.push_back(Node{what, std::move(fn), host, host_bytes});
     return cudaSuccess;
   }
   if (s->legacy)
@@ -175,8 +226,12 @@ cudaError_t emu_enqueue(cudaStream_t stream, const char *what, std::function<voi
         emu_note("%s on the legacy stream while a blocking stream is being captured", what);
         return fail(cudaErrorStreamCaptureImplicit);
       }
-  g_queue.push_back(Op{s, what, std::move(fn), ++g_seq});
+  g_queue.push_back(Op{s, what, std::move(fn), ++g_seq, host, host_bytes});
   return cudaSuccess;
+}
+
+cudaError_t emu_enqueue(cudaStream_t stream, const char *what, std::function<void()> fn) {
+  return enqueue_host(stream, what, std::move(fn), nullptr, 0);
 }
 
 /* ------------------------------------------------------------- fibers */
@@ -216,6 +271,11 @@ struct Block {
   std::vector<Fiber> f;
   int n, live, at_sync, finished, next_start;
   std::vector<int> warp_live, warp_wait;
+  /* where the threads waiting at the barrier, and each warp's lanes waiting
+   * in a shuffle, called it from (and the shuffle's xor): all must agree */
+  const void *sync_site;
+  std::vector<const void *> warp_site;
+  std::vector<int> warp_xor;
   std::vector<uint64_t> slot; /* [warp][parity][lane] */
   std::deque<int> ready;
 };
@@ -334,6 +394,8 @@ void run_kernel(const char *kernel, dim3 grid, dim3 block, const std::function<v
   const size_t warps = ((size_t)b.n + 31) / 32;
   b.warp_live.resize(warps);
   b.warp_wait.resize(warps);
+  b.warp_site.resize(warps);
+  b.warp_xor.resize(warps);
   b.slot.resize(warps * 2 * 32);
   g_block = &b;
   for (unsigned zi = 0; zi < grid.z; zi++)
@@ -363,6 +425,11 @@ void run_kernel(const char *kernel, dim3 grid, dim3 block, const std::function<v
 void __syncthreads(void) {
   Block *b = g_block;
   Fiber *f = g_fiber;
+  const void *site = __builtin_return_address(0);
+  if (!b->at_sync) b->sync_site = site;
+  else if (site != b->sync_site)
+    emu_fail("kernel %s: threads wait at two different __syncthreads (%p, %p)", b->kernel,
+             b->sync_site, site);
   f->state = AT_SYNC;
   if (++b->at_sync == b->live) {
     release_sync(b);
@@ -389,6 +456,11 @@ uint64_t ngc_emu_shfl_xor(unsigned mask, uint64_t bits, int xor_mask, int width)
   if (b->warp_live[w] != 32 || (xor_mask & ~31))
     emu_fail("kernel %s: shuffle xor %d in warp %d, which has %d running lanes", b->kernel,
              xor_mask, w, b->warp_live[w]);
+  const void *site = __builtin_return_address(0);
+  if (!b->warp_wait[w]) b->warp_site[w] = site, b->warp_xor[w] = xor_mask;
+  else if (site != b->warp_site[w] || xor_mask != b->warp_xor[w])
+    emu_fail("kernel %s: lanes of warp %d are in different shuffles (%p xor %d, %p xor %d)",
+             b->kernel, w, b->warp_site[w], b->warp_xor[w], site, xor_mask);
   uint64_t *slots = &b->slot[((size_t)w * 2 + (size_t)f->parity) * 32];
   slots[f->lane] = bits;
   f->state = AT_SHUFFLE;
@@ -495,10 +567,20 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
   auto lock = emu_lock();
   *p = nullptr;
   if (!bytes) return cudaSuccess;
-  void *m = aligned_alloc(256, (bytes + 255) / 256 * 256);
-  if (!m) return fail(cudaErrorMemoryAllocation);
+  if (!g_page) g_page = (size_t)sysconf(_SC_PAGESIZE);
+  /* 256-byte aligned, ending (but for the alignment's slack) at a guard page */
+  const size_t rounded = (bytes + 255) / 256 * 256;
+  const size_t pages = (rounded + g_page - 1) / g_page * g_page;
+  char *base = (char *)mmap(nullptr, pages + g_page, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) return fail(cudaErrorMemoryAllocation);
+  char *m = base + pages - rounded;
   memset(m, 0xff, bytes); /* NaN: a read before the first write shows */
+  if (mprotect(base + pages, g_page, PROT_NONE) ||
+      (!g_device_open && mprotect(base, pages, PROT_NONE)))
+    emu_fail("mprotect of new device memory failed");
   g_device[(uintptr_t)m] = bytes;
+  g_maps[(uintptr_t)m] = Mapping{base, pages};
   *p = m;
   return cudaSuccess;
 }
@@ -512,8 +594,10 @@ cudaError_t cudaFree(void *p) {
     return fail(cudaErrorInvalidDevicePointer);
   }
   run_until(g_seq); /* cudaFree waits for the device */
+  const Mapping mp = g_maps[(uintptr_t)p];
   g_device.erase((uintptr_t)p);
-  free(p);
+  g_maps.erase((uintptr_t)p);
+  munmap(mp.base, mp.bytes + g_page);
   return cudaSuccess;
 }
 
@@ -535,7 +619,12 @@ cudaError_t cudaFreeHost(void *p) {
     emu_note("cudaFreeHost(%p): not a pinned allocation", p);
     return fail(cudaErrorInvalidValue);
   }
-  run_until(g_seq); /* it waits for the device, like cudaFree */
+  /* Not documented to wait for the device: queued copies must be done with it. */
+  const size_t bytes = g_pinned[(uintptr_t)p];
+  for (const Op &op : g_queue)
+    if (op.host_bytes && (const char *)op.host < (const char *)p + bytes &&
+        (const char *)p < (const char *)op.host + op.host_bytes)
+      emu_fail("cudaFreeHost(%p): a queued %s still uses that pinned memory", p, op.what);
   g_pinned.erase((uintptr_t)p);
   free(p);
   return cudaSuccess;
@@ -614,7 +703,11 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
     if (!e) run_until(g_seq);
     return e;
   }
-  return emu_enqueue(s, "copy", [dst, src, bytes] { memcpy(dst, src, bytes); });
+  const void *host = kind == cudaMemcpyHostToDevice ? src
+                     : kind == cudaMemcpyDeviceToHost ? (const void *)dst
+                                                      : nullptr;
+  return enqueue_host(s, "copy", [dst, src, bytes] { memcpy(dst, src, bytes); }, host,
+                      host ? bytes : 0);
 }
 
 cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t stream) {
@@ -691,7 +784,7 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
   auto lock = emu_lock();
   if (emu_capturing(stream)) emu_fail("cudaGraphLaunch into a capture: not emulated");
   for (const Node &n : exec->nodes) {
-    const cudaError_t e = emu_enqueue(stream, n.what, n.fn);
+    const cudaError_t e = enqueue_host(stream, n.what, n.fn, n.host, n.host_bytes);
     if (e) return e;
   }
   return cudaSuccess;

@@ -126,7 +126,7 @@ static negcut_status heuristics(ngc_backend *be, conv_plan *p, candidate *cand, 
     st = ngc_cuda_check_dnn(be, cudnnGetConvolutionForwardAlgorithm_v7(
                                     h, p->x, p->w, p->conv, p->y, MAX_CANDIDATES, n, perf),
                             "forward heuristics");
-    for (int i = 0; !st && i < *n; i++)
+    for (int i = 0; !st && i < *n && i < MAX_CANDIDATES; i++)
       cand[i] = (candidate){(int32_t)perf[i].algo, perf[i].status, perf[i].determinism,
                             perf[i].mathType};
   } else if (p->key.op == CONV_BWD_DATA) {
@@ -134,7 +134,7 @@ static negcut_status heuristics(ngc_backend *be, conv_plan *p, candidate *cand, 
     st = ngc_cuda_check_dnn(be, cudnnGetConvolutionBackwardDataAlgorithm_v7(
                                     h, p->w, p->y, p->conv, p->x, MAX_CANDIDATES, n, perf),
                             "backward-data heuristics");
-    for (int i = 0; !st && i < *n; i++)
+    for (int i = 0; !st && i < *n && i < MAX_CANDIDATES; i++)
       cand[i] = (candidate){(int32_t)perf[i].algo, perf[i].status, perf[i].determinism,
                             perf[i].mathType};
   } else {
@@ -142,7 +142,7 @@ static negcut_status heuristics(ngc_backend *be, conv_plan *p, candidate *cand, 
     st = ngc_cuda_check_dnn(be, cudnnGetConvolutionBackwardFilterAlgorithm_v7(
                                     h, p->x, p->y, p->conv, p->w, MAX_CANDIDATES, n, perf),
                             "backward-filter heuristics");
-    for (int i = 0; !st && i < *n; i++)
+    for (int i = 0; !st && i < *n && i < MAX_CANDIDATES; i++)
       cand[i] = (candidate){(int32_t)perf[i].algo, perf[i].status, perf[i].determinism,
                             perf[i].mathType};
   }

@@ -180,7 +180,9 @@ static negcut_status bind_stream(ngc_backend *be, cudaStream_t s) {
 
 static void graph_destroy(ngc_backend *be, ngc_cuda_graph *g) {
   if (g->exec) cudaGraphExecDestroy(g->exec);
-  /* cudaFreeHost waits for the device: a launch still reading a feed ends first */
+  /* A launch may still read the feeds; cudaFreeHost is not documented to
+   * wait for it (it does in practice), so wait here. */
+  if (g->ever_launched) cudaEventSynchronize(g->launched);
   for (int32_t i = 0; i < g->n_slabs; i++) cudaFreeHost(g->slabs[i].base);
   free(g->slabs);
   free(g->feeds);
@@ -334,8 +336,8 @@ static void cuda_graph_free(ngc_backend *be, void *graph) {
   ngc_cuda *c = ngc_cuda_of(be);
   if (!graph) return;
   cudaSetDevice(c->device);
-  /* An exec graph still running is freed by the driver once it completes;
-   * its blocks go back to the cache in stream order (cuda_alloc.c). */
+  /* graph_destroy waits for a launch still running (it reads the feeds);
+   * the graph's blocks go back to the cache in stream order (cuda_alloc.c). */
   graph_destroy(be, graph);
   (void)cudaGetLastError();
 }
