@@ -19,9 +19,10 @@ echo "== the CUDA backend on the CPU, against the emulator of tests/cudaemu"
 # an emulated CUDA runtime, cuDNN and cuBLAS. It needs the CUDA headers.
 if cuda_inc=$(dirname "$(command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)")/../include &&
    [ -f "$cuda_inc/cuda_runtime.h" ] && [ -f "$cuda_inc/cudnn.h" ]; then
-  cmake -S . -B build-emu -DNEGCUT_WITH_CUDA=OFF -DNEGCUT_CUDA_EMU=ON \
-    -DNEGCUT_BUILD_EXAMPLES=OFF -DNEGCUT_WERROR=ON >/dev/null
-  cmake --build build-emu -j"$jobs" --target check_cuda_ops check_cuda_nets >/dev/null
+  cmake -S . -B build-emu -DNEGCUT_WITH_CUDA=OFF -DNEGCUT_CUDA_EMU=ON -DNEGCUT_BUILD_EXAMPLES=ON \
+    -DNEGCUT_WERROR=ON >/dev/null
+  cmake --build build-emu -j"$jobs" --target check_cuda_ops check_cuda_nets negcut-train \
+    negcut-translate negcut-bench negcut-info make_demo_data >/dev/null
   ctest --test-dir build-emu --output-on-failure -L cuda -j"$jobs"
 else
   echo "SKIPPED: no CUDA toolkit headers (cuda_runtime.h, cudnn.h) for the emulated CUDA build"

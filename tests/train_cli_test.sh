@@ -3,14 +3,19 @@
 # checkpoint, the state, the options, the JSON-lines log and the HTML report;
 # --resume continues from the saved iteration; SIGINT saves and exits 130;
 # negcut-translate reads the generator it wrote; bad options exit 2.
-# usage: train_cli_test.sh BUILD_EXAMPLES_DIR
+# usage: train_cli_test.sh BUILD_EXAMPLES_DIR [BACKEND]
 set -euo pipefail
 bin=$1
+backend=(${2:+--backend "$2"})
+if [ "${2:-}" = cuda ] && "$bin/negcut-info" | grep -q "cuda (.*, 0 devices)"; then
+  echo "SKIPPED: no CUDA device"
+  exit 77
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$bin/make_demo_data" "$tmp/data" --count 6 --test 2 --size 32 --seed 3 >/dev/null
 tiny=(--ngf 4 --ndf 4 --n-blocks 1 --nce-layers 0,4,8,12 --num-patches 16 --netf-nc 16
-      --load-size 36 --crop-size 32 --threads 1 --display-every 2 --save-every 4)
+      --load-size 36 --crop-size 32 --threads 1 --display-every 2 --save-every 4 "${backend[@]}")
 run=$tmp/ck/t
 "$bin/negcut-train" --dataroot "$tmp/data" --name t --checkpoints-dir "$tmp/ck" --mode negcut \
   --iters 5 "${tiny[@]}" > "$tmp/out.jsonl"
@@ -37,7 +42,8 @@ timeout --preserve-status -s INT 3 "$bin/negcut-train" --dataroot "$tmp/data" --
 [ -s "$tmp/ck/s/train_state.safetensors" ] || { echo "no state saved on SIGINT"; exit 1; }
 
 echo "== the generator translates"
-"$bin/negcut-translate" --model "$run/latest_net_G.safetensors" --output "$tmp/tr" "$tmp/data/testA" 2>/dev/null
+"$bin/negcut-translate" --model "$run/latest_net_G.safetensors" --output "$tmp/tr" "${backend[@]}" \
+  "$tmp/data/testA" 2>/dev/null
 [ "$(ls "$tmp/tr" | wc -l)" = 2 ] || { echo "translations missing"; exit 1; }
 
 echo "== bad options exit 2"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# negcut-bench runs its cases end to end on a backend (tiny networks, our
+# side only; timings are not checked): every case prints its row, and on a
+# backend with CUDA graphs the non-eager cases say that they were recorded
+# and launched. usage: bench_smoke.sh NEGCUT_BENCH BACKEND
+set -euo pipefail
+bench=$1
+backend=$2
+if [ "$backend" = cuda ] && "$(dirname "$bench")/negcut-info" | grep -q "cuda (.*, 0 devices)"; then
+  echo "SKIPPED: no CUDA device"
+  exit 77
+fi
+tiny=(--size 32 --ngf 8 --blocks 2 --reps 2 --rounds 1 --no-torch --backend "$backend")
+cases=("infer" "infer --bf16" "train --mode cut" "train --mode negcut")
+[ "$backend" = cuda ] && cases+=("infer --eager" "infer --tf32" "train --mode cut --eager")
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+for c in "${cases[@]}"; do
+  # shellcheck disable=SC2086
+  "$bench" $c "${tiny[@]}" > "$out" 2>&1 || { cat "$out"; echo "'$c' failed"; exit 1; }
+  row="${c%% *}"
+  grep -Eq "^$row .*\| *[0-9.]+ s \(" "$out" || { cat "$out"; echo "'$c': no timing row"; exit 1; }
+  if [ "$backend" = cuda ] && [[ "$c" != *--eager* ]]; then
+    grep -q "CUDA graphs: [1-9][0-9]* recorded, [1-9][0-9]* launched" "$out" ||
+      { cat "$out"; echo "'$c': no CUDA graphs"; exit 1; }
+  fi
+  echo "ok: $c"
+done
+echo "negcut-bench smoke test passed ($backend)"
