@@ -31,6 +31,15 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
     echo "$t rc=$r"
     [ "$r" = 0 ] || rc=1
   done
+  # The programs on --backend cuda: negcut-train's CLI test, every bench case.
+  bash tests/train_cli_test.sh "$G/bin" cuda 2>&1 | tail -3 | tee "$out/train_cli.log"
+  r=${PIPESTATUS[0]}
+  echo "train_cli cuda rc=$r"
+  [ "$r" = 0 ] || rc=1
+  bash tests/bench_smoke.sh "$G/bin/negcut-bench" cuda 2>&1 | tee "$out/bench_smoke.log"
+  r=${PIPESTATUS[0]}
+  echo "bench_smoke cuda rc=$r"
+  [ "$r" = 0 ] || rc=1
 fi
 export NEGCUT_BENCH_PYTHON=${NEGCUT_BENCH_PYTHON:-python3} NEGCUT_SOURCE_DIR=$PWD
 B="$G/bin/negcut-bench"
