@@ -19,7 +19,7 @@ static const bench_mode modes[] = {
      "              [--ort (against ONNX Runtime on the CPU: node, and npm install --ignore-scripts in tools/ort)]"},
     {"train", bench_train,
      "a training iteration beside PyTorch [--mode cut|negcut] [--size 256] [--ngf 64] [--rounds 3]\n"
-     "              [--tf32 (PyTorch's side: its GPU default)] [--eager (no CUDA graphs)]"},
+     "              [--tf32 (GPU, both sides)] [--eager (no CUDA graphs)]"},
     {"worker", bench_worker, "(internal) one side of infer/train in its own process"},
 };
 #define N_MODES ((int)(sizeof modes / sizeof modes[0]))

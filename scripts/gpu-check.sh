@@ -55,7 +55,11 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
   for flags in "" "--eager" "--tf32" "--bf16"; do
     bench infer.log infer --reps 20 --rounds 2 $flags
   done
+  # both sides with TF32 convolutions: PyTorch's default, what ANCHORS.md measured
   for mode in cut negcut; do
+    bench train.log train --mode $mode --reps 5 --rounds 1 --tf32
+  done
+  for mode in cut negcut; do # both exact fp32
     bench train.log train --mode $mode --reps 5 --rounds 1
   done
   # ANCHORS.md's small case: ngf 16, 64x64 (launch-bound)
@@ -65,8 +69,7 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
   bench small.log train --mode cut --size 64 --ngf 16 --reps 20 --rounds 1 --eager
   bench small.log train --mode negcut --size 64 --ngf 16 --reps 20 --rounds 1
   bench small.log train --mode negcut --size 64 --ngf 16 --reps 20 --rounds 1 --eager
-  for mode in cut negcut; do # against PyTorch's default (TF32 convolutions); without graphs
-    bench train.log train --mode $mode --reps 5 --rounds 1 --tf32
+  for mode in cut negcut; do # ours without graphs
     bench train.log train --mode $mode --reps 5 --rounds 1 --eager --no-torch
   done
   bench infer.log infer --reps 20 --rounds 2 --bf16 --eager

@@ -33,6 +33,13 @@
 #define MOMENT_NMSE 1e-4 /* Adam's m and v (v is quadratic in the gradient) */
 #define LOSS_REL 1e-4   /* losses, relative */
 #define BF16_PSNR_DB 30.0
+/* TF32 training against fp32, one iteration. Products keep ~10 mantissa
+ * bits (2^-11 relative): losses agree to ~1e-4 relative, but the weight
+ * gradients of convolutions before an instance norm are sums that mostly
+ * cancel, so their relative error is larger (Adam's moments: NMSE ~1e-2 on
+ * the emulator). Parameters: see train_cmp. */
+#define TF32_LOSS_REL 1e-2
+#define TF32_MOMENT_NMSE 1e-1
 
 static negcut_ctx *g_cu, *g_cpu;
 
@@ -85,10 +92,10 @@ static double max_abs(const float *v, int64_t n) {
  * instance norm is exactly 0 in exact arithmetic): both sides hold float32
  * cancellation noise, so NMSE means nothing; |got - want| <= floor instead. */
 static void expect_floor(const char *what, const float *got, const float *want, int64_t n,
-                         double floor) {
+                         double floor, const char *why) {
   double worst = 0.0;
   for (int64_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)got[i] - want[i]));
-  printf("  %-60s max err %-9.3g (max %.3g, true value ~0)\n", what, worst, floor);
+  printf("  %-60s max err %-9.3g (max %.3g, %s)\n", what, worst, floor, why);
   if (!(worst <= floor)) ngc_test_compare(what, got, want, n, floor, 0.0);
   ck_assert_msg(worst <= floor, "%s: max error %g above %g", what, worst, floor);
 }
@@ -202,7 +209,7 @@ static void gen_case(int no_antialias, int32_t ngf, int32_t blocks, int64_t N, i
     if (!gb[i]) continue;
     snprintf(what, sizeof what, "%s grad %s", tag, negcut_net_param_name(s[0].g, i));
     if (nmse(ga[i], gb[i], gn[i]) > GRAD_NMSE && max_abs(gb[i], gn[i]) <= 1e-4 * gmax)
-      expect_floor(what, ga[i], gb[i], gn[i], 5e-5 * gmax);
+      expect_floor(what, ga[i], gb[i], gn[i], 5e-5 * gmax, "true value ~0");
     else
       expect_nmse(what, ga[i], gb[i], gn[i], GRAD_NMSE);
     free(ga[i]), free(gb[i]);
@@ -395,10 +402,25 @@ END_TEST
 
 /* ----------------------------------------------------------- training */
 
-static void expect_loss(const char *what, float a, float b) {
-  const double tol = LOSS_REL * fmax(fabs(a), fabs(b)) + 1e-6;
-  printf("  %-60s cuda %-12.8g cpu %-12.8g\n", what, a, b);
-  ck_assert_msg(fabs((double)a - b) <= tol, "%s: cuda %g, cpu %g", what, a, b);
+/* Two trainers' runs compared: their names in messages, and the
+ * tolerances: losses relative, Adam moments NMSE, parameters NMSE or, when
+ * param_lr > 0, at most param_lr * lr apart per Adam step (a first step
+ * moves each parameter by about lr times its gradient's sign, so a flipped
+ * sign of a near-zero gradient is 2 lr, and NMSE says nothing). */
+typedef struct train_cmp {
+  const char *side[2];
+  double loss_rel, param_nmse, param_lr, moment_nmse;
+} train_cmp;
+
+static const train_cmp k_cuda_vs_cpu = {{"cuda", "cpu"}, LOSS_REL, GRAD_NMSE, 0, MOMENT_NMSE};
+static const train_cmp k_tf32_vs_fp32 = {{"tf32", "fp32"}, TF32_LOSS_REL, 0, 2.2,
+                                         TF32_MOMENT_NMSE};
+
+static void expect_loss(const char *what, float a, float b, const train_cmp *c) {
+  const double tol = c->loss_rel * fmax(fabs(a), fabs(b)) + 1e-6;
+  printf("  %-60s %s %-12.8g %s %-12.8g\n", what, c->side[0], a, c->side[1], b);
+  ck_assert_msg(fabs((double)a - b) <= tol, "%s: %s %g, %s %g", what, c->side[0], a, c->side[1],
+                b);
 }
 
 static double entry_max_abs(const ngc_st_entry *e) {
@@ -459,17 +481,23 @@ static int zero_grad_kind(const ngc_st_file *cpu, const char *entry) {
   return entry_max_abs(me) <= 1e-4 * g_moment_scale[0] ? kind : -1;
 }
 
-static void train_case(negcut_train_mode mode, const char *name) {
+/* Iterations of trainer 0 (on ctx[0], with tf32[0]) against trainer 1,
+ * same seed and batches: every loss, then every parameter and moment. */
+static void train_case(negcut_train_mode mode, const char *name, int iterations,
+                       negcut_ctx *const ctx[2], const int tf32[2], const train_cmp *cmp) {
   negcut_trainer_options o;
-  negcut_trainer *t[2] = {NULL, NULL}; /* 0: cuda, 1: cpu */
-  negcut_ctx *ctx[2] = {g_cu, g_cpu};
+  negcut_trainer *t[2] = {NULL, NULL};
   const uint32_t side_px = 32;
   const int64_t n = 3 * side_px * side_px;
   char what[160];
   ngc_test_tiny_trainer(&o, mode, 32);
   float *a = frand(n, -1, 1), *b = frand(n, -1, 1);
-  for (int k = 0; k < 2; k++) OK(ctx[k], negcut_trainer_create(&t[k], ctx[k], &o));
-  for (int it = 1; it <= 2; it++) {
+  for (int k = 0; k < 2; k++) {
+    o.tf32 = tf32[k];
+    OK(ctx[k], negcut_trainer_create(&t[k], ctx[k], &o));
+  }
+  int differ = 0;
+  for (int it = 1; it <= iterations; it++) {
     negcut_train_progress p[2];
     for (int k = 0; k < 2; k++) {
       OK(ctx[k], negcut_trainer_step_batch(t[k], a, b, side_px, side_px));
@@ -485,7 +513,8 @@ static void train_case(negcut_train_mode mode, const char *name) {
     }
     for (int i = 0; i < 8; i++) {
       snprintf(what, sizeof what, "%s iteration %d: %s", name, it, names[i]);
-      expect_loss(what, v[0][i], v[1][i]);
+      expect_loss(what, v[0][i], v[1][i], cmp);
+      differ += memcmp(&v[0][i], &v[1][i], sizeof v[0][i]) != 0;
     }
   }
 
@@ -513,13 +542,15 @@ static void train_case(negcut_train_mode mode, const char *name) {
     memcpy(vb, eb->data, eb->nbytes);
     const int moment = !strncmp(ea->name, "adam.", 5);
     snprintf(what, sizeof what, "%s state %s", name, ea->name);
-    const double e = nmse(va, vb, cnt), thr = moment ? MOMENT_NMSE : GRAD_NMSE;
+    const double e = nmse(va, vb, cnt), thr = moment ? cmp->moment_nmse : cmp->param_nmse;
     const int zk = e <= thr ? -1 : zero_grad_kind(f[1], ea->name);
-    if (zk >= 0) { /* noise on both sides: a floor, not NMSE (see zero_grad_kind) */
-      const double floor = zk == 0   ? 2.0 * 2.5 * o.lr /* two Adam steps of ~lr (<= 1.06 lr) each */
+    if (!moment && cmp->param_lr > 0) {
+      expect_floor(what, va, vb, cnt, cmp->param_lr * iterations * o.lr, "Adam steps");
+    } else if (zk >= 0) { /* noise on both sides: a floor, not NMSE (see zero_grad_kind) */
+      const double floor = zk == 0   ? iterations * 2.5 * o.lr /* Adam steps of ~lr (<= 1.06 lr) */
                            : zk == 1 ? 1e-4 * g_moment_scale[0]
                                      : 1e-8 * g_moment_scale[1];
-      expect_floor(what, va, vb, cnt, floor);
+      expect_floor(what, va, vb, cnt, floor, "true value ~0");
     } else {
       if (moment && e > worst_moment) worst_moment = e;
       if (!moment && e > worst_param) worst_param = e;
@@ -527,15 +558,22 @@ static void train_case(negcut_train_mode mode, const char *name) {
     }
     free(va), free(vb);
   }
-  printf("  %-60s worst nmse: parameters %.3g (max %.0g), moments %.3g (max %.0g)\n", name,
-         worst_param, GRAD_NMSE, worst_moment, MOMENT_NMSE);
+  if (cmp->param_lr > 0)
+    printf("  %-60s worst nmse: moments %.3g (max %.0g)\n", name, worst_moment, cmp->moment_nmse);
+  else
+    printf("  %-60s worst nmse: parameters %.3g (max %.0g), moments %.3g (max %.0g)\n", name,
+           worst_param, cmp->param_nmse, worst_moment, cmp->moment_nmse);
+  if (tf32[0] != tf32[1]) { /* TF32 must have changed something, or it did not run */
+    printf("  %-60s %s\n", name, differ ? "(tf32 ran)" : "(identical: no TF32 algorithm chosen)");
+    ck_assert_msg(differ, "%s: TF32 training gave the fp32 losses bit for bit", name);
+  }
   /* the same random draws were used: the counters agree */
   for (int64_t i = 0; i < ngc_st_metadata_count(f[0]); i++) {
     const char *k = NULL, *v = NULL;
     OK(g_cpu, ngc_st_metadata_at(f[0], i, &k, &v));
     const char *w = ngc_st_metadata(f[1], k);
-    ck_assert_msg(w && !strcmp(v, w), "%s: state metadata %s: cuda %s, cpu %s", name, k, v,
-                  w ? w : "(none)");
+    ck_assert_msg(w && !strcmp(v, w), "%s: state metadata %s: %s %s, %s %s", name, k,
+                  cmp->side[0], v, cmp->side[1], w ? w : "(none)");
   }
   for (int k = 0; k < 2; k++) {
     ngc_st_close(f[k]);
@@ -554,14 +592,15 @@ static void train_case(negcut_train_mode mode, const char *name) {
  * one recording per flip state. fault_at > 0 (one size only) refuses the
  * first replay from that iteration on (as if its calls had differed): that
  * step must then run unrecorded from the same host state, with the same
- * results, and the trainer stays unrecorded. */
+ * results, and the trainer stays unrecorded. tf32: both train with TF32. */
 static void graph_train_case(negcut_train_mode mode, const char *name, int iterations,
-                             int fault_at) {
+                             int fault_at, int tf32) {
   negcut_trainer_options o;
   negcut_trainer *t[2] = {NULL, NULL}; /* 0: graphs, 1: eager */
   const uint32_t side_px = 32;
   char what[160], dir[64], path[2][96];
   ngc_test_tiny_trainer(&o, mode, 32);
+  o.tf32 = tf32;
   for (int k = 0; k < 2; k++) {
     o.eager = k;
     OK(g_cu, negcut_trainer_create(&t[k], g_cu, &o));
@@ -633,17 +672,36 @@ static void graph_train_case(negcut_train_mode mode, const char *name, int itera
 }
 
 START_TEST(test_train_graphs) {
-  graph_train_case(NEGCUT_MODE_CUT, "CUT graphs", 12, 0);
-  graph_train_case(NEGCUT_MODE_NEGCUT, "NEGCUT graphs", 12, 0);
-  graph_train_case(NEGCUT_MODE_FASTCUT, "FastCUT graphs", 16, 0);
-  graph_train_case(NEGCUT_MODE_CUT, "CUT graphs, one replay refused", 8, 4);
+  graph_train_case(NEGCUT_MODE_CUT, "CUT graphs", 12, 0, 0);
+  graph_train_case(NEGCUT_MODE_NEGCUT, "NEGCUT graphs", 12, 0, 0);
+  graph_train_case(NEGCUT_MODE_FASTCUT, "FastCUT graphs", 16, 0, 0);
+  graph_train_case(NEGCUT_MODE_CUT, "CUT graphs, one replay refused", 8, 4, 0);
+  graph_train_case(NEGCUT_MODE_CUT, "CUT graphs, tf32", 8, 0, 1);
 }
 END_TEST
 
-START_TEST(test_train_cut) { train_case(NEGCUT_MODE_CUT, "CUT"); }
+static const int k_fp32[2] = {0, 0};
+
+START_TEST(test_train_cut) {
+  negcut_ctx *const ctx[2] = {g_cu, g_cpu};
+  train_case(NEGCUT_MODE_CUT, "CUT", 2, ctx, k_fp32, &k_cuda_vs_cpu);
+}
 END_TEST
 
-START_TEST(test_train_negcut) { train_case(NEGCUT_MODE_NEGCUT, "NEGCUT"); }
+START_TEST(test_train_negcut) {
+  negcut_ctx *const ctx[2] = {g_cu, g_cpu};
+  train_case(NEGCUT_MODE_NEGCUT, "NEGCUT", 2, ctx, k_fp32, &k_cuda_vs_cpu);
+}
+END_TEST
+
+/* Training with TF32 convolutions (negcut_trainer_options.tf32) against
+ * exact fp32, both on the GPU: close, and not the same. */
+START_TEST(test_train_tf32) {
+  negcut_ctx *const both[2] = {g_cu, g_cu};
+  static const int tf32[2] = {1, 0};
+  train_case(NEGCUT_MODE_CUT, "CUT tf32 vs fp32", 1, both, tf32, &k_tf32_vs_fp32);
+  train_case(NEGCUT_MODE_NEGCUT, "NEGCUT tf32 vs fp32", 1, both, tf32, &k_tf32_vs_fp32);
+}
 END_TEST
 
 int main(void) {
@@ -660,15 +718,21 @@ int main(void) {
   }
   setvbuf(stdout, NULL, _IOLBF, 0);
   Suite *s = suite_create("cuda_nets");
-  TCase *tc = tcase_create("nets");
-  tcase_set_timeout(tc, 600); /* not enforced without fork; CTest's TIMEOUT is */
-  tcase_add_test(tc, test_generator);
-  tcase_add_test(tc, test_translator);
-  tcase_add_test(tc, test_translator_graphs);
-  tcase_add_test(tc, test_train_cut);
-  tcase_add_test(tc, test_train_negcut);
-  tcase_add_test(tc, test_train_graphs);
-  suite_add_tcase(s, tc);
+  /* CK_RUN_CASE=nets|train|tf32|graphs runs one group */
+  static const char *cases[] = {"nets", "train", "tf32", "graphs"};
+  TCase *tc[4];
+  for (int i = 0; i < 4; i++) {
+    tc[i] = tcase_create(cases[i]);
+    tcase_set_timeout(tc[i], 600); /* not enforced without fork; CTest's TIMEOUT is */
+    suite_add_tcase(s, tc[i]);
+  }
+  tcase_add_test(tc[0], test_generator);
+  tcase_add_test(tc[0], test_translator);
+  tcase_add_test(tc[3], test_translator_graphs);
+  tcase_add_test(tc[1], test_train_cut);
+  tcase_add_test(tc[1], test_train_negcut);
+  tcase_add_test(tc[2], test_train_tf32);
+  tcase_add_test(tc[3], test_train_graphs);
   int rc = ngc_test_run_nofork(s);
   negcut_ctx_free(g_cpu);
   negcut_ctx_free(g_cu);

@@ -141,12 +141,14 @@ START_TEST(options_and_create_contract) {
   ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "version"));
   o.version = 0;
   ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_ERR_INVALID_ARGUMENT);
-  /* version 1 (before eager) is still accepted */
-  tiny_options(&o, NEGCUT_MODE_CUT, NULL);
-  o.version = 1;
-  ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);
-  negcut_trainer_free(t);
-  t = NULL;
+  /* versions 1 (before eager) and 2 (before tf32) are still accepted */
+  for (uint32_t v = 1; v <= 2; v++) {
+    tiny_options(&o, NEGCUT_MODE_CUT, NULL);
+    o.version = v;
+    ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);
+    negcut_trainer_free(t);
+    t = NULL;
+  }
   for (int k = 0; k < 9; k++) {
     tiny_options(&o, NEGCUT_MODE_CUT, NULL);
     switch (k) {

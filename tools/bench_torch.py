@@ -119,8 +119,9 @@ def main():
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--tf32", action="store_true",
-                    help="GPU: let cuDNN and cuBLAS use TF32 (PyTorch's own default for cuDNN); "
-                         "without it fp32 is exact fp32, as libnegcut's default")
+                    help="GPU: let cuDNN use TF32, PyTorch's own default (matrix products stay "
+                         "fp32, also its default); without it fp32 is exact fp32, as libnegcut's "
+                         "default")
     ap.add_argument("--compile", action="store_true",
                     help="infer: torch.compile(mode='reduce-overhead'), CUDA graphs on a GPU; "
                          "its compile time is in the untimed warm-up")
@@ -132,7 +133,7 @@ def main():
         torch.set_default_device("cuda")
         torch.backends.cudnn.benchmark = True
         torch.backends.cudnn.allow_tf32 = a.tf32
-        torch.backends.cuda.matmul.allow_tf32 = a.tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
 
     def now():
         if a.device == "cuda":

@@ -30,7 +30,7 @@ typedef struct job {
   const char *what; /* "infer" or "train" */
   const char *mode; /* train: cut | negcut */
   int size, ngf, blocks, reps, threads, bf16;
-  int tf32;    /* GPU convolutions may use TF32 (infer: both sides; train: PyTorch's) */
+  int tf32;    /* GPU convolutions may use TF32, both sides */
   int eager;   /* ours: no CUDA graphs */
   int compile; /* PyTorch: torch.compile (inference) */
   int ort;     /* infer: against ONNX Runtime (CPU) instead of PyTorch */
@@ -126,6 +126,7 @@ static int worker_train(const job *j, negcut_ctx *ctx) {
   o.n_blocks = j->blocks;
   o.nce_layers[4] = 12 + (j->blocks - 1 < 4 ? j->blocks - 1 : 4);
   o.eager = j->eager;
+  o.tf32 = j->tf32;
   if (negcut_trainer_create(&tr, ctx, &o)) return fail(ctx, "trainer");
   float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
   random_image(a, n, 1);
@@ -286,8 +287,7 @@ static int compare(const bench_opts *o, int argc, char **argv, const char *what)
   char name[128];
   snprintf(name, sizeof name, "%s%s%s %dx%d ngf %d%s%s%s%s", what, strcmp(what, "train") ? "" : " ",
            strcmp(what, "train") ? "" : j.mode, j.size, j.size, j.ngf, j.bf16 ? " bf16" : "",
-           /* training has no TF32 option: only PyTorch's side uses it */
-           !j.tf32 ? "" : strcmp(what, "train") ? " tf32" : " vs tf32", j.eager ? " eager" : "",
+           j.tf32 ? " tf32" : "", j.eager ? " eager" : "",
            j.compile ? " vs compile" : j.ort ? " vs ORT" : "");
   printf("%-28s | %8.3f s (%.3f-%.3f) %6ld MiB |", name, sa.med, sa.min, sa.max, a.rss_kib / 1024);
   if (torch)

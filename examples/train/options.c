@@ -54,6 +54,7 @@ static const opt_def defs[] = {
     {"threads", K_I32, S(threads), 0, 4096, NULL, 1, "CPU threads; 0: all cores (0)"},
     {"backend", K_CHOICE, S(backend), 0, 0, "auto|ref|cpu|cuda", 1, "compute backend (auto)"},
     {"eager", K_FLAG, O(eager), 0, 1, NULL, 0, "GPU: run every step unrecorded (no CUDA graphs)"},
+    {"tf32", K_FLAG, O(tf32), 0, 1, NULL, 1, "GPU: convolutions may round to TF32 (PyTorch's default)"},
     {"save-every", K_I64, S(save_every), 1, 9e18, NULL, 1, "checkpoint and report every N iterations (500)"},
     {"display-every", K_I64, S(display_every), 1, 9e18, NULL, 1, "log the mean losses every N iterations (100)"},
     /* architecture */

@@ -42,8 +42,9 @@ typedef int32_t negcut_preprocess;
 #define NEGCUT_PREPROCESS_SCALE_WIDTH_AND_CROP 3
 #define NEGCUT_PREPROCESS_NONE 4
 
-/* Version 2 added eager; a version 1 struct (without it) is still accepted. */
-#define NEGCUT_TRAINER_OPTIONS_VERSION 2
+/* Version 2 added eager, version 3 tf32; older structs (without them) are
+ * still accepted. */
+#define NEGCUT_TRAINER_OPTIONS_VERSION 3
 typedef struct negcut_trainer_options {
   uint32_t version;
   negcut_train_mode mode;
@@ -86,6 +87,12 @@ typedef struct negcut_trainer_options {
   int32_t eager;               /* 1: never replay a recorded CUDA graph of the step (on a
                                   GPU a step is otherwise recorded once per image size and
                                   flip state, and replayed from then on: the same results) */
+  int32_t tf32;                /* 1: on a GPU, the convolutions (forward and backward, every
+                                  network) may round their fp32 inputs to TF32 on tensor
+                                  cores, as PyTorch does by default since Ampere; products
+                                  keep about 10 mantissa bits. 0 (default): exact fp32.
+                                  Matrix products stay fp32 (PyTorch's default too). The
+                                  CPU backends ignore it. */
 } negcut_trainer_options;
 
 /* The reference defaults of mode (CUT, FastCUT, NEGCUT, FastNEGCUT). */

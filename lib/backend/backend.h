@@ -41,7 +41,8 @@ typedef struct ngc_conv_params {
   int32_t pad;
   int32_t out_pad; /* transposed only */
   int32_t bf16;    /* forward only: the backend may compute in bfloat16 (inference) */
-  int32_t tf32;    /* forward only: fp32 products may be rounded to TF32 (tensor cores) */
+  int32_t tf32;    /* fp32 products may be rounded to TF32 (tensor cores), in the forward
+                      and the backward */
 } ngc_conv_params;
 
 typedef enum ngc_pad_mode {

@@ -86,7 +86,7 @@ typedef struct ngc_net {
 typedef struct ngc_tape {
   negcut_ctx *ctx;
   int32_t bf16; /* inference convolutions may run in bfloat16 */
-  int32_t tf32; /* inference convolutions may round fp32 products to TF32 */
+  int32_t tf32; /* convolutions (forward and backward) may round fp32 products to TF32 */
   ngc_arena dev;
   ngc_arena host;
   /* Scratch for one forward or backward call at a time (rotating buffers),
@@ -201,7 +201,8 @@ negcut_status ngc_seq_shape(negcut_ctx *ctx, const ngc_net *net, const int64_t i
 int64_t ngc_seq_peak_numel(const ngc_net *net, const int64_t in[4]);
 /* Runs the net on x. With rec, every activation is kept in the tape for
  * backward; with rec NULL (inference) three rotating buffers are reused and
- * the convolutions may run in bfloat16 / TF32 when tape->bf16 / tf32 is set.
+ * the convolutions may run in bfloat16 when tape->bf16 is set. Either way
+ * they may round to TF32 when tape->tf32 is set.
  * last = -1 runs to the end and writes y (its shape must match); last >= 0
  * stops after that module (the encoder pass, REFERENCE.md 1), y may be
  * NULL, and the features are ngc_seq_module_act(net, rec, m). */

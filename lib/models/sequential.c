@@ -86,9 +86,9 @@ negcut_status ngc_seq_shape(negcut_ctx *ctx, const ngc_net *net, const int64_t i
 
 static negcut_status layer_forward(negcut_ctx *ctx, ngc_net *net, const ngc_layer *l, const ngc_tensor *x,
                                    const ngc_tensor *skip, ngc_tensor *y, ngc_tensor *mean,
-                                   ngc_tensor *rstd, const ngc_tape *prec) {
-  /* prec: the inference tape whose reduced precisions the convolutions may
-   * use; NULL for exact fp32 (everything that may be backpropagated) */
+                                   ngc_tensor *rstd, const ngc_tape *tape, int recorded) {
+  /* The convolutions may round to TF32 when the tape allows it, and run in
+   * bfloat16 when it does and nothing will be backpropagated (!recorded). */
   const ngc_tensor *w = l->w >= 0 ? &net->params[l->w].value : NULL;
   const ngc_tensor *b = l->b >= 0 ? &net->params[l->b].value : NULL;
   switch (l->kind) {
@@ -96,8 +96,8 @@ static negcut_status layer_forward(negcut_ctx *ctx, ngc_net *net, const ngc_laye
   case NGC_L_CONV:
   case NGC_L_CONVT: {
     ngc_conv_params cp = l->cp;
-    cp.bf16 = prec && prec->bf16 && l->kind == NGC_L_CONV;
-    cp.tf32 = prec && prec->tf32;
+    cp.bf16 = !recorded && tape->bf16 && l->kind == NGC_L_CONV;
+    cp.tf32 = tape->tf32;
     return l->kind == NGC_L_CONV ? ngc_conv2d_fwd(ctx, &cp, x, w, b, y)
                                  : ngc_convt2d_fwd(ctx, &cp, x, w, b, y);
   }
@@ -205,7 +205,7 @@ static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_te
                              &rec->mean[i], &rec->rstd[i]);
     else if (st == NEGCUT_OK)
       st = layer_forward(tape->ctx, net, l, &rec->acts[i], l->kind == NGC_L_ADD ? &rec->acts[l->skip] : NULL,
-                         &work, &rec->mean[i], &rec->rstd[i], NULL);
+                         &work, &rec->mean[i], &rec->rstd[i], tape, 1);
     if (st != NEGCUT_OK) return st;
     /* Layer i has read its input: a transient one is forgotten (its shape
      * stays, for the backward's recomputation). */
@@ -287,7 +287,7 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
     if (fuse)
       st = ngc_inorm_act_fwd(tape->ctx, 1e-5f, l->act, l->alpha, &cur, &next, &mean, &rstd);
     else
-      st = layer_forward(tape->ctx, net, l, &cur, &skip, &next, &mean, &rstd, tape);
+      st = layer_forward(tape->ctx, net, l, &cur, &skip, &next, &mean, &rstd, tape, 0);
     if (st != NEGCUT_OK) return st;
     if (l->kind == NGC_L_ADD) skip.data = NULL;
     for (int32_t k = 0; k < n_taps && !st; k++) /* keep a copy of each tapped output */
@@ -375,14 +375,17 @@ static int needs_output(const ngc_layer *l) {
 
 static negcut_status layer_backward(negcut_ctx *ctx, ngc_net *net, const ngc_layer *l,
                                     const ngc_seq_rec *rec, int32_t i, const ngc_tensor *x,
-                                    const ngc_tensor *y, const ngc_tensor *dy, ngc_tensor *dx) {
+                                    const ngc_tensor *y, const ngc_tensor *dy, ngc_tensor *dx,
+                                    int tf32) {
   const ngc_tensor *w = l->w >= 0 ? &net->params[l->w].value : NULL;
+  ngc_conv_params cp = l->cp;
+  cp.tf32 = tf32;
   ngc_tensor *dw = l->w >= 0 && net->requires_grad ? &net->params[l->w].grad : NULL;
   ngc_tensor *db = l->b >= 0 && net->requires_grad ? &net->params[l->b].grad : NULL;
   switch (l->kind) {
   case NGC_L_PAD: return dx ? ngc_pad_bwd(ctx, l->pad_mode, l->pad, dy, dx) : NEGCUT_OK;
-  case NGC_L_CONV: return ngc_conv2d_bwd(ctx, &l->cp, x, w, dy, dx, dw, db);
-  case NGC_L_CONVT: return ngc_convt2d_bwd(ctx, &l->cp, x, w, dy, dx, dw, db);
+  case NGC_L_CONV: return ngc_conv2d_bwd(ctx, &cp, x, w, dy, dx, dw, db);
+  case NGC_L_CONVT: return ngc_convt2d_bwd(ctx, &cp, x, w, dy, dx, dw, db);
   case NGC_L_INORM: return dx ? ngc_inorm_bwd(ctx, y, &rec->rstd[i], dy, dx) : NEGCUT_OK;
   case NGC_L_ACT: return dx ? ngc_act_bwd(ctx, l->act, l->alpha, x, y, dy, dx) : NEGCUT_OK;
   case NGC_L_DOWN: return dx ? ngc_blur_down_bwd(ctx, dy, dx) : NEGCUT_OK;
@@ -406,7 +409,7 @@ static negcut_status materialize(ngc_net *net, ngc_tape *tape, const ngc_seq_rec
     ngc_tensor next = ngc_tensor_view_as(tape->dev.be, cur.data == buf[0] ? buf[1] : buf[0],
                                          &rec->acts[j + 1]);
     negcut_status st = layer_forward(tape->ctx, net, &net->layers[j], &cur, NULL, &next,
-                                     &rec->mean[j], &rec->rstd[j], NULL);
+                                     &rec->mean[j], &rec->rstd[j], tape, 1);
     if (st) return st;
     cur = next;
   }
@@ -540,7 +543,7 @@ negcut_status ngc_seq_backward_taps(ngc_net *net, ngc_tape *tape, const ngc_seq_
         redone_at = i + 1;
         y = redone;
       }
-      if (!st) st = layer_backward(tape->ctx, net, l, rec, i, &x, &y, &d[i + 1], din);
+      if (!st) st = layer_backward(tape->ctx, net, l, rec, i, &x, &y, &d[i + 1], din, tape->tf32);
       has[i] = din != NULL;
     }
     if (st == NEGCUT_OK && pend[i] && has[i]) {

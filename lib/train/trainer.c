@@ -100,10 +100,12 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_trainer_create: options version %u, expected 1 to %u",
                      (unsigned)opts->version, NEGCUT_TRAINER_OPTIONS_VERSION);
-  negcut_trainer_options all; /* a version 1 struct ends before eager */
+  negcut_trainer_options all; /* version 1 ends before eager, version 2 before tf32 */
   memset(&all, 0, sizeof all);
   memcpy(&all, opts,
-         opts->version == 1 ? offsetof(negcut_trainer_options, eager) : sizeof all);
+         opts->version == 1   ? offsetof(negcut_trainer_options, eager)
+         : opts->version == 2 ? offsetof(negcut_trainer_options, tf32)
+                              : sizeof all);
   all.version = NEGCUT_TRAINER_OPTIONS_VERSION;
   opts = &all;
   st = to_cfg(ctx, opts, &cfg);
@@ -117,6 +119,7 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
   st = ngc_trainer_init(&tr->t, ctx, &cfg);
   tr->philox = tr->t.rand;
   tr->t.eager = opts->eager != 0;
+  tr->t.tape.tf32 = opts->tf32 != 0;
   if (!st && (opts->dataroot || opts->dir_a || opts->dir_b)) {
     ngc_data_cfg dc = NGC_DATA_CFG_INIT;
     if (opts->dataroot) {

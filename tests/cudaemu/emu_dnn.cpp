@@ -229,6 +229,17 @@ std::vector<Cand> heuristics(Dir d, const Geo &g) {
     if (d == BWD_DATA) return {{0, OK, ND, CUDNN_TENSOR_OP_MATH}, {1, OK, D, CUDNN_TENSOR_OP_MATH}};
     return {{1, OK, D, CUDNN_TENSOR_OP_MATH}};
   }
+  /* a descriptor whose math allows tensor cores gets TF32 (and fp16-converting)
+   * candidates first, in every direction, as on an Ampere or later GPU */
+  if (d != FWD && g.math != CUDNN_FMA_MATH) {
+    std::vector<Cand> c = {{1, OK, D, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION},
+                           {1, OK, D, CUDNN_TENSOR_OP_MATH}};
+    Geo fma = g;
+    fma.math = CUDNN_FMA_MATH;
+    const std::vector<Cand> rest = heuristics(d, fma);
+    c.insert(c.end(), rest.begin(), rest.end());
+    return c;
+  }
   switch (d) {
   case FWD:
     return {{1, OK, D, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION},

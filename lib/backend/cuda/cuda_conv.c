@@ -10,8 +10,8 @@
  * and DESIGN.md promises the same bits for the same seed. Only algorithms
  * cuDNN reports as deterministic are taken, and fp32 plans use FMA math
  * only: no TF32 tensor cores, so fp32 is fp32, unless the caller allows
- * TF32 for a forward (ngc_conv_params.tf32, an inference option: PyTorch's
- * default on GPUs since Ampere). An algorithm cuDNN listed but then refuses
+ * TF32 (ngc_conv_params.tf32, opt-in for inference and for training, in
+ * every direction: PyTorch's default for cuDNN convolutions since Ampere). An algorithm cuDNN listed but then refuses
  * when it runs is struck from the plan and the next one is taken.
  *
  * ConvTranspose2d with weight (Ci, Co, k, k) is the adjoint of the
@@ -396,14 +396,14 @@ static negcut_status run_plan_or_next(ngc_backend *be, conv_plan *p, const void 
   }
 }
 
-/* Finds (or makes) the plan for op on src -> dst and runs it (tf32: only
- * for the forward slots, from their params). */
-static negcut_status conv_run(ngc_backend *be, conv_op op, int tf32, const ngc_conv_params *prm,
+/* Finds (or makes) the plan for op on src -> dst and runs it (in TF32 when
+ * prm->tf32). */
+static negcut_status conv_run(ngc_backend *be, conv_op op, const ngc_conv_params *prm,
                               const ngc_tensor *src, const ngc_tensor *dst, int64_t r,
                               const void *a, const void *b, void *out) {
   conv_key key;
   conv_plan *p = NULL;
-  negcut_status st = make_key(be, op, 0, tf32, prm, src, dst, r, &key);
+  negcut_status st = make_key(be, op, 0, prm->tf32, prm, src, dst, r, &key);
   if (!st) st = get_plan(be, &key, &p);
   if (!st) st = run_plan_or_next(be, p, a, b, out);
   return st;
@@ -450,7 +450,7 @@ static negcut_status cuda_conv2d_fwd(ngc_backend *be, const ngc_conv_params *p,
   negcut_status st = ngc_cuda_enter(be);
   if (!st && p->bf16) st = conv_fwd_bf16(be, p, x, w, y, &done);
   if (!st && !done)
-    st = conv_run(be, CONV_FWD, p->tf32, p, x, y, w->dim[2], x->data, w->data, y->data);
+    st = conv_run(be, CONV_FWD, p, x, y, w->dim[2], x->data, w->data, y->data);
   if (!st && b)
     st = ngc_cuda_bias_add(be, y->data, b->data, y->dim[0], y->dim[1], y->dim[2] * y->dim[3]);
   return st;
@@ -463,9 +463,9 @@ static negcut_status cuda_conv2d_bwd(ngc_backend *be, const ngc_conv_params *p,
   // x (N, Ci, H, W), w (Co, Ci, k, k), dy (N, Co, Ho, Wo); dx like x, dw like w, db (Co)
   negcut_status st = ngc_cuda_enter(be);
   if (!st && dx)
-    st = conv_run(be, CONV_BWD_DATA, 0, p, x, dy, w->dim[2], dy->data, w->data, dx->data);
+    st = conv_run(be, CONV_BWD_DATA, p, x, dy, w->dim[2], dy->data, w->data, dx->data);
   if (!st && dw)
-    st = conv_run(be, CONV_BWD_FILTER, 0, p, x, dy, w->dim[2], x->data, dy->data, dw->data);
+    st = conv_run(be, CONV_BWD_FILTER, p, x, dy, w->dim[2], x->data, dy->data, dw->data);
   if (!st && db)
     st = ngc_cuda_bias_grad(be, dy->data, db->data, dy->dim[0], dy->dim[1],
                             dy->dim[2] * dy->dim[3]);
@@ -479,7 +479,7 @@ static negcut_status cuda_convt2d_fwd(ngc_backend *be, const ngc_conv_params *p,
   /* The adjoint convolution runs y -> x: its backward-data writes y. */
   negcut_status st = ngc_cuda_enter(be);
   if (!st)
-    st = conv_run(be, CONV_BWD_DATA, p->tf32, p, y, x, w->dim[2], x->data, w->data, y->data);
+    st = conv_run(be, CONV_BWD_DATA, p, y, x, w->dim[2], x->data, w->data, y->data);
   if (!st && b)
     st = ngc_cuda_bias_add(be, y->data, b->data, y->dim[0], y->dim[1], y->dim[2] * y->dim[3]);
   return st;
@@ -492,9 +492,9 @@ static negcut_status cuda_convt2d_bwd(ngc_backend *be, const ngc_conv_params *p,
   // x (N, Ci, H, W), w (Ci, Co, k, k), dy (N, Co, Ho, Wo); dx like x, dw like w, db (Co)
   negcut_status st = ngc_cuda_enter(be);
   if (!st && dx)
-    st = conv_run(be, CONV_FWD, 0, p, dy, x, w->dim[2], dy->data, w->data, dx->data);
+    st = conv_run(be, CONV_FWD, p, dy, x, w->dim[2], dy->data, w->data, dx->data);
   if (!st && dw)
-    st = conv_run(be, CONV_BWD_FILTER, 0, p, dy, x, w->dim[2], dy->data, x->data, dw->data);
+    st = conv_run(be, CONV_BWD_FILTER, p, dy, x, w->dim[2], dy->data, x->data, dw->data);
   /* The adjoint convolution's bias would be per Ci: reduce dy ourselves. */
   if (!st && db)
     st = ngc_cuda_bias_grad(be, dy->data, db->data, dy->dim[0], dy->dim[1],
