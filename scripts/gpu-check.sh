@@ -32,7 +32,7 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
     [ "$r" = 0 ] || rc=1
   done
   # The programs on --backend cuda: negcut-train's CLI test, every bench case.
-  bash tests/train_cli_test.sh "$G/bin" cuda 2>&1 | tail -3 | tee "$out/train_cli.log"
+  bash tests/train_cli_test.sh "$G/bin" cuda 2>&1 | tee "$out/train_cli.log" | tail -3
   r=${PIPESTATUS[0]}
   echo "train_cli cuda rc=$r"
   [ "$r" = 0 ] || rc=1

@@ -29,6 +29,7 @@
 #define GEMM 1e-9
 #define CONV 1e-7
 #define BF16 1e-3
+#define TF32 1e-5 /* TF32 against fp32: products keep 10 mantissa bits */
 
 static negcut_ctx *g_cu, *g_ref; /* opened once in main */
 static ngc_backend *g_be, *g_rb;
@@ -574,6 +575,54 @@ START_TEST(test_conv_bf16) {
 }
 END_TEST
 
+/* TF32 (ngc_conv_params.tf32) against fp32 on the GPU in every direction of
+ * both convolutions (forward, dx, dw): close, and different where TF32 ran
+ * (always on the emulator; a GPU may still pick FMA kernels for a shape). */
+START_TEST(test_conv_tf32) {
+  static const conv_case cases[2] = {
+      /* n ci co  h  w  k  s  p op bias */
+      {2, 32, 32, 18, 18, 3, 1, 0, 0, 0}, /* conv2d */
+      {1, 32, 16, 9, 9, 3, 2, 1, 1, 0},   /* convt2d */
+  };
+  static const char *outs[3] = {"fwd", "dx", "dw"};
+  for (int tr = 0; tr < 2; tr++) {
+    const conv_case *c = &cases[tr];
+    const int64_t K = c->k;
+    const int64_t Ho = tr ? (c->h - 1) * c->stride - 2 * c->pad + K + c->out_pad
+                          : (c->h + 2 * c->pad - K) / c->stride + 1;
+    const int64_t Wo = tr ? (c->w - 1) * c->stride - 2 * c->pad + K + c->out_pad
+                          : (c->w + 2 * c->pad - K) / c->stride + 1;
+    const int64_t w0 = tr ? c->ci : c->co, w1 = tr ? c->co : c->ci;
+    ngc_conv_params p = {c->stride, c->pad, c->out_pad, 0, 0};
+    pair x = rnd(4, c->n, c->ci, c->h, c->w, -1, 1), w = rnd(4, w0, w1, K, K, -0.5f, 0.5f);
+    pair dy = rnd(4, c->n, c->co, Ho, Wo, -1, 1);
+    pair o[3] = {cst(4, c->n, c->co, Ho, Wo, NAN), cst(4, c->n, c->ci, c->h, c->w, NAN),
+                 cst(4, w0, w1, K, K, 0.0f)};
+    float *res[2][3];
+    for (int t = 0; t < 2; t++) {
+      p.tf32 = t;
+      OK(g_be->ops.fill(g_be, &o[2].d, 0.0f)); /* dw accumulates */
+      OK((tr ? g_be->ops.convt2d_fwd : g_be->ops.conv2d_fwd)(g_be, &p, &x.d, &w.d, NULL, &o[0].d));
+      OK((tr ? g_be->ops.convt2d_bwd : g_be->ops.conv2d_bwd)(g_be, &p, &x.d, &w.d, &dy.d,
+                                                             &o[1].d, &o[2].d, NULL));
+      for (int k = 0; k < 3; k++) res[t][k] = fetch(&o[k].d);
+    }
+    for (int k = 0; k < 3; k++) { /* the fp32 result is the reference */
+      const int64_t n = ngc_numel(&o[k].h);
+      memcpy(o[k].h.data, res[0][k], (size_t)n * sizeof(float));
+      const int same = !memcmp(res[0][k], res[1][k], (size_t)n * sizeof(float));
+      char what[160];
+      snprintf(what, sizeof what, "%s %s tf32 vs fp32%s", tr ? "convt2d" : "conv2d", outs[k],
+               same ? " (identical: no TF32 algorithm)" : "");
+      expect(what, &o[k], TF32);
+      ck_assert_msg(!(NGC_TEST_TF32_ALWAYS && same), "%s: TF32 did not run", what);
+      free(res[0][k]), free(res[1][k]);
+    }
+    drop(&x), drop(&w), drop(&dy), drop(&o[0]), drop(&o[1]), drop(&o[2]);
+  }
+}
+END_TEST
+
 /* ---------------------------------------------------- matrices, rows */
 
 START_TEST(test_linear_bmm) {
@@ -906,6 +955,7 @@ int main(void) {
   tcase_add_test(tc, test_conv2d);
   tcase_add_test(tc, test_convt2d);
   tcase_add_test(tc, test_conv_bf16);
+  tcase_add_test(tc, test_conv_tf32);
   tcase_add_test(tc, test_linear_bmm);
   tcase_add_test(tc, test_l2norm_rowdot);
   tcase_add_test(tc, test_gather_mean_diag);

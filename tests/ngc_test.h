@@ -34,6 +34,15 @@ static inline int ngc_test_run_nofork(Suite *s) {
   return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+/* Whether TF32 must change a result: always on the CPU emulator of
+ * tests/cudaemu (its cuDNN rounds whenever the math type allows); a GPU may
+ * still choose FMA kernels for a small shape, so there it is only printed. */
+#ifdef NGC_TEST_CUDA_EMU
+#define NGC_TEST_TF32_ALWAYS 1
+#else
+#define NGC_TEST_TF32_ALWAYS 0
+#endif
+
 /* Opens a context on the CUDA backend with the options o (its backend is
  * set here) into *out. Returns 0 when it opened; 77 (skip) on a machine
  * without a GPU; EXIT_FAILURE, with the reason on stderr, for any other

@@ -11,8 +11,8 @@
  * is not supported, and an algorithm with a workspace first, so that the
  * backend's choice and its workspace handling are exercised. The workspace
  * is scribbled over on every call. NGC_EMU_CUDNN_REFUSE=1 makes each
- * direction's first usable fp32 algorithm fail with NOT_SUPPORTED when it
- * runs, which cuDNN may do although its heuristics listed it. */
+ * direction's first usable fp32 and TF32 algorithm fail with NOT_SUPPORTED
+ * when it runs, which cuDNN may do although its heuristics listed it. */
 #include "emu.h"
 
 #include <cblas.h>
@@ -210,9 +210,11 @@ int supported(Dir d, int algo, const Geo &g, size_t *bytes) {
   return 0;
 }
 
-/* The first fp32 algorithm heuristics offer for FMA math, refused when it
- * runs under NGC_EMU_CUDNN_REFUSE. */
-int first_fp32(Dir d) { return d == FWD ? 2 : 1; }
+/* The first algorithm heuristics offer for FMA math (fp32) and for tensor-op
+ * math (TF32), refused when it runs under NGC_EMU_CUDNN_REFUSE. */
+int first_choice(Dir d, cudnnMathType_t math) {
+  return math != CUDNN_FMA_MATH ? 1 : d == FWD ? 2 : 1;
+}
 
 struct Cand {
   int algo;
@@ -231,9 +233,10 @@ std::vector<Cand> heuristics(Dir d, const Geo &g) {
   }
   /* a descriptor whose math allows tensor cores gets TF32 (and fp16-converting)
    * candidates first, in every direction, as on an Ampere or later GPU */
-  if (d != FWD && g.math != CUDNN_FMA_MATH) {
+  if (g.math != CUDNN_FMA_MATH) {
     std::vector<Cand> c = {{1, OK, D, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION},
-                           {1, OK, D, CUDNN_TENSOR_OP_MATH}};
+                           {1, OK, D, CUDNN_TENSOR_OP_MATH},
+                           {d == FWD ? 0 : 5, OK, D, CUDNN_TENSOR_OP_MATH}};
     Geo fma = g;
     fma.math = CUDNN_FMA_MATH;
     const std::vector<Cand> rest = heuristics(d, fma);
@@ -296,7 +299,7 @@ cudnnStatus_t run(cudnnHandle_t h, Dir d, const char *what, const Geo &g, int al
              work_bytes);
     return CUDNN_STATUS_BAD_PARAM;
   }
-  if (h->refuse && g.dt == CUDNN_DATA_FLOAT && g.math == CUDNN_FMA_MATH && algo == first_fp32(d)) {
+  if (h->refuse && g.dt == CUDNN_DATA_FLOAT && algo == first_choice(d, g.math)) {
     if (!g_refused++) atexit([] { emu_note("cuDNN refused %d runs (NGC_EMU_CUDNN_REFUSE)", g_refused); });
     return CUDNN_STATUS_NOT_SUPPORTED;
   }

@@ -85,6 +85,16 @@ struct Mapping {
 std::map<uintptr_t, Mapping> g_maps; /* device allocation start -> its mapping */
 int g_device_open;                   /* device memory is readable (work is running) */
 size_t g_page;
+size_t g_device_bytes; /* allocated now */
+
+/* NGC_EMU_DEVICE_BYTES: the device's memory (80 GiB, an H100's, by default). */
+size_t device_capacity() {
+  static const size_t cap = [] {
+    const char *e = getenv("NGC_EMU_DEVICE_BYTES");
+    return e && strtoull(e, nullptr, 10) ? (size_t)strtoull(e, nullptr, 10) : (size_t)80 << 30;
+  }();
+  return cap;
+}
 
 /* Opens (1) or closes (0) every device allocation to the host. */
 void device_access(int open) {
@@ -426,6 +436,9 @@ void __syncthreads(void) {
   Block *b = g_block;
   Fiber *f = g_fiber;
   const void *site = __builtin_return_address(0);
+  if (b->live != b->n)
+    emu_fail("kernel %s: __syncthreads after %d threads of the block finished", b->kernel,
+             b->n - b->live);
   if (!b->at_sync) b->sync_site = site;
   else if (site != b->sync_site)
     emu_fail("kernel %s: threads wait at two different __syncthreads (%p, %p)", b->kernel,
@@ -568,6 +581,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
   *p = nullptr;
   if (!bytes) return cudaSuccess;
   if (!g_page) g_page = (size_t)sysconf(_SC_PAGESIZE);
+  if (bytes > device_capacity() - g_device_bytes) return fail(cudaErrorMemoryAllocation);
   /* 256-byte aligned, ending (but for the alignment's slack) at a guard page */
   const size_t rounded = (bytes + 255) / 256 * 256;
   const size_t pages = (rounded + g_page - 1) / g_page * g_page;
@@ -581,6 +595,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
     emu_fail("mprotect of new device memory failed");
   g_device[(uintptr_t)m] = bytes;
   g_maps[(uintptr_t)m] = Mapping{base, pages};
+  g_device_bytes += bytes;
   *p = m;
   return cudaSuccess;
 }
@@ -595,6 +610,7 @@ cudaError_t cudaFree(void *p) {
   }
   run_until(g_seq); /* cudaFree waits for the device */
   const Mapping mp = g_maps[(uintptr_t)p];
+  g_device_bytes -= g_device[(uintptr_t)p];
   g_device.erase((uintptr_t)p);
   g_maps.erase((uintptr_t)p);
   munmap(mp.base, mp.bytes + g_page);
