@@ -11,8 +11,9 @@
  * cuDNN reports as deterministic are taken, and fp32 plans use FMA math
  * only: no TF32 tensor cores, so fp32 is fp32, unless the caller allows
  * TF32 (ngc_conv_params.tf32, opt-in for inference and for training, in
- * every direction: PyTorch's default for cuDNN convolutions since Ampere). An algorithm cuDNN listed but then refuses
- * when it runs is struck from the plan and the next one is taken.
+ * every direction: PyTorch's default for cuDNN convolutions since Ampere).
+ * An algorithm cuDNN listed but then refuses when it runs is struck from
+ * the plan and the next one is taken.
  *
  * ConvTranspose2d with weight (Ci, Co, k, k) is the adjoint of the
  * convolution from its output (N, Co, Ho, Wo) to its input (N, Ci, H, W)
