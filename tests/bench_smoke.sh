@@ -6,13 +6,9 @@
 set -euo pipefail
 bench=$1
 backend=$2
-if [ "$backend" = cuda ]; then
-  info=$("$(dirname "$bench")/negcut-info" 2>&1 || true)
-  if [[ $info != *"cuda ("* || $info == *"cuda ("*", 0 devices)"* ]]; then
-    echo "SKIPPED: no CUDA device"
-    exit 77
-  fi
-fi
+# shellcheck source=tests/cuda_device.sh
+source "$(dirname "$0")/cuda_device.sh"
+[ "$backend" = cuda ] && need_cuda_device "$(dirname "$bench")/negcut-info"
 tiny=(--size 32 --ngf 8 --blocks 2 --reps 2 --rounds 1 --no-torch --backend "$backend")
 cases=("infer" "infer --bf16" "train --mode cut" "train --mode negcut")
 [ "$backend" = cuda ] && cases+=("infer --eager" "infer --tf32" "train --mode cut --eager"

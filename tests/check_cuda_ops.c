@@ -440,12 +440,15 @@ typedef struct conv_case {
   int32_t stride, pad, out_pad, bias;
 } conv_case;
 
+/* The output height or width of case c for input size in. */
+static int64_t out_size(const conv_case *c, int transposed, int64_t in) {
+  return transposed ? (in - 1) * c->stride - 2 * c->pad + c->k + c->out_pad
+                    : (in + 2 * c->pad - c->k) / c->stride + 1;
+}
+
 static void run_conv(const conv_case *c, int transposed) {
   const int64_t K = c->k;
-  const int64_t Ho = transposed ? (c->h - 1) * c->stride - 2 * c->pad + K + c->out_pad
-                                : (c->h + 2 * c->pad - K) / c->stride + 1;
-  const int64_t Wo = transposed ? (c->w - 1) * c->stride - 2 * c->pad + K + c->out_pad
-                                : (c->w + 2 * c->pad - K) / c->stride + 1;
+  const int64_t Ho = out_size(c, transposed, c->h), Wo = out_size(c, transposed, c->w);
   const ngc_conv_params p = {c->stride, c->pad, c->out_pad, 0, 0};
   const int64_t w0 = transposed ? c->ci : c->co, w1 = transposed ? c->co : c->ci;
   char name[160], what[200];
@@ -551,8 +554,7 @@ START_TEST(test_conv_bf16) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const conv_case *c = &cases[i];
-    const int64_t Ho = (c->h + 2 * c->pad - c->k) / c->stride + 1;
-    const int64_t Wo = (c->w + 2 * c->pad - c->k) / c->stride + 1;
+    const int64_t Ho = out_size(c, 0, c->h), Wo = out_size(c, 0, c->w);
     ngc_conv_params p = {c->stride, c->pad, 0, 0, 0};
     pair x = rnd(4, c->n, c->ci, c->h, c->w, -1, 1), w = rnd(4, c->co, c->ci, c->k, c->k, -0.5f, 0.5f);
     pair b = rnd(1, c->co, 0, 0, 0, -1, 1), y = cst(4, c->n, c->co, Ho, Wo, NAN);
@@ -588,10 +590,7 @@ START_TEST(test_conv_tf32) {
   for (int tr = 0; tr < 2; tr++) {
     const conv_case *c = &cases[tr];
     const int64_t K = c->k;
-    const int64_t Ho = tr ? (c->h - 1) * c->stride - 2 * c->pad + K + c->out_pad
-                          : (c->h + 2 * c->pad - K) / c->stride + 1;
-    const int64_t Wo = tr ? (c->w - 1) * c->stride - 2 * c->pad + K + c->out_pad
-                          : (c->w + 2 * c->pad - K) / c->stride + 1;
+    const int64_t Ho = out_size(c, tr, c->h), Wo = out_size(c, tr, c->w);
     const int64_t w0 = tr ? c->ci : c->co, w1 = tr ? c->co : c->ci;
     ngc_conv_params p = {c->stride, c->pad, c->out_pad, 0, 0};
     pair x = rnd(4, c->n, c->ci, c->h, c->w, -1, 1), w = rnd(4, w0, w1, K, K, -0.5f, 0.5f);

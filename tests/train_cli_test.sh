@@ -7,13 +7,9 @@
 set -euo pipefail
 bin=$1
 backend=(${2:+--backend "$2"})
-if [ "${2:-}" = cuda ]; then
-  info=$("$bin/negcut-info" 2>&1 || true)
-  if [[ $info != *"cuda ("* || $info == *"cuda ("*", 0 devices)"* ]]; then
-    echo "SKIPPED: no CUDA device"
-    exit 77
-  fi
-fi
+# shellcheck source=tests/cuda_device.sh
+source "$(dirname "$0")/cuda_device.sh"
+[ "${2:-}" = cuda ] && need_cuda_device "$bin/negcut-info"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$bin/make_demo_data" "$tmp/data" --count 6 --test 2 --size 32 --seed 3 >/dev/null

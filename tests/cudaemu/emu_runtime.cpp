@@ -317,23 +317,18 @@ void *get_stack() {
 
 void to_scheduler(Fiber *f) { ngc_emu_swap(&f->sp, g_sched_sp); }
 
-void release_sync(Block *b) {
-  b->at_sync = 0;
-  for (int i = 0; i < b->n; i++)
-    if (b->f[i].state == AT_SYNC) {
+/* Makes the threads first..last-1 waiting in state ready to run. */
+void release(Block *b, int state, int first, int last) {
+  for (int i = first; i < last; i++)
+    if (b->f[i].state == state) {
       b->f[i].state = RUNNING;
       b->ready.push_back(i);
     }
 }
 
-void release_warp(Block *b, int w) {
-  b->warp_wait[w] = 0;
-  const int first = w * 32, last = first + 32 < b->n ? first + 32 : b->n;
-  for (int i = first; i < last; i++)
-    if (b->f[i].state == AT_SHUFFLE) {
-      b->f[i].state = RUNNING;
-      b->ready.push_back(i);
-    }
+void release_sync(Block *b) {
+  b->at_sync = 0;
+  release(b, AT_SYNC, 0, b->n);
 }
 
 [[noreturn]] void fiber_main() {
@@ -443,20 +438,12 @@ void __syncthreads(void) {
   else if (site != b->sync_site)
     emu_fail("kernel %s: threads wait at two different __syncthreads (%p, %p)", b->kernel,
              b->sync_site, site);
-  f->state = AT_SYNC;
-  if (++b->at_sync == b->live) {
+  if (++b->at_sync == b->live) { /* the last to arrive goes on at once */
     release_sync(b);
-    f->state = RUNNING;
-    for (auto it = b->ready.begin(); it != b->ready.end(); ++it)
-      if (&b->f[(size_t)*it] == f) {
-        b->ready.erase(it);
-        break;
-      }
     return;
   }
+  f->state = AT_SYNC;
   to_scheduler(f);
-  g_fiber = f;
-  ngc_emu_self = &f->t;
 }
 
 uint64_t ngc_emu_shfl_xor(unsigned mask, uint64_t bits, int xor_mask, int width) {
@@ -476,19 +463,12 @@ uint64_t ngc_emu_shfl_xor(unsigned mask, uint64_t bits, int xor_mask, int width)
              b->kernel, w, b->warp_site[w], b->warp_xor[w], site, xor_mask);
   uint64_t *slots = &b->slot[((size_t)w * 2 + (size_t)f->parity) * 32];
   slots[f->lane] = bits;
-  f->state = AT_SHUFFLE;
-  if (++b->warp_wait[w] == 32) {
-    release_warp(b, w);
-    f->state = RUNNING;
-    for (auto it = b->ready.begin(); it != b->ready.end(); ++it)
-      if (&b->f[(size_t)*it] == f) {
-        b->ready.erase(it);
-        break;
-      }
+  if (++b->warp_wait[w] == 32) { /* the last lane to arrive goes on at once */
+    b->warp_wait[w] = 0;
+    release(b, AT_SHUFFLE, w * 32, w * 32 + 32);
   } else {
+    f->state = AT_SHUFFLE;
     to_scheduler(f);
-    g_fiber = f;
-    ngc_emu_self = &f->t;
   }
   f->parity ^= 1;
   return slots[f->lane ^ xor_mask];
