@@ -1,7 +1,6 @@
 /* GAN, contrastive and diversity losses on top of lib/ops. */
 #include "losses.h"
 
-static const int64_t one[1] = {1};
 
 negcut_status ngc_loss_value(negcut_ctx *ctx, const ngc_tensor *value, float *out) {
   ngc_backend *be = ctx->be;
@@ -12,7 +11,7 @@ negcut_status ngc_loss_value(negcut_ctx *ctx, const ngc_tensor *value, float *ou
 
 negcut_status ngc_gan_loss_forward(ngc_tape *tape, ngc_gan_mode mode, const ngc_tensor *pred,
                                    int target_is_real, ngc_gan_rec *rec) {
-  negcut_status st = ngc_tape_tensor(tape, &rec->value, 1, one);
+  negcut_status st = ngc_tape_scalar(tape, &rec->value);
   rec->mode = mode;
   rec->pred = pred;
   rec->target = target_is_real ? 1.0f : 0.0f;
@@ -58,7 +57,7 @@ negcut_status ngc_nce_forward(ngc_tape *tape, const ngc_tensor *q, const ngc_ten
   if (!st) st = ngc_tape_tensor(tape, &logits_raw, 2, (int64_t[2]){rows, 1 + nn});
   if (!st) st = ngc_tape_tensor(tape, &rec->logits, 2, (int64_t[2]){rows, 1 + nn});
   if (!st) st = ngc_tape_tensor(tape, &rec->per_query, 1, (int64_t[1]){rows});
-  if (!st) st = ngc_tape_tensor(tape, &rec->value, 1, one);
+  if (!st) st = ngc_tape_scalar(tape, &rec->value);
   if (!st) st = ngc_rowdot_fwd(ctx, q, k, &rec->lpos); // (B*S)
   if (!st) st = ngc_bmm_fwd(ctx, &q3, &o3, &rec->lneg); // (B, S, Nn)
   if (!st && !negs) st = ngc_fill_diag_fwd(ctx, -10.0f, &rec->lneg, &rec->lneg);
@@ -129,7 +128,7 @@ negcut_status ngc_diversity_forward(ngc_tape *tape, const ngc_tensor *negs, int6
   ngc_tensor n4 = ngc_tensor_view(negs->be, negs->data, 4, (int64_t[4]){batch, nn, c, 1});
   st = ngc_tape_tensor(tape, &rec->first, 4, (int64_t[4]){batch, half, c, 1});
   if (!st) st = ngc_tape_tensor(tape, &rec->second, 4, (int64_t[4]){batch, half, c, 1});
-  if (!st) st = ngc_tape_tensor(tape, &rec->value, 1, one);
+  if (!st) st = ngc_tape_scalar(tape, &rec->value);
   if (!st) st = ngc_concat_bwd(ctx, &n4, &rec->first, &rec->second);
   if (!st) st = ngc_mad_fwd(ctx, &rec->first, &rec->second, &rec->value);
   return st;

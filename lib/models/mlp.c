@@ -45,7 +45,7 @@ negcut_status ngc_projector_build(ngc_net *net, negcut_ctx *ctx, int32_t n_layer
                        (int)channels[l]);
     st = add_mlp(net, l, channels[l], nc);
   }
-  return st;
+  return st ? st : ngc_net_alloc_params(net);
 }
 
 negcut_status ngc_neggen_build(ngc_net *net, negcut_ctx *ctx, int32_t n_layers, int32_t nc,
@@ -57,7 +57,7 @@ negcut_status ngc_neggen_build(ngc_net *net, negcut_ctx *ctx, int32_t n_layers, 
   net->z_dim = z_dim;
   if (z_dim < 0) return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "z_dim %d", (int)z_dim);
   for (int32_t l = 0; l < n_layers && st == NEGCUT_OK; l++) st = add_mlp(net, l, nc + z_dim, nc);
-  return st;
+  return st ? st : ngc_net_alloc_params(net);
 }
 
 negcut_status ngc_mlp_forward(ngc_net *net, int32_t l, ngc_tape *tape, const ngc_tensor *x,

@@ -19,6 +19,8 @@ negcut_status ngc_tape_init(ngc_tape *tape, negcut_ctx *ctx) {
 
 negcut_status ngc_tape_reset(ngc_tape *tape) {
   negcut_status st = ngc_arena_reset(&tape->dev);
+  tape->scalars = NULL;
+  tape->n_scalars = 0;
   if (st == NEGCUT_OK) st = ngc_arena_reset(&tape->host);
   return st;
 }
@@ -46,6 +48,40 @@ negcut_status ngc_tape_tensor(ngc_tape *tape, ngc_tensor *t, int32_t ndim,
   return ngc_arena_tensor(tape->ctx, &tape->dev, t, ndim, dim);
 }
 
+negcut_status ngc_tape_scalar(ngc_tape *tape, ngc_tensor *t) {
+  static const int64_t one[1] = {1};
+  if (!tape->scalars || tape->n_scalars == NGC_TAPE_SCALARS) {
+    ngc_tensor block;
+    negcut_status st = ngc_tape_tensor(tape, &block, 1, (int64_t[1]){NGC_TAPE_SCALARS});
+    if (st) return st;
+    tape->scalars = block.data;
+    tape->n_scalars = 0;
+  }
+  *t = ngc_tensor_view(tape->ctx->be, tape->scalars + tape->n_scalars++, 1, one);
+  return NEGCUT_OK;
+}
+
+negcut_status ngc_tape_read_scalars(ngc_tape *tape, int32_t n, const ngc_tensor *src,
+                                    float *const *dst) {
+  ngc_backend *be = tape->ctx->be;
+  float block[NGC_TAPE_SCALARS];
+  const uintptr_t lo = (uintptr_t)tape->scalars;
+  const uintptr_t hi = lo + (uintptr_t)tape->n_scalars * sizeof(float);
+  int have = 0;
+  negcut_status st = NEGCUT_OK;
+  for (int32_t i = 0; i < n && !st; i++) {
+    const uintptr_t at = (uintptr_t)src[i].data;
+    if (!tape->scalars || at < lo || at >= hi) {
+      st = be->ops.download(be, dst[i], src[i].data, sizeof(float));
+      continue;
+    }
+    if (!have) st = be->ops.download(be, block, tape->scalars, (size_t)(hi - lo));
+    have = 1;
+    if (!st) *dst[i] = block[(at - lo) / sizeof(float)];
+  }
+  return st;
+}
+
 negcut_status ngc_tape_tensor_like(ngc_tape *tape, ngc_tensor *t, const ngc_tensor *like) {
   negcut_status st = ngc_tape_tensor(tape, t, like->ndim, like->dim);
   if (!st) t->layout = like->layout;
@@ -70,10 +106,8 @@ negcut_status ngc_net_init(ngc_net *net, negcut_ctx *ctx, ngc_net_kind kind) {
 
 void ngc_net_release(ngc_net *net) {
   if (!net) return;
-  for (int32_t i = 0; i < net->n_params; i++) {
-    ngc_tensor_release(&net->params[i].value);
-    ngc_tensor_release(&net->params[i].grad);
-  }
+  ngc_tensor_release(&net->slab);
+  ngc_tensor_release(&net->grads);
   free(net->params);
   free(net->layers);
   memset(net, 0, sizeof *net);
@@ -82,6 +116,11 @@ void ngc_net_release(ngc_net *net) {
 int32_t ngc_net_add_param(ngc_net *net, const char *name, int32_t ndim,
                           const int64_t *dim, int32_t buffer) {
   ngc_param *p;
+  if (net->slab.data) {
+    ngc_error(net->ctx, NEGCUT_ERR_INTERNAL, "network: parameter %s added after allocation",
+              name);
+    return -1;
+  }
   if (net->n_params == net->cap_params) {
     int32_t cap = net->cap_params ? 2 * net->cap_params : 32;
     ngc_param *np = realloc(net->params, (size_t)cap * sizeof *np);
@@ -96,14 +135,50 @@ int32_t ngc_net_add_param(ngc_net *net, const char *name, int32_t ndim,
   memset(p, 0, sizeof *p);
   snprintf(p->name, sizeof p->name, "%s", name);
   p->buffer = buffer;
-  if (ngc_tensor_alloc(net->ctx, net->ctx->be, &p->value, ndim, dim) != NEGCUT_OK)
-    return -1;
-  if (!buffer &&
-      ngc_tensor_alloc(net->ctx, net->ctx->be, &p->grad, ndim, dim) != NEGCUT_OK) {
-    ngc_tensor_release(&p->value);
-    return -1;
-  }
+  p->value = ngc_tensor_view(net->ctx->be, NULL, ndim, dim);
   return net->n_params++;
+}
+
+static int64_t aligned(int64_t n) {
+  return (n + NGC_PARAM_ALIGN - 1) / NGC_PARAM_ALIGN * NGC_PARAM_ALIGN;
+}
+
+negcut_status ngc_net_alloc_params(ngc_net *net) {
+  negcut_ctx *ctx = net->ctx;
+  int64_t span = 0, trained = 0, n;
+  negcut_status st;
+  if (net->slab.data)
+    return ngc_error(ctx, NEGCUT_ERR_INTERNAL, "network: parameters allocated twice");
+  /* Trainable parameters first, so that they form one span; buffers after. */
+  for (int32_t buffers = 0; buffers < 2; buffers++) {
+    for (int32_t i = 0; i < net->n_params; i++) {
+      ngc_param *p = &net->params[i];
+      if (p->buffer != buffers) continue;
+      p->offset = span;
+      span += aligned(ngc_numel(&p->value));
+    }
+    if (!buffers) trained = span;
+  }
+  /* Never a zero-sized allocation; the tensors say the true lengths. */
+  n = span > 0 ? span : NGC_PARAM_ALIGN;
+  st = ngc_tensor_alloc(ctx, ctx->be, &net->slab, 1, &n);
+  n = trained > 0 ? trained : NGC_PARAM_ALIGN;
+  if (!st) st = ngc_tensor_alloc(ctx, ctx->be, &net->grads, 1, &n);
+  if (!st) st = ngc_fill(ctx, &net->slab, 0.0f);
+  if (!st) st = ngc_fill(ctx, &net->grads, 0.0f);
+  if (st) {
+    ngc_tensor_release(&net->slab);
+    ngc_tensor_release(&net->grads);
+    return st;
+  }
+  net->grads.dim[0] = trained;
+  net->trained = ngc_tensor_view(ctx->be, net->slab.data, 1, &trained);
+  for (int32_t i = 0; i < net->n_params; i++) {
+    ngc_param *p = &net->params[i];
+    p->value.data = net->slab.data + p->offset;
+    if (!p->buffer) p->grad = ngc_tensor_view_as(ctx->be, net->grads.data + p->offset, &p->value);
+  }
+  return NEGCUT_OK;
 }
 
 int32_t ngc_net_find_param(const ngc_net *net, const char *name) {
@@ -166,10 +241,7 @@ negcut_status ngc_net_init_weights(ngc_net *net, uint32_t init_id, float gain) {
 }
 
 negcut_status ngc_net_zero_grad(ngc_net *net) {
-  for (int32_t i = 0; i < net->n_params; i++) {
-    if (net->params[i].buffer) continue;
-    negcut_status st = ngc_fill(net->ctx, &net->params[i].grad, 0.0f);
-    if (st != NEGCUT_OK) return st;
-  }
-  return NEGCUT_OK;
+  if (!net->grads.data)
+    return ngc_error(net->ctx, NEGCUT_ERR_INTERNAL, "network: parameters not allocated");
+  return ngc_fill(net->ctx, &net->grads, 0.0f);
 }

@@ -36,6 +36,7 @@ typedef struct ngc_param {
   ngc_tensor value;        /* on ctx->be */
   ngc_tensor grad;         /* same shape; no data for buffers */
   int32_t buffer;          /* a fixed buffer (blur `filt`): no gradient */
+  int64_t offset;          /* floats from the start of the net's value slab */
 } ngc_param;
 
 typedef enum ngc_layer_kind {
@@ -80,7 +81,19 @@ typedef struct ngc_net {
   int32_t mlp_in[NGC_MAX_NCE_LAYERS]; /* input width of mlp_<l>.0 */
   int32_t mlp_w0[NGC_MAX_NCE_LAYERS]; /* parameter index of mlp_<l>.0.weight */
   int32_t nc, z_dim;
+  /* Parameter storage (ngc_net_alloc_params): one slab of values, trainable
+   * parameters first, then buffers, and one slab of gradients; every
+   * parameter views its place, at an offset rounded up to NGC_PARAM_ALIGN
+   * floats. The gaps are zero and stay zero under Adam and the EMA, so an
+   * optimiser updates a whole net with one op over `trained` / `grads`. */
+  ngc_tensor slab;         /* owns the values */
+  ngc_tensor trained;      /* 1-D view of the trainable span of slab */
+  ngc_tensor grads;        /* 1-D, owns the gradients; same length as trained */
 } ngc_net;
+
+/* Offsets of parameters in the slabs are multiples of this many floats
+ * (256 bytes, cudaMalloc's alignment). */
+#define NGC_PARAM_ALIGN 64
 
 /* Per-step scratch: device arena for activations, host arena for records. */
 typedef struct ngc_tape {
@@ -93,7 +106,13 @@ typedef struct ngc_tape {
    * reused by the next call; grows, then stays. */
   void *scratch;
   size_t scratch_bytes;
+  /* Scalars (loss values) are handed out side by side from one block of
+   * the arena, so that a step reads them with one download. */
+  float *scalars;
+  int32_t n_scalars;
 } ngc_tape;
+
+#define NGC_TAPE_SCALARS 64
 
 negcut_status ngc_tape_init(ngc_tape *tape, negcut_ctx *ctx);
 negcut_status ngc_tape_reset(ngc_tape *tape);
@@ -101,6 +120,12 @@ void ngc_tape_free(ngc_tape *tape);
 /* A device tensor from the tape. */
 negcut_status ngc_tape_tensor(ngc_tape *tape, ngc_tensor *t, int32_t ndim,
                               const int64_t *dim);
+/* A (1) device tensor from the tape's block of scalars. */
+negcut_status ngc_tape_scalar(ngc_tape *tape, ngc_tensor *t);
+/* *dst[i] = the value of the (1) tensor src[i], for i < n: one download
+ * for those in the current block of scalars, one each for any other. */
+negcut_status ngc_tape_read_scalars(ngc_tape *tape, int32_t n, const ngc_tensor *src,
+                                    float *const *dst);
 /* A device tensor from the tape with like's dims and layout. */
 negcut_status ngc_tape_tensor_like(ngc_tape *tape, ngc_tensor *t, const ngc_tensor *like);
 /* The tape's scratch, at least bytes long; its content is not kept from
@@ -169,9 +194,13 @@ void ngc_graph_cache_free(ngc_graph_cache *gc, ngc_backend *be);
 /* ----------------------------------------------------------- net basics */
 negcut_status ngc_net_init(ngc_net *net, negcut_ctx *ctx, ngc_net_kind kind);
 void ngc_net_release(ngc_net *net);
-/* Adds a parameter (buffer: fixed, no gradient); returns its index or < 0. */
+/* Declares a parameter (buffer: fixed, no gradient); returns its index or
+ * < 0. Its memory comes with ngc_net_alloc_params. */
 int32_t ngc_net_add_param(ngc_net *net, const char *name, int32_t ndim,
                           const int64_t *dim, int32_t buffer);
+/* Once every parameter is declared: allocates the slabs, zeroed, and points
+ * each parameter's value and gradient into them. A builder's last step. */
+negcut_status ngc_net_alloc_params(ngc_net *net);
 int32_t ngc_net_find_param(const ngc_net *net, const char *name);
 /* xavier_normal(gain) on every weight, zero biases, keyed by
  * (ctx seed, NGC_STREAM_INIT, init_id): REFERENCE.md 1 "Init". */

@@ -161,6 +161,7 @@ negcut_status ngc_generator_build(ngc_net *net, negcut_ctx *ctx, const ngc_gener
   conv(&b, m++, name, ngf, cfg->output_nc, 7, 1, 0, 0);
   simple(&b, m++, NGC_L_ACT, NGC_ACT_TANH, 0);
   net->n_modules = m;
+  if (b.st == NEGCUT_OK) b.st = ngc_net_alloc_params(net);
   if (b.st == NEGCUT_OK) b.st = fill_filters(net);
   return b.st;
 }
@@ -194,6 +195,7 @@ negcut_status ngc_discriminator_build(ngc_net *net, negcut_ctx *ctx,
   snprintf(name, sizeof name, "model.%d", (int)m);
   conv(&b, m++, name, ndf * mult, 1, 4, 1, 1, 0);
   net->n_modules = m;
+  if (b.st == NEGCUT_OK) b.st = ngc_net_alloc_params(net);
   if (b.st == NEGCUT_OK) b.st = fill_filters(net);
   return b.st;
 }

@@ -6,6 +6,7 @@
 
 negcut_status ngc_adam_init(ngc_adam *a, negcut_ctx *ctx, ngc_net *net, double lr, double beta1,
                             double beta2, double eps, double weight_decay) {
+  negcut_status st;
   memset(a, 0, sizeof *a);
   a->net = net;
   a->lr = lr;
@@ -13,6 +14,8 @@ negcut_status ngc_adam_init(ngc_adam *a, negcut_ctx *ctx, ngc_net *net, double l
   a->beta2 = beta2;
   a->eps = eps;
   a->weight_decay = weight_decay;
+  if (!net->grads.data)
+    return ngc_error(ctx, NEGCUT_ERR_INTERNAL, "adam: network parameters not allocated");
   a->n = net->n_params;
   a->m = calloc((size_t)(a->n ? a->n : 1), sizeof *a->m);
   a->v = calloc((size_t)(a->n ? a->n : 1), sizeof *a->v);
@@ -20,28 +23,27 @@ negcut_status ngc_adam_init(ngc_adam *a, negcut_ctx *ctx, ngc_net *net, double l
     ngc_adam_release(a);
     return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "adam: out of memory");
   }
+  st = ngc_tensor_alloc(ctx, ctx->be, &a->m_all, 1, net->grads.dim);
+  if (!st) st = ngc_tensor_alloc(ctx, ctx->be, &a->v_all, 1, net->grads.dim);
+  if (!st) st = ngc_fill(ctx, &a->m_all, 0.0f);
+  if (!st) st = ngc_fill(ctx, &a->v_all, 0.0f);
+  if (st) {
+    ngc_adam_release(a);
+    return st;
+  }
   for (int32_t i = 0; i < a->n; i++) {
     const ngc_param *p = &net->params[i];
-    negcut_status st = NEGCUT_OK;
     if (p->buffer) continue;
-    st = ngc_tensor_alloc(ctx, ctx->be, &a->m[i], p->value.ndim, p->value.dim);
-    if (!st) st = ngc_tensor_alloc(ctx, ctx->be, &a->v[i], p->value.ndim, p->value.dim);
-    if (!st) st = ngc_fill(ctx, &a->m[i], 0.0f);
-    if (!st) st = ngc_fill(ctx, &a->v[i], 0.0f);
-    if (st) {
-      ngc_adam_release(a);
-      return st;
-    }
+    a->m[i] = ngc_tensor_view_as(ctx->be, a->m_all.data + p->offset, &p->value);
+    a->v[i] = ngc_tensor_view_as(ctx->be, a->v_all.data + p->offset, &p->value);
   }
   return NEGCUT_OK;
 }
 
 void ngc_adam_release(ngc_adam *a) {
   if (!a) return;
-  for (int32_t i = 0; i < a->n && a->m && a->v; i++) {
-    ngc_tensor_release(&a->m[i]);
-    ngc_tensor_release(&a->v[i]);
-  }
+  ngc_tensor_release(&a->m_all);
+  ngc_tensor_release(&a->v_all);
   free(a->m);
   free(a->v);
   memset(a, 0, sizeof *a);
@@ -49,14 +51,10 @@ void ngc_adam_release(ngc_adam *a) {
 
 negcut_status ngc_adam_update(negcut_ctx *ctx, ngc_adam *a, double lr) {
   ngc_adam_params p = {lr, a->beta1, a->beta2, a->eps, a->weight_decay, a->step + 1};
-  for (int32_t i = 0; i < a->n; i++) {
-    ngc_param *prm = &a->net->params[i];
-    if (prm->buffer) continue;
-    negcut_status st = ngc_adam_step(ctx, &p, &prm->value, &prm->grad, &a->m[i], &a->v[i]);
-    if (st) return st;
-  }
-  a->step++;
-  return NEGCUT_OK;
+  ngc_net *net = a->net;
+  negcut_status st = ngc_adam_step(ctx, &p, &net->trained, &net->grads, &a->m_all, &a->v_all);
+  if (!st) a->step++;
+  return st;
 }
 
 double ngc_lr_linear(int64_t epoch, int64_t epoch_count, int64_t n_epochs, int64_t n_epochs_decay) {
@@ -65,12 +63,11 @@ double ngc_lr_linear(int64_t epoch, int64_t epoch_count, int64_t n_epochs, int64
 }
 
 negcut_status ngc_ema_nets(negcut_ctx *ctx, ngc_net *target, const ngc_net *src, float decay) {
-  if (target->n_params != src->n_params)
-    return ngc_error(ctx, NEGCUT_ERR_SHAPE, "ema: networks differ");
-  for (int32_t i = 0; i < target->n_params; i++) {
-    if (target->params[i].buffer) continue;
-    negcut_status st = ngc_ema_update(ctx, decay, &target->params[i].value, &src->params[i].value);
-    if (st) return st;
+  int same = target->n_params == src->n_params;
+  for (int32_t i = 0; i < target->n_params && same; i++) {
+    const ngc_param *t = &target->params[i], *s = &src->params[i];
+    same = t->buffer == s->buffer && t->offset == s->offset && ngc_same_shape(&t->value, &s->value);
   }
-  return NEGCUT_OK;
+  if (!same) return ngc_error(ctx, NEGCUT_ERR_SHAPE, "ema: networks differ");
+  return ngc_ema_update(ctx, decay, &target->trained, &src->trained);
 }

@@ -143,8 +143,7 @@ static float nce_value(const ngc_train_cfg *c, const float *per_layer) {
 static negcut_status report_losses(ngc_trainer *t, step_raw *raw, int calls, int neg) {
   const ngc_train_cfg *c = &t->cfg;
   ngc_train_losses *o = &t->losses;
-  negcut_status st = NEGCUT_OK;
-  for (int i = 0; i < raw->n && !st; i++) st = ngc_loss_value(t->ctx, &raw->src[i], raw->dst[i]);
+  negcut_status st = ngc_tape_read_scalars(&t->tape, raw->n, raw->src, raw->dst);
   if (st) return st;
   o->d_fake = raw->d_fake;
   o->d_real = raw->d_real;
