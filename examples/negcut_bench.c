@@ -14,11 +14,11 @@ static const bench_mode modes[] = {
     {"conv", bench_conv,
      "every convolution of the ResNet generator at 256x256: our slots vs a bare oneDNN primitive"},
     {"infer", bench_infer,
-     "the generator beside PyTorch [--size 256] [--ngf 64] [--blocks 9] [--rounds 3] [--no-torch]\n"
+     "the generator beside PyTorch [--size 256] [--ngf 64] [--blocks 9] [--batch 1] [--rounds 3] [--no-torch]\n"
      "              [--bf16] [--tf32 (GPU, both sides)] [--eager (no CUDA graphs)] [--compile (torch.compile)]\n"
      "              [--ort (against ONNX Runtime on the CPU: node, and npm install --ignore-scripts in tools/ort)]"},
     {"train", bench_train,
-     "a training iteration beside PyTorch [--mode cut|negcut] [--size 256] [--ngf 64] [--rounds 3]\n"
+     "a training iteration beside PyTorch [--mode cut|negcut] [--size 256] [--ngf 64] [--batch 1] [--rounds 3]\n"
      "              [--tf32 (GPU, both sides)] [--eager (no CUDA graphs)]"},
     {"worker", bench_worker, "(internal) one side of infer/train in its own process"},
 };

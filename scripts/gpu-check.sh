@@ -69,6 +69,14 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
   bench small.log train --mode cut --size 64 --ngf 16 --reps 20 --rounds 1 --eager
   bench small.log train --mode negcut --size 64 --ngf 16 --reps 20 --rounds 1
   bench small.log train --mode negcut --size 64 --ngf 16 --reps 20 --rounds 1 --eager
+  # ANCHORS.md's batch-4 and 512x512 rows (PyTorch's default TF32 convolutions)
+  for flags in "--tf32" "--bf16"; do
+    bench batch.log infer --batch 4 --reps 20 --rounds 1 $flags
+    bench batch.log infer --size 512 --reps 20 --rounds 1 $flags
+  done
+  for mode in cut negcut; do
+    bench batch.log train --mode $mode --batch 4 --reps 5 --rounds 1 --tf32
+  done
   for mode in cut negcut; do # ours without graphs
     bench train.log train --mode $mode --reps 5 --rounds 1 --eager --no-torch
   done

@@ -10,7 +10,8 @@ backend=$2
 source "$(dirname "$0")/cuda_device.sh"
 [ "$backend" = cuda ] && need_cuda_device "$(dirname "$bench")/negcut-info"
 tiny=(--size 32 --ngf 8 --blocks 2 --reps 2 --rounds 1 --no-torch --backend "$backend")
-cases=("infer" "infer --bf16" "train --mode cut" "train --mode negcut")
+cases=("infer" "infer --bf16" "infer --batch 2" "train --mode cut" "train --mode negcut"
+       "train --mode negcut --batch 2")
 [ "$backend" = cuda ] && cases+=("infer --eager" "infer --tf32" "train --mode cut --eager"
                                  "train --mode cut --tf32")
 out=$(mktemp)

@@ -2,8 +2,8 @@
 """The PyTorch side of negcut-bench: the same work as ours, timed in its own
 process so that peak RSS is its own.
 
-    bench_torch.py infer --size 256 [--ngf 64] --reps K --threads T [--device cpu|cuda]
-    bench_torch.py train --mode cut|negcut --size 256 [--ngf 64] --reps K --threads T [--device cuda]
+    bench_torch.py infer --size 256 [--ngf 64] [--batch B] --reps K --threads T [--device cpu|cuda]
+    bench_torch.py train --mode cut|negcut --size 256 [--ngf 64] [--batch B] --reps K --threads T [--device cuda]
 
 Prints one line: "times <s> <s> ... rss_kib <n>". Networks are our PyTorch
 implementation of the reference (tools/negcut_ref.py); the training
@@ -70,8 +70,9 @@ class Iteration:
 
     def step(self, a, b):
         neg = self.mode == "negcut"
+        batch = a.shape[0]
         fake = self.G(torch.cat([a, b]))
-        fake_b, idt_b = fake[:1], fake[1:]
+        fake_b, idt_b = fake[:batch], fake[batch:]
         # D step
         self.oD.zero_grad()
         ld = 0.5 * ((self.D(fake_b.detach()) ** 2).mean() + ((self.D(b) - 1) ** 2).mean())
@@ -81,7 +82,8 @@ class Iteration:
             self.oN.zero_grad()
             x, _ = self.nce(a, fake_b.detach(), True)
             y, negs = self.nce(b, idt_b.detach(), True)
-            div = sum(-(n.view(1, 256, -1)[:, :128] - n.view(1, 256, -1)[:, 128:]).abs().mean() for n in negs)
+            div = sum(-(n.view(batch, 256, -1)[:, :128] - n.view(batch, 256, -1)[:, 128:]).abs().mean()
+                      for n in negs)
             (-(x + y) * 0.5 + div / len(negs)).backward()
             self.oN.step()
         for p in self.D.parameters():
@@ -114,6 +116,7 @@ def main():
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--ngf", type=int, default=64)
     ap.add_argument("--blocks", type=int, default=9)
+    ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16", action="store_true")
@@ -144,7 +147,7 @@ def main():
     if a.what == "infer":
         g = ref.ResnetGenerator(ngf=a.ngf, n_blocks=a.blocks).eval()
         ref.init_xavier(g, 1.0)
-        x = torch.rand(1, 3, a.size, a.size) * 2 - 1
+        x = torch.rand(a.batch, 3, a.size, a.size) * 2 - 1
         warm = 1
         if a.compile:
             if not hasattr(torch, "compile"):
@@ -163,7 +166,8 @@ def main():
                     times.append(now() - t0)
     else:
         it = Iteration(a.mode, a.ngf, a.size, a.blocks)
-        x, y = torch.rand(1, 3, a.size, a.size) * 2 - 1, torch.rand(1, 3, a.size, a.size) * 2 - 1
+        shape = (a.batch, 3, a.size, a.size)
+        x, y = torch.rand(shape) * 2 - 1, torch.rand(shape) * 2 - 1
         for i in range(a.reps + 1):
             t0 = now()
             it.step(x, y)

@@ -29,7 +29,7 @@ typedef struct sample_set {
 typedef struct job {
   const char *what; /* "infer" or "train" */
   const char *mode; /* train: cut | negcut */
-  int size, ngf, blocks, reps, threads, bf16;
+  int size, ngf, blocks, batch, reps, threads, bf16;
   int tf32;    /* GPU convolutions may use TF32, both sides */
   int eager;   /* ours: no CUDA graphs */
   int compile; /* PyTorch: torch.compile (inference) */
@@ -82,7 +82,7 @@ static int worker_infer(const job *j, negcut_ctx *ctx) {
   negcut_translator *tr = NULL;
   double t[MAX_SAMPLES];
   char path[] = "/tmp/negcut_bench_XXXXXX";
-  size_t n = (size_t)(3 * j->size * j->size);
+  size_t n = (size_t)j->batch * 3 * (size_t)j->size * (size_t)j->size;
   int fd = mkstemp(path);
   if (fd < 0) return fail(ctx, "temporary file");
   close(fd);
@@ -103,7 +103,8 @@ static int worker_infer(const job *j, negcut_ctx *ctx) {
   random_image(x, n, 1);
   for (int i = 1 - warm_runs(ctx); i <= j->reps; i++) {
     double t0 = bench_now();
-    if (negcut_translate_f32(tr, x, 1, (uint32_t)j->size, (uint32_t)j->size, y) || device_sync(ctx))
+    if (negcut_translate_f32(tr, x, (uint32_t)j->batch, (uint32_t)j->size, (uint32_t)j->size, y) ||
+        device_sync(ctx))
       return fail(ctx, "translate");
     if (i > 0) t[i - 1] = bench_now() - t0;
   }
@@ -120,10 +121,11 @@ static int worker_train(const job *j, negcut_ctx *ctx) {
   negcut_trainer_options o;
   negcut_trainer *tr = NULL;
   double t[MAX_SAMPLES];
-  size_t n = (size_t)(3 * j->size * j->size);
+  size_t n = (size_t)j->batch * 3 * (size_t)j->size * (size_t)j->size;
   negcut_trainer_options_init(&o, strcmp(j->mode, "negcut") ? NEGCUT_MODE_CUT : NEGCUT_MODE_NEGCUT);
   o.ngf = o.ndf = j->ngf;
   o.n_blocks = j->blocks;
+  o.batch_size = j->batch;
   o.nce_layers[4] = 12 + (j->blocks - 1 < 4 ? j->blocks - 1 : 4);
   o.eager = j->eager;
   o.tf32 = j->tf32;
@@ -152,6 +154,7 @@ static int parse_job(job *j, const bench_opts *o, int argc, char **argv, const c
   j->size = 256;
   j->ngf = 64;
   j->blocks = 9;
+  j->batch = 1;
   j->reps = o->reps;
   j->threads = o->threads;
   for (int i = 0; i < argc; i++) {
@@ -159,6 +162,7 @@ static int parse_job(job *j, const bench_opts *o, int argc, char **argv, const c
     if (!strcmp(argv[i], "--size") && v) j->size = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--ngf") && v) j->ngf = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--blocks") && v) j->blocks = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--batch") && v) j->batch = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--mode") && v) j->mode = argv[++i];
     else if (!strcmp(argv[i], "--bf16")) j->bf16 = 1;
     else if (!strcmp(argv[i], "--tf32")) j->tf32 = 1;
@@ -176,8 +180,10 @@ static int parse_job(job *j, const bench_opts *o, int argc, char **argv, const c
     fprintf(stderr, "negcut-bench: --ort is for infer on the CPU backend\n");
     return -1;
   }
-  if (j->size < 16 || j->ngf < 1 || j->blocks < 1 || j->reps > MAX_SAMPLES) {
-    fprintf(stderr, "negcut-bench: --size >= 16, --ngf >= 1, --blocks >= 1, --reps <= %d\n", MAX_SAMPLES);
+  if (j->size < 16 || j->ngf < 1 || j->blocks < 1 || j->batch < 1 || j->batch > 64 ||
+      j->reps > MAX_SAMPLES) {
+    fprintf(stderr, "negcut-bench: --size >= 16, --ngf >= 1, --blocks >= 1, --batch 1..64, --reps <= %d\n",
+            MAX_SAMPLES);
     return -1;
   }
   return 0;
@@ -242,8 +248,8 @@ static int compare(const bench_opts *o, int argc, char **argv, const char *what)
   /* the Python that has torch (a GPU machine's may not be /usr/bin/python3) */
   const char *python = getenv("NEGCUT_BENCH_PYTHON") ? getenv("NEGCUT_BENCH_PYTHON") : "/usr/bin/python3";
   snprintf(ours, sizeof ours,
-           "%s worker %s --threads %d --reps %d --backend %s --size %d --ngf %d --blocks %d --mode %s%s%s%s",
-           self, what, threads, j.reps, backend, j.size, j.ngf, j.blocks, j.mode, j.bf16 ? " --bf16" : "",
+           "%s worker %s --threads %d --reps %d --backend %s --size %d --ngf %d --blocks %d --batch %d --mode %s%s%s%s",
+           self, what, threads, j.reps, backend, j.size, j.ngf, j.blocks, j.batch, j.mode, j.bf16 ? " --bf16" : "",
            j.tf32 ? " --tf32" : "", j.eager ? " --eager" : "");
   char onnx[] = "/tmp/negcut_bench_XXXXXX";
   if (j.ort) { /* ONNX Runtime runs the reference generator, exported once */
@@ -262,9 +268,9 @@ static int compare(const bench_opts *o, int argc, char **argv, const char *what)
              src, onnx, j.size, j.reps, threads);
   } else {
     snprintf(theirs, sizeof theirs,
-             "%s %s/tools/bench_torch.py %s --threads %d --reps %d --device %s --size %d --ngf %d --blocks %d --mode %s%s%s%s",
+             "%s %s/tools/bench_torch.py %s --threads %d --reps %d --device %s --size %d --ngf %d --blocks %d --batch %d --mode %s%s%s%s",
              python, src, what, threads, j.reps, o->backend == NEGCUT_BACKEND_CUDA ? "cuda" : "cpu", j.size, j.ngf,
-             j.blocks, j.mode, j.bf16 ? " --bf16" : "", j.tf32 ? " --tf32" : "", j.compile ? " --compile" : "");
+             j.blocks, j.batch, j.mode, j.bf16 ? " --bf16" : "", j.tf32 ? " --tf32" : "", j.compile ? " --compile" : "");
   }
   const char *them = j.ort ? "ONNX Runtime" : "PyTorch";
   int failed = 0;
@@ -285,8 +291,10 @@ static int compare(const bench_opts *o, int argc, char **argv, const char *what)
   if (failed) return 1;
   bench_stat sa = bench_stats(a.t, a.n), sb = bench_stats(b.t, b.n);
   char name[128];
-  snprintf(name, sizeof name, "%s%s%s %dx%d ngf %d%s%s%s%s", what, strcmp(what, "train") ? "" : " ",
-           strcmp(what, "train") ? "" : j.mode, j.size, j.size, j.ngf, j.bf16 ? " bf16" : "",
+  char batch[16] = "";
+  if (j.batch > 1) snprintf(batch, sizeof batch, " b%d", j.batch);
+  snprintf(name, sizeof name, "%s%s%s %dx%d%s ngf %d%s%s%s%s", what, strcmp(what, "train") ? "" : " ",
+           strcmp(what, "train") ? "" : j.mode, j.size, j.size, batch, j.ngf, j.bf16 ? " bf16" : "",
            j.tf32 ? " tf32" : "", j.eager ? " eager" : "",
            j.compile ? " vs compile" : j.ort ? " vs ORT" : "");
   printf("%-28s | %8.3f s (%.3f-%.3f) %6ld MiB |", name, sa.med, sa.min, sa.max, a.rss_kib / 1024);
