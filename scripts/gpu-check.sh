@@ -97,4 +97,11 @@ if [ "$what" = compile ]; then # torch.compile takes minutes: only when asked
   bench compile.log infer --reps 20 --rounds 1 --tf32 --compile
   bench compile.log infer --reps 20 --rounds 1 --bf16 --compile
 fi
+if [ "$what" = bench ] || [ "$what" = all ] || [ "$what" = compile ]; then
+  # every bench row so far, with ANCHORS.md's targets
+  logs=()
+  for f in infer train small batch compile; do [ -f "$out/$f.log" ] && logs+=("$out/$f.log"); done
+  [ ${#logs[@]} -gt 0 ] && python3 tools/bench_table.py "${logs[@]}" > "$out/table.md" &&
+    cat "$out/table.md"
+fi
 exit $rc

@@ -15,10 +15,12 @@ cases=("infer" "infer --bf16" "infer --batch 2" "train --mode cut" "train --mode
 [ "$backend" = cuda ] && cases+=("infer --eager" "infer --tf32" "train --mode cut --eager"
                                  "train --mode cut --tf32")
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+all=$(mktemp)
+trap 'rm -f "$out" "$all"' EXIT
 for c in "${cases[@]}"; do
   # shellcheck disable=SC2086
   "$bench" $c "${tiny[@]}" > "$out" 2>&1 || { cat "$out"; echo "'$c' failed"; exit 1; }
+  cat "$out" >> "$all"
   row="${c%% *}"
   grep -Eq "^$row .*\| *[0-9.]+ s \(" "$out" || { cat "$out"; echo "'$c': no timing row"; exit 1; }
   if [ "$backend" = cuda ] && [[ "$c" != *--eager* ]]; then
@@ -27,4 +29,8 @@ for c in "${cases[@]}"; do
   fi
   echo "ok: $c"
 done
+# Every row reaches the table the GPU session's note is made from.
+table=$(python3 "$(dirname "$0")/../tools/bench_table.py" "$all")
+rows=$(grep -c "^| $backend | " <<< "$table")
+[ "$rows" = "${#cases[@]}" ] || { echo "$table"; echo "bench_table.py: $rows rows of ${#cases[@]}"; exit 1; }
 echo "negcut-bench smoke test passed ($backend)"

@@ -230,6 +230,14 @@ static int run_side(const char *cmd, sample_set *s) {
   return pclose(p) == 0 && ok ? 0 : -1;
 }
 
+/* Seconds with about four significant digits, never fewer than three
+ * decimals: GPU cases take a millisecond or less. buf holds 24 chars. */
+static const char *secs(char *buf, double t) {
+  int dec = t >= 1.0 ? 3 : t >= 0.1 ? 4 : t >= 0.01 ? 5 : 6;
+  snprintf(buf, 24, "%.*f", dec, t);
+  return buf;
+}
+
 static int compare(const bench_opts *o, int argc, char **argv, const char *what) {
   job j;
   char self[4096], ours[8192], theirs[8192], src[4096];
@@ -297,9 +305,12 @@ static int compare(const bench_opts *o, int argc, char **argv, const char *what)
            strcmp(what, "train") ? "" : j.mode, j.size, j.size, batch, j.ngf, j.bf16 ? " bf16" : "",
            j.tf32 ? " tf32" : "", j.eager ? " eager" : "",
            j.compile ? " vs compile" : j.ort ? " vs ORT" : "");
-  printf("%-28s | %8.3f s (%.3f-%.3f) %6ld MiB |", name, sa.med, sa.min, sa.max, a.rss_kib / 1024);
+  char t[3][24];
+  printf("%-28s | %8s s (%s-%s) %6ld MiB |", name, secs(t[0], sa.med), secs(t[1], sa.min),
+         secs(t[2], sa.max), a.rss_kib / 1024);
   if (torch)
-    printf(" %8.3f s (%.3f-%.3f) %6ld MiB | %5.2fx | %5.2f\n", sb.med, sb.min, sb.max, b.rss_kib / 1024,
+    printf(" %8s s (%s-%s) %6ld MiB | %5.2fx | %5.2f\n", secs(t[0], sb.med), secs(t[1], sb.min),
+           secs(t[2], sb.max), b.rss_kib / 1024,
            sb.med / sa.med, (double)a.rss_kib / (double)(b.rss_kib ? b.rss_kib : 1));
   else
     printf(" (%s not run)\n", them);
