@@ -2,7 +2,7 @@
 # Runs on a lent GPU machine from the repository root, with build-gpu made
 # by scripts/gpu-bundle.sh carried along: the CUDA tests, then the GPU
 # benchmarks beside PyTorch on the same GPU. Logs go to $OUT (or ./gpu-out).
-#   bash scripts/gpu-check.sh [tests|bench|all|compile|sanitize]
+#   [GPU_CHECK_DEADLINE=s] bash scripts/gpu-check.sh [tests|bench|all|compile|sanitize]
 # sanitize: the CUDA tests under compute-sanitizer (memcheck, then racecheck
 # on the op tests), for when a test crashes or a result looks corrupted;
 # it needs a machine whose runtime lets the sanitizer in (Firecracker, not
@@ -46,10 +46,22 @@ B="$G/bin/negcut-bench"
 # Each benchmark is bounded (T seconds) so that one that hangs cannot eat the
 # session's device time; the most important rows come first.
 T=${GPU_CHECK_LIMIT:-150}
+# GPU_CHECK_DEADLINE (seconds since this script started): rows that would
+# start later are skipped, and none runs past it, so that a run under the
+# device tool's time limit still ends by itself and writes table.md.
+deadline=${GPU_CHECK_DEADLINE:-0}
 bench() { # log, then negcut-bench arguments
-  local log=$1
+  local log=$1 limit=$T
   shift
-  timeout "$T" "$B" "$@" --backend cuda 2>&1 | tee -a "$out/$log"
+  if [ "$deadline" -gt 0 ]; then
+    local left=$((deadline - SECONDS))
+    if [ "$left" -lt 15 ]; then
+      echo "skipped (GPU_CHECK_DEADLINE): $*" | tee -a "$out/$log"
+      return
+    fi
+    [ "$left" -lt "$limit" ] && limit=$left
+  fi
+  timeout "$limit" "$B" "$@" --backend cuda 2>&1 | tee -a "$out/$log"
 }
 if [ "$what" = bench ] || [ "$what" = all ]; then
   for flags in "" "--eager" "--tf32" "--bf16"; do
