@@ -24,19 +24,36 @@ export LD_LIBRARY_PATH=$L${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 nvidia-smi -L
 echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 rc=0
+# GPU_CHECK_DEADLINE (seconds since this script started): nothing starts
+# with less than 15 s left and nothing runs past it, so that a run under the
+# device tool's time limit still ends by itself and writes table.md.
+deadline=${GPU_CHECK_DEADLINE:-0}
+bounded() { # limit, then a command: run under timeout, within the deadline
+  local limit=$1
+  shift
+  if [ "$deadline" -gt 0 ]; then
+    local left=$((deadline - SECONDS))
+    if [ "$left" -lt 15 ]; then
+      echo "skipped (GPU_CHECK_DEADLINE): ${*##*/}"
+      return 124
+    fi
+    [ "$left" -lt "$limit" ] && limit=$left
+  fi
+  timeout "$limit" "$@"
+}
 if [ "$what" = tests ] || [ "$what" = all ]; then
   for t in check_cuda_ops check_cuda_nets; do
-    CK_FORK=no "$G/bin/$t" 2>&1 | tee "$out/$t.log"
+    bounded 400 env CK_FORK=no "$G/bin/$t" 2>&1 | tee "$out/$t.log"
     r=${PIPESTATUS[0]}
     echo "$t rc=$r"
     [ "$r" = 0 ] || rc=1
   done
   # The programs on --backend cuda: negcut-train's CLI test, every bench case.
-  bash tests/train_cli_test.sh "$G/bin" cuda 2>&1 | tee "$out/train_cli.log" | tail -3
+  bounded 300 bash tests/train_cli_test.sh "$G/bin" cuda 2>&1 | tee "$out/train_cli.log" | tail -3
   r=${PIPESTATUS[0]}
   echo "train_cli cuda rc=$r"
   [ "$r" = 0 ] || rc=1
-  bash tests/bench_smoke.sh "$G/bin/negcut-bench" cuda 2>&1 | tee "$out/bench_smoke.log"
+  bounded 300 bash tests/bench_smoke.sh "$G/bin/negcut-bench" cuda 2>&1 | tee "$out/bench_smoke.log"
   r=${PIPESTATUS[0]}
   echo "bench_smoke cuda rc=$r"
   [ "$r" = 0 ] || rc=1
@@ -46,22 +63,10 @@ B="$G/bin/negcut-bench"
 # Each benchmark is bounded (T seconds) so that one that hangs cannot eat the
 # session's device time; the most important rows come first.
 T=${GPU_CHECK_LIMIT:-150}
-# GPU_CHECK_DEADLINE (seconds since this script started): rows that would
-# start later are skipped, and none runs past it, so that a run under the
-# device tool's time limit still ends by itself and writes table.md.
-deadline=${GPU_CHECK_DEADLINE:-0}
 bench() { # log, then negcut-bench arguments
-  local log=$1 limit=$T
+  local log=$1
   shift
-  if [ "$deadline" -gt 0 ]; then
-    local left=$((deadline - SECONDS))
-    if [ "$left" -lt 15 ]; then
-      echo "skipped (GPU_CHECK_DEADLINE): $*" | tee -a "$out/$log"
-      return
-    fi
-    [ "$left" -lt "$limit" ] && limit=$left
-  fi
-  timeout "$limit" "$B" "$@" --backend cuda 2>&1 | tee -a "$out/$log"
+  bounded "$T" "$B" "$@" --backend cuda 2>&1 | tee -a "$out/$log"
 }
 if [ "$what" = bench ] || [ "$what" = all ]; then
   for flags in "" "--eager" "--tf32" "--bf16"; do

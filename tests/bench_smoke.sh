@@ -30,7 +30,8 @@ for c in "${cases[@]}"; do
   echo "ok: $c"
 done
 # Every row reaches the table the GPU session's note is made from.
-table=$(python3 "$(dirname "$0")/../tools/bench_table.py" "$all")
-rows=$(grep -c "^| $backend | " <<< "$table")
+table=$(python3 "$(dirname "$0")/../tools/bench_table.py" "$all") ||
+  { cat "$all"; echo "bench_table.py failed on these rows"; exit 1; }
+rows=$(grep -c "^| $backend | " <<< "$table" || true)
 [ "$rows" = "${#cases[@]}" ] || { echo "$table"; echo "bench_table.py: $rows rows of ${#cases[@]}"; exit 1; }
 echo "negcut-bench smoke test passed ($backend)"

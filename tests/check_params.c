@@ -36,6 +36,7 @@ static void setup(negcut_backend_kind kind) {
 }
 static void setup_cpu(void) { setup(NEGCUT_BACKEND_CPU); }
 static void setup_ref(void) { setup(NEGCUT_BACKEND_REF); }
+static void setup_cuda(void) { setup(NEGCUT_BACKEND_CUDA); }
 static void teardown(void) {
   negcut_ctx_free(g_ctx);
   g_ctx = NULL;
@@ -269,6 +270,46 @@ START_TEST(test_ema) {
 }
 END_TEST
 
+/* A net of buffers only, and one of nothing: empty spans, and every
+ * whole-net op still works. */
+START_TEST(test_empty_nets) {
+  for (int buffers = 0; buffers < 2; buffers++) {
+    ngc_net a, b;
+    ngc_adam opt;
+    ngc_net *nets[2] = {&a, &b};
+    for (int k = 0; k < 2; k++) {
+      ck_assert_int_eq(ngc_net_init(nets[k], g_ctx, NGC_NET_PROJECTOR), NEGCUT_OK);
+      if (buffers) ck_assert_int_eq(ngc_net_add_param(nets[k], "filt", 4, (int64_t[4]){3, 1, 3, 3}, 1), 0);
+      ck_assert_int_eq(ngc_net_alloc_params(nets[k]), NEGCUT_OK);
+      ck_assert_int_eq(ngc_numel(&nets[k]->trained), 0);
+      ck_assert_int_eq(ngc_numel(&nets[k]->grads), 0);
+      ck_assert_int_eq(ngc_numel(&nets[k]->slab), buffers ? NGC_PARAM_ALIGN : 0);
+    }
+    ck_assert_int_eq(ngc_net_zero_grad(&a), NEGCUT_OK);
+    ck_assert_int_eq(ngc_adam_init(&opt, g_ctx, &a, 2e-4, 0.5, 0.999, 1e-8, 0.0), NEGCUT_OK);
+    ck_assert_int_eq(ngc_adam_update(g_ctx, &opt, 2e-4), NEGCUT_OK);
+    ck_assert_int_eq(opt.step, 1);
+    ck_assert_int_eq(ngc_ema_nets(g_ctx, &a, &b, 0.9f), NEGCUT_OK);
+    ngc_adam_release(&opt);
+    ngc_net_release(&b);
+    ngc_net_release(&a);
+  }
+}
+END_TEST
+
+/* Parameters declared with impossible shapes are refused. */
+START_TEST(test_bad_declarations) {
+  ngc_net n;
+  ck_assert_int_eq(ngc_net_init(&n, g_ctx, NGC_NET_PROJECTOR), NEGCUT_OK);
+  ck_assert_int_lt(ngc_net_add_param(&n, "w", 0, (int64_t[1]){4}, 0), 0);
+  ck_assert_int_lt(ngc_net_add_param(&n, "w", 5, (int64_t[5]){1, 1, 1, 1, 1}, 0), 0);
+  ck_assert_int_lt(ngc_net_add_param(&n, "w", 2, (int64_t[2]){4, 0}, 0), 0);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(g_ctx), "size 0 in dim 1"));
+  ck_assert_int_eq(n.n_params, 0);
+  ngc_net_release(&n);
+}
+END_TEST
+
 /* Scalars share one block and are read with one download; a block that
  * fills opens another, and values outside the current block are read
  * one by one. */
@@ -276,7 +317,7 @@ START_TEST(test_scalars) {
   enum { N = NGC_TAPE_SCALARS + 6 };
   ngc_tape tape;
   ngc_tensor sc[N + 1];
-  float got[N + 1], *dst[N + 1];
+  float got[N + 1], *dst[N + 1], *first[2] = {NULL, NULL};
   ck_assert_int_eq(ngc_tape_init(&tape, g_ctx), NEGCUT_OK);
   for (int round = 0; round < 2; round++) {
     for (int i = 0; i < N; i++) {
@@ -302,24 +343,53 @@ START_TEST(test_scalars) {
     ck_assert_int_eq(g_downloads, NGC_TAPE_SCALARS + 1 + 1);
     for (int i = 0; i < N; i++) ck_assert_float_eq(got[i], (float)(i * 3 + round));
     ck_assert_float_eq(got[N], -1.5f);
+    /* After a reset the same calls get the same addresses: what a CUDA
+     * graph recorded on one step still finds the next step's losses. */
+    if (round == 0) {
+      first[0] = sc[0].data;
+      first[1] = sc[NGC_TAPE_SCALARS].data;
+    } else {
+      ck_assert_ptr_eq(sc[0].data, first[0]);
+      ck_assert_ptr_eq(sc[NGC_TAPE_SCALARS].data, first[1]);
+    }
     ck_assert_int_eq(ngc_tape_reset(&tape), NEGCUT_OK);
   }
   ngc_tape_free(&tape);
 }
 END_TEST
 
-int main(void) {
+static void add_tests(TCase *tc) {
+  tcase_add_test(tc, test_layout);
+  tcase_add_test(tc, test_zero_grad);
+  tcase_add_test(tc, test_adam);
+  tcase_add_test(tc, test_adam_weight_decay);
+  tcase_add_test(tc, test_ema);
+  tcase_add_test(tc, test_empty_nets);
+  tcase_add_test(tc, test_bad_declarations);
+  tcase_add_test(tc, test_scalars);
+}
+
+/* check_params: on the cpu and ref backends. check_params cuda: on the CUDA
+ * backend (skips, 77, without a GPU). */
+int main(int argc, char **argv) {
   Suite *s = suite_create("params");
+  if (argc > 1 && !strcmp(argv[1], "cuda")) {
+    negcut_ctx_options o = NEGCUT_CTX_OPTIONS_INIT;
+    negcut_ctx *probe = NULL;
+    int rc = ngc_test_open_cuda(&probe, &o, "check_params");
+    if (rc) return rc;
+    negcut_ctx_free(probe);
+    TCase *tc = tcase_create("cuda");
+    tcase_add_checked_fixture(tc, setup_cuda, teardown);
+    add_tests(tc);
+    suite_add_tcase(s, tc);
+    return ngc_test_run_nofork(s);
+  }
   TCase *tc[2] = {tcase_create("cpu"), tcase_create("ref")};
   void (*setups[2])(void) = {setup_cpu, setup_ref};
   for (int k = 0; k < 2; k++) {
     tcase_add_checked_fixture(tc[k], setups[k], teardown);
-    tcase_add_test(tc[k], test_layout);
-    tcase_add_test(tc[k], test_zero_grad);
-    tcase_add_test(tc[k], test_adam);
-    tcase_add_test(tc[k], test_adam_weight_decay);
-    tcase_add_test(tc[k], test_ema);
-    tcase_add_test(tc[k], test_scalars);
+    add_tests(tc[k]);
     suite_add_tcase(s, tc[k]);
   }
   return ngc_test_run(s);

@@ -17,8 +17,8 @@ ROW = re.compile(r"^(?P<case>(infer|train)[^|]*?)\s*\|\s*(?P<ours>[0-9.]+) s \((
 THEIRS = re.compile(r"(?P<t>[0-9.]+) s \((?P<tmin>[0-9.]+)-(?P<tmax>[0-9.]+)\)\s+(?P<trss>\d+) MiB\s*\|\s*"
                     r"(?P<speed>[0-9.]+)x\s*\|\s*(?P<rssr>[0-9.]+)")
 
-# ANCHORS.md's targets per backend: (pattern on the case name, what it asks, speed ratio or
-# None, absolute seconds or None). On the GPU "fp32" there is PyTorch's default: TF32
+# ANCHORS.md's targets per backend: (pattern on the case name, what it asks, speed ratio it
+# must exceed or None, absolute seconds it must stay under or None). On the GPU "fp32" there is PyTorch's default: TF32
 # convolutions, our --tf32 rows.
 TARGETS = {
     "cuda": [
@@ -38,6 +38,7 @@ TARGETS = {
     ],
 }
 BACKEND = re.compile(r"\| libnegcut \((?P<b>\w+)\)")
+SKIPPED = re.compile(r"^skipped \(GPU_CHECK_DEADLINE\): (?:\S*negcut-bench )?(?P<args>.*)$")
 
 
 def target_of(backend, case):
@@ -60,14 +61,20 @@ def rows(paths):
                 m = ROW.match(line.rstrip("\n"))
                 if m:
                     seen.append((backend, m))
+                m = SKIPPED.match(line.rstrip("\n"))
+                if m:
+                    seen.append((backend, m))
     return seen
 
 
 def ms(s):
-    """Three significant digits, in seconds from one second up, else in ms."""
-    t = float(s)
+    """Three significant digits (whole numbers from 1000 up), in seconds from one
+    second up, else in milliseconds."""
+    t = float("%.3g" % float(s))  # rounded first, so 0.99996 s reads 1.00 s
     value, unit = (t, "s") if t >= 1.0 else (t * 1e3, "ms")
-    return "%s %s" % (("%#.3g" % value).rstrip("."), unit)
+    if value >= 100:
+        return "%d %s" % (round(value), unit)
+    return "%s %s" % ("%#.3g" % value, unit)
 
 
 def main(argv):
@@ -82,6 +89,9 @@ def main(argv):
           "| target | met |")
     print("|---|---|---|---|---|---|---|---|")
     for backend, m in found:
+        if "args" in m.groupdict():
+            print("| %s | skipped (deadline): %s |  |  |  |  |  |  |" % (backend, m.group("args")))
+            continue
         case = m.group("case").strip()
         ours = "%s (%s-%s)" % (ms(m.group("ours")), ms(m.group("omin")), ms(m.group("omax")))
         t = THEIRS.search(m.group("rest"))
@@ -95,7 +105,7 @@ def main(argv):
         if tg:
             goal = tg[0]
             if tg[1] is not None and ratio is not None:
-                met = "yes" if ratio >= tg[1] else "no"
+                met = "yes" if ratio > tg[1] else "no"
             elif tg[2] is not None:
                 met = "yes" if float(m.group("ours")) < tg[2] else "no"
         print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (backend, case, ours, theirs, speed, rss, goal, met))

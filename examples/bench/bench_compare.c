@@ -176,8 +176,8 @@ static int parse_job(job *j, const bench_opts *o, int argc, char **argv, const c
       return -1;
     }
   }
-  if (j->ort && (strcmp(what, "infer") || o->backend != NEGCUT_BACKEND_CPU || j->compile)) {
-    fprintf(stderr, "negcut-bench: --ort is for infer on the CPU backend\n");
+  if (j->ort && (strcmp(what, "infer") || o->backend != NEGCUT_BACKEND_CPU || j->compile || j->batch > 1)) {
+    fprintf(stderr, "negcut-bench: --ort is for infer on the CPU backend, batch 1\n");
     return -1;
   }
   if (j->size < 16 || j->ngf < 1 || j->blocks < 1 || j->batch < 1 || j->batch > 64 ||
@@ -230,8 +230,9 @@ static int run_side(const char *cmd, sample_set *s) {
   return pclose(p) == 0 && ok ? 0 : -1;
 }
 
-/* Seconds with about four significant digits, never fewer than three
- * decimals: GPU cases take a millisecond or less. buf holds 24 chars. */
+/* Seconds with at least four significant digits below 10 s, and never
+ * fewer than three decimals: GPU cases take a millisecond or less. buf
+ * holds 24 chars. */
 static const char *secs(char *buf, double t) {
   int dec = t >= 1.0 ? 3 : t >= 0.1 ? 4 : t >= 0.01 ? 5 : 6;
   snprintf(buf, 24, "%.*f", dec, t);

@@ -180,9 +180,5 @@ double negcut_lr_linear(int64_t epoch, int64_t n_epochs, int64_t n_epochs_decay)
 
 negcut_status negcut_net_ema(negcut_net *target, const negcut_net *src, float decay) {
   if (!target || !src) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_net_ema: NULL");
-  for (int32_t i = 0; i < target->net.n_params && i < src->net.n_params; i++)
-    if (!ngc_same_shape(&target->net.params[i].value, &src->net.params[i].value))
-      return ngc_error(target->ctx, NEGCUT_ERR_SHAPE, "negcut_net_ema: %s differs in shape",
-                       target->net.params[i].name);
   return ngc_ema_nets(target->ctx, &target->net, &src->net, decay);
 }

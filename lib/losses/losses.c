@@ -1,7 +1,6 @@
 /* GAN, contrastive and diversity losses on top of lib/ops. */
 #include "losses.h"
 
-
 negcut_status ngc_loss_value(negcut_ctx *ctx, const ngc_tensor *value, float *out) {
   ngc_backend *be = ctx->be;
   return be->ops.download(be, out, value->data, sizeof *out);

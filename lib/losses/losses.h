@@ -1,7 +1,8 @@
 /*
  * The losses of CUT, FastCUT and NEGCUT (REFERENCE.md 4, 5, 7). Each forward
  * keeps what its backward needs in a record on the tape and leaves its value
- * in a (1) device tensor (read it with ngc_loss_value only when reporting:
+ * in a (1) device tensor, one of the tape's scalars (read it only when
+ * reporting, with ngc_loss_value or, for many at once, ngc_tape_read_scalars:
  * reading synchronises a device backend). Backward takes the upstream
  * gradient of the scalar (the loss weight) as a host float.
  */

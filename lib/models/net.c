@@ -41,6 +41,8 @@ void ngc_tape_free(ngc_tape *tape) {
   tape->scratch_bytes = 0;
   ngc_arena_free(&tape->dev);
   ngc_arena_free(&tape->host);
+  tape->scalars = NULL;
+  tape->n_scalars = 0;
 }
 
 negcut_status ngc_tape_tensor(ngc_tape *tape, ngc_tensor *t, int32_t ndim,
@@ -131,6 +133,16 @@ int32_t ngc_net_add_param(ngc_net *net, const char *name, int32_t ndim,
     net->params = np;
     net->cap_params = cap;
   }
+  if (ndim < 1 || ndim > NGC_MAX_DIMS) {
+    ngc_error(net->ctx, NEGCUT_ERR_INTERNAL, "network: parameter %s has %d dims", name, (int)ndim);
+    return -1;
+  }
+  for (int32_t d = 0; d < ndim; d++)
+    if (dim[d] < 1 || dim[d] > ((int64_t)1 << 31)) {
+      ngc_error(net->ctx, NEGCUT_ERR_INTERNAL, "network: parameter %s has size %lld in dim %d",
+                name, (long long)dim[d], (int)d);
+      return -1;
+    }
   p = &net->params[net->n_params];
   memset(p, 0, sizeof *p);
   snprintf(p->name, sizeof p->name, "%s", name);
@@ -145,7 +157,7 @@ static int64_t aligned(int64_t n) {
 
 negcut_status ngc_net_alloc_params(ngc_net *net) {
   negcut_ctx *ctx = net->ctx;
-  int64_t span = 0, trained = 0, n;
+  int64_t span = 0, trained = 0;
   negcut_status st;
   if (net->slab.data)
     return ngc_error(ctx, NEGCUT_ERR_INTERNAL, "network: parameters allocated twice");
@@ -159,11 +171,8 @@ negcut_status ngc_net_alloc_params(ngc_net *net) {
     }
     if (!buffers) trained = span;
   }
-  /* Never a zero-sized allocation; the tensors say the true lengths. */
-  n = span > 0 ? span : NGC_PARAM_ALIGN;
-  st = ngc_tensor_alloc(ctx, ctx->be, &net->slab, 1, &n);
-  n = trained > 0 ? trained : NGC_PARAM_ALIGN;
-  if (!st) st = ngc_tensor_alloc(ctx, ctx->be, &net->grads, 1, &n);
+  st = ngc_tensor_alloc(ctx, ctx->be, &net->slab, 1, &span);
+  if (!st) st = ngc_tensor_alloc(ctx, ctx->be, &net->grads, 1, &trained);
   if (!st) st = ngc_fill(ctx, &net->slab, 0.0f);
   if (!st) st = ngc_fill(ctx, &net->grads, 0.0f);
   if (st) {
@@ -171,7 +180,6 @@ negcut_status ngc_net_alloc_params(ngc_net *net) {
     ngc_tensor_release(&net->grads);
     return st;
   }
-  net->grads.dim[0] = trained;
   net->trained = ngc_tensor_view(ctx->be, net->slab.data, 1, &trained);
   for (int32_t i = 0; i < net->n_params; i++) {
     ngc_param *p = &net->params[i];

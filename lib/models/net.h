@@ -84,8 +84,10 @@ typedef struct ngc_net {
   /* Parameter storage (ngc_net_alloc_params): one slab of values, trainable
    * parameters first, then buffers, and one slab of gradients; every
    * parameter views its place, at an offset rounded up to NGC_PARAM_ALIGN
-   * floats. The gaps are zero and stay zero under Adam and the EMA, so an
-   * optimiser updates a whole net with one op over `trained` / `grads`. */
+   * floats. The gaps are zero and stay zero under the EMA and under Adam
+   * with eps > 0 (with eps 0 a zero gradient gives 0/0, in a gap as in a
+   * parameter), so an optimiser updates a whole net with one op over
+   * `trained` / `grads`. */
   ngc_tensor slab;         /* owns the values */
   ngc_tensor trained;      /* 1-D view of the trainable span of slab */
   ngc_tensor grads;        /* 1-D, owns the gradients; same length as trained */
@@ -194,8 +196,9 @@ void ngc_graph_cache_free(ngc_graph_cache *gc, ngc_backend *be);
 /* ----------------------------------------------------------- net basics */
 negcut_status ngc_net_init(ngc_net *net, negcut_ctx *ctx, ngc_net_kind kind);
 void ngc_net_release(ngc_net *net);
-/* Declares a parameter (buffer: fixed, no gradient); returns its index or
- * < 0. Its memory comes with ngc_net_alloc_params. */
+/* Declares a parameter (buffer: fixed, no gradient); returns its index, or
+ * < 0 with the reason on net->ctx. Its memory comes with
+ * ngc_net_alloc_params. */
 int32_t ngc_net_add_param(ngc_net *net, const char *name, int32_t ndim,
                           const int64_t *dim, int32_t buffer);
 /* Once every parameter is declared: allocates the slabs, zeroed, and points

@@ -63,11 +63,13 @@ double ngc_lr_linear(int64_t epoch, int64_t epoch_count, int64_t n_epochs, int64
 }
 
 negcut_status ngc_ema_nets(negcut_ctx *ctx, ngc_net *target, const ngc_net *src, float decay) {
-  int same = target->n_params == src->n_params;
-  for (int32_t i = 0; i < target->n_params && same; i++) {
+  if (target->n_params != src->n_params)
+    return ngc_error(ctx, NEGCUT_ERR_SHAPE, "ema: networks of %d and %d parameters",
+                     (int)target->n_params, (int)src->n_params);
+  for (int32_t i = 0; i < target->n_params; i++) {
     const ngc_param *t = &target->params[i], *s = &src->params[i];
-    same = t->buffer == s->buffer && t->offset == s->offset && ngc_same_shape(&t->value, &s->value);
+    if (t->buffer != s->buffer || t->offset != s->offset || !ngc_same_shape(&t->value, &s->value))
+      return ngc_error(ctx, NEGCUT_ERR_SHAPE, "ema: parameter %s differs in shape", t->name);
   }
-  if (!same) return ngc_error(ctx, NEGCUT_ERR_SHAPE, "ema: networks differ");
   return ngc_ema_update(ctx, decay, &target->trained, &src->trained);
 }

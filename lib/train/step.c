@@ -108,6 +108,8 @@ static negcut_status project_all(ngc_trainer *t, const encoding *src, ema_proj *
  * once (one wait on a GPU instead of one per loss) into these raw values,
  * and ngc_train_losses is computed from them. */
 #define MAX_READS (6 * NGC_MAX_NCE_LAYERS + 3)
+/* All of them in one block of tape scalars: one download per step. */
+_Static_assert(MAX_READS <= NGC_TAPE_SCALARS, "a step's loss values fill more than one block");
 typedef struct step_raw {
   float g_nce[2][NGC_MAX_NCE_LAYERS]; /* G step: per call, per layer */
   float n_nce[2][NGC_MAX_NCE_LAYERS]; /* N step */

@@ -12,7 +12,7 @@
 #define OPTIM_CHUNK ((int64_t)16384)
 
 typedef struct adam_scalars {
-  float b1, b2, omb1, omb2, eps, wd, neg_step, bc2_sqrt;
+  float b1, b2, one_b1, one_b2, eps, wd, neg_step_size, bc2_sqrt;
 } adam_scalars;
 
 NGC_CPU_CLONES static void adam_span(const adam_scalars *k, float *restrict pp,
@@ -23,11 +23,11 @@ NGC_CPU_CLONES static void adam_span(const adam_scalars *k, float *restrict pp,
   for (int64_t i = 0; i < n; i++) {
     float g = pg[i];
     if (s.wd != 0.0f) g = g + s.wd * pp[i];
-    const float mi = pm[i] * s.b1 + s.omb1 * g;
-    const float vi = pv[i] * s.b2 + (s.omb2 * g) * g;
+    const float mi = pm[i] * s.b1 + s.one_b1 * g;
+    const float vi = pv[i] * s.b2 + (s.one_b2 * g) * g;
     pm[i] = mi;
     pv[i] = vi;
-    pp[i] = pp[i] + (s.neg_step * mi) / (sqrtf(vi) / s.bc2_sqrt + s.eps);
+    pp[i] = pp[i] + (s.neg_step_size * mi) / (sqrtf(vi) / s.bc2_sqrt + s.eps);
   }
 }
 
