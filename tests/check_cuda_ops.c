@@ -551,25 +551,29 @@ START_TEST(test_conv_bf16) {
       {2, 64, 64, 18, 18, 3, 1, 0, 0, 1},
       {1, 3, 16, 38, 38, 7, 1, 0, 0, 1},
       {1, 16, 32, 33, 31, 3, 1, 1, 0, 1},
+      {1, 16, 16, 20, 20, 3, 1, 1, 0, 0},
   };
+  /* The bias is added as y comes back to fp32: with and without one. */
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const conv_case *c = &cases[i];
     const int64_t Ho = out_size(c, 0, c->h), Wo = out_size(c, 0, c->w);
     ngc_conv_params p = {c->stride, c->pad, 0, 0, 0};
     pair x = rnd(4, c->n, c->ci, c->h, c->w, -1, 1), w = rnd(4, c->co, c->ci, c->k, c->k, -0.5f, 0.5f);
     pair b = rnd(1, c->co, 0, 0, 0, -1, 1), y = cst(4, c->n, c->co, Ho, Wo, NAN);
-    OK(g_be->ops.conv2d_fwd(g_be, &p, &x.d, &w.d, &b.d, &y.d));
+    const ngc_tensor *bias = c->bias ? &b.d : NULL;
+    OK(g_be->ops.conv2d_fwd(g_be, &p, &x.d, &w.d, bias, &y.d));
     float *f32 = fetch(&y.d);
     memcpy(y.h.data, f32, (size_t)ngc_numel(&y.h) * sizeof(float));
     OK(g_be->ops.fill(g_be, &y.d, NAN));
     p.bf16 = 1;
-    OK(g_be->ops.conv2d_fwd(g_be, &p, &x.d, &w.d, &b.d, &y.d));
+    OK(g_be->ops.conv2d_fwd(g_be, &p, &x.d, &w.d, bias, &y.d));
     float *bf = fetch(&y.d);
     const double e = nmse(bf, f32, ngc_numel(&y.h));
     char what[160];
-    snprintf(what, sizeof what, "conv2d bf16 vs fp32 n%lld ci%lld co%lld %lldx%lld k%lld%s",
+    snprintf(what, sizeof what, "conv2d bf16 vs fp32 n%lld ci%lld co%lld %lldx%lld k%lld%s%s",
              (long long)c->n, (long long)c->ci, (long long)c->co, (long long)c->h,
-             (long long)c->w, (long long)c->k, e == 0.0 ? " (ran fp32: no bf16 algorithm)" : "");
+             (long long)c->w, (long long)c->k, c->bias ? "" : " no bias",
+             e == 0.0 ? " (ran fp32: no bf16 algorithm)" : "");
     expect(what, &y, BF16);
     free(f32), free(bf);
     drop(&x), drop(&w), drop(&b), drop(&y);

@@ -159,9 +159,12 @@ negcut_status ngc_cuda_bias_grad(ngc_backend *be, const float *dy, float *db, in
  * row-major: column sums in double, in a fixed order whatever the device. */
 negcut_status ngc_cuda_colsum(ngc_backend *be, const float *x, int64_t batch, int64_t rows,
                               int64_t cols, double div, int accumulate, float *out);
-/* bfloat16 (round to nearest even) <-> float; dst and src do not overlap. */
+/* bfloat16 (round to nearest even) <-> float; dst and src do not overlap.
+ * from_bf16 also adds b (C) per channel of an (n / (c hw), c, hw) tensor
+ * when b is not NULL. */
 negcut_status ngc_cuda_to_bf16(ngc_backend *be, const float *src, void *dst, int64_t n);
-negcut_status ngc_cuda_from_bf16(ngc_backend *be, const void *src, float *dst, int64_t n);
+negcut_status ngc_cuda_from_bf16(ngc_backend *be, const void *src, float *dst, const float *b,
+                                 int64_t n, int64_t c, int64_t hw);
 
 #ifdef __cplusplus
 }

@@ -26,7 +26,7 @@
  * bfloat16 (ngc_conv_params.bf16, inference): x and w are converted to
  * bf16, the convolution runs with bf16 tensors and fp32 accumulation
  * (cuDNN's BFLOAT16 configuration: x, w and y all bf16), and y comes back
- * to fp32 before the fp32 bias is added. Where cuDNN has no bf16 algorithm
+ * to fp32 with the fp32 bias added in the same pass. Where cuDNN has no bf16 algorithm
  * for a shape (GPUs before sm_80), that shape runs in fp32, which the slot
  * allows ("may compute in bfloat16"). Transposed convolutions always run in
  * fp32. */
@@ -410,11 +410,12 @@ static negcut_status conv_run(ngc_backend *be, conv_op op, const ngc_conv_params
   return st;
 }
 
-/* The bf16 forward; *done 0 when cuDNN has no bf16 algorithm for the shape
- * (the caller then runs fp32). */
+/* The bf16 forward, adding b (or NULL) as y comes back to fp32; *done 0
+ * when cuDNN has no bf16 algorithm for the shape (the caller then runs
+ * fp32, and adds the bias). */
 static negcut_status conv_fwd_bf16(ngc_backend *be, const ngc_conv_params *prm,
-                                   const ngc_tensor *x, const ngc_tensor *w, ngc_tensor *y,
-                                   int *done) {
+                                   const ngc_tensor *x, const ngc_tensor *w, const ngc_tensor *b,
+                                   ngc_tensor *y, int *done) {
   conv_key key;
   conv_plan *p = NULL;
   void *xb = NULL, *wb = NULL, *yb = NULL; // bf16 copies of x, w and y
@@ -434,7 +435,8 @@ static negcut_status conv_fwd_bf16(ngc_backend *be, const ngc_conv_params *prm,
     ngc_error_clear(be->ctx);
     st = NEGCUT_OK;
   } else if (!st) {
-    st = ngc_cuda_from_bf16(be, yb, y->data, ny);
+    st = ngc_cuda_from_bf16(be, yb, y->data, b ? b->data : NULL, ny, y->dim[1],
+                            y->dim[2] * y->dim[3]);
     *done = st == NEGCUT_OK;
   }
   ngc_cuda_free(be, xb);
@@ -449,9 +451,9 @@ static negcut_status cuda_conv2d_fwd(ngc_backend *be, const ngc_conv_params *p,
   // x (N, Ci, H, W), w (Co, Ci, k, k), b (Co) or NULL, y (N, Co, Ho, Wo)
   int done = 0;
   negcut_status st = ngc_cuda_enter(be);
-  if (!st && p->bf16) st = conv_fwd_bf16(be, p, x, w, y, &done);
-  if (!st && !done)
-    st = conv_run(be, CONV_FWD, p, x, y, w->dim[2], x->data, w->data, y->data);
+  if (!st && p->bf16) st = conv_fwd_bf16(be, p, x, w, b, y, &done);
+  if (!st && done) return NEGCUT_OK;
+  if (!st) st = conv_run(be, CONV_FWD, p, x, y, w->dim[2], x->data, w->data, y->data);
   if (!st && b)
     st = ngc_cuda_bias_add(be, y->data, b->data, y->dim[0], y->dim[1], y->dim[2] * y->dim[3]);
   return st;

@@ -112,8 +112,14 @@ static __global__ void to_bf16_kernel(const float *src, __nv_bfloat16 *dst, int6
   NGC_FOR(i, n) dst[i] = __float2bfloat16_rn(src[i]);
 }
 
-static __global__ void from_bf16_kernel(const __nv_bfloat16 *src, float *dst, int64_t n) {
-  NGC_FOR(i, n) dst[i] = __bfloat162float(src[i]);
+/* dst = src, plus b[channel] when b is given: the bits of a conversion and
+ * a bias add in a row (the conversion is exact), in one pass. */
+static __global__ void from_bf16_kernel(const __nv_bfloat16 *src, float *dst, const float *b,
+                                        int64_t n, int64_t c, int64_t hw) {
+  NGC_FOR(i, n) {
+    const float v = __bfloat162float(src[i]);
+    dst[i] = b ? v + b[(i / hw) % c] : v;
+  }
 }
 
 extern "C" negcut_status ngc_cuda_to_bf16(ngc_backend *be, const float *src, void *dst,
@@ -124,8 +130,8 @@ extern "C" negcut_status ngc_cuda_to_bf16(ngc_backend *be, const float *src, voi
 }
 
 extern "C" negcut_status ngc_cuda_from_bf16(ngc_backend *be, const void *src, float *dst,
-                                            int64_t n) {
+                                            const float *b, int64_t n, int64_t c, int64_t hw) {
   if (n == 0) return NEGCUT_OK;
   return NGC_LAUNCH(be, "from bf16", from_bf16_kernel, ngc_grid(n), NGC_BLOCK,
-                    (const __nv_bfloat16 *)src, dst, n);
+                    (const __nv_bfloat16 *)src, dst, b, n, c, hw);
 }
