@@ -152,7 +152,7 @@ static void run_conv_case(negcut_ctx *ctx, const conv_case *c, int transposed) {
                                 : (c->h + 2 * c->pad - K) / c->stride + 1;
   const int64_t Wo = transposed ? (c->w - 1) * c->stride - 2 * c->pad + K + c->out_pad
                                 : (c->w + 2 * c->pad - K) / c->stride + 1;
-  const ngc_conv_params p = {c->stride, c->pad, c->out_pad, 0, 0};
+  const ngc_conv_params p = {.stride = c->stride, .pad = c->pad, .out_pad = c->out_pad};
   char what[160];
   const float nan = NAN;
 

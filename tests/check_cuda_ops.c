@@ -449,7 +449,7 @@ static int64_t out_size(const conv_case *c, int transposed, int64_t in) {
 static void run_conv(const conv_case *c, int transposed) {
   const int64_t K = c->k;
   const int64_t Ho = out_size(c, transposed, c->h), Wo = out_size(c, transposed, c->w);
-  const ngc_conv_params p = {c->stride, c->pad, c->out_pad, 0, 0};
+  const ngc_conv_params p = {.stride = c->stride, .pad = c->pad, .out_pad = c->out_pad};
   const int64_t w0 = transposed ? c->ci : c->co, w1 = transposed ? c->co : c->ci;
   char name[160], what[200];
   snprintf(name, sizeof name, "%s n%lld ci%lld co%lld %lldx%lld k%lld s%d p%d op%d b%d",
@@ -557,7 +557,7 @@ START_TEST(test_conv_bf16) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const conv_case *c = &cases[i];
     const int64_t Ho = out_size(c, 0, c->h), Wo = out_size(c, 0, c->w);
-    ngc_conv_params p = {c->stride, c->pad, 0, 0, 0};
+    ngc_conv_params p = {.stride = c->stride, .pad = c->pad};
     pair x = rnd(4, c->n, c->ci, c->h, c->w, -1, 1), w = rnd(4, c->co, c->ci, c->k, c->k, -0.5f, 0.5f);
     pair b = rnd(1, c->co, 0, 0, 0, -1, 1), y = cst(4, c->n, c->co, Ho, Wo, NAN);
     const ngc_tensor *bias = c->bias ? &b.d : NULL;
@@ -568,6 +568,19 @@ START_TEST(test_conv_bf16) {
     p.bf16 = 1;
     OK(g_be->ops.conv2d_fwd(g_be, &p, &x.d, &w.d, bias, &y.d));
     float *bf = fetch(&y.d);
+    /* Weights rounded beforehand (w_bf16, as the translator passes them):
+     * the same bits. */
+    void *wb = g_be->ops.alloc(g_be, (size_t)ngc_numel(&w.d) * 2);
+    ck_assert_ptr_nonnull(wb);
+    OK(g_be->ops.to_bf16(g_be, &w.d, wb));
+    OK(g_be->ops.fill(g_be, &y.d, NAN));
+    p.w_bf16 = wb;
+    OK(g_be->ops.conv2d_fwd(g_be, &p, &x.d, &w.d, bias, &y.d));
+    float *pre = fetch(&y.d);
+    ck_assert_msg(!memcmp(pre, bf, (size_t)ngc_numel(&y.h) * sizeof(float)),
+                  "bf16 convolution with pre-rounded weights differs");
+    free(pre);
+    g_be->ops.free(g_be, wb);
     const double e = nmse(bf, f32, ngc_numel(&y.h));
     char what[160];
     snprintf(what, sizeof what, "conv2d bf16 vs fp32 n%lld ci%lld co%lld %lldx%lld k%lld%s%s",
@@ -596,7 +609,7 @@ START_TEST(test_conv_tf32) {
     const int64_t K = c->k;
     const int64_t Ho = out_size(c, tr, c->h), Wo = out_size(c, tr, c->w);
     const int64_t w0 = tr ? c->ci : c->co, w1 = tr ? c->co : c->ci;
-    ngc_conv_params p = {c->stride, c->pad, c->out_pad, 0, 0};
+    ngc_conv_params p = {.stride = c->stride, .pad = c->pad, .out_pad = c->out_pad};
     pair x = rnd(4, c->n, c->ci, c->h, c->w, -1, 1), w = rnd(4, w0, w1, K, K, -0.5f, 0.5f);
     pair dy = rnd(4, c->n, c->co, Ho, Wo, -1, 1);
     pair o[3] = {cst(4, c->n, c->co, Ho, Wo, NAN), cst(4, c->n, c->ci, c->h, c->w, NAN),

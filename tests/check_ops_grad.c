@@ -479,7 +479,7 @@ END_TEST
 
 START_TEST(test_fwd_conv) {
   /* 1x1: y0 = x0, y1 = x1 + 1, y2 = 2 x0 - x1 + 0.5 */
-  ngc_conv_params p1 = {1, 0, 0, 0, 0};
+  ngc_conv_params p1 = {.stride = 1};
   ngc_tensor *x = T4(0, 1, 2, 2, 2), *w = T4(0, 3, 2, 1, 1), *b = T1(0, 3);
   ngc_tensor *y = T4(NAN, 1, 3, 2, 2);
   set(x, (const float[]){1, 2, 3, 4, 5, 6, 7, 8});
@@ -490,18 +490,18 @@ START_TEST(test_fwd_conv) {
                (const float[]){1, 2, 3, 4, 6, 7, 8, 9, -2.5f, -1.5f, -0.5f, 0.5f}, 1e-6, 0);
 
   /* 3x3 ones over ones, zero pad 1: each output counts its in-bounds taps. */
-  ngc_conv_params p3 = {1, 1, 0, 0, 0};
+  ngc_conv_params p3 = {.stride = 1, .pad = 1};
   ngc_tensor *x3 = T4(1, 1, 1, 3, 3), *w3 = T4(1, 1, 1, 3, 3), *y3 = T4(NAN, 1, 1, 3, 3);
   ck_assert_int_eq(ngc_conv2d_fwd(ctx, &p3, x3, w3, NULL, y3), NEGCUT_OK);
   expect_close("conv 3x3 pad 1", y3, (const float[]){4, 6, 4, 6, 9, 6, 4, 6, 4}, 1e-6, 0);
   /* Stride 2 keeps the corners and the centre. */
-  ngc_conv_params p32 = {2, 1, 0, 0, 0};
+  ngc_conv_params p32 = {.stride = 2, .pad = 1};
   ngc_tensor *y32 = T4(NAN, 1, 1, 2, 2);
   ck_assert_int_eq(ngc_conv2d_fwd(ctx, &p32, x3, w3, NULL, y32), NEGCUT_OK);
   expect_close("conv 3x3 stride 2", y32, (const float[]){4, 4, 4, 4}, 1e-6, 0);
 
   /* Transposed, k2 s2 p0 with ones: each input fills its own 2x2 block. */
-  ngc_conv_params pt = {2, 0, 0, 0, 0};
+  ngc_conv_params pt = {.stride = 2};
   ngc_tensor *xt = T4(0, 1, 1, 2, 2), *wt = T4(1, 1, 1, 2, 2), *yt = T4(NAN, 1, 1, 4, 4);
   set(xt, (const float[]){1, 2, 3, 4});
   ck_assert_int_eq(ngc_convt2d_fwd(ctx, &pt, xt, wt, NULL, yt), NEGCUT_OK);
@@ -685,7 +685,7 @@ END_TEST
   } while (0)
 
 START_TEST(test_errors) {
-  ngc_conv_params cp = {1, 1, 0, 0, 0};
+  ngc_conv_params cp = {.stride = 1, .pad = 1};
   ngc_tensor *x = T4(0, 2, 3, 7, 6), *w = T4(0, 4, 3, 3, 3), *b = T1(0, 4);
   ngc_tensor *y = T4(0, 2, 4, 7, 6), *bad_y = T4(0, 2, 4, 6, 6);
   ck_assert_int_eq(ngc_conv2d_fwd(ctx, &cp, x, w, b, y), NEGCUT_OK);
@@ -698,11 +698,15 @@ START_TEST(test_errors) {
   ck_error(ngc_conv2d_fwd(ctx, &cp, x, b, NULL, y), NEGCUT_ERR_SHAPE, "w");
   ck_error(ngc_conv2d_bwd(ctx, &cp, x, w, bad_y, NULL, NULL, b), NEGCUT_ERR_SHAPE, "dy");
   ck_error(ngc_conv2d_bwd(ctx, &cp, x, w, y, y, NULL, NULL), NEGCUT_ERR_SHAPE, "dx");
-  ngc_conv_params s0 = {0, 1, 0, 0, 0}, neg = {1, -1, 0, 0, 0}, opad = {2, 1, 2, 0, 0};
+  ngc_conv_params s0 = {.pad = 1}, neg = {.stride = 1, .pad = -1}, opad = {.stride = 2, .pad = 1, .out_pad = 2};
   ck_error(ngc_conv2d_fwd(ctx, &s0, x, w, b, y), NEGCUT_ERR_INVALID_ARGUMENT, "stride");
   ck_error(ngc_conv2d_fwd(ctx, &neg, x, w, b, y), NEGCUT_ERR_INVALID_ARGUMENT, "pad");
   ck_error(ngc_convt2d_fwd(ctx, &opad, x, w, b, y), NEGCUT_ERR_INVALID_ARGUMENT, "out_pad");
   ck_error(ngc_conv2d_fwd(ctx, NULL, x, w, b, y), NEGCUT_ERR_INVALID_ARGUMENT, "params");
+  uint16_t half[64];
+  ck_error(ngc_to_bf16(ctx, w, NULL), NEGCUT_ERR_INVALID_ARGUMENT, "dst");
+  if (!ctx->be->ops.to_bf16) /* the host backends keep their weights in fp32 */
+    ck_error(ngc_to_bf16(ctx, w, half), NEGCUT_ERR_UNSUPPORTED, "has no to_bf16");
 
   ngc_tensor *small = T4(0, 1, 1, 2, 5), *padded = T4(0, 1, 1, 6, 9);
   ck_error(ngc_pad_fwd(ctx, NGC_PAD_REFLECT, 2, small, padded), NEGCUT_ERR_SHAPE, "reflect");

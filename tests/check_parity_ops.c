@@ -165,8 +165,8 @@ static float scalar(const char *suffix) {
 /* Shared by conv2d and convt2d: forward, backward, then a second backward
  * with dx and db NULL and dw holding 0.5, which must skip dx/db and add. */
 static void run_conv_any(int transposed) {
-  ngc_conv_params p = {(int32_t)param("stride"), (int32_t)param("pad"),
-                       transposed ? (int32_t)param("out_pad") : 0, 0, 0};
+  ngc_conv_params p = {.stride = (int32_t)param("stride"), .pad = (int32_t)param("pad"),
+                       .out_pad = transposed ? (int32_t)param("out_pad") : 0};
   int bias = has("b");
   ngc_tensor *x = in("x"), *w = in("w"), *b = bias ? in("b") : NULL;
   ngc_tensor *y = out_like("y", NAN), *dy = in("dy");

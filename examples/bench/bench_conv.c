@@ -422,7 +422,7 @@ static int bench_conv_device(const bench_opts *o, int do_conv, int do_blur) {
                dx = tensor(ctx, 4, 1, s->ci, s->h, s->h),
                dw = tensor(ctx, 4, s->co, s->ci, s->k, s->k),
                db = tensor(ctx, 1, s->co, 1, 1, 1);
-    const ngc_conv_params p = {1, (int32_t)s->pad, 0, 0, 0};
+    const ngc_conv_params p = {.stride = 1, .pad = (int32_t)s->pad};
     job of = {.be = ctx->be, .p = p, .x = &x, .w = &w, .b = &b, .y = &y, .dy = &dy,
               .dx = &dx, .dw = &dw, .db = &db};
     job od = of, ow = of;
@@ -512,7 +512,7 @@ int bench_conv(const bench_opts *o, int argc, char **argv) {
                w = tensor(ctx, 4, s->co, s->ci, s->k, s->k), b = tensor(ctx, 1, s->co, 1, 1, 1), y = tensor(ctx, 4, 1, s->co, ho, ho),
                dy = tensor(ctx, 4, 1, s->co, ho, ho), dx = tensor(ctx, 4, 1, s->ci, s->h, s->h),
                dw = tensor(ctx, 4, s->co, s->ci, s->k, s->k), db = tensor(ctx, 1, s->co, 1, 1, 1);
-    const ngc_conv_params p = {1, (int32_t)s->pad, 0, 0, 0};
+    const ngc_conv_params p = {.stride = 1, .pad = (int32_t)s->pad};
     const ngc_layout in_lay = ngc_act_layout(ctx->be, s->ci), out_lay = ngc_act_layout(ctx->be, s->co);
     x.layout = dx.layout = in_lay;
     y.layout = dy.layout = out_lay;

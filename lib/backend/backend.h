@@ -6,7 +6,8 @@
  * slot falls back to the reference backend, which works only for backends
  * whose memory is host memory (ref, cpu). A device backend fills every slot
  * except the optional fusions (inorm_act_fwd), which lib/ops composes from
- * other slots where they are NULL. The graph slots are optional too: a
+ * other slots where they are NULL, and to_bf16, which only a backend that
+ * reads ngc_conv_params.w_bf16 needs. The graph slots are optional too: a
  * backend without them runs everything as it is called.
  *
  * Layouts. Slots receive plain row-major tensors (NGC_LAYOUT_PLAIN), except
@@ -43,6 +44,8 @@ typedef struct ngc_conv_params {
   int32_t bf16;    /* forward only: the backend may compute in bfloat16 (inference) */
   int32_t tf32;    /* fp32 products may be rounded to TF32 (tensor cores), in the forward
                       and the backward */
+  const void *w_bf16; /* bf16 forward: w already rounded to bfloat16 (to_bf16), same
+                         layout, or NULL; a backend may ignore it */
 } ngc_conv_params;
 
 typedef enum ngc_pad_mode {
@@ -89,6 +92,9 @@ typedef struct ngc_backend_ops {
 
   /* y = x with y's layout (the same shape; either layout on either side). */
   negcut_status (*relayout)(ngc_backend *be, const ngc_tensor *x, ngc_tensor *y);
+  /* dst (numel(x) bfloat16 values in this backend's memory) = x rounded to
+   * nearest even. Optional. */
+  negcut_status (*to_bf16)(ngc_backend *be, const ngc_tensor *x, void *dst);
 
   /* ------------------------------------------------------ convolutions */
   negcut_status (*conv2d_fwd)(ngc_backend *be, const ngc_conv_params *p,

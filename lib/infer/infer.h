@@ -20,6 +20,7 @@ struct negcut_translator {
   float *in_host, *out_host; /* (N, C, H, W) staging, grown as needed */
   size_t in_cap, out_cap;
   ngc_graph_cache graphs; /* CUDA graphs of the generator, per recent input shape */
+  void *w_bf16;           /* bf16: the model's weights rounded once (tape.w_bf16), or NULL */
 };
 
 /* Mirror index of i into [0, n): reflection without repeating the edge,

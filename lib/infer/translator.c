@@ -52,6 +52,21 @@ negcut_status negcut_translator_create(negcut_translator **out, negcut_ctx *ctx,
   ngc_tape_init(&tr->tape, ctx);
   tr->tape.bf16 = tr->opts.bf16 != 0;
   tr->tape.tf32 = tr->opts.tf32 != 0;
+  if (tr->tape.bf16 && ctx->be->ops.to_bf16) {
+    /* The model never changes: its weights are rounded to bf16 once here
+     * instead of at every convolution. */
+    const ngc_tensor *slab = &model->net.slab;
+    negcut_status st = NEGCUT_OK;
+    tr->w_bf16 = ngc_backend_alloc(ctx->be, (size_t)ngc_numel(slab) * sizeof(uint16_t));
+    if (!tr->w_bf16) st = ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translator: out of device memory");
+    if (!st) st = ngc_to_bf16(ctx, slab, tr->w_bf16);
+    if (st) {
+      negcut_translator_free(tr);
+      return st;
+    }
+    tr->tape.w_bf16 = tr->w_bf16;
+    tr->tape.w_bf16_net = &model->net;
+  }
   *out = tr;
   return NEGCUT_OK;
 }
@@ -60,6 +75,7 @@ void negcut_translator_free(negcut_translator *tr) {
   if (!tr) return;
   ngc_graph_cache_free(&tr->graphs, tr->ctx->be);
   ngc_tape_free(&tr->tape);
+  if (tr->w_bf16) ngc_backend_free(tr->ctx->be, tr->w_bf16);
   free(tr->in_host);
   free(tr->out_host);
   free(tr);

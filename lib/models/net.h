@@ -112,6 +112,11 @@ typedef struct ngc_tape {
    * the arena, so that a step reads them with one download. */
   float *scalars;
   int32_t n_scalars;
+  /* Optional: a bfloat16 copy of w_bf16_net's value slab (same offsets),
+   * which bf16 convolutions of that net read instead of rounding their
+   * weights at every call. Owned by whoever sets it (the translator). */
+  const uint16_t *w_bf16;
+  const ngc_net *w_bf16_net;
 } ngc_tape;
 
 #define NGC_TAPE_SCALARS 64

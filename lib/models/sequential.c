@@ -98,6 +98,8 @@ static negcut_status layer_forward(negcut_ctx *ctx, ngc_net *net, const ngc_laye
     ngc_conv_params cp = l->cp;
     cp.bf16 = !recorded && tape->bf16 && l->kind == NGC_L_CONV;
     cp.tf32 = tape->tf32;
+    if (cp.bf16 && tape->w_bf16 && tape->w_bf16_net == net)
+      cp.w_bf16 = tape->w_bf16 + net->params[l->w].offset;
     return l->kind == NGC_L_CONV ? ngc_conv2d_fwd(ctx, &cp, x, w, b, y)
                                  : ngc_convt2d_fwd(ctx, &cp, x, w, b, y);
   }

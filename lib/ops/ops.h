@@ -37,6 +37,9 @@ negcut_status ngc_add(negcut_ctx *ctx, const ngc_tensor *a, const ngc_tensor *b,
                       ngc_tensor *y);
 /* y = x in y's layout (backend.h, "Layouts"); x and y the same shape. */
 negcut_status ngc_relayout(negcut_ctx *ctx, const ngc_tensor *x, ngc_tensor *y);
+/* dst (numel(x) bfloat16 values in the backend's memory) = x rounded to
+ * nearest even; NEGCUT_ERR_UNSUPPORTED on a backend without the slot. */
+negcut_status ngc_to_bf16(negcut_ctx *ctx, const ngc_tensor *x, void *dst);
 negcut_status ngc_act_fwd(negcut_ctx *ctx, ngc_act act, float alpha, const ngc_tensor *x,
                           ngc_tensor *y);
 /* relu and lrelu need x (y may be NULL); tanh needs y (x may be NULL). */

@@ -19,6 +19,15 @@ negcut_status ngc_add(negcut_ctx *ctx, const ngc_tensor *a, const ngc_tensor *b,
   return NGC_OP_CALL(ctx, "add", add, a, b, y);
 }
 
+negcut_status ngc_to_bf16(negcut_ctx *ctx, const ngc_tensor *x, void *dst) {
+  NGC_TRY(ngc_op_need(ctx, "to_bf16", "x", x));
+  if (!dst) return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "to_bf16: dst is NULL");
+  if (!ctx->be->ops.to_bf16)
+    return ngc_error(ctx, NEGCUT_ERR_UNSUPPORTED, "to_bf16: backend %s has no to_bf16",
+                     ctx->be->name);
+  return ctx->be->ops.to_bf16(ctx->be, x, dst);
+}
+
 negcut_status ngc_relayout(negcut_ctx *ctx, const ngc_tensor *x, ngc_tensor *y) {
   NGC_TRY(ngc_op_need(ctx, "relayout", "x", x));
   NGC_TRY(ngc_op_need(ctx, "relayout", "y", y));

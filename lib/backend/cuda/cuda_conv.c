@@ -425,11 +425,11 @@ static negcut_status conv_fwd_bf16(ngc_backend *be, const ngc_conv_params *prm,
   if (st || !p->usable) return st;
   const int64_t nx = ngc_numel(x), nw = ngc_numel(w), ny = ngc_numel(y);
   st = ngc_cuda_scratch(be, (size_t)nx * 2, &xb, "bf16 convolution");
-  if (!st) st = ngc_cuda_scratch(be, (size_t)nw * 2, &wb, "bf16 convolution");
+  if (!st && !prm->w_bf16) st = ngc_cuda_scratch(be, (size_t)nw * 2, &wb, "bf16 convolution");
   if (!st) st = ngc_cuda_scratch(be, (size_t)ny * 2, &yb, "bf16 convolution");
   if (!st) st = ngc_cuda_to_bf16(be, x->data, xb, nx);
-  if (!st) st = ngc_cuda_to_bf16(be, w->data, wb, nw);
-  if (!st) st = run_plan_or_next(be, p, xb, wb, yb);
+  if (!st && !prm->w_bf16) st = ngc_cuda_to_bf16(be, w->data, wb, nw);
+  if (!st) st = run_plan_or_next(be, p, xb, prm->w_bf16 ? prm->w_bf16 : wb, yb);
   if (st == NEGCUT_ERR_UNSUPPORTED) { /* every algorithm refused at run time: fp32 from now on */
     p->usable = 0;
     ngc_error_clear(be->ctx);

@@ -98,6 +98,11 @@ static negcut_status cuda_relayout(ngc_backend *be, const ngc_tensor *x, ngc_ten
   return ngc_cuda_copy(be, y->data, x->data, (size_t)n * sizeof(float), "relayout");
 }
 
+static negcut_status cuda_to_bf16(ngc_backend *be, const ngc_tensor *x, void *dst) {
+  negcut_status st = ngc_cuda_enter(be);
+  return st ? st : ngc_cuda_to_bf16(be, x->data, dst, ngc_numel(x));
+}
+
 /* One thread per mirrored pair of a row, so x and y may alias. */
 static __global__ void hflip_kernel(const float *x, float *y, int64_t rows, int64_t w) {
   const int64_t pairs = (w + 1) / 2;
@@ -168,6 +173,7 @@ extern "C" void ngc_cuda_fill_eltwise_ops(ngc_backend_ops *ops) {
   ops->act_fwd = cuda_act_fwd;
   ops->act_bwd = cuda_act_bwd;
   ops->relayout = cuda_relayout;
+  ops->to_bf16 = cuda_to_bf16;
   ops->hflip = cuda_hflip;
   ops->concat_fwd = cuda_concat_fwd;
   ops->concat_bwd = cuda_concat_bwd;
