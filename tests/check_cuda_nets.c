@@ -250,6 +250,23 @@ END_TEST
 
 /* ----------------------------------------------------------- translator */
 
+/* A random default generator with ngf 16 (init gain 1: outputs across the
+ * whole range, not near 0), made on the CPU and saved to a new temporary
+ * file whose name lands in path (a mkstemp template). */
+static void save_generator(char *path) {
+  negcut_generator_options go;
+  negcut_net *g = NULL;
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+  negcut_generator_options_init(&go);
+  go.ngf = 16;
+  go.init_gain = 1.0f;
+  OK(g_cpu, negcut_net_create_generator(&g, g_cpu, &go));
+  OK(g_cpu, negcut_net_save(g, path));
+  negcut_net_free(g);
+}
+
 static float *translate(negcut_ctx *ctx, const char *path, int bf16, const float *x, uint32_t n,
                         uint32_t h, uint32_t w) {
   negcut_model *m = NULL;
@@ -268,19 +285,9 @@ static float *translate(negcut_ctx *ctx, const char *path, int bf16, const float
 }
 
 START_TEST(test_translator) {
-  negcut_generator_options go;
-  negcut_net *g = NULL;
   char path[] = "/tmp/ngc_cuda_gen_XXXXXX";
   const uint32_t n = 2, h = 64, w = 64;
-  int fd = mkstemp(path);
-  ck_assert_int_ge(fd, 0);
-  close(fd);
-  negcut_generator_options_init(&go);
-  go.ngf = 16;
-  go.init_gain = 1.0f; /* outputs across the whole range, not near 0 */
-  OK(g_cpu, negcut_net_create_generator(&g, g_cpu, &go));
-  OK(g_cpu, negcut_net_save(g, path));
-  negcut_net_free(g);
+  save_generator(path);
   float *x = frand((int64_t)n * 3 * h * w, -1, 1);
   float *ref = translate(g_cpu, path, 0, x, n, h, w);
   float *f32 = translate(g_cu, path, 0, x, n, h, w);
@@ -351,21 +358,35 @@ static void graphs_case(negcut_model *m, const char *what, negcut_translator_opt
   negcut_translator_free(tr);
 }
 
+/* The translator's CUDA-only shortcuts (a convolution's bias added by the
+ * norm after it, bf16 weights rounded once) give the bits of the plain
+ * slots: the same translations with those slots taken away. */
+START_TEST(test_translator_fusions) {
+  char path[] = "/tmp/ngc_cuda_gen_XXXXXX";
+  const uint32_t n = 1, h = 48, w = 64;
+  save_generator(path);
+  float *x = frand((int64_t)n * 3 * h * w, -1, 1);
+  ngc_backend_ops *ops = &g_cu->be->ops, saved = *ops;
+  for (int bf16 = 0; bf16 < 2; bf16++) {
+    float *fused = translate(g_cu, path, bf16, x, n, h, w);
+    ops->inorm_bias_fwd = NULL;
+    ops->to_bf16 = NULL;
+    float *plain = translate(g_cu, path, bf16, x, n, h, w);
+    *ops = saved;
+    expect_same(bf16 ? "translator bf16: fused vs plain slots" : "translator fp32: fused vs plain slots",
+                fused, plain, (int64_t)n * 3 * h * w);
+    free(fused), free(plain);
+  }
+  unlink(path);
+  free(x);
+}
+END_TEST
+
 START_TEST(test_translator_graphs) {
-  negcut_generator_options go;
-  negcut_net *g = NULL;
   negcut_model *m = NULL;
   negcut_translator_options o;
   char path[] = "/tmp/ngc_cuda_graph_XXXXXX";
-  int fd = mkstemp(path);
-  ck_assert_int_ge(fd, 0);
-  close(fd);
-  negcut_generator_options_init(&go);
-  go.ngf = 16;
-  go.init_gain = 1.0f;
-  OK(g_cpu, negcut_net_create_generator(&g, g_cpu, &go));
-  OK(g_cpu, negcut_net_save(g, path));
-  negcut_net_free(g);
+  save_generator(path);
   OK(g_cu, negcut_model_load(&m, g_cu, path));
   unlink(path);
 
@@ -729,6 +750,7 @@ int main(void) {
   }
   tcase_add_test(tc[0], test_generator);
   tcase_add_test(tc[0], test_translator);
+  tcase_add_test(tc[0], test_translator_fusions);
   tcase_add_test(tc[3], test_translator_graphs);
   tcase_add_test(tc[1], test_train_cut);
   tcase_add_test(tc[1], test_train_negcut);

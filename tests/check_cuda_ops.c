@@ -383,6 +383,27 @@ START_TEST(test_inorm) {
       free(two), free(stats);
       drop(&z), drop(&m2), drop(&r2);
     }
+    /* the norm of x + b: the bits of a bias add, then the norm (and act) */
+    for (int a = -1; a < 2; a++) {
+      pair b = rnd(1, C, 0, 0, 0, -3, 3), xb = make(4, N, C, H, W);
+      pair z = cst(4, N, C, H, W, NAN), m2 = cst(2, N, C, 0, 0, NAN), r2 = cst(2, N, C, 0, 0, NAN);
+      for (int64_t i = 0; i < ngc_numel(&xb.h); i++) xb.h.data[i] = x.h.data[i] + b.h.data[(i / (H * W)) % C];
+      push(&xb);
+      if (a < 0) OK(g_be->ops.inorm_fwd(g_be, 1e-5f, &xb.d, &z.d, &m2.d, &r2.d));
+      else OK(g_be->ops.inorm_act_fwd(g_be, 1e-5f, (ngc_act)a, 0.2f, &xb.d, &z.d, &m2.d, &r2.d));
+      float *two = fetch(&z.d), *stats = fetch(&r2.d), *means = fetch(&m2.d);
+      OK(g_be->ops.fill(g_be, &z.d, NAN));
+      OK(g_be->ops.inorm_bias_fwd(g_be, 1e-5f, a, 0.2f, &x.d, &b.d, &z.d, &m2.d, &r2.d));
+      const char *an = a < 0 ? "no act" : a ? "lrelu" : "relu";
+      snprintf(what, sizeof what, "inorm_bias_fwd %s %s vs bias add, norm", an, s);
+      expect_bits(what, &z, two);
+      snprintf(what, sizeof what, "inorm_bias_fwd %s %s mean", an, s);
+      expect_bits(what, &m2, means);
+      snprintf(what, sizeof what, "inorm_bias_fwd %s %s rstd", an, s);
+      expect_bits(what, &r2, stats);
+      free(two), free(stats), free(means);
+      drop(&b), drop(&xb), drop(&z), drop(&m2), drop(&r2);
+    }
     /* backward from the reference's y and rstd, so only the slot differs */
     push(&y), push(&rstd);
     OK(g_be->ops.inorm_bwd(g_be, &y.d, &rstd.d, &dy.d, &dx.d));

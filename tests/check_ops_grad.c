@@ -703,6 +703,13 @@ START_TEST(test_errors) {
   ck_error(ngc_conv2d_fwd(ctx, &neg, x, w, b, y), NEGCUT_ERR_INVALID_ARGUMENT, "pad");
   ck_error(ngc_convt2d_fwd(ctx, &opad, x, w, b, y), NEGCUT_ERR_INVALID_ARGUMENT, "out_pad");
   ck_error(ngc_conv2d_fwd(ctx, NULL, x, w, b, y), NEGCUT_ERR_INVALID_ARGUMENT, "params");
+  ngc_tensor *mean = T2(0, 2, 4), *rstd = T2(0, 2, 4), *b3 = T1(0, 3);
+  ck_error(ngc_inorm_bias_fwd(ctx, 1e-5f, NGC_ACT_TANH, 0, y, b, y, mean, rstd),
+           NEGCUT_ERR_INVALID_ARGUMENT, "not relu, lrelu or none");
+  ck_error(ngc_inorm_bias_fwd(ctx, 1e-5f, -1, 0, y, b3, y, mean, rstd), NEGCUT_ERR_SHAPE, "b");
+  if (!ctx->be->ops.inorm_bias_fwd) /* the host backends add the bias in the convolution */
+    ck_error(ngc_inorm_bias_fwd(ctx, 1e-5f, -1, 0, y, b, y, mean, rstd), NEGCUT_ERR_UNSUPPORTED,
+             "has no inorm_bias_fwd");
   uint16_t half[64];
   ck_error(ngc_to_bf16(ctx, w, NULL), NEGCUT_ERR_INVALID_ARGUMENT, "dst");
   if (!ctx->be->ops.to_bf16) /* the host backends keep their weights in fp32 */

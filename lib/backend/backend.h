@@ -5,9 +5,10 @@
  * Memory slots are required. Op slots come in forward/backward pairs; a NULL
  * slot falls back to the reference backend, which works only for backends
  * whose memory is host memory (ref, cpu). A device backend fills every slot
- * except the optional fusions (inorm_act_fwd), which lib/ops composes from
- * other slots where they are NULL, and to_bf16, which only a backend that
- * reads ngc_conv_params.w_bf16 needs. The graph slots are optional too: a
+ * except the optional fusions (inorm_act_fwd, composed by lib/ops from
+ * other slots where it is NULL; inorm_bias_fwd, used only where it is
+ * there) and to_bf16, which only a backend that reads
+ * ngc_conv_params.w_bf16 needs. The graph slots are optional too: a
  * backend without them runs everything as it is called.
  *
  * Layouts. Slots receive plain row-major tensors (NGC_LAYOUT_PLAIN), except
@@ -127,6 +128,14 @@ typedef struct ngc_backend_ops {
   negcut_status (*inorm_act_fwd)(ngc_backend *be, float eps, ngc_act act, float alpha,
                                  const ngc_tensor *x, ngc_tensor *y, ngc_tensor *mean,
                                  ngc_tensor *rstd);
+  /* The norm (act -1) or the norm and act (NGC_ACT_RELU or _LRELU) of
+   * x + b, b (C) added per channel as the norm reads x: the bits of a bias
+   * add before inorm_fwd / inorm_act_fwd, without its pass over x. Plain
+   * layout. Optional: where it is there, the inference executor leaves the
+   * bias of a convolution whose output only feeds a norm to that norm. */
+  negcut_status (*inorm_bias_fwd)(ngc_backend *be, float eps, int act, float alpha,
+                                  const ngc_tensor *x, const ngc_tensor *b, ngc_tensor *y,
+                                  ngc_tensor *mean, ngc_tensor *rstd);
   negcut_status (*inorm_bwd)(ngc_backend *be, const ngc_tensor *y,
                              const ngc_tensor *rstd, const ngc_tensor *dy,
                              ngc_tensor *dx);

@@ -84,25 +84,30 @@ negcut_status ngc_seq_shape(negcut_ctx *ctx, const ngc_net *net, const int64_t i
   return NEGCUT_OK;
 }
 
+/* A convolution layer, with its bias or (with_bias 0) without. The
+ * convolutions may round to TF32 when the tape allows it, and run in
+ * bfloat16 when it does and nothing will be backpropagated (!recorded). */
+static negcut_status conv_forward(negcut_ctx *ctx, ngc_net *net, const ngc_layer *l,
+                                  const ngc_tensor *x, ngc_tensor *y, const ngc_tape *tape,
+                                  int recorded, int with_bias) {
+  const ngc_tensor *w = &net->params[l->w].value;
+  const ngc_tensor *b = with_bias && l->b >= 0 ? &net->params[l->b].value : NULL;
+  ngc_conv_params cp = l->cp;
+  cp.bf16 = !recorded && tape->bf16 && l->kind == NGC_L_CONV;
+  cp.tf32 = tape->tf32;
+  if (cp.bf16 && tape->w_bf16 && tape->w_bf16_net == net)
+    cp.w_bf16 = tape->w_bf16 + net->params[l->w].offset;
+  return l->kind == NGC_L_CONV ? ngc_conv2d_fwd(ctx, &cp, x, w, b, y)
+                               : ngc_convt2d_fwd(ctx, &cp, x, w, b, y);
+}
+
 static negcut_status layer_forward(negcut_ctx *ctx, ngc_net *net, const ngc_layer *l, const ngc_tensor *x,
                                    const ngc_tensor *skip, ngc_tensor *y, ngc_tensor *mean,
                                    ngc_tensor *rstd, const ngc_tape *tape, int recorded) {
-  /* The convolutions may round to TF32 when the tape allows it, and run in
-   * bfloat16 when it does and nothing will be backpropagated (!recorded). */
-  const ngc_tensor *w = l->w >= 0 ? &net->params[l->w].value : NULL;
-  const ngc_tensor *b = l->b >= 0 ? &net->params[l->b].value : NULL;
   switch (l->kind) {
   case NGC_L_PAD: return ngc_pad_fwd(ctx, l->pad_mode, l->pad, x, y);
   case NGC_L_CONV:
-  case NGC_L_CONVT: {
-    ngc_conv_params cp = l->cp;
-    cp.bf16 = !recorded && tape->bf16 && l->kind == NGC_L_CONV;
-    cp.tf32 = tape->tf32;
-    if (cp.bf16 && tape->w_bf16 && tape->w_bf16_net == net)
-      cp.w_bf16 = tape->w_bf16 + net->params[l->w].offset;
-    return l->kind == NGC_L_CONV ? ngc_conv2d_fwd(ctx, &cp, x, w, b, y)
-                                 : ngc_convt2d_fwd(ctx, &cp, x, w, b, y);
-  }
+  case NGC_L_CONVT: return conv_forward(ctx, net, l, x, y, tape, recorded, 1);
   case NGC_L_INORM: return ngc_inorm_fwd(ctx, 1e-5f, x, y, mean, rstd);
   case NGC_L_ACT: return ngc_act_fwd(ctx, l->act, l->alpha, x, y);
   case NGC_L_DOWN: return ngc_blur_down_fwd(ctx, x, y);
@@ -154,6 +159,23 @@ static int fuse_norm_act(const ngc_net *net, int32_t i, int32_t n, int32_t n_tap
   if (!norm_then_act(net, i, n)) return 0;
   for (int32_t k = 0; k < n_taps; k++)
     if (taps[k] == net->layers[i].module) return 0;
+  for (int32_t j = i + 1; j < n; j++)
+    if (net->layers[j].kind == NGC_L_ADD && net->layers[j].skip == i + 1) return 0;
+  return 1;
+}
+
+/* Whether an inference pass can leave the bias of convolution layer i of
+ * n to the norm after it (inorm_bias_fwd): the convolution's output
+ * (activation i + 1) feeds only that norm, being neither a tapped module's
+ * output nor an ADD's shortcut. */
+static int bias_to_norm(const ngc_net *net, int32_t i, int32_t n, int32_t n_taps,
+                        const int32_t *taps) {
+  const ngc_layer *l = &net->layers[i];
+  if ((l->kind != NGC_L_CONV && l->kind != NGC_L_CONVT) || l->b < 0 || i + 1 >= n ||
+      net->layers[i + 1].kind != NGC_L_INORM)
+    return 0;
+  for (int32_t k = 0; k < n_taps; k++)
+    if (taps[k] == l->module) return 0;
   for (int32_t j = i + 1; j < n; j++)
     if (net->layers[j].kind == NGC_L_ADD && net->layers[j].skip == i + 1) return 0;
   return 1;
@@ -243,6 +265,8 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
   float *buf[3];
   ngc_tensor cur = *x, next, mean, rstd;
   ngc_tensor skip = {0}; /* the shortcut's source while a ResNet block runs */
+  const int bias_fusion = tape->ctx->be->ops.inorm_bias_fwd != NULL;
+  const ngc_tensor *pending_bias = NULL; /* left by the convolution to the norm after it */
 
   for (int32_t i = 0; i < n; i++) {
     layer_shape(net, &net->layers[i], shape, out);
@@ -286,10 +310,19 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
       mean.dim[0] = rstd.dim[0] = out[0];
       mean.dim[1] = rstd.dim[1] = out[1];
     }
-    if (fuse)
+    /* A convolution whose output only feeds a norm leaves its bias to the
+     * norm, where the backend can add it as the norm reads: one pass fewer. */
+    const int leave_bias = bias_fusion && bias_to_norm(net, i, n, n_taps, taps);
+    if (pending_bias)
+      st = ngc_inorm_bias_fwd(tape->ctx, 1e-5f, fuse ? (int)l->act : -1, fuse ? l->alpha : 0.0f,
+                              &cur, pending_bias, &next, &mean, &rstd);
+    else if (fuse)
       st = ngc_inorm_act_fwd(tape->ctx, 1e-5f, l->act, l->alpha, &cur, &next, &mean, &rstd);
+    else if (leave_bias)
+      st = conv_forward(tape->ctx, net, l, &cur, &next, tape, 0, 0);
     else
       st = layer_forward(tape->ctx, net, l, &cur, &skip, &next, &mean, &rstd, tape, 0);
+    pending_bias = leave_bias ? &net->params[l->b].value : NULL;
     if (st != NEGCUT_OK) return st;
     if (l->kind == NGC_L_ADD) skip.data = NULL;
     for (int32_t k = 0; k < n_taps && !st; k++) /* keep a copy of each tapped output */

@@ -74,6 +74,12 @@ negcut_status ngc_inorm_fwd(negcut_ctx *ctx, float eps, const ngc_tensor *x, ngc
 negcut_status ngc_inorm_act_fwd(negcut_ctx *ctx, float eps, ngc_act act, float alpha,
                                 const ngc_tensor *x, ngc_tensor *y, ngc_tensor *mean,
                                 ngc_tensor *rstd);
+/* The norm of x + b (b (C) per channel), then act (relu or lrelu; -1: none):
+ * the bits of a bias add before ngc_inorm_fwd / ngc_inorm_act_fwd. Plain x
+ * only; NEGCUT_ERR_UNSUPPORTED on a backend without inorm_bias_fwd. */
+negcut_status ngc_inorm_bias_fwd(negcut_ctx *ctx, float eps, int act, float alpha,
+                                 const ngc_tensor *x, const ngc_tensor *b, ngc_tensor *y,
+                                 ngc_tensor *mean, ngc_tensor *rstd);
 negcut_status ngc_inorm_bwd(negcut_ctx *ctx, const ngc_tensor *y, const ngc_tensor *rstd,
                             const ngc_tensor *dy, ngc_tensor *dx);
 /* x (N, C, H, W), H, W >= 2 -> y (N, C, ceil(H/2), ceil(W/2)). */

@@ -63,6 +63,23 @@ negcut_status ngc_inorm_act_fwd(negcut_ctx *ctx, float eps, ngc_act act, float a
   return NGC_OP_CALL(ctx, op, act_fwd, act, alpha, y, y);
 }
 
+negcut_status ngc_inorm_bias_fwd(negcut_ctx *ctx, float eps, int act, float alpha,
+                                 const ngc_tensor *x, const ngc_tensor *b, ngc_tensor *y,
+                                 ngc_tensor *mean, ngc_tensor *rstd) {
+  const char *op = "inorm_bias_fwd";
+  if (act != -1 && act != NGC_ACT_RELU && act != NGC_ACT_LRELU)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s: activation %d is not relu, lrelu or none",
+                     op, act);
+  NGC_TRY(check_inorm_fwd(ctx, op, eps, x, y, mean, rstd));
+  NGC_TRY(ngc_op_dims(ctx, op, "b", b, 1, &x->dim[1]));
+  if (x->layout != NGC_LAYOUT_PLAIN || y->layout != NGC_LAYOUT_PLAIN)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s: blocked tensors", op);
+  if (!ctx->be->ops.inorm_bias_fwd)
+    return ngc_error(ctx, NEGCUT_ERR_UNSUPPORTED, "%s: backend %s has no inorm_bias_fwd", op,
+                     ctx->be->name);
+  return ctx->be->ops.inorm_bias_fwd(ctx->be, eps, act, alpha, x, b, y, mean, rstd);
+}
+
 negcut_status ngc_inorm_bwd(negcut_ctx *ctx, const ngc_tensor *y, const ngc_tensor *rstd,
                             const ngc_tensor *dy, ngc_tensor *dx) {
   const char *op = "inorm_bwd";

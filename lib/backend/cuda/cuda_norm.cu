@@ -6,53 +6,60 @@
 #define NORM_BLOCK 512
 #define ROWS_PER_BLOCK (NGC_BLOCK / 32)
 
-/* Per plane: mean, biased variance (two passes), rstd = 1 / sqrt(var + eps),
- * y = (x - mean) * rstd, then (act >= 0) the activation act_fwd applies, on
- * the rounded float: the same bits as the two slots one after the other.
- * Each thread reads x[i] before it writes y[i], so y may be x. */
-static __global__ void inorm_fwd_kernel(const float *x, float *y, float *mean, float *rstd,
-                                        int64_t P, float eps, int act, float alpha) {
+/* Per plane of x (+ b[channel] when b is given, added in float as a bias
+ * add before the norm would): mean, biased variance (two passes), rstd =
+ * 1 / sqrt(var + eps), y = (x - mean) * rstd, then (act >= 0) the
+ * activation act_fwd applies, on the rounded float: the same bits as the
+ * slots one after the other. Each thread reads x[i] before it writes y[i],
+ * so y may be x. */
+static __global__ void inorm_fwd_kernel(const float *x, const float *b, int64_t C, float *y,
+                                        float *mean, float *rstd, int64_t P, float eps, int act,
+                                        float alpha) {
   const int64_t pl = blockIdx.x;
   const float *xp = x + pl * P; // (H * W)
   float *yp = y + pl * P;       // (H * W)
+  const float bias = b ? b[pl % C] : 0.0f;
+#define NGC_IN_X(i) (b ? __fadd_rn(xp[i], bias) : xp[i])
   double s = 0.0;
-  for (int64_t i = threadIdx.x; i < P; i += blockDim.x) s += xp[i];
+  for (int64_t i = threadIdx.x; i < P; i += blockDim.x) s += NGC_IN_X(i);
   const double mu = ngc_block_sum(s) / (double)P;
   double v = 0.0;
   for (int64_t i = threadIdx.x; i < P; i += blockDim.x) {
-    const double d = xp[i] - mu;
+    const double d = NGC_IN_X(i) - mu;
     v += d * d;
   }
   const double var = ngc_block_sum(v) / (double)P;
   const double r = 1.0 / sqrt(var + eps);
   for (int64_t i = threadIdx.x; i < P; i += blockDim.x) {
-    float o = (float)((xp[i] - mu) * r);
+    float o = (float)((NGC_IN_X(i) - mu) * r);
     if (act == NGC_ACT_RELU) o = o > 0.0f ? o : 0.0f;
     else if (act == NGC_ACT_LRELU) o = o > 0.0f ? o : __fmul_rn(alpha, o);
     yp[i] = o;
   }
+#undef NGC_IN_X
   if (threadIdx.x == 0) {
     mean[pl] = (float)mu;
     rstd[pl] = (float)r;
   }
 }
 
-/* act -1: the norm alone. */
+/* act -1: the norm alone; b NULL: no bias. */
 static negcut_status inorm_fwd(ngc_backend *be, const char *what, float eps, int act, float alpha,
-                               const ngc_tensor *x, ngc_tensor *y, ngc_tensor *mean,
-                               ngc_tensor *rstd) {
+                               const ngc_tensor *x, const ngc_tensor *b, ngc_tensor *y,
+                               ngc_tensor *mean, ngc_tensor *rstd) {
   const int64_t planes = x->dim[0] * x->dim[1], P = x->dim[2] * x->dim[3];
   negcut_status st = ngc_cuda_enter(be);
   if (st || planes == 0) return st;
   if (planes > 0x7fffffff)
     return ngc_error(be->ctx, NEGCUT_ERR_LIMIT, "cuda %s: %lld planes", what, (long long)planes);
-  return NGC_LAUNCH(be, what, inorm_fwd_kernel, (unsigned)planes, NORM_BLOCK, x->data, y->data,
+  return NGC_LAUNCH(be, what, inorm_fwd_kernel, (unsigned)planes, NORM_BLOCK, x->data,
+                    b ? (const float *)b->data : (const float *)NULL, x->dim[1], y->data,
                     mean->data, rstd->data, P, eps, act, alpha);
 }
 
 static negcut_status cuda_inorm_fwd(ngc_backend *be, float eps, const ngc_tensor *x,
                                     ngc_tensor *y, ngc_tensor *mean, ngc_tensor *rstd) {
-  return inorm_fwd(be, "inorm_fwd", eps, -1, 0.0f, x, y, mean, rstd);
+  return inorm_fwd(be, "inorm_fwd", eps, -1, 0.0f, x, NULL, y, mean, rstd);
 }
 
 static negcut_status cuda_inorm_act_fwd(ngc_backend *be, float eps, ngc_act act, float alpha,
@@ -60,7 +67,15 @@ static negcut_status cuda_inorm_act_fwd(ngc_backend *be, float eps, ngc_act act,
                                         ngc_tensor *rstd) {
   if (act != NGC_ACT_RELU && act != NGC_ACT_LRELU)
     return ngc_error(be->ctx, NEGCUT_ERR_INTERNAL, "cuda inorm_act_fwd: activation %d", (int)act);
-  return inorm_fwd(be, "inorm_act_fwd", eps, (int)act, alpha, x, y, mean, rstd);
+  return inorm_fwd(be, "inorm_act_fwd", eps, (int)act, alpha, x, NULL, y, mean, rstd);
+}
+
+static negcut_status cuda_inorm_bias_fwd(ngc_backend *be, float eps, int act, float alpha,
+                                         const ngc_tensor *x, const ngc_tensor *b, ngc_tensor *y,
+                                         ngc_tensor *mean, ngc_tensor *rstd) {
+  if (act != -1 && act != NGC_ACT_RELU && act != NGC_ACT_LRELU)
+    return ngc_error(be->ctx, NEGCUT_ERR_INTERNAL, "cuda inorm_bias_fwd: activation %d", act);
+  return inorm_fwd(be, "inorm_bias_fwd", eps, act, alpha, x, b, y, mean, rstd);
 }
 
 /* dx = rstd * (dy - mean(dy) - y * mean(dy * y)) per plane; dx may be dy. */
@@ -149,6 +164,7 @@ static negcut_status cuda_l2norm_bwd(ngc_backend *be, float eps, const ngc_tenso
 extern "C" void ngc_cuda_fill_norm_ops(ngc_backend_ops *ops) {
   ops->inorm_fwd = cuda_inorm_fwd;
   ops->inorm_act_fwd = cuda_inorm_act_fwd;
+  ops->inorm_bias_fwd = cuda_inorm_bias_fwd;
   ops->inorm_bwd = cuda_inorm_bwd;
   ops->l2norm_fwd = cuda_l2norm_fwd;
   ops->l2norm_bwd = cuda_l2norm_bwd;
