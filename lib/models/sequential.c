@@ -151,12 +151,10 @@ static int norm_then_act(const ngc_net *net, int32_t i, int32_t n) {
          (b->act == NGC_ACT_RELU || b->act == NGC_ACT_LRELU);
 }
 
-/* Whether an inference pass can fuse layers i and i + 1: a norm and an
- * activation whose norm output (activation i + 1) is neither a tapped
- * module's output nor an ADD's shortcut. */
-static int fuse_norm_act(const ngc_net *net, int32_t i, int32_t n, int32_t n_taps,
-                         const int32_t *taps) {
-  if (!norm_then_act(net, i, n)) return 0;
+/* Whether the output of layer i of n (activation i + 1) feeds only the next
+ * layer: it is neither a tapped module's output nor an ADD's shortcut. */
+static int output_feeds_next(const ngc_net *net, int32_t i, int32_t n, int32_t n_taps,
+                             const int32_t *taps) {
   for (int32_t k = 0; k < n_taps; k++)
     if (taps[k] == net->layers[i].module) return 0;
   for (int32_t j = i + 1; j < n; j++)
@@ -164,21 +162,21 @@ static int fuse_norm_act(const ngc_net *net, int32_t i, int32_t n, int32_t n_tap
   return 1;
 }
 
+/* Whether an inference pass can fuse layers i and i + 1: a norm and an
+ * activation, the norm's output feeding only the activation. */
+static int fuse_norm_act(const ngc_net *net, int32_t i, int32_t n, int32_t n_taps,
+                         const int32_t *taps) {
+  return norm_then_act(net, i, n) && output_feeds_next(net, i, n, n_taps, taps);
+}
+
 /* Whether an inference pass can leave the bias of convolution layer i of
- * n to the norm after it (inorm_bias_fwd): the convolution's output
- * (activation i + 1) feeds only that norm, being neither a tapped module's
- * output nor an ADD's shortcut. */
+ * n to the norm after it (inorm_bias_fwd): the convolution's output feeds
+ * only that norm. */
 static int bias_to_norm(const ngc_net *net, int32_t i, int32_t n, int32_t n_taps,
                         const int32_t *taps) {
   const ngc_layer *l = &net->layers[i];
-  if ((l->kind != NGC_L_CONV && l->kind != NGC_L_CONVT) || l->b < 0 || i + 1 >= n ||
-      net->layers[i + 1].kind != NGC_L_INORM)
-    return 0;
-  for (int32_t k = 0; k < n_taps; k++)
-    if (taps[k] == l->module) return 0;
-  for (int32_t j = i + 1; j < n; j++)
-    if (net->layers[j].kind == NGC_L_ADD && net->layers[j].skip == i + 1) return 0;
-  return 1;
+  return (l->kind == NGC_L_CONV || l->kind == NGC_L_CONVT) && l->b >= 0 && i + 1 < n &&
+         net->layers[i + 1].kind == NGC_L_INORM && output_feeds_next(net, i, n, n_taps, taps);
 }
 
 static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
