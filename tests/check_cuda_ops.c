@@ -393,6 +393,8 @@ START_TEST(test_inorm) {
       else OK(g_be->ops.inorm_act_fwd(g_be, 1e-5f, (ngc_act)a, 0.2f, &xb.d, &z.d, &m2.d, &r2.d));
       float *two = fetch(&z.d), *stats = fetch(&r2.d), *means = fetch(&m2.d);
       OK(g_be->ops.fill(g_be, &z.d, NAN));
+      OK(g_be->ops.fill(g_be, &m2.d, NAN));
+      OK(g_be->ops.fill(g_be, &r2.d, NAN));
       OK(g_be->ops.inorm_bias_fwd(g_be, 1e-5f, a, 0.2f, &x.d, &b.d, &z.d, &m2.d, &r2.d));
       const char *an = a < 0 ? "no act" : a ? "lrelu" : "relu";
       snprintf(what, sizeof what, "inorm_bias_fwd %s %s vs bias add, norm", an, s);

@@ -706,11 +706,12 @@ START_TEST(test_errors) {
   ngc_tensor *mean = T2(0, 2, 4), *rstd = T2(0, 2, 4), *b3 = T1(0, 3);
   ck_error(ngc_inorm_bias_fwd(ctx, 1e-5f, NGC_ACT_TANH, 0, y, b, y, mean, rstd),
            NEGCUT_ERR_INVALID_ARGUMENT, "not relu, lrelu or none");
-  ck_error(ngc_inorm_bias_fwd(ctx, 1e-5f, -1, 0, y, b3, y, mean, rstd), NEGCUT_ERR_SHAPE, "b");
+  ck_error(ngc_inorm_bias_fwd(ctx, 1e-5f, NGC_NO_ACT, 0, y, b3, y, mean, rstd), NEGCUT_ERR_SHAPE,
+           "b is");
   if (!ctx->be->ops.inorm_bias_fwd) /* the host backends add the bias in the convolution */
-    ck_error(ngc_inorm_bias_fwd(ctx, 1e-5f, -1, 0, y, b, y, mean, rstd), NEGCUT_ERR_UNSUPPORTED,
+    ck_error(ngc_inorm_bias_fwd(ctx, 1e-5f, NGC_NO_ACT, 0, y, b, y, mean, rstd), NEGCUT_ERR_UNSUPPORTED,
              "has no inorm_bias_fwd");
-  uint16_t half[64];
+  uint16_t half[4 * 3 * 3 * 3]; /* as many as w has floats */
   ck_error(ngc_to_bf16(ctx, w, NULL), NEGCUT_ERR_INVALID_ARGUMENT, "dst");
   if (!ctx->be->ops.to_bf16) /* the host backends keep their weights in fp32 */
     ck_error(ngc_to_bf16(ctx, w, half), NEGCUT_ERR_UNSUPPORTED, "has no to_bf16");

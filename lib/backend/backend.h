@@ -60,6 +60,8 @@ typedef enum ngc_act {
   NGC_ACT_LRELU = 1, /* slope alpha for x < 0 */
   NGC_ACT_TANH = 2
 } ngc_act;
+/* "No activation", where an int act may also name one (inorm_bias_fwd). */
+#define NGC_NO_ACT (-1)
 
 /* Adam with PyTorch semantics: bias correction, eps outside the sqrt. */
 typedef struct ngc_adam_params {
@@ -128,7 +130,7 @@ typedef struct ngc_backend_ops {
   negcut_status (*inorm_act_fwd)(ngc_backend *be, float eps, ngc_act act, float alpha,
                                  const ngc_tensor *x, ngc_tensor *y, ngc_tensor *mean,
                                  ngc_tensor *rstd);
-  /* The norm (act -1) or the norm and act (NGC_ACT_RELU or _LRELU) of
+  /* The norm (act NGC_NO_ACT) or the norm and act (NGC_ACT_RELU or _LRELU) of
    * x + b, b (C) added per channel as the norm reads x: the bits of a bias
    * add before inorm_fwd / inorm_act_fwd, without its pass over x. Plain
    * layout. Optional: where it is there, the inference executor leaves the

@@ -310,9 +310,10 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
     }
     /* A convolution whose output only feeds a norm leaves its bias to the
      * norm, where the backend can add it as the norm reads: one pass fewer. */
-    const int leave_bias = bias_fusion && bias_to_norm(net, i, n, n_taps, taps);
+    const int leave_bias =
+        bias_fusion && lay == NGC_LAYOUT_PLAIN && bias_to_norm(net, i, n, n_taps, taps);
     if (pending_bias)
-      st = ngc_inorm_bias_fwd(tape->ctx, 1e-5f, fuse ? (int)l->act : -1, fuse ? l->alpha : 0.0f,
+      st = ngc_inorm_bias_fwd(tape->ctx, 1e-5f, fuse ? (int)l->act : NGC_NO_ACT, fuse ? l->alpha : 0.0f,
                               &cur, pending_bias, &next, &mean, &rstd);
     else if (fuse)
       st = ngc_inorm_act_fwd(tape->ctx, 1e-5f, l->act, l->alpha, &cur, &next, &mean, &rstd);

@@ -74,7 +74,7 @@ negcut_status ngc_inorm_fwd(negcut_ctx *ctx, float eps, const ngc_tensor *x, ngc
 negcut_status ngc_inorm_act_fwd(negcut_ctx *ctx, float eps, ngc_act act, float alpha,
                                 const ngc_tensor *x, ngc_tensor *y, ngc_tensor *mean,
                                 ngc_tensor *rstd);
-/* The norm of x + b (b (C) per channel), then act (relu or lrelu; -1: none):
+/* The norm of x + b (b (C) per channel), then act (relu, lrelu or NGC_NO_ACT):
  * the bits of a bias add before ngc_inorm_fwd / ngc_inorm_act_fwd. Plain x
  * only; NEGCUT_ERR_UNSUPPORTED on a backend without inorm_bias_fwd. */
 negcut_status ngc_inorm_bias_fwd(negcut_ctx *ctx, float eps, int act, float alpha,

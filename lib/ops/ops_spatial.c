@@ -67,7 +67,7 @@ negcut_status ngc_inorm_bias_fwd(negcut_ctx *ctx, float eps, int act, float alph
                                  const ngc_tensor *x, const ngc_tensor *b, ngc_tensor *y,
                                  ngc_tensor *mean, ngc_tensor *rstd) {
   const char *op = "inorm_bias_fwd";
-  if (act != -1 && act != NGC_ACT_RELU && act != NGC_ACT_LRELU)
+  if (act != NGC_NO_ACT && act != NGC_ACT_RELU && act != NGC_ACT_LRELU)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s: activation %d is not relu, lrelu or none",
                      op, act);
   NGC_TRY(check_inorm_fwd(ctx, op, eps, x, y, mean, rstd));

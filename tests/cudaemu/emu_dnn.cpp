@@ -299,7 +299,10 @@ cudnnStatus_t run(cudnnHandle_t h, Dir d, const char *what, const Geo &g, int al
              work_bytes);
     return CUDNN_STATUS_BAD_PARAM;
   }
-  if (h->refuse && g.dt == CUDNN_DATA_FLOAT && algo == first_choice(d, g.math)) {
+  /* Refusal mode: each direction's first fp32 (FMA or TF32) algorithm, and
+   * every bf16 one, so that the backend's fp32 fallback for bf16 runs. */
+  if (h->refuse && ((g.dt == CUDNN_DATA_FLOAT && algo == first_choice(d, g.math)) ||
+                    g.dt == CUDNN_DATA_BFLOAT16)) {
     if (!g_refused++) atexit([] { emu_note("cuDNN refused %d runs (NGC_EMU_CUDNN_REFUSE)", g_refused); });
     return CUDNN_STATUS_NOT_SUPPORTED;
   }

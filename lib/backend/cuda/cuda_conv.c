@@ -23,13 +23,14 @@
  * output_padding needs nothing: with out_pad < stride the convolution of
  * the larger output still lands on H x W.
  *
- * bfloat16 (ngc_conv_params.bf16, inference): x and w are converted to
- * bf16, the convolution runs with bf16 tensors and fp32 accumulation
- * (cuDNN's BFLOAT16 configuration: x, w and y all bf16), and y comes back
- * to fp32 with the fp32 bias added in the same pass. Where cuDNN has no bf16 algorithm
- * for a shape (GPUs before sm_80), that shape runs in fp32, which the slot
- * allows ("may compute in bfloat16"). Transposed convolutions always run in
- * fp32. */
+ * bfloat16 (ngc_conv_params.bf16, inference): x is converted to bf16, and
+ * w too unless the caller passes it already converted (w_bf16, which the
+ * translator makes once); the convolution runs with bf16 tensors and fp32
+ * accumulation (cuDNN's BFLOAT16 configuration: x, w and y all bf16), and y
+ * comes back to fp32 with the fp32 bias added in the same pass. Where cuDNN
+ * has no bf16 algorithm for a shape (GPUs before sm_80), or refuses every
+ * one when it runs, that shape runs in fp32, which the slot allows ("may
+ * compute in bfloat16"). Transposed convolutions always run in fp32. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -43,7 +43,7 @@ static __global__ void inorm_fwd_kernel(const float *x, const float *b, int64_t 
   }
 }
 
-/* act -1: the norm alone; b NULL: no bias. */
+/* act NGC_NO_ACT: the norm alone; b NULL: no bias. */
 static negcut_status inorm_fwd(ngc_backend *be, const char *what, float eps, int act, float alpha,
                                const ngc_tensor *x, const ngc_tensor *b, ngc_tensor *y,
                                ngc_tensor *mean, ngc_tensor *rstd) {
@@ -59,7 +59,7 @@ static negcut_status inorm_fwd(ngc_backend *be, const char *what, float eps, int
 
 static negcut_status cuda_inorm_fwd(ngc_backend *be, float eps, const ngc_tensor *x,
                                     ngc_tensor *y, ngc_tensor *mean, ngc_tensor *rstd) {
-  return inorm_fwd(be, "inorm_fwd", eps, -1, 0.0f, x, NULL, y, mean, rstd);
+  return inorm_fwd(be, "inorm_fwd", eps, NGC_NO_ACT, 0.0f, x, NULL, y, mean, rstd);
 }
 
 static negcut_status cuda_inorm_act_fwd(ngc_backend *be, float eps, ngc_act act, float alpha,
@@ -73,7 +73,7 @@ static negcut_status cuda_inorm_act_fwd(ngc_backend *be, float eps, ngc_act act,
 static negcut_status cuda_inorm_bias_fwd(ngc_backend *be, float eps, int act, float alpha,
                                          const ngc_tensor *x, const ngc_tensor *b, ngc_tensor *y,
                                          ngc_tensor *mean, ngc_tensor *rstd) {
-  if (act != -1 && act != NGC_ACT_RELU && act != NGC_ACT_LRELU)
+  if (act != NGC_NO_ACT && act != NGC_ACT_RELU && act != NGC_ACT_LRELU)
     return ngc_error(be->ctx, NEGCUT_ERR_INTERNAL, "cuda inorm_bias_fwd: activation %d", act);
   return inorm_fwd(be, "inorm_bias_fwd", eps, act, alpha, x, b, y, mean, rstd);
 }
