@@ -351,7 +351,8 @@ END_TEST
 START_TEST(test_inorm) {
   /* N, C, H, W, offset of the data (a large mean tests the statistics) */
   static const int64_t shapes[][5] = {{1, 3, 7, 9, 0},    {2, 4, 5, 3, 1},   {1, 1, 1, 1, 0},
-                                      {2, 64, 16, 16, 0}, {1, 4, 128, 128, 40}, {1, 3, 262, 262, 0}};
+                                      {2, 64, 16, 16, 0}, {1, 4, 128, 128, 40}, {1, 3, 262, 262, 0},
+                                      {2, 3, 65, 64, 5} /* 2 chunks, the second of 64 */};
   char what[128], s[64];
   for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
     const int64_t N = shapes[k][0], C = shapes[k][1], H = shapes[k][2], W = shapes[k][3];
@@ -549,6 +550,8 @@ START_TEST(test_conv2d) {
       {1, 16, 3, 12, 11, 7, 1, 0, 0, 1},   /* ... and last */
       {2, 64, 64, 18, 18, 3, 1, 0, 0, 1},  /* a ResBlock conv on a padded input */
       {1, 32, 64, 33, 31, 3, 1, 1, 0, 1},  /* zero pad 1, odd */
+      {1, 2, 3, 70, 66, 3, 1, 1, 0, 1},    /* db over 2 chunks of a plane */
+      {2, 2, 3, 48, 48, 3, 1, 1, 0, 1},    /* db over 2 samples' planes */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv(&cases[i], 0);
   /* second round: every plan comes from the cache */

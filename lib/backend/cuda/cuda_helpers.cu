@@ -18,26 +18,64 @@ extern "C" negcut_status ngc_cuda_bias_add(ngc_backend *be, float *y, const floa
                     hw);
 }
 
-/* One block per channel: db[ch] += (float)(sum over n, hw of dy), the sum in
- * double as the reference's. */
-static __global__ void bias_grad_kernel(const float *dy, float *db, int64_t n, int64_t c, int64_t hw) {
-  const int64_t ch = blockIdx.x;
+/* db[ch] += (float)(sum over n, hw of dy), the sum in double as the
+ * reference's. A channel of at most NGC_SUM_CHUNK values is one block's;
+ * larger ones are split into chunks (within each sample's plane), one block
+ * each (blockIdx.x = (ch * n + sample) * chunks + chunk), whose sums
+ * bias_grad_merge_kernel adds in order. */
+static __global__ void bias_grad_kernel(const float *dy, float *db, int64_t n, int64_t c,
+                                        int64_t hw, int64_t chunks, double *part) {
   double acc = 0.0;
-  for (int64_t s = 0; s < n; s++) {
-    const float *row = dy + (s * c + ch) * hw; // (HW)
-    for (int64_t j = threadIdx.x; j < hw; j += blockDim.x) acc += row[j];
+  if (!part) { /* the whole channel */
+    const int64_t ch = blockIdx.x;
+    for (int64_t s = 0; s < n; s++) {
+      const float *row = dy + (s * c + ch) * hw; // (HW)
+      for (int64_t j = threadIdx.x; j < hw; j += blockDim.x) acc += row[j];
+    }
+    acc = ngc_block_sum(acc);
+    if (threadIdx.x == 0) db[ch] += (float)acc;
+    return;
   }
+  const int64_t plane = blockIdx.x / chunks, ch = plane / n, s = plane % n;
+  const int64_t lo = blockIdx.x % chunks * NGC_SUM_CHUNK;
+  const int64_t hi = lo + NGC_SUM_CHUNK < hw ? lo + NGC_SUM_CHUNK : hw;
+  const float *row = dy + (s * c + ch) * hw; // (HW)
+  for (int64_t j = lo + threadIdx.x; j < hi; j += blockDim.x) acc += row[j];
   acc = ngc_block_sum(acc);
-  if (threadIdx.x == 0) db[ch] += (float)acc;
+  if (threadIdx.x == 0) part[blockIdx.x] = acc;
+}
+
+static __global__ void bias_grad_merge_kernel(const double *part, float *db, int64_t c,
+                                              int64_t per_channel) {
+  NGC_FOR(ch, c) {
+    double acc = 0.0;
+    for (int64_t k = 0; k < per_channel; k++) acc += part[ch * per_channel + k];
+    db[ch] += (float)acc;
+  }
 }
 
 extern "C" negcut_status ngc_cuda_bias_grad(ngc_backend *be, const float *dy, float *db,
                                             int64_t n, int64_t c, int64_t hw) {
   if (c == 0) return NEGCUT_OK;
-  if (c > 0x7fffffff)
-    return ngc_error(be->ctx, NEGCUT_ERR_LIMIT, "cuda bias gradient: %lld channels", (long long)c);
-  return NGC_LAUNCH(be, "bias gradient", bias_grad_kernel, (unsigned)c, NGC_BLOCK, dy, db, n, c,
-                    hw);
+  const int64_t chunks = ngc_sum_chunks(hw), per_channel = n * chunks;
+  const int split = n * hw > NGC_SUM_CHUNK;
+  if (c > 0x7fffffff / (split ? per_channel : 1))
+    return ngc_error(be->ctx, NEGCUT_ERR_LIMIT, "cuda bias gradient: %lld channels of %lld",
+                     (long long)c, (long long)(n * hw));
+  if (!split)
+    return NGC_LAUNCH(be, "bias gradient", bias_grad_kernel, (unsigned)c, NGC_BLOCK, dy, db, n,
+                      c, hw, (int64_t)1, (double *)NULL);
+  void *part = NULL; // (c, n, chunks) doubles
+  const unsigned blocks = (unsigned)(c * per_channel);
+  negcut_status st = ngc_cuda_scratch(be, blocks * sizeof(double), &part, "bias gradient");
+  if (st) return st;
+  st = NGC_LAUNCH(be, "bias gradient", bias_grad_kernel, blocks, NGC_BLOCK, dy, db, n, c, hw,
+                  chunks, (double *)part);
+  if (!st)
+    st = NGC_LAUNCH(be, "bias gradient", bias_grad_merge_kernel, ngc_grid(c), NGC_BLOCK,
+                    (const double *)part, db, c, per_channel);
+  ngc_cuda_free(be, part);
+  return st;
 }
 
 /* ------------------------------------------------------------ column sums */

@@ -16,6 +16,18 @@ static inline unsigned ngc_grid(int64_t n) {
   return (unsigned)(b < 1 ? 1 : b > NGC_MAX_GRID ? NGC_MAX_GRID : b);
 }
 
+/* Sums over long planes are split into chunks of this many values, one
+ * block each, whose partial sums a second launch adds in chunk order: a
+ * handful of large planes then still fills the GPU, and the order of the
+ * additions depends only on the shape. */
+#define NGC_SUM_CHUNK 4096
+
+/* Chunks of a run of n values: 1 (one block takes it all) when n <=
+ * NGC_SUM_CHUNK. */
+static inline int64_t ngc_sum_chunks(int64_t n) {
+  return n <= NGC_SUM_CHUNK ? 1 : (n + NGC_SUM_CHUNK - 1) / NGC_SUM_CHUNK;
+}
+
 /* Grid-stride loop over [0, n) with 64-bit indices. */
 #define NGC_FOR(i, n)                                                                   \
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (int64_t)(n); \
