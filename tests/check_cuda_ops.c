@@ -551,7 +551,7 @@ START_TEST(test_conv2d) {
       {2, 64, 64, 18, 18, 3, 1, 0, 0, 1},  /* a ResBlock conv on a padded input */
       {1, 32, 64, 33, 31, 3, 1, 1, 0, 1},  /* zero pad 1, odd */
       {1, 2, 3, 70, 66, 3, 1, 1, 0, 1},    /* db over 2 chunks of a plane */
-      {2, 2, 3, 48, 48, 3, 1, 1, 0, 1},    /* db over 2 samples' planes */
+      {2, 2, 3, 66, 64, 3, 1, 1, 0, 1},    /* ... of each of 2 samples' planes */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv(&cases[i], 0);
   /* second round: every plan comes from the cache */

@@ -19,10 +19,10 @@ extern "C" negcut_status ngc_cuda_bias_add(ngc_backend *be, float *y, const floa
 }
 
 /* db[ch] += (float)(sum over n, hw of dy), the sum in double as the
- * reference's. A channel of at most NGC_SUM_CHUNK values is one block's;
- * larger ones are split into chunks (within each sample's plane), one block
- * each (blockIdx.x = (ch * n + sample) * chunks + chunk), whose sums
- * bias_grad_merge_kernel adds in order. */
+ * reference's. Where the planes hold at most NGC_SUM_CHUNK values, a
+ * channel (its plane in every sample) is one block's; larger planes are
+ * split into chunks, one block each (blockIdx.x = (ch * n + sample) *
+ * chunks + chunk), whose sums bias_grad_merge_kernel adds in order. */
 static __global__ void bias_grad_kernel(const float *dy, float *db, int64_t n, int64_t c,
                                         int64_t hw, int64_t chunks, double *part) {
   double acc = 0.0;
@@ -58,11 +58,10 @@ extern "C" negcut_status ngc_cuda_bias_grad(ngc_backend *be, const float *dy, fl
                                             int64_t n, int64_t c, int64_t hw) {
   if (c == 0) return NEGCUT_OK;
   const int64_t chunks = ngc_sum_chunks(hw), per_channel = n * chunks;
-  const int split = n * hw > NGC_SUM_CHUNK;
-  if (c > 0x7fffffff / (split ? per_channel : 1))
+  if (c > 0x7fffffff / (chunks > 1 ? per_channel : 1))
     return ngc_error(be->ctx, NEGCUT_ERR_LIMIT, "cuda bias gradient: %lld channels of %lld",
                      (long long)c, (long long)(n * hw));
-  if (!split)
+  if (chunks == 1)
     return NGC_LAUNCH(be, "bias gradient", bias_grad_kernel, (unsigned)c, NGC_BLOCK, dy, db, n,
                       c, hw, (int64_t)1, (double *)NULL);
   void *part = NULL; // (c, n, chunks) doubles
