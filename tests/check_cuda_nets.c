@@ -672,6 +672,46 @@ static void train_case(negcut_train_mode mode, const char *name, int iterations,
   free(a), free(b);
 }
 
+/* Every state entry (parameters, moments) and metadata value (counters,
+ * random streams) of t[0] and t[1], bit for bit; frees both trainers. */
+static void expect_same_states(const char *name, negcut_trainer *t[2], const char *side0,
+                               const char *side1) {
+  char dir[64], path[2][96];
+  ngc_test_mkdtemp(dir, sizeof dir, "ngc_cuda_same_states");
+  ngc_st_file *f[2];
+  for (int k = 0; k < 2; k++) {
+    snprintf(path[k], sizeof path[k], "%s/state%d.safetensors", dir, k);
+    OK(g_cu, negcut_trainer_save_state(t[k], path[k]));
+    OK(g_cpu, ngc_st_open(g_cpu, path[k], &f[k]));
+  }
+  ck_assert_int_eq(ngc_st_count(f[0]), ngc_st_count(f[1]));
+  int64_t differ = 0;
+  for (int64_t i = 0; i < ngc_st_count(f[0]); i++) {
+    const ngc_st_entry *ea = ngc_st_entry_at(f[0], i), *eb = ngc_st_find(f[1], ea->name);
+    ck_assert_ptr_nonnull(eb);
+    ck_assert_int_eq(ea->nbytes, eb->nbytes);
+    if (memcmp(ea->data, eb->data, ea->nbytes)) {
+      printf("  %s state %s differs\n", name, ea->name);
+      differ++;
+    }
+  }
+  for (int64_t i = 0; i < ngc_st_metadata_count(f[0]); i++) {
+    const char *k = NULL, *v = NULL;
+    OK(g_cpu, ngc_st_metadata_at(f[0], i, &k, &v));
+    const char *w = ngc_st_metadata(f[1], k);
+    ck_assert_msg(w && !strcmp(v, w), "%s: state metadata %s: %s %s, %s %s", name, k, side0, v,
+                  side1, w ? w : "(none)");
+  }
+  printf("  %-60s %lld of %lld state entries differ (want 0)\n", name, (long long)differ,
+         (long long)ngc_st_count(f[0]));
+  ck_assert_int_eq(differ, 0);
+  for (int k = 0; k < 2; k++) {
+    ngc_st_close(f[k]);
+    negcut_trainer_free(t[k]);
+  }
+  ngc_test_rmtree(dir);
+}
+
 /* CUDA graphs of the training step: a trainer that records and replays
  * against one that never does (eager), same seed, same batches: every
  * iteration's losses and, at the end, every parameter, moment and counter
@@ -687,7 +727,7 @@ static void graph_train_case(negcut_train_mode mode, const char *name, int itera
   negcut_trainer_options o;
   negcut_trainer *t[2] = {NULL, NULL}; /* 0: graphs, 1: eager */
   const uint32_t side_px = 32;
-  char what[160], dir[64], path[2][96];
+  char what[160];
   ngc_test_tiny_trainer(&o, mode, 32);
   o.tf32 = tf32;
   for (int k = 0; k < 2; k++) {
@@ -725,40 +765,52 @@ static void graph_train_case(negcut_train_mode mode, const char *name, int itera
     ck_assert_uint_ge(t[0]->t.graphs.n_replayed, 2);
   }
   ck_assert_uint_eq(t[1]->t.graphs.n_recorded, 0);
-  ngc_test_mkdtemp(dir, sizeof dir, "ngc_cuda_graph_train");
-  ngc_st_file *f[2];
-  for (int k = 0; k < 2; k++) {
-    snprintf(path[k], sizeof path[k], "%s/state%d.safetensors", dir, k);
-    OK(g_cu, negcut_trainer_save_state(t[k], path[k]));
-    OK(g_cpu, ngc_st_open(g_cpu, path[k], &f[k]));
-  }
-  ck_assert_int_eq(ngc_st_count(f[0]), ngc_st_count(f[1]));
-  int64_t differ = 0;
-  for (int64_t i = 0; i < ngc_st_count(f[0]); i++) {
-    const ngc_st_entry *ea = ngc_st_entry_at(f[0], i), *eb = ngc_st_find(f[1], ea->name);
-    ck_assert_ptr_nonnull(eb);
-    ck_assert_int_eq(ea->nbytes, eb->nbytes);
-    if (memcmp(ea->data, eb->data, ea->nbytes)) {
-      printf("  %s state %s differs\n", name, ea->name);
-      differ++;
-    }
-  }
-  for (int64_t i = 0; i < ngc_st_metadata_count(f[0]); i++) {
-    const char *k = NULL, *v = NULL;
-    OK(g_cpu, ngc_st_metadata_at(f[0], i, &k, &v));
-    const char *w = ngc_st_metadata(f[1], k);
-    ck_assert_msg(w && !strcmp(v, w), "%s: state metadata %s: graphs %s, eager %s", name, k, v,
-                  w ? w : "(none)");
-  }
-  printf("  %-60s %lld of %lld state entries differ (want 0)\n", name, (long long)differ,
-         (long long)ngc_st_count(f[0]));
-  ck_assert_int_eq(differ, 0);
-  for (int k = 0; k < 2; k++) {
-    ngc_st_close(f[k]);
-    negcut_trainer_free(t[k]);
-  }
-  ngc_test_rmtree(dir);
+  expect_same_states(name, t, "graphs", "eager");
 }
+
+/* Training with the CUDA-only slots where they fit (inorm_bias_fwd: a
+ * convolution leaves its bias to the norm after it, in the forward and in
+ * backward's recomputation of the norm) against the plain slots, same seed
+ * and batches, both eager: the same bits, every loss and state entry. */
+static void train_fusion_case(negcut_train_mode mode, const char *name, int iterations) {
+  negcut_trainer_options o;
+  negcut_trainer *t[2] = {NULL, NULL}; /* 0: fused, 1: plain */
+  const uint32_t px = 32;
+  char what[160];
+  ngc_backend_ops *ops = &g_cu->be->ops;
+  const ngc_backend_ops saved = *ops;
+  g_inorm_bias = saved.inorm_bias_fwd;
+  ck_assert_ptr_nonnull(g_inorm_bias);
+  ngc_test_tiny_trainer(&o, mode, 32);
+  o.eager = 1;
+  for (int k = 0; k < 2; k++) OK(g_cu, negcut_trainer_create(&t[k], g_cu, &o));
+  g_bias_calls = 0;
+  for (int it = 1; it <= iterations; it++) {
+    float *a = frand(3 * px * px, -1, 1), *b = frand(3 * px * px, -1, 1);
+    negcut_train_progress p[2];
+    for (int k = 0; k < 2; k++) {
+      ops->inorm_bias_fwd = k ? NULL : counting_inorm_bias;
+      const negcut_status st = negcut_trainer_step_batch(t[k], a, b, px, px);
+      *ops = saved;
+      OK(g_cu, st);
+      OK(g_cu, negcut_trainer_progress(t[k], &p[k]));
+    }
+    const float l[2][5] = {{p[0].d_real, p[0].d_fake, p[0].g_total, p[0].n_total, p[0].diversity},
+                           {p[1].d_real, p[1].d_fake, p[1].g_total, p[1].n_total, p[1].diversity}};
+    snprintf(what, sizeof what, "%s iteration %d losses: fused vs plain slots", name, it);
+    expect_same(what, l[0], l[1], 5);
+    free(a), free(b);
+  }
+  printf("  %-60s %d norms took a bias\n", name, g_bias_calls);
+  ck_assert_int_gt(g_bias_calls, 0);
+  expect_same_states(name, t, "fused", "plain");
+}
+
+START_TEST(test_train_fusions) {
+  train_fusion_case(NEGCUT_MODE_CUT, "CUT fused vs plain slots", 3);
+  train_fusion_case(NEGCUT_MODE_NEGCUT, "NEGCUT fused vs plain slots", 2);
+}
+END_TEST
 
 START_TEST(test_train_graphs) {
   graph_train_case(NEGCUT_MODE_CUT, "CUT graphs", 12, 0, 0);
@@ -831,6 +883,7 @@ int main(void) {
   tcase_add_test(tc[3], test_translator_graphs);
   tcase_add_test(tc[1], test_train_cut);
   tcase_add_test(tc[1], test_train_negcut);
+  tcase_add_test(tc[1], test_train_fusions);
   tcase_add_test(tc[2], test_train_tf32);
   tcase_add_test(tc[3], test_train_graphs);
   int rc = ngc_test_run_nofork(s);

@@ -226,6 +226,10 @@ typedef struct ngc_seq_rec {
                         ones not kept (data NULL) are recomputed by backward */
   ngc_tensor *mean;  /* per layer, set for NGC_L_INORM */
   ngc_tensor *rstd;
+  /* per layer: for a norm, the bias of the convolution before it, which
+   * that convolution left to the norm to add as it reads (its kept output
+   * lacks it), else NULL */
+  const ngc_tensor **norm_bias;
 } ngc_seq_rec;
 
 /* Index of the layer whose output is module m, or -1. */
@@ -290,8 +294,20 @@ typedef struct ngc_discriminator_cfg {
   int32_t input_nc, ndf, n_layers, no_antialias;
 } ngc_discriminator_cfg;
 
+/* The largest generator made from options or loaded from a file. */
+#define NGC_GEN_MAX_NC 64
+#define NGC_GEN_MAX_NGF 4096
+#define NGC_GEN_MAX_BLOCKS 64
+
 negcut_status ngc_generator_build(ngc_net *net, negcut_ctx *ctx,
                                   const ngc_generator_cfg *cfg);
+/* ngc_generator_build in two steps, so that a loader can weigh a network
+ * before committing memory to it: the layers and the parameters' names and
+ * shapes (nothing is allocated for their values yet), then the parameters'
+ * memory, with the blur filters filled in. */
+negcut_status ngc_generator_layout(ngc_net *net, negcut_ctx *ctx,
+                                   const ngc_generator_cfg *cfg);
+negcut_status ngc_generator_alloc(ngc_net *net);
 negcut_status ngc_discriminator_build(ngc_net *net, negcut_ctx *ctx,
                                       const ngc_discriminator_cfg *cfg);
 

@@ -152,9 +152,11 @@ static int norm_then_act(const ngc_net *net, int32_t i, int32_t n) {
 }
 
 /* Whether the output of layer i of n (activation i + 1) feeds only the next
- * layer: it is neither a tapped module's output nor an ADD's shortcut. */
+ * layer: it is neither a tapped module's output (n_taps < 0: every module
+ * is) nor an ADD's shortcut. */
 static int output_feeds_next(const ngc_net *net, int32_t i, int32_t n, int32_t n_taps,
                              const int32_t *taps) {
+  if (n_taps < 0 && net->layers[i].module >= 0) return 0;
   for (int32_t k = 0; k < n_taps; k++)
     if (taps[k] == net->layers[i].module) return 0;
   for (int32_t j = i + 1; j < n; j++)
@@ -169,9 +171,8 @@ static int fuse_norm_act(const ngc_net *net, int32_t i, int32_t n, int32_t n_tap
   return norm_then_act(net, i, n) && output_feeds_next(net, i, n, n_taps, taps);
 }
 
-/* Whether an inference pass can leave the bias of convolution layer i of
- * n to the norm after it (inorm_bias_fwd): the convolution's output feeds
- * only that norm. */
+/* Whether a pass can leave the bias of convolution layer i of n to the norm
+ * after it (inorm_bias_fwd): the convolution's output feeds only that norm. */
 static int bias_to_norm(const ngc_net *net, int32_t i, int32_t n, int32_t n_taps,
                         const int32_t *taps) {
   const ngc_layer *l = &net->layers[i];
@@ -190,7 +191,8 @@ static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_te
   rec->acts = ngc_tape_host(tape, (size_t)(n + 1) * sizeof *rec->acts);
   rec->mean = ngc_tape_host(tape, (size_t)n * sizeof *rec->mean);
   rec->rstd = ngc_tape_host(tape, (size_t)n * sizeof *rec->rstd);
-  if (!rec->acts || !rec->mean || !rec->rstd)
+  rec->norm_bias = ngc_tape_host(tape, (size_t)n * sizeof *rec->norm_bias); /* zeroed */
+  if (!rec->acts || !rec->mean || !rec->rstd || !rec->norm_bias)
     return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "forward: out of host memory");
   /* Two scratch buffers for the outputs not kept: the current input and the
    * output. */
@@ -203,6 +205,8 @@ static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_te
   rec->acts[0] = *x;
   rec->acts[0].owns = 0;
   int input_transient = 0;
+  const int bias_fusion = tape->ctx->be->ops.inorm_bias_fwd != NULL;
+  const ngc_tensor *pending_bias = NULL; /* left by the convolution to the norm after it */
   for (int32_t i = 0; i < n; i++) {
     const ngc_layer *l = &net->layers[i];
     int64_t out[4];
@@ -222,13 +226,26 @@ static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_te
     work.layout = layer_layout(tape->dev.be, l, rec->acts[i].layout, out);
     if (st == NEGCUT_OK && l->kind == NGC_L_INORM)
       st = stats_tensors(tape, out, &rec->mean[i], &rec->rstd[i]);
-    if (st == NEGCUT_OK && fuse)
+    /* A convolution whose kept output feeds only the norm after it leaves
+     * its bias to that norm (one pass fewer); the output is kept without
+     * it, and backward's recomputation of the norm adds it the same way. */
+    const int leave_bias = bias_fusion && work.layout == NGC_LAYOUT_PLAIN &&
+                           bias_to_norm(net, i, n, n_keep, keep);
+    rec->norm_bias[i] = pending_bias;
+    if (st == NEGCUT_OK && pending_bias)
+      st = ngc_inorm_bias_fwd(tape->ctx, 1e-5f, fuse ? (int)l[1].act : NGC_NO_ACT,
+                              fuse ? l[1].alpha : 0.0f, &rec->acts[i], pending_bias, &work,
+                              &rec->mean[i], &rec->rstd[i]);
+    else if (st == NEGCUT_OK && fuse)
       st = ngc_inorm_act_fwd(tape->ctx, 1e-5f, l[1].act, l[1].alpha, &rec->acts[i], &work,
                              &rec->mean[i], &rec->rstd[i]);
+    else if (st == NEGCUT_OK && leave_bias)
+      st = conv_forward(tape->ctx, net, l, &rec->acts[i], &work, tape, 1, 0);
     else if (st == NEGCUT_OK)
       st = layer_forward(tape->ctx, net, l, &rec->acts[i], l->kind == NGC_L_ADD ? &rec->acts[l->skip] : NULL,
                          &work, &rec->mean[i], &rec->rstd[i], tape, 1);
     if (st != NEGCUT_OK) return st;
+    pending_bias = leave_bias ? &net->params[l->b].value : NULL;
     /* Layer i has read its input: a transient one is forgotten (its shape
      * stays, for the backward's recomputation). */
     if (input_transient) rec->acts[i].data = NULL;
@@ -432,7 +449,7 @@ static negcut_status layer_backward(negcut_ctx *ctx, ngc_net *net, const ngc_lay
 /* Activation a of rec: kept, or recomputed into buf[0..1] by running the
  * layers from the last kept activation before it again (only pads, norms,
  * activations and blurs lie in between; a norm recomputes the statistics
- * it saved, bit for bit). */
+ * it saved, bit for bit, adding the bias its convolution left to it). */
 static negcut_status materialize(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *rec, int32_t a,
                                  float *const buf[2], ngc_tensor *out) {
   int32_t k = a;
@@ -442,8 +459,12 @@ static negcut_status materialize(ngc_net *net, ngc_tape *tape, const ngc_seq_rec
   for (int32_t j = k; j < a; j++) {
     ngc_tensor next = ngc_tensor_view_as(tape->dev.be, cur.data == buf[0] ? buf[1] : buf[0],
                                          &rec->acts[j + 1]);
-    negcut_status st = layer_forward(tape->ctx, net, &net->layers[j], &cur, NULL, &next,
-                                     &rec->mean[j], &rec->rstd[j], tape, 1);
+    negcut_status st =
+        rec->norm_bias[j]
+            ? ngc_inorm_bias_fwd(tape->ctx, 1e-5f, NGC_NO_ACT, 0.0f, &cur, rec->norm_bias[j], &next,
+                                 &rec->mean[j], &rec->rstd[j])
+            : layer_forward(tape->ctx, net, &net->layers[j], &cur, NULL, &next, &rec->mean[j],
+                            &rec->rstd[j], tape, 1);
     if (st) return st;
     cur = next;
   }
