@@ -270,6 +270,12 @@ struct ngc_backend {
   /* Channel block B of the backend's preferred activation layout
    * (NGC_LAYOUT_BLOCKED); 0 when it has none. Decided at open. */
   int32_t act_block;
+  /* 1: training records keep every activation instead of recomputing the
+   * outputs of pads, norms, activations and blurs in backward (the same
+   * bits either way): memory traded for launches, where memory is plenty
+   * and launches are the cost (CUDA). 0: the host backends, whose memory
+   * is the machine's. */
+  int32_t keep_activations;
   negcut_ctx *ctx;     /* for error messages and the thread budget */
   void *impl;          /* private state */
   ngc_backend_ops ops;

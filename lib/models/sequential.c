@@ -125,15 +125,16 @@ static negcut_status stats_tensors(ngc_tape *tape, const int64_t shape[4], ngc_t
   return st ? st : ngc_tape_tensor(tape, rstd, 2, d);
 }
 
-/* Which activations a record keeps: convolution outputs (what backward
- * needs and cannot cheaply recompute), shortcut outputs and sources, the
- * final output, and the outputs of the modules asked for (the encoder's
- * features). The outputs of pads, norms, activations and blurs in between
- * are recomputed from the last kept one when backward needs them. */
-static int keep_output(const ngc_net *net, int32_t i, int32_t n, int32_t n_keep,
-                       const int32_t *keep) {
+/* Which activations a record keeps: every one on a backend that keeps
+ * activations (ngc_backend.keep_activations); else convolution outputs
+ * (what backward needs and cannot cheaply recompute), shortcut outputs and
+ * sources, the final output, and the outputs of the modules asked for (the
+ * encoder's features). The outputs of pads, norms, activations and blurs in
+ * between are recomputed from the last kept one when backward needs them. */
+static int keep_output(const ngc_net *net, const ngc_tape *tape, int32_t i, int32_t n,
+                       int32_t n_keep, const int32_t *keep) {
   const ngc_layer *l = &net->layers[i];
-  if (l->kind == NGC_L_CONV || l->kind == NGC_L_CONVT || l->kind == NGC_L_ADD || i == n - 1)
+  if (tape->dev.be->keep_activations || l->kind == NGC_L_CONV || l->kind == NGC_L_CONVT || l->kind == NGC_L_ADD || i == n - 1)
     return 1;
   for (int32_t j = i + 1; j < n; j++)
     if (net->layers[j].kind == NGC_L_ADD && net->layers[j].skip == i + 1) return 1;
@@ -214,8 +215,8 @@ static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_te
     /* A norm whose output nothing keeps and the (leaky) ReLU after it run as
      * one op: the norm's output is never written (backward recomputes it
      * from the kept input and the saved statistics, like any transient). */
-    const int fuse = norm_then_act(net, i, n) && !keep_output(net, i, n, n_keep, keep);
-    int keep_it = keep_output(net, i + fuse, n, n_keep, keep);
+    const int fuse = norm_then_act(net, i, n) && !keep_output(net, tape, i, n, n_keep, keep);
+    int keep_it = keep_output(net, tape, i + fuse, n, n_keep, keep);
     for (int k = 0; k < 4; k++) in[k] = ngc_d(&rec->acts[i], k);
     layer_shape(net, l, in, out);
     st = NEGCUT_OK;

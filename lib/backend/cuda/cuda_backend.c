@@ -132,6 +132,7 @@ negcut_status ngc_cuda_open(negcut_ctx *ctx, ngc_backend **out) {
   be->name = "cuda";
   be->kind = NEGCUT_BACKEND_CUDA;
   be->host_memory = 0;
+  be->keep_activations = 1; /* about 150 launches fewer per small CUT step */
   be->ctx = ctx;
   be->impl = c;
   c->device = ctx->device;
