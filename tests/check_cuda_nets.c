@@ -673,8 +673,8 @@ static void train_case(negcut_train_mode mode, const char *name, int iterations,
 }
 
 /* Every state entry (parameters, moments) and metadata value (counters,
- * random streams) of t[0] and t[1], bit for bit; frees both trainers. */
-static void expect_same_states(const char *name, negcut_trainer *t[2], const char *side0,
+ * random streams) of t[0] and t[1], bit for bit. */
+static void expect_same_states(const char *name, negcut_trainer *const t[2], const char *side0,
                                const char *side1) {
   char dir[64], path[2][96];
   ngc_test_mkdtemp(dir, sizeof dir, "ngc_cuda_same_states");
@@ -705,10 +705,7 @@ static void expect_same_states(const char *name, negcut_trainer *t[2], const cha
   printf("  %-60s %lld of %lld state entries differ (want 0)\n", name, (long long)differ,
          (long long)ngc_st_count(f[0]));
   ck_assert_int_eq(differ, 0);
-  for (int k = 0; k < 2; k++) {
-    ngc_st_close(f[k]);
-    negcut_trainer_free(t[k]);
-  }
+  for (int k = 0; k < 2; k++) ngc_st_close(f[k]);
   ngc_test_rmtree(dir);
 }
 
@@ -766,19 +763,25 @@ static void graph_train_case(negcut_train_mode mode, const char *name, int itera
   }
   ck_assert_uint_eq(t[1]->t.graphs.n_recorded, 0);
   expect_same_states(name, t, "graphs", "eager");
+  for (int k = 0; k < 2; k++) negcut_trainer_free(t[k]);
 }
 
 /* Training as the CUDA backend does it, with its own slots where they fit
- * (inorm_bias_fwd: a convolution leaves its bias to the norm after it, in
- * the forward and in backward's recomputation of the norm) and every
- * activation kept (keep_activations), against the plain slots with the
- * cheap activations recomputed in backward (as the CPU does): same seed
- * and batches, both eager, the same bits, every loss and state entry. */
+ * (inorm_bias_fwd: a convolution leaves its bias to the norm after it) and
+ * every activation kept (keep_activations), and with that slot but the
+ * cheap activations recomputed in backward (whose recomputed norms then
+ * add the bias), each against the plain slots recomputing (as the CPU
+ * does): same seed and batches, all eager, the same bits, every loss and
+ * state entry. */
 static void train_fusion_case(negcut_train_mode mode, const char *name, int iterations) {
+  enum { WAYS = 3 };
+  static const char *way[WAYS] = {"cuda's way", "bias to norm, recomputing", "plain"};
+  static const int slot[WAYS] = {1, 1, 0}, keep[WAYS] = {1, 0, 0};
   negcut_trainer_options o;
-  negcut_trainer *t[2] = {NULL, NULL}; /* 0: fused, 1: plain */
+  negcut_trainer *t[WAYS] = {NULL, NULL, NULL};
   const uint32_t px = 32;
   char what[160];
+  int calls[WAYS] = {0, 0, 0};
   ngc_backend_ops *ops = &g_cu->be->ops;
   const ngc_backend_ops saved = *ops;
   g_inorm_bias = saved.inorm_bias_fwd;
@@ -786,34 +789,44 @@ static void train_fusion_case(negcut_train_mode mode, const char *name, int iter
   ck_assert_int_eq(g_cu->be->keep_activations, 1);
   ngc_test_tiny_trainer(&o, mode, 32);
   o.eager = 1;
-  for (int k = 0; k < 2; k++) OK(g_cu, negcut_trainer_create(&t[k], g_cu, &o));
-  g_bias_calls = 0;
+  for (int k = 0; k < WAYS; k++) OK(g_cu, negcut_trainer_create(&t[k], g_cu, &o));
   for (int it = 1; it <= iterations; it++) {
     float *a = frand(3 * px * px, -1, 1), *b = frand(3 * px * px, -1, 1);
-    negcut_train_progress p[2];
-    for (int k = 0; k < 2; k++) {
-      ops->inorm_bias_fwd = k ? NULL : counting_inorm_bias;
-      g_cu->be->keep_activations = !k;
+    float l[WAYS][5];
+    for (int k = 0; k < WAYS; k++) {
+      negcut_train_progress p;
+      ops->inorm_bias_fwd = slot[k] ? counting_inorm_bias : NULL;
+      g_cu->be->keep_activations = keep[k];
+      g_bias_calls = 0;
       const negcut_status st = negcut_trainer_step_batch(t[k], a, b, px, px);
+      calls[k] += g_bias_calls;
       *ops = saved;
       g_cu->be->keep_activations = 1;
       OK(g_cu, st);
-      OK(g_cu, negcut_trainer_progress(t[k], &p[k]));
+      OK(g_cu, negcut_trainer_progress(t[k], &p));
+      const float v[5] = {p.d_real, p.d_fake, p.g_total, p.n_total, p.diversity};
+      memcpy(l[k], v, sizeof v);
     }
-    const float l[2][5] = {{p[0].d_real, p[0].d_fake, p[0].g_total, p[0].n_total, p[0].diversity},
-                           {p[1].d_real, p[1].d_fake, p[1].g_total, p[1].n_total, p[1].diversity}};
-    snprintf(what, sizeof what, "%s iteration %d losses", name, it);
-    expect_same(what, l[0], l[1], 5);
+    for (int k = 0; k < WAYS - 1; k++) {
+      snprintf(what, sizeof what, "%s iteration %d losses: %s vs plain", name, it, way[k]);
+      expect_same(what, l[k], l[WAYS - 1], 5);
+    }
     free(a), free(b);
   }
-  printf("  %-60s %d norms took a bias\n", name, g_bias_calls);
-  ck_assert_int_gt(g_bias_calls, 0);
-  expect_same_states(name, t, "fused", "plain");
+  for (int k = 0; k < WAYS - 1; k++) {
+    snprintf(what, sizeof what, "%s: %s vs plain", name, way[k]);
+    printf("  %-60s %d norms took a bias\n", what, calls[k]);
+    ck_assert_int_gt(calls[k], 0);
+    expect_same_states(what, (negcut_trainer *[2]){t[k], t[WAYS - 1]}, way[k], "plain");
+  }
+  /* recomputing, the norms took the bias again in backward */
+  ck_assert_int_gt(calls[1], calls[0]);
+  for (int k = 0; k < WAYS; k++) negcut_trainer_free(t[k]);
 }
 
 START_TEST(test_train_fusions) {
-  train_fusion_case(NEGCUT_MODE_CUT, "CUT cuda's way vs plain", 3);
-  train_fusion_case(NEGCUT_MODE_NEGCUT, "NEGCUT cuda's way vs plain", 2);
+  train_fusion_case(NEGCUT_MODE_CUT, "CUT", 3);
+  train_fusion_case(NEGCUT_MODE_NEGCUT, "NEGCUT", 2);
 }
 END_TEST
 

@@ -134,7 +134,8 @@ static negcut_status stats_tensors(ngc_tape *tape, const int64_t shape[4], ngc_t
 static int keep_output(const ngc_net *net, const ngc_tape *tape, int32_t i, int32_t n,
                        int32_t n_keep, const int32_t *keep) {
   const ngc_layer *l = &net->layers[i];
-  if (tape->dev.be->keep_activations || l->kind == NGC_L_CONV || l->kind == NGC_L_CONVT || l->kind == NGC_L_ADD || i == n - 1)
+  if (tape->dev.be->keep_activations || l->kind == NGC_L_CONV || l->kind == NGC_L_CONVT ||
+      l->kind == NGC_L_ADD || i == n - 1)
     return 1;
   for (int32_t j = i + 1; j < n; j++)
     if (net->layers[j].kind == NGC_L_ADD && net->layers[j].skip == i + 1) return 1;
