@@ -10,6 +10,7 @@ packages=(
   check libsubunit-dev                      # unit tests
   python3-torch python3-numpy python3-pil   # PyTorch parity tests and tools/
   abigail-tools binutils                    # ABI and symbol checks
+  clang libclang-rt-14-dev libomp-dev       # fuzzing (tests/fuzz): clang, libFuzzer, clang's OpenMP
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -3,7 +3,8 @@
 # CTest labels: unit, parity, packaging, slow, and cuda, which skips without a GPU),
 # then the CUDA backend's tests (label cuda) against the CPU emulator of
 # tests/cudaemu, then an address+undefined sanitizer build (without CUDA)
-# that must export the same ABI and runs the unit tests.
+# that must export the same ABI and runs the unit tests, then the libFuzzer
+# targets of tests/fuzz, briefly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -46,3 +47,12 @@ echo "== unit tests under the sanitizers"
 CK_FORK=no ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -L unit -j"$jobs"
+
+echo "== fuzzing (clang, libFuzzer)"
+# The library built by clang for libFuzzer, with the address and undefined
+# sanitizers; each parser of outside bytes (images, safetensors, models,
+# networks, training states) replays its seeds and the inputs that once
+# crashed it (tests/fuzz/regress), then is fuzzed for 20 s.
+CC=clang cmake -S . -B build-fuzz -DNEGCUT_FUZZ=ON -DNEGCUT_WITH_CUDA=OFF -DNEGCUT_WERROR=ON >/dev/null
+cmake --build build-fuzz -j"$jobs" >/dev/null
+ctest --test-dir build-fuzz --output-on-failure -L fuzz -j"$jobs"

@@ -1,9 +1,13 @@
-/* The core API contract: status names, versions, build info, contexts. */
+/* The core API contract: status names, versions, build info, contexts; the
+ * pixel conventions of core/pixel.h. */
 #include <check.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <negcut.h>
+
+#include "core/pixel.h"
 
 START_TEST(test_status_str) {
   ck_assert_str_eq(negcut_status_str(NEGCUT_OK), "NEGCUT_OK");
@@ -92,6 +96,21 @@ START_TEST(test_ctx_bad_arguments) {
 }
 END_TEST
 
+/* tensor2im's clamp, and NaN (what a generator with a NaN weight gives; a
+ * fuzz target found it converted to uint8, undefined behaviour) as -1. */
+START_TEST(test_unit_to_pixel) {
+  ck_assert_uint_eq(ngc_unit_to_pixel(-1.0f), 0);
+  ck_assert_uint_eq(ngc_unit_to_pixel(0.0f), 127);
+  ck_assert_uint_eq(ngc_unit_to_pixel(1.0f), 255);
+  ck_assert_uint_eq(ngc_unit_to_pixel(-7.5f), 0);
+  ck_assert_uint_eq(ngc_unit_to_pixel(3.0f), 255);
+  ck_assert_uint_eq(ngc_unit_to_pixel(-INFINITY), 0);
+  ck_assert_uint_eq(ngc_unit_to_pixel(INFINITY), 255);
+  ck_assert_uint_eq(ngc_unit_to_pixel(NAN), 0);
+  ck_assert_uint_eq(ngc_unit_to_pixel(-NAN), 0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("core");
   TCase *tc = tcase_create("api");
@@ -100,6 +119,7 @@ int main(void) {
   tcase_add_test(tc, test_ctx_defaults);
   tcase_add_test(tc, test_ctx_backends);
   tcase_add_test(tc, test_ctx_bad_arguments);
+  tcase_add_test(tc, test_unit_to_pixel);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -15,6 +15,7 @@
 #include "negcut/experimental.h"
 #include "negcut/train.h"
 #include "ngc_test.h"
+#include "fuzz/fuzz_common.h" /* the fuzz target's trainer, for its regression input */
 
 #define N_IMAGES 8
 #define SIDE 36 /* load 36, crop 32 */
@@ -597,6 +598,83 @@ START_TEST(load_state_errors) {
 }
 END_TEST
 
+/* Writes the state at src to dst with metadata key set to value. */
+static void patch_state(const char *src, const char *dst, const char *key, const char *value) {
+  ngc_st_file *f = NULL;
+  ngc_st_writer *w = NULL;
+  ck_assert_int_eq(ngc_st_open(NULL, src, &f), NEGCUT_OK);
+  ck_assert_int_eq(ngc_st_writer_create(NULL, &w), NEGCUT_OK);
+  for (int64_t i = 0; i < ngc_st_count(f); i++) {
+    const ngc_st_entry *e = ngc_st_entry_at(f, i);
+    ck_assert_int_eq(ngc_st_writer_add(w, e->name, e->dtype, e->ndim, e->shape, e->data), NEGCUT_OK);
+  }
+  for (int64_t i = 0; i < ngc_st_metadata_count(f); i++) {
+    const char *k, *v;
+    ck_assert_int_eq(ngc_st_metadata_at(f, i, &k, &v), NEGCUT_OK);
+    ck_assert_int_eq(ngc_st_writer_set_metadata(w, k, strcmp(k, key) ? v : value), NEGCUT_OK);
+  }
+  ck_assert_int_eq(ngc_st_write(NULL, w, dst), NEGCUT_OK);
+  ngc_st_writer_free(w);
+  ngc_st_close(f);
+}
+
+/* The counters of a state are decimal digits within bounds: strtoull took
+ * "-1" as 2^64 - 1, and 2^63 - 1 iterations or Adam steps loaded, and the
+ * next iteration overflowed them (undefined behaviour; found by
+ * tests/fuzz/fuzz_trainer_state's harness). Refused before anything is
+ * loaded. */
+START_TEST(load_state_counters) {
+  static const struct {
+    const char *key, *value;
+  } bad[] = {
+      {"iteration", "9223372036854775807"}, {"iteration", "-1"}, {"iteration", " 1"},
+      {"iteration", "+1"}, {"iteration", "18446744073709551616"}, {"iteration", "1x"},
+      {"epoch", "0"}, {"adam.G", "9223372036854775807"}, {"adam.D", "-5"},
+      {"data.finetune", "2"}, {"data.index", "99999999999999999999"}, {"rng.flip", ""},
+  };
+  negcut_ctx *ctx = new_ctx();
+  negcut_trainer_options o;
+  negcut_trainer *t = NULL;
+  negcut_train_progress p;
+  char state[128], patched[128];
+  path_in(state, sizeof state, "c.state");
+  path_in(patched, sizeof patched, "patched.state");
+  tiny_options(&o, NEGCUT_MODE_CUT, root);
+  ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_run(t, 1, NULL, NULL), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_save_state(t, state), NEGCUT_OK);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    patch_state(state, patched, bad[i].key, bad[i].value);
+    ck_assert_int_eq(negcut_trainer_load_state(t, patched), NEGCUT_ERR_BAD_FORMAT);
+    ck_assert_msg(strstr(negcut_ctx_last_error(ctx), bad[i].key), "%s=%s: %s", bad[i].key,
+                  bad[i].value, negcut_ctx_last_error(ctx));
+  }
+  /* the largest counters allowed load, and the trainer goes on */
+  patch_state(state, patched, "iteration", "9007199254740992");
+  ck_assert_int_eq(negcut_trainer_load_state(t, patched), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_progress(t, &p), NEGCUT_OK);
+  ck_assert_int_eq(p.iteration, (int64_t)1 << 53);
+  ck_assert_int_eq(negcut_trainer_step(t), NEGCUT_OK);
+  negcut_trainer_free(t);
+
+  /* the fuzz target's input, on the fuzz target's trainer */
+  char froot[128];
+  size_t n = 0;
+  uint8_t *bytes = ngc_test_fuzz_regress("trainer_state", "iteration-int64-max.safetensors", &n);
+  path_in(froot, sizeof froot, "fuzz");
+  ck_assert_int_eq(mkdir(froot, 0700), 0);
+  fuzz_make_train_data(froot);
+  fuzz_trainer_options(&o, froot);
+  ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);
+  fuzz_write_file(patched, bytes, n);
+  ck_assert_int_eq(negcut_trainer_load_state(t, patched), NEGCUT_ERR_BAD_FORMAT);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "'iteration' 9223372036854775807 is outside"));
+  negcut_trainer_free(t);
+  free(bytes);
+  negcut_ctx_free(ctx);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("train");
   TCase *api = tcase_create("api"), *resume = tcase_create("resume");
@@ -608,6 +686,7 @@ int main(void) {
   tcase_add_test(api, progress_with_data);
   tcase_add_test(api, save_state_is_atomic);
   tcase_add_test(api, load_state_errors);
+  tcase_add_test(api, load_state_counters);
   tcase_add_unchecked_fixture(resume, setup, teardown);
   tcase_set_timeout(resume, 60);
   tcase_add_test(resume, resume_cut);

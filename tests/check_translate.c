@@ -359,6 +359,50 @@ START_TEST(test_bad_arguments) {
 }
 END_TEST
 
+/* Model files a fuzz target once failed on (tests/fuzz/regress/model/):
+ * configurations too large, or larger than the weights the file holds, are
+ * refused before their memory is allocated (a file must hold every weight of
+ * the generator it describes); a NaN weight translates to
+ * black instead of converting NaN to an integer (undefined behaviour). */
+START_TEST(test_hostile_models) {
+  static const struct {
+    const char *file;
+    negcut_status st;
+    const char *says;
+  } cases[] = {
+      {"ngf-1048576.safetensors", NEGCUT_ERR_LIMIT, "ngf 1048576 is above the limit of 4096"},
+      {"n_blocks-1048576.safetensors", NEGCUT_ERR_LIMIT, "n_blocks 1048576 is above"},
+      {"inferred-ngf-2p30.safetensors", NEGCUT_ERR_LIMIT, "ngf 1073741824 is above"},
+      {"input_nc-0.safetensors", NEGCUT_ERR_BAD_FORMAT, "input_nc 0 is below 1"},
+      {"ngf-512-no-weights.safetensors", NEGCUT_ERR_BAD_FORMAT, "'model.1.weight' is missing"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    size_t n = 0;
+    uint8_t *bytes = ngc_test_fuzz_regress("model", cases[i].file, &n);
+    negcut_model *m = NULL;
+    ck_assert_int_eq(negcut_model_load_memory(&m, ctx, bytes, n), cases[i].st);
+    ck_assert_ptr_null(m);
+    ck_assert_msg(strstr(negcut_ctx_last_error(ctx), cases[i].says), "%s: '%s'", cases[i].file,
+                  negcut_ctx_last_error(ctx));
+    free(bytes);
+  }
+  size_t n = 0;
+  uint8_t *bytes = ngc_test_fuzz_regress("model", "nan-weight.safetensors", &n);
+  negcut_model *m = NULL;
+  negcut_translator *tr = NULL;
+  uint8_t src[8 * 8 * 3], dst[8 * 8 * 3];
+  memset(src, 100, sizeof src);
+  memset(dst, 77, sizeof dst);
+  ck_assert_int_eq(negcut_model_load_memory(&m, ctx, bytes, n), NEGCUT_OK);
+  ck_assert_int_eq(negcut_translator_create(&tr, ctx, m, NULL), NEGCUT_OK);
+  ck_assert_int_eq(negcut_translate_rgb8(tr, src, 8, 8, 24, dst, 24), NEGCUT_OK);
+  for (size_t i = 0; i < sizeof dst; i++) ck_assert_uint_eq(dst[i], 0);
+  negcut_translator_free(tr);
+  negcut_model_free(m);
+  free(bytes);
+}
+END_TEST
+
 /* Options version 1 (before tf32 and eager) is still accepted, read only
  * up to its own end, and means what version 2's defaults mean; on the CPU
  * tf32 and eager change nothing; versions 0 and 3 are refused. */
@@ -418,6 +462,7 @@ int main(void) {
   tcase_add_test(tc, test_threads_share_model);
   tcase_add_test(tc, test_bad_arguments);
   tcase_add_test(tc, test_options_versions);
+  tcase_add_test(tc, test_hostile_models);
   tcase_add_test(tc, test_bf16_accuracy);
   suite_add_tcase(s, tc);
   return ngc_test_run(s);

@@ -131,4 +131,23 @@ static inline int64_t ngc_test_compare(const char *what, const float *got,
   return bad;
 }
 
+/* The bytes of tests/fuzz/regress/<target>/<name>, an input that a fuzz
+ * target of tests/fuzz once failed on (malloc'ed; *size set). */
+static inline uint8_t *ngc_test_fuzz_regress(const char *target, const char *name, size_t *size) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/tests/fuzz/regress/%s/%s", NGC_SOURCE_DIR, target, name);
+  FILE *f = fopen(path, "rb");
+  ck_assert_msg(f != NULL, "cannot open %s", path);
+  ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+  long n = ftell(f);
+  ck_assert_int_ge(n, 0);
+  rewind(f);
+  uint8_t *buf = malloc((size_t)n + 1);
+  ck_assert_ptr_nonnull(buf);
+  ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  *size = (size_t)n;
+  return buf;
+}
+
 #endif

@@ -77,10 +77,13 @@ int cli_log_reload(cli_history *h, const char *path, int64_t upto) {
     cJSON *o = cJSON_Parse(line);
     cli_point pt;
     memset(&pt, 0, sizeof pt);
-    double it = field(o, "iter");
-    if (cJSON_IsObject(o) && isfinite(it) && it <= (double)upto) {
+    /* Only whole, in-range counters convert to integers (a NaN or -1e300
+     * would be undefined behaviour): a line without them is not ours. */
+    const double it = field(o, "iter"), ep = field(o, "epoch");
+    if (cJSON_IsObject(o) && it >= 0.0 && it <= (double)upto && it == floor(it) &&
+        ep >= 0.0 && ep <= 9.0e15) {
       pt.iter = (int64_t)it;
-      pt.epoch = (int64_t)field(o, "epoch");
+      pt.epoch = (int64_t)ep;
       pt.lr = field(o, "lr");
       pt.images_per_second = field(o, "img_per_s");
       pt.elapsed_s = field(o, "time_s");

@@ -11,7 +11,13 @@ static negcut_status model_from_file(negcut_model **out, negcut_ctx *ctx, const 
   if (!m) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "model: out of memory");
   m->ctx = ctx;
   st = ngc_generator_cfg_of(ctx, f, label, &m->cfg);
-  if (st == NEGCUT_OK) st = ngc_generator_build(&m->net, ctx, &m->cfg);
+  /* The file must hold every parameter of the generator its metadata (or
+   * its names) describe, as F32 of the exact shape: checked on the layout,
+   * before the parameters' memory is allocated, so that what a file makes
+   * us allocate stays in proportion to the file's own size. */
+  if (st == NEGCUT_OK) st = ngc_generator_layout(&m->net, ctx, &m->cfg);
+  if (st == NEGCUT_OK) st = ngc_net_check_file(ctx, &m->net, f, label);
+  if (st == NEGCUT_OK) st = ngc_generator_alloc(&m->net);
   if (st == NEGCUT_OK) st = ngc_net_load(ctx, &m->net, f, label);
   if (st != NEGCUT_OK) {
     negcut_model_free(m);

@@ -206,8 +206,8 @@ negcut_status negcut_net_create_generator(negcut_net **out, negcut_ctx *ctx,
       return NEGCUT_ERR_INVALID_ARGUMENT;
     o = *opts;
   }
-  if (o.input_nc < 1 || o.output_nc < 1 || o.ngf < 1 || o.n_blocks < 0 || o.ngf > 4096 ||
-      o.n_blocks > 64 || o.input_nc > 64 || o.output_nc > 64)
+  if (o.input_nc < 1 || o.output_nc < 1 || o.ngf < 1 || o.n_blocks < 0 || o.ngf > NGC_GEN_MAX_NGF ||
+      o.n_blocks > NGC_GEN_MAX_BLOCKS || o.input_nc > NGC_GEN_MAX_NC || o.output_nc > NGC_GEN_MAX_NC)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "generator: input_nc %d, output_nc %d, ngf %d, n_blocks %d out of range",
                      (int)o.input_nc, (int)o.output_nc, (int)o.ngf, (int)o.n_blocks);

@@ -104,7 +104,7 @@ static negcut_status fill_filters(ngc_net *net) {
   return NEGCUT_OK;
 }
 
-negcut_status ngc_generator_build(ngc_net *net, negcut_ctx *ctx, const ngc_generator_cfg *cfg) {
+negcut_status ngc_generator_layout(ngc_net *net, negcut_ctx *ctx, const ngc_generator_cfg *cfg) {
   builder b = {net, NEGCUT_OK};
   char name[NGC_NAME_MAX + 16];
   int32_t ngf = cfg->ngf, m = 0;
@@ -161,9 +161,17 @@ negcut_status ngc_generator_build(ngc_net *net, negcut_ctx *ctx, const ngc_gener
   conv(&b, m++, name, ngf, cfg->output_nc, 7, 1, 0, 0);
   simple(&b, m++, NGC_L_ACT, NGC_ACT_TANH, 0);
   net->n_modules = m;
-  if (b.st == NEGCUT_OK) b.st = ngc_net_alloc_params(net);
-  if (b.st == NEGCUT_OK) b.st = fill_filters(net);
   return b.st;
+}
+
+negcut_status ngc_generator_alloc(ngc_net *net) {
+  negcut_status st = ngc_net_alloc_params(net);
+  return st == NEGCUT_OK ? fill_filters(net) : st;
+}
+
+negcut_status ngc_generator_build(ngc_net *net, negcut_ctx *ctx, const ngc_generator_cfg *cfg) {
+  negcut_status st = ngc_generator_layout(net, ctx, cfg);
+  return st == NEGCUT_OK ? ngc_generator_alloc(net) : st;
 }
 
 negcut_status ngc_discriminator_build(ngc_net *net, negcut_ctx *ctx,

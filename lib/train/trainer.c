@@ -414,13 +414,27 @@ negcut_status negcut_trainer_save_state(const negcut_trainer *ct, const char *pa
   return st;
 }
 
+/* Counters of a state: decimal digits only (strtoull would take "-1" as
+ * 2^64 - 1, and " 3" or "+3" too), from lo to hi. The bounds keep every
+ * counter that the trainer goes on incrementing far from overflow (a
+ * signed overflow is undefined behaviour), and the epoch and the data
+ * position within what the trainer and the data pipeline accept. */
 static negcut_status meta_u64(negcut_ctx *ctx, const ngc_st_file *f, const char *path, const char *key,
-                              uint64_t *out) {
+                              uint64_t lo, uint64_t hi, uint64_t *out) {
   const char *v = ngc_st_metadata(f, key);
-  char *end;
+  uint64_t x = 0;
   if (!v || !*v) return ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT, "%s: metadata '%s' is missing", path, key);
-  *out = strtoull(v, &end, 10);
-  if (*end) return ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT, "%s: metadata '%s' is not a number", path, key);
+  for (const char *p = v; *p; p++) {
+    unsigned digit = (unsigned)(*p - '0');
+    if (*p < '0' || *p > '9' || x > (UINT64_MAX - digit) / 10)
+      return ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT, "%s: metadata '%s' is not a number (\"%.40s\")",
+                       path, key, v);
+    x = x * 10 + digit;
+  }
+  if (x < lo || x > hi)
+    return ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT, "%s: metadata '%s' %" PRIu64 " is outside %" PRIu64
+                     "..%" PRIu64, path, key, x, lo, hi);
+  *out = x;
   return NEGCUT_OK;
 }
 
@@ -446,6 +460,13 @@ negcut_status negcut_trainer_load_state(negcut_trainer *t, const char *path) {
   static const char *keys[13] = {"iteration", "epoch", "adam.G", "adam.D", "adam.F", "adam.N", "rng.patch",
                                  "rng.noise", "rng.flip", "data.epoch", "data.index", "data.counter",
                                  "data.finetune"};
+  /* 2^53: no run gets near it, and a double still counts it exactly. The
+   * random counters are unsigned and may wrap; the data position is
+   * checked against the data set by ngc_data_set_state. */
+  const uint64_t big = (uint64_t)1 << 53;
+  static const uint64_t lo[13] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  const uint64_t hi[13] = {big, big, big, big, big, big, UINT64_MAX, UINT64_MAX, UINT64_MAX,
+                           big, big, UINT64_MAX, 1};
   negcut_status st;
   if (!t || !path) return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_load_state: NULL");
   st = ngc_st_open(t->ctx, path, &f);
@@ -458,7 +479,7 @@ negcut_status negcut_trainer_load_state(negcut_trainer *t, const char *path) {
     st = ngc_error(t->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                    "%s was saved by a trainer with other options (%s), this one has %s", path,
                    config ? config : "?", fp);
-  for (int i = 0; i < 13 && !st; i++) st = meta_u64(t->ctx, f, path, keys[i], &v[i]);
+  for (int i = 0; i < 13 && !st; i++) st = meta_u64(t->ctx, f, path, keys[i], lo[i], hi[i], &v[i]);
   /* The file validated as a whole when it was opened; a tensor missing or
    * of the wrong size still fails part-way, leaving the trainer partly
    * loaded: discard a trainer whose load failed. */
