@@ -134,6 +134,31 @@ START_TEST(test_stateful_matches_at) {
 }
 END_TEST
 
+/* The threaded draw gives ngc_philox_normal's values and counter, for
+ * sizes below and above the threading threshold, whole blocks or not, from
+ * a counter that is not 0, on 1 to 5 threads (more than the blocks too). */
+START_TEST(test_normal_mt) {
+  static const size_t sizes[] = {0, 1, 7, 16384, 16385, 40003, 65536};
+  for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+    for (int32_t threads = 1; threads <= 5; threads++) {
+      const size_t n = sizes[s];
+      float *a = malloc((n + 1) * sizeof *a), *b = malloc((n + 1) * sizeof *b);
+      ck_assert(a && b);
+      ngc_philox ga, gb;
+      ngc_philox_init(&ga, 0x9e3779b97f4a7c15ull, NGC_STREAM_NOISE);
+      ngc_philox_normal(&ga, a, 3); /* counter 1: the draw starts past 0 */
+      gb = ga;
+      a[n] = b[n] = -7.0f; /* past the end: untouched */
+      ngc_philox_normal(&ga, a, n);
+      ngc_philox_normal_mt(&gb, b, n, threads);
+      ck_assert_msg(!memcmp(a, b, (n + 1) * sizeof *a), "%zu normals on %d threads differ", n,
+                    (int)threads);
+      ck_assert_uint_eq(ga.counter, gb.counter);
+      free(a), free(b);
+    }
+}
+END_TEST
+
 /* Value i of a stream does not depend on how a range is split. */
 START_TEST(test_chunking) {
   const uint64_t seed = 7, off = 3; /* start mid-block on purpose */
@@ -343,6 +368,7 @@ int main(void) {
   tcase_add_test(tc, test_chunking);
   tcase_add_test(tc, test_uniform_stats);
   tcase_add_test(tc, test_normal_stats);
+  tcase_add_test(tc, test_normal_mt);
   tcase_add_test(tc, test_below);
   tcase_add_test(tc, test_randperm_contract);
   tcase_add_test(tc, test_randperm_uniform);

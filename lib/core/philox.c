@@ -55,6 +55,24 @@ void ngc_philox_normal(ngc_philox *g, float *out, size_t n) {
   g->counter += blocks_for(n);
 }
 
+/* Below this many values a draw stays on the calling thread. */
+#define NORMAL_MT_MIN 16384
+
+void ngc_philox_normal_mt(ngc_philox *g, float *out, size_t n, int32_t threads) {
+  const uint64_t blocks = blocks_for(n);
+  const int64_t nt = n < NORMAL_MT_MIN || threads < 2 ? 1 : threads;
+  /* Thread k draws blocks [blocks * k / nt, blocks * (k + 1) / nt): values
+   * from a block boundary, so each is the value ngc_philox_normal gives. */
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t k = 0; k < nt; k++) {
+    const uint64_t b0 = blocks * (uint64_t)k / (uint64_t)nt;
+    const uint64_t b1 = blocks * (uint64_t)(k + 1) / (uint64_t)nt;
+    const size_t i0 = (size_t)b0 * 4, i1 = (size_t)b1 * 4 < n ? (size_t)b1 * 4 : n;
+    if (i1 > i0) ngc_philox_normal_at(g->seed, g->stream, (g->counter + b0) << 2, i1 - i0, out + i0);
+  }
+  g->counter += blocks;
+}
+
 /* Words in order across blocks, for draws that need a variable number of
  * them. The unread rest of the last block is dropped when the reader goes
  * out of scope, so the generator state stays a single block counter. */

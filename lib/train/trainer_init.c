@@ -46,7 +46,7 @@ static negcut_status rand_ids(void *user, int32_t layer, int64_t hw, int64_t n, 
 static negcut_status rand_noise(void *user, int32_t layer, int64_t n, float *out) {
   ngc_trainer *t = user;
   (void)layer;
-  ngc_philox_normal(&t->rng_noise, out, (size_t)n);
+  ngc_philox_normal_mt(&t->rng_noise, out, (size_t)n, t->ctx->threads);
   return NEGCUT_OK;
 }
 
