@@ -21,6 +21,8 @@
 #include <string.h>
 
 #include "infer/infer.h"   /* the translator's graph statistics */
+#include "models/api.h"    /* a recorded pass's module outputs */
+#include "ops/ops.h"
 #include "train/trainer.h" /* the trainer's */
 #include "io/safetensors.h"
 #include "negcut/nets.h"
@@ -167,6 +169,14 @@ static void gen_case(int no_antialias, int32_t ngf, int32_t blocks, int64_t N, i
     OK(g_cpu, negcut_net_param_read(s[1].g, i, b, (size_t)n));
     ck_assert_msg(!memcmp(a, b, (size_t)n * sizeof *a), "%s: initial %s differs", tag,
                   negcut_net_param_name(s[0].g, i));
+    /* biases: the init's zeros would hide a bias added in the wrong place */
+    const char *name = negcut_net_param_name(s[0].g, i);
+    if (strlen(name) > 5 && !strcmp(name + strlen(name) - 5, ".bias")) {
+      float *r = frand(n, -0.5f, 0.5f);
+      OK(g_cu, negcut_net_param_write(s[0].g, i, r, (size_t)n));
+      OK(g_cpu, negcut_net_param_write(s[1].g, i, r, (size_t)n));
+      free(r);
+    }
     free(a), free(b);
   }
 
@@ -231,6 +241,30 @@ static void gen_case(int no_antialias, int32_t ngf, int32_t blocks, int64_t N, i
     expect_nmse(what, a, b, negcut_tensor_numel(f[1][l]), FWD_NMSE);
     free(a), free(b);
   }
+
+  /* A recorded pass to module 4 keeps every module's output: the first
+   * convolution's (module 1) must hold its bias, not leave it to the norm
+   * after it, as CUDA training does where nothing else reads the output. */
+  float *m1[2];
+  int64_t m1n = 0;
+  for (int k = 0; k < 2; k++) {
+    ngc_seq_rec r;
+    ngc_tensor plain;
+    OK(s[k].ctx, negcut_tape_reset(s[k].tape));
+    OK(s[k].ctx, ngc_seq_forward(&s[k].g->net, &s[k].tape->tape, &s[k].x->t, 4, &r, NULL));
+    const ngc_tensor *a = ngc_seq_module_act(&s[k].g->net, &r, 1);
+    ck_assert_ptr_nonnull(a);
+    OK(s[k].ctx, ngc_tape_tensor(&s[k].tape->tape, &plain, a->ndim, a->dim));
+    OK(s[k].ctx, ngc_relayout(s[k].ctx, a, &plain));
+    m1n = ngc_numel(&plain);
+    m1[k] = malloc((size_t)m1n * sizeof *m1[k]);
+    ck_assert_ptr_nonnull(m1[k]);
+    OK(s[k].ctx, s[k].ctx->be->ops.download(s[k].ctx->be, m1[k], plain.data,
+                                            (size_t)m1n * sizeof *m1[k]));
+  }
+  snprintf(what, sizeof what, "%s recorded to module 4: module 1", tag);
+  expect_nmse(what, m1[0], m1[1], m1n, FWD_NMSE);
+  free(m1[0]), free(m1[1]);
 
   for (int k = 0; k < 2; k++) {
     negcut_tensor_free(s[k].x);

@@ -598,20 +598,24 @@ START_TEST(load_state_errors) {
 }
 END_TEST
 
-/* Writes the state at src to dst with metadata key set to value. */
-static void patch_state(const char *src, const char *dst, const char *key, const char *value) {
+/* Writes the state at src to dst with metadata key (NULL: none) set to
+ * value, and without tensor drop (NULL: every tensor). */
+static void patch_state(const char *src, const char *dst, const char *key, const char *value,
+                        const char *drop) {
   ngc_st_file *f = NULL;
   ngc_st_writer *w = NULL;
   ck_assert_int_eq(ngc_st_open(NULL, src, &f), NEGCUT_OK);
   ck_assert_int_eq(ngc_st_writer_create(NULL, &w), NEGCUT_OK);
   for (int64_t i = 0; i < ngc_st_count(f); i++) {
     const ngc_st_entry *e = ngc_st_entry_at(f, i);
+    if (drop && !strcmp(e->name, drop)) continue;
     ck_assert_int_eq(ngc_st_writer_add(w, e->name, e->dtype, e->ndim, e->shape, e->data), NEGCUT_OK);
   }
   for (int64_t i = 0; i < ngc_st_metadata_count(f); i++) {
     const char *k, *v;
     ck_assert_int_eq(ngc_st_metadata_at(f, i, &k, &v), NEGCUT_OK);
-    ck_assert_int_eq(ngc_st_writer_set_metadata(w, k, strcmp(k, key) ? v : value), NEGCUT_OK);
+    ck_assert_int_eq(ngc_st_writer_set_metadata(w, k, key && !strcmp(k, key) ? value : v),
+                     NEGCUT_OK);
   }
   ck_assert_int_eq(ngc_st_write(NULL, w, dst), NEGCUT_OK);
   ngc_st_writer_free(w);
@@ -644,13 +648,13 @@ START_TEST(load_state_counters) {
   ck_assert_int_eq(negcut_trainer_run(t, 1, NULL, NULL), NEGCUT_OK);
   ck_assert_int_eq(negcut_trainer_save_state(t, state), NEGCUT_OK);
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    patch_state(state, patched, bad[i].key, bad[i].value);
+    patch_state(state, patched, bad[i].key, bad[i].value, NULL);
     ck_assert_int_eq(negcut_trainer_load_state(t, patched), NEGCUT_ERR_BAD_FORMAT);
     ck_assert_msg(strstr(negcut_ctx_last_error(ctx), bad[i].key), "%s=%s: %s", bad[i].key,
                   bad[i].value, negcut_ctx_last_error(ctx));
   }
   /* the largest counters allowed load, and the trainer goes on */
-  patch_state(state, patched, "iteration", "9007199254740992");
+  patch_state(state, patched, "iteration", "9007199254740992", NULL);
   ck_assert_int_eq(negcut_trainer_load_state(t, patched), NEGCUT_OK);
   ck_assert_int_eq(negcut_trainer_progress(t, &p), NEGCUT_OK);
   ck_assert_int_eq(p.iteration, (int64_t)1 << 53);
@@ -675,6 +679,46 @@ START_TEST(load_state_counters) {
 }
 END_TEST
 
+/* A state file that does not fit (a tensor missing, the last one loaded;
+ * a data position outside the data set) is refused before anything is
+ * written: the trainer saves the same bytes as before the failed loads. */
+START_TEST(load_state_atomic) {
+  negcut_ctx *ctx = new_ctx();
+  negcut_trainer_options o;
+  negcut_trainer *t = NULL;
+  char old[128], now[128], again[128], patched[128];
+  path_in(old, sizeof old, "old.state");
+  path_in(now, sizeof now, "now.state");
+  path_in(again, sizeof again, "again.state");
+  path_in(patched, sizeof patched, "patched.state");
+  tiny_options(&o, NEGCUT_MODE_NEGCUT, root);
+  ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_run(t, 1, NULL, NULL), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_save_state(t, old), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_run(t, 1, NULL, NULL), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_save_state(t, now), NEGCUT_OK);
+  /* the last tensor of the file: every other one would load first */
+  ngc_st_file *f = NULL;
+  ck_assert_int_eq(ngc_st_open(NULL, old, &f), NEGCUT_OK);
+  char last[160];
+  snprintf(last, sizeof last, "%s", ngc_st_entry_at(f, ngc_st_count(f) - 1)->name);
+  ngc_st_close(f);
+  patch_state(old, patched, NULL, NULL, last);
+  ck_assert_int_eq(negcut_trainer_load_state(t, patched), NEGCUT_ERR_BAD_FORMAT);
+  ck_assert_msg(strstr(negcut_ctx_last_error(ctx), "is missing"), "%s", negcut_ctx_last_error(ctx));
+  patch_state(old, patched, "data.index", "1000000", NULL);
+  ck_assert_int_eq(negcut_trainer_load_state(t, patched), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_save_state(t, again), NEGCUT_OK);
+  size_t na = 0, nb = 0;
+  uint8_t *a = ngc_test_read_file(now, &na), *b = ngc_test_read_file(again, &nb);
+  ck_assert_uint_eq(na, nb);
+  ck_assert_msg(!memcmp(a, b, na), "a failed load changed the trainer (dropped '%s')", last);
+  free(a), free(b);
+  negcut_trainer_free(t);
+  negcut_ctx_free(ctx);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("train");
   TCase *api = tcase_create("api"), *resume = tcase_create("resume");
@@ -687,6 +731,7 @@ int main(void) {
   tcase_add_test(api, save_state_is_atomic);
   tcase_add_test(api, load_state_errors);
   tcase_add_test(api, load_state_counters);
+  tcase_add_test(api, load_state_atomic);
   tcase_add_unchecked_fixture(resume, setup, teardown);
   tcase_set_timeout(resume, 60);
   tcase_add_test(resume, resume_cut);

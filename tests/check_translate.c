@@ -13,6 +13,7 @@
 #include <negcut.h>
 
 #include "infer/infer.h" /* the options a translator kept */
+#include "io/safetensors.h"
 #include "ngc_test.h"
 
 static char model_path[512];
@@ -385,6 +386,30 @@ START_TEST(test_hostile_models) {
     ck_assert_msg(strstr(negcut_ctx_last_error(ctx), cases[i].says), "%s: '%s'", cases[i].file,
                   negcut_ctx_last_error(ctx));
     free(bytes);
+  }
+  /* The largest generator the limits allow (ngf 4096, 64 blocks: about a
+   * terabyte of weights) described by a file with no tensors: refused as
+   * the file it is, before anything is allocated (allocating first would
+   * fail with OUT_OF_MEMORY instead). */
+  {
+    static const char *meta[][2] = {{"net", "generator"}, {"input_nc", "3"},
+                                    {"output_nc", "3"},    {"ngf", "4096"},
+                                    {"n_blocks", "64"},    {"no_antialias", "0"},
+                                    {"no_antialias_up", "0"}};
+    ngc_st_writer *w = NULL;
+    void *file = NULL;
+    size_t len = 0;
+    negcut_model *m = NULL;
+    ck_assert_int_eq(ngc_st_writer_create(ctx, &w), NEGCUT_OK);
+    for (size_t i = 0; i < sizeof meta / sizeof meta[0]; i++)
+      ck_assert_int_eq(ngc_st_writer_set_metadata(w, meta[i][0], meta[i][1]), NEGCUT_OK);
+    ck_assert_int_eq(ngc_st_write_memory(ctx, w, &file, &len), NEGCUT_OK);
+    ck_assert_int_eq(negcut_model_load_memory(&m, ctx, file, len), NEGCUT_ERR_BAD_FORMAT);
+    ck_assert_ptr_null(m);
+    ck_assert_msg(strstr(negcut_ctx_last_error(ctx), "'model.1.weight' is missing"), "'%s'",
+                  negcut_ctx_last_error(ctx));
+    ngc_st_writer_free(w);
+    free(file);
   }
   size_t n = 0;
   uint8_t *bytes = ngc_test_fuzz_regress("model", "nan-weight.safetensors", &n);

@@ -131,11 +131,8 @@ static inline int64_t ngc_test_compare(const char *what, const float *got,
   return bad;
 }
 
-/* The bytes of tests/fuzz/regress/<target>/<name>, an input that a fuzz
- * target of tests/fuzz once failed on (malloc'ed; *size set). */
-static inline uint8_t *ngc_test_fuzz_regress(const char *target, const char *name, size_t *size) {
-  char path[1024];
-  snprintf(path, sizeof path, "%s/tests/fuzz/regress/%s/%s", NGC_SOURCE_DIR, target, name);
+/* The bytes of the file at path (malloc'ed; *size set). */
+static inline uint8_t *ngc_test_read_file(const char *path, size_t *size) {
   FILE *f = fopen(path, "rb");
   ck_assert_msg(f != NULL, "cannot open %s", path);
   ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
@@ -148,6 +145,14 @@ static inline uint8_t *ngc_test_fuzz_regress(const char *target, const char *nam
   fclose(f);
   *size = (size_t)n;
   return buf;
+}
+
+/* The bytes of tests/fuzz/regress/<target>/<name>, an input that a fuzz
+ * target of tests/fuzz once failed on (malloc'ed; *size set). */
+static inline uint8_t *ngc_test_fuzz_regress(const char *target, const char *name, size_t *size) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/tests/fuzz/regress/%s/%s", NGC_SOURCE_DIR, target, name);
+  return ngc_test_read_file(path, size);
 }
 
 #endif

@@ -151,7 +151,10 @@ typedef int32_t negcut_net_id;
  * negcut-translate and negcut_model_load read). Atomic. */
 NEGCUT_API negcut_status negcut_trainer_save_network(const negcut_trainer *t, negcut_net_id id,
                                                      const char *path);
-/* The complete training state, atomically; and back. */
+/* The complete training state, atomically; and back. A file that does not
+ * fit this trainer (other options, a tensor missing or of another size, a
+ * counter or data position out of range) is refused before anything is
+ * loaded, leaving the trainer as it was. */
 NEGCUT_API negcut_status negcut_trainer_save_state(const negcut_trainer *t, const char *path);
 NEGCUT_API negcut_status negcut_trainer_load_state(negcut_trainer *t, const char *path);
 

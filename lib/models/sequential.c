@@ -187,8 +187,9 @@ static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_te
                                       ngc_seq_rec *rec, ngc_tensor *y) {
   negcut_status st;
   int64_t in[4] = {ngc_d(x, 0), ngc_d(x, 1), ngc_d(x, 2), ngc_d(x, 3)};
-  int64_t biggest = ngc_seq_peak_numel(net, in);
-  float *pool[2];
+  /* Two scratch buffers for the outputs not kept (none when every one is):
+   * the current input and the output. */
+  float *pool[2] = {NULL, NULL};
   rec->n_run = n;
   rec->acts = ngc_tape_host(tape, (size_t)(n + 1) * sizeof *rec->acts);
   rec->mean = ngc_tape_host(tape, (size_t)n * sizeof *rec->mean);
@@ -196,18 +197,19 @@ static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_te
   rec->norm_bias = ngc_tape_host(tape, (size_t)n * sizeof *rec->norm_bias); /* zeroed */
   if (!rec->acts || !rec->mean || !rec->rstd || !rec->norm_bias)
     return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "forward: out of host memory");
-  /* Two scratch buffers for the outputs not kept: the current input and the
-   * output. */
-  float *scratch = ngc_tape_scratch(tape, 2 * (size_t)biggest * sizeof(float));
-  if (!scratch)
-    return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "forward: cannot allocate %lld floats",
-                     (long long)(2 * biggest));
-  pool[0] = scratch;
-  pool[1] = scratch + biggest;
+  if (!tape->dev.be->keep_activations) {
+    const int64_t biggest = ngc_seq_peak_numel(net, in);
+    float *scratch = ngc_tape_scratch(tape, 2 * (size_t)biggest * sizeof(float));
+    if (!scratch)
+      return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "forward: cannot allocate %lld floats",
+                       (long long)(2 * biggest));
+    pool[0] = scratch;
+    pool[1] = scratch + biggest;
+  }
   rec->acts[0] = *x;
   rec->acts[0].owns = 0;
   int input_transient = 0;
-  const int bias_fusion = tape->ctx->be->ops.inorm_bias_fwd != NULL;
+  const int bias_fusion = tape->dev.be->ops.inorm_bias_fwd != NULL;
   const ngc_tensor *pending_bias = NULL; /* left by the convolution to the norm after it */
   for (int32_t i = 0; i < n; i++) {
     const ngc_layer *l = &net->layers[i];
@@ -552,14 +554,15 @@ negcut_status ngc_seq_backward_taps(ngc_net *net, ngc_tape *tape, const ngc_seq_
     return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "backward: out of host memory");
   for (int32_t i = 0; i <= n; i++)
     if (ngc_numel(&rec->acts[i]) > biggest) biggest = ngc_numel(&rec->acts[i]);
-  float *redo[2]; /* recomputed activations */
+  float *redo[2] = {NULL, NULL}; /* recomputed activations (none when all are kept) */
   ngc_tensor redone;     /* the last one recomputed ... */
   int32_t redone_at = -1; /* ... and its index */
-  float *scratch = ngc_tape_scratch(tape, 5 * (size_t)biggest * sizeof(float));
+  const int nbuf = tape->dev.be->keep_activations ? 3 : 5;
+  float *scratch = ngc_tape_scratch(tape, (size_t)nbuf * (size_t)biggest * sizeof(float));
   if (!scratch)
     return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "backward: cannot allocate %lld floats",
-                     (long long)(5 * biggest));
-  for (int i = 0; i < 5; i++) {
+                     (long long)(nbuf * biggest));
+  for (int i = 0; i < nbuf; i++) {
     if (i < 3) pool.buf[i] = scratch + i * biggest;
     else redo[i - 3] = scratch + i * biggest;
   }

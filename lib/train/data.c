@@ -420,7 +420,7 @@ void ngc_data_get_state(const ngc_data *d, ngc_data_state *s) {
   pthread_mutex_unlock(&m->mu);
 }
 
-negcut_status ngc_data_set_state(ngc_data *d, const ngc_data_state *s) {
+negcut_status ngc_data_check_state(const ngc_data *d, const ngc_data_state *s) {
   if (!d || !s) return ngc_error(d ? d->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
                                  "data: NULL argument");
   if (s->epoch < 1 || s->epoch >= DATA_MAX_EPOCH || s->index < 0 ||
@@ -434,6 +434,12 @@ negcut_status ngc_data_set_state(ngc_data *d, const ngc_data_state *s) {
     return ngc_error(d->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "data: state counter %llu does not match epoch %lld index %lld",
                      (unsigned long long)s->counter, (long long)s->epoch, (long long)s->index);
+  return NEGCUT_OK;
+}
+
+negcut_status ngc_data_set_state(ngc_data *d, const ngc_data_state *s) {
+  negcut_status st = ngc_data_check_state(d, s);
+  if (st) return st;
   pthread_mutex_lock(&d->mu);
   d->epoch = s->epoch;
   d->index = s->index;

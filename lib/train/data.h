@@ -147,6 +147,8 @@ void ngc_data_get_state(const ngc_data *d, ngc_data_state *s);
  * an index outside the epoch or not a multiple of batch, or a counter that
  * does not match epoch and index. */
 negcut_status ngc_data_set_state(ngc_data *d, const ngc_data_state *s);
+/* ngc_data_set_state's checks alone: what it would return, changing nothing. */
+negcut_status ngc_data_check_state(const ngc_data *d, const ngc_data_state *s);
 
 /* ------------------------------------------------ pieces, for the tests */
 

@@ -438,13 +438,15 @@ static negcut_status meta_u64(negcut_ctx *ctx, const ngc_st_file *f, const char 
   return NEGCUT_OK;
 }
 
+/* Tensor name of f, checked to fit dst (and with load, copied into it). */
 static negcut_status load_tensor(negcut_trainer *t, const ngc_st_file *f, const char *path,
-                                 const char *name, ngc_tensor *dst) {
+                                 const char *name, ngc_tensor *dst, int load) {
   const ngc_st_entry *e = ngc_st_find(f, name);
   size_t n = (size_t)ngc_numel(dst);
   if (!e) return ngc_error(t->ctx, NEGCUT_ERR_BAD_FORMAT, "%s: tensor '%s' is missing", path, name);
   if (e->dtype != NGC_ST_F32 || e->nbytes != n * sizeof(float))
     return ngc_error(t->ctx, NEGCUT_ERR_BAD_FORMAT, "%s: tensor '%s' has the wrong dtype or size", path, name);
+  if (!load) return NEGCUT_OK;
   float *buf = malloc(n ? n * sizeof *buf : 1);
   if (!buf) return ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "load: out of memory");
   memcpy(buf, e->data, e->nbytes);
@@ -456,7 +458,7 @@ static negcut_status load_tensor(negcut_trainer *t, const ngc_st_file *f, const 
 negcut_status negcut_trainer_load_state(negcut_trainer *t, const char *path) {
   ngc_st_file *f = NULL;
   char fp[256], name[160];
-  uint64_t v[13];
+  uint64_t v[13] = {0};
   static const char *keys[13] = {"iteration", "epoch", "adam.G", "adam.D", "adam.F", "adam.N", "rng.patch",
                                  "rng.noise", "rng.flip", "data.epoch", "data.index", "data.counter",
                                  "data.finetune"};
@@ -480,25 +482,28 @@ negcut_status negcut_trainer_load_state(negcut_trainer *t, const char *path) {
                    "%s was saved by a trainer with other options (%s), this one has %s", path,
                    config ? config : "?", fp);
   for (int i = 0; i < 13 && !st; i++) st = meta_u64(t->ctx, f, path, keys[i], lo[i], hi[i], &v[i]);
-  /* The file validated as a whole when it was opened; a tensor missing or
-   * of the wrong size still fails part-way, leaving the trainer partly
-   * loaded: discard a trainer whose load failed. */
-  for (int id = 0; id < 5 && !st; id++) {
-    ngc_net *net = net_of(t, id);
-    ngc_adam *a = adam_of(t, id);
-    if (!net) continue;
-    for (int32_t i = 0; i < net->n_params && !st; i++) {
-      ngc_param *p = &net->params[i];
-      snprintf(name, sizeof name, "%s.%s", net_tag[id], p->name);
-      st = load_tensor(t, f, path, name, &p->value);
-      if (!st && a && !p->buffer) {
-        snprintf(name, sizeof name, "adam.%s.m.%s", net_tag[id], p->name);
-        st = load_tensor(t, f, path, name, &a->m[i]);
-        snprintf(name, sizeof name, "adam.%s.v.%s", net_tag[id], p->name);
-        if (!st) st = load_tensor(t, f, path, name, &a->v[i]);
+  const ngc_data_state ds = {(int64_t)v[9], (int64_t)v[10], v[11], (int32_t)v[12]};
+  if (!st && t->data) st = ngc_data_check_state(t->data, &ds);
+  /* Every tensor is checked (pass 0) before any is written (pass 1), so a
+   * file that does not fit leaves the trainer as it was; only a failure to
+   * allocate or upload while writing leaves it partly loaded. */
+  for (int load = 0; load < 2 && !st; load++)
+    for (int id = 0; id < 5 && !st; id++) {
+      ngc_net *net = net_of(t, id);
+      ngc_adam *a = adam_of(t, id);
+      if (!net) continue;
+      for (int32_t i = 0; i < net->n_params && !st; i++) {
+        ngc_param *p = &net->params[i];
+        snprintf(name, sizeof name, "%s.%s", net_tag[id], p->name);
+        st = load_tensor(t, f, path, name, &p->value, load);
+        if (!st && a && !p->buffer) {
+          snprintf(name, sizeof name, "adam.%s.m.%s", net_tag[id], p->name);
+          st = load_tensor(t, f, path, name, &a->m[i], load);
+          snprintf(name, sizeof name, "adam.%s.v.%s", net_tag[id], p->name);
+          if (!st) st = load_tensor(t, f, path, name, &a->v[i], load);
+        }
       }
     }
-  }
   if (!st) {
     t->t.iteration = (int64_t)v[0];
     t->epoch = (int64_t)v[1];
@@ -509,11 +514,7 @@ negcut_status negcut_trainer_load_state(negcut_trainer *t, const char *path) {
     t->t.rng_patch.counter = v[6];
     t->t.rng_noise.counter = v[7];
     t->t.rng_flip.counter = v[8];
-    if (t->data) {
-      ngc_data_state ds = {(int64_t)v[9], (int64_t)v[10], v[11], (int32_t)v[12]};
-      ngc_data_set_finetune(t->data, ds.finetune);
-      st = ngc_data_set_state(t->data, &ds);
-    }
+    if (t->data) st = ngc_data_set_state(t->data, &ds);
   }
   ngc_st_close(f);
   return st;

@@ -3,8 +3,9 @@
  * trainer made once (fuzz_common.h), with data folders of four 16x16 images
  * so that the data position is restored too. A state that loads must be one
  * the trainer can go on from: one iteration is run after it, and must
- * succeed (a failed load may leave the trainer partly loaded, which the
- * header allows; the next load overwrites it all). The input is the file. */
+ * succeed (a file that does not fit is refused before anything is
+ * written, so a failed load leaves the trainer as it was; a state that
+ * loads overwrites everything an earlier step changed). The input is the file. */
 #include "fuzz_common.h"
 
 static negcut_trainer *trainer;

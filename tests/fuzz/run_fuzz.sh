@@ -51,8 +51,10 @@ if ! "$harness" -rss_limit_mb=2048 -timeout=10 "${files[@]}" >"$log" 2>&1; then
 fi
 
 echo "== $target: fuzzing for $seconds s"
-# A fixed seed (FUZZ_SEED, 1 unless set; 0: from the clock) makes a CI
-# run's mutations the same every time, so a finding reproduces.
+# A fixed seed (FUZZ_SEED, 1 unless set; 0: from the clock): a fresh
+# corpus (a CI run's) starts the same mutations every time. Not the same
+# run, though: how far it gets depends on the machine's load, and a kept
+# corpus changes what it mutates. A finding reproduces from its artifact.
 exec "$harness" -seed="${FUZZ_SEED:-1}" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
   -artifact_prefix="$work/artifacts/$target-" -print_final_stats=1 "${dict[@]}" "$@" \
   "$work/corpus/$target" "${dirs[@]}"

@@ -56,7 +56,7 @@ static __global__ void bias_grad_merge_kernel(const double *part, float *db, int
 
 extern "C" negcut_status ngc_cuda_bias_grad(ngc_backend *be, const float *dy, float *db,
                                             int64_t n, int64_t c, int64_t hw) {
-  if (c == 0) return NEGCUT_OK;
+  if (c == 0 || n == 0) return NEGCUT_OK; /* no samples: nothing to add */
   const int64_t chunks = ngc_sum_chunks(hw), per_channel = n * chunks;
   if (c > 0x7fffffff / (chunks > 1 ? per_channel : 1))
     return ngc_error(be->ctx, NEGCUT_ERR_LIMIT, "cuda bias gradient: %lld channels of %lld",
