@@ -146,7 +146,8 @@ START_TEST(test_normal_mt) {
       ck_assert(a && b);
       ngc_philox ga, gb;
       ngc_philox_init(&ga, 0x9e3779b97f4a7c15ull, NGC_STREAM_NOISE);
-      ngc_philox_normal(&ga, a, 3); /* counter 1: the draw starts past 0 */
+      float skip[3];
+      ngc_philox_normal(&ga, skip, 3); /* counter 1: the draw starts past 0 */
       gb = ga;
       a[n] = b[n] = -7.0f; /* past the end: untouched */
       ngc_philox_normal(&ga, a, n);
