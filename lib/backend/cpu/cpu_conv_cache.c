@@ -249,10 +249,21 @@ static negcut_status entry_build(ngc_backend *be, const ngc_conv_key *k, conv_en
                        "memory desc");
   if (st) goto fail;
   /* bf16 inference: oneDNN reads bf16 source and weights (converted by the
-   * staging reorders) and accumulates and writes f32. */
+   * staging reorders) and accumulates and writes f32. Where the activations
+   * are 16-channel blocked, the source and destination are asked for in that
+   * layout: with "any" oneDNN 2.6 picks brgconv on NHWC, and every
+   * convolution then transposed its input and its output (about 70 reorders
+   * a 256x256 generator; 46 now, each only a conversion to bf16): 0.173 ->
+   * 0.162 s a 256x256 forward on this machine's 2 cores. */
   if (k->bf16) {
     st = ngc_cpu_check(be, dnnl_memory_desc_init_by_tag(&src_any, 4, src_dims, dnnl_bf16,
-                                                        dnnl_format_tag_any), "memory desc");
+                                                        k->src_blk == 16 ? dnnl_nChw16c
+                                                                         : dnnl_format_tag_any),
+                       "memory desc");
+    if (!st && k->dst_blk == 16)
+      st = ngc_cpu_check(be, dnnl_memory_desc_init_by_tag(&dst_any, 4, dst_dims, dnnl_f32,
+                                                          dnnl_nChw16c),
+                         "memory desc");
     if (!st)
       st = ngc_cpu_check(be, dnnl_memory_desc_init_by_tag(&wei_any, 4, wei_dims, dnnl_bf16,
                                                           dnnl_format_tag_any), "memory desc");
