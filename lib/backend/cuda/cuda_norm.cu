@@ -64,7 +64,8 @@ static __global__ void inorm_fwd_kernel(const float *x, const float *b, int64_t 
   }
   const double r = 1.0 / sqrt(v / (double)P + eps);
   float *yp = y + pl * P; // (H * W)
-  for (int64_t i = threadIdx.x; i < P; i += blockDim.x) yp[i] = norm_out(NGC_IN_X(i), mu, r, act, alpha);
+  for (int64_t i = threadIdx.x; i < P; i += blockDim.x)
+    yp[i] = norm_out(NGC_IN_X(i), mu, r, act, alpha);
   if (threadIdx.x == 0) {
     mean[pl] = (float)mu;
     rstd[pl] = (float)r;
@@ -95,7 +96,8 @@ static __global__ void inorm_merge_kernel(const float *x, const float *b, int64_
   const float *xp = x + pl * P; // (H * W)
   float *yp = y + pl * P;       // (H * W)
   const float bias = b ? b[pl % C] : 0.0f;
-  for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) yp[i] = norm_out(NGC_IN_X(i), mu, r, act, alpha);
+  for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x)
+    yp[i] = norm_out(NGC_IN_X(i), mu, r, act, alpha);
   if (k == 0 && threadIdx.x == 0) {
     mean[pl] = (float)mu;
     rstd[pl] = (float)r;
