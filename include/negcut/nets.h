@@ -148,7 +148,9 @@ NEGCUT_API negcut_status negcut_net_grad_read(const negcut_net *net, int32_t i, 
 NEGCUT_API negcut_status negcut_net_zero_grad(negcut_net *net);
 /* 0 freezes the parameters: backward still gives input gradients. */
 NEGCUT_API negcut_status negcut_net_set_requires_grad(negcut_net *net, int32_t on);
-/* Checkpoints: safetensors with the reference's names (see translate.h). */
+/* Checkpoints: safetensors with the reference's names (see translate.h). A
+ * file with a tensor missing, extra, of another shape, or holding a NaN or
+ * infinite value is refused before anything is loaded. */
 NEGCUT_API negcut_status negcut_net_save(const negcut_net *net, const char *path);
 NEGCUT_API negcut_status negcut_net_load(negcut_net *net, const char *path);
 

@@ -33,7 +33,10 @@ typedef struct negcut_model negcut_model;
 typedef struct negcut_translator negcut_translator;
 
 /* Loads a generator from a safetensors checkpoint (ours, or a reference
- * .pth converted by tools/pth2safetensors.py). */
+ * .pth converted by tools/pth2safetensors.py). NEGCUT_ERR_BAD_FORMAT for a
+ * file that does not hold a whole generator, or holds a NaN or infinite
+ * weight; NEGCUT_ERR_LIMIT for one larger than the limits of
+ * negcut_net_create_generator. Nothing is allocated for a file refused. */
 NEGCUT_API negcut_status negcut_model_load(negcut_model **out, negcut_ctx *ctx,
                                            const char *path);
 /* The same from memory (the bytes are copied as needed, not kept). */
