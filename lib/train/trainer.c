@@ -346,6 +346,28 @@ static ngc_adam *adam_of(negcut_trainer *t, int id) {
   return id < 4 && a[id]->m ? a[id] : NULL;
 }
 
+/* Tensor k (0: the value, 1: Adam's m, 2: its v) of parameter i of network
+ * id in a training state, and its name there (into name, cap bytes); NULL
+ * when there is none (a buffer's moments, a network without Adam). Saving
+ * and loading both walk the state through it, so the names agree. */
+static ngc_tensor *state_tensor(negcut_trainer *t, int id, int32_t i, int k, char *name,
+                                size_t cap) {
+  ngc_param *p = &net_of(t, (negcut_net_id)id)->params[i];
+  ngc_adam *a = adam_of(t, id);
+  if (k == 0) {
+    snprintf(name, cap, "%s.%s", net_tag[id], p->name);
+    return &p->value;
+  }
+  if (!a || p->buffer) return NULL;
+  snprintf(name, cap, "adam.%s.%s.%s", net_tag[id], k == 1 ? "m" : "v", p->name);
+  return k == 1 ? &a->m[i] : &a->v[i];
+}
+
+/* A state's counters, in the metadata after "format" and "config". */
+static const char *const state_keys[13] = {
+    "iteration", "epoch",    "adam.G",     "adam.D",     "adam.F",       "adam.N",       "rng.patch",
+    "rng.noise", "rng.flip", "data.epoch", "data.index", "data.counter", "data.finetune"};
+
 /* A fingerprint of what must match between a saved state and a trainer. */
 static void fingerprint(const negcut_trainer *t, char *buf, size_t cap) {
   const negcut_trainer_options *o = &t->o;
@@ -360,52 +382,44 @@ negcut_status negcut_trainer_save_state(const negcut_trainer *ct, const char *pa
   ngc_st_writer *w = NULL;
   float **bufs = NULL;
   int32_t nbuf = 0, cap = 0;
-  char name[160], text[20][64], fp[256];
+  char name[160], text[13][64], fp[256];
   negcut_status st;
   int nt = 0;
   if (!t || !path) return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_save_state: NULL");
   st = ngc_st_writer_create(t->ctx, &w);
   for (int id = 0; id < 5 && !st; id++) {
     ngc_net *net = net_of(t, id);
-    ngc_adam *a = adam_of(t, id);
     if (!net) continue;
-    for (int32_t i = 0; i < net->n_params && !st; i++) {
-      ngc_param *p = &net->params[i];
-      const ngc_tensor *src[3] = {&p->value, a && !p->buffer ? &a->m[i] : NULL, a && !p->buffer ? &a->v[i] : NULL};
+    for (int32_t i = 0; i < net->n_params && !st; i++)
       for (int k = 0; k < 3 && !st; k++) {
-        if (!src[k]) continue;
+        const ngc_tensor *src = state_tensor(t, id, i, k, name, sizeof name);
+        if (!src) continue;
         if (nbuf == cap) {
           cap = cap ? 2 * cap : 64;
           float **nb = realloc(bufs, (size_t)cap * sizeof *nb);
           if (!nb) { st = ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "save: out of memory"); break; }
           bufs = nb;
         }
-        size_t n = (size_t)ngc_numel(src[k]);
+        size_t n = (size_t)ngc_numel(src);
         bufs[nbuf] = malloc((n ? n : 1) * sizeof(float));
         if (!bufs[nbuf]) { st = ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "save: out of memory"); break; }
-        st = t->ctx->be->ops.download(t->ctx->be, bufs[nbuf], src[k]->data, n * sizeof(float));
-        if (k == 0) snprintf(name, sizeof name, "%s.%s", net_tag[id], p->name);
-        else snprintf(name, sizeof name, "adam.%s.%s.%s", net_tag[id], k == 1 ? "m" : "v", p->name);
-        if (!st) st = ngc_st_writer_add(w, name, NGC_ST_F32, src[k]->ndim, src[k]->dim, bufs[nbuf]);
+        st = t->ctx->be->ops.download(t->ctx->be, bufs[nbuf], src->data, n * sizeof(float));
+        if (!st) st = ngc_st_writer_add(w, name, NGC_ST_F32, src->ndim, src->dim, bufs[nbuf]);
         nbuf++;
       }
-    }
   }
   ngc_data_state ds = {0, 0, 0, 0};
   if (t->data) ngc_data_get_state(t->data, &ds);
   fingerprint(t, fp, sizeof fp);
-  const char *keys[] = {"format", "config", "iteration", "epoch", "adam.G", "adam.D", "adam.F", "adam.N",
-                        "rng.patch", "rng.noise", "rng.flip", "data.epoch", "data.index", "data.counter",
-                        "data.finetune"};
-  uint64_t vals[] = {0, 0, (uint64_t)t->t.iteration, (uint64_t)t->epoch, (uint64_t)t->t.opt_g.step,
-                     (uint64_t)t->t.opt_d.step, (uint64_t)t->t.opt_f.step, (uint64_t)t->t.opt_n.step,
-                     t->t.rng_patch.counter, t->t.rng_noise.counter, t->t.rng_flip.counter,
-                     (uint64_t)ds.epoch, (uint64_t)ds.index, ds.counter, (uint64_t)ds.finetune};
+  const uint64_t vals[13] = {(uint64_t)t->t.iteration, (uint64_t)t->epoch, (uint64_t)t->t.opt_g.step,
+                             (uint64_t)t->t.opt_d.step, (uint64_t)t->t.opt_f.step, (uint64_t)t->t.opt_n.step,
+                             t->t.rng_patch.counter, t->t.rng_noise.counter, t->t.rng_flip.counter,
+                             (uint64_t)ds.epoch, (uint64_t)ds.index, ds.counter, (uint64_t)ds.finetune};
   if (!st) st = ngc_st_writer_set_metadata(w, "format", "libnegcut-state-1");
   if (!st) st = ngc_st_writer_set_metadata(w, "config", fp);
-  for (int i = 2; i < (int)(sizeof vals / sizeof vals[0]) && !st; i++) {
+  for (int i = 0; i < 13 && !st; i++) {
     snprintf(text[nt], sizeof text[nt], "%" PRIu64, vals[i]);
-    st = ngc_st_writer_set_metadata(w, keys[i], text[nt++]);
+    st = ngc_st_writer_set_metadata(w, state_keys[i], text[nt++]);
   }
   if (!st) st = ngc_st_write(t->ctx, w, path);
   ngc_st_writer_free(w);
@@ -459,9 +473,6 @@ negcut_status negcut_trainer_load_state(negcut_trainer *t, const char *path) {
   ngc_st_file *f = NULL;
   char fp[256], name[160];
   uint64_t v[13] = {0};
-  static const char *keys[13] = {"iteration", "epoch", "adam.G", "adam.D", "adam.F", "adam.N", "rng.patch",
-                                 "rng.noise", "rng.flip", "data.epoch", "data.index", "data.counter",
-                                 "data.finetune"};
   /* 2^53: no run gets near it, and a double still counts it exactly. The
    * random counters are unsigned and may wrap; the data position is
    * checked against the data set by ngc_data_set_state. */
@@ -481,7 +492,7 @@ negcut_status negcut_trainer_load_state(negcut_trainer *t, const char *path) {
     st = ngc_error(t->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                    "%s was saved by a trainer with other options (%s), this one has %s", path,
                    config ? config : "?", fp);
-  for (int i = 0; i < 13 && !st; i++) st = meta_u64(t->ctx, f, path, keys[i], lo[i], hi[i], &v[i]);
+  for (int i = 0; i < 13 && !st; i++) st = meta_u64(t->ctx, f, path, state_keys[i], lo[i], hi[i], &v[i]);
   const ngc_data_state ds = {(int64_t)v[9], (int64_t)v[10], v[11], (int32_t)v[12]};
   if (!st && t->data) st = ngc_data_check_state(t->data, &ds);
   /* Every tensor is checked (pass 0) before any is written (pass 1), so a
@@ -490,19 +501,12 @@ negcut_status negcut_trainer_load_state(negcut_trainer *t, const char *path) {
   for (int load = 0; load < 2 && !st; load++)
     for (int id = 0; id < 5 && !st; id++) {
       ngc_net *net = net_of(t, id);
-      ngc_adam *a = adam_of(t, id);
       if (!net) continue;
-      for (int32_t i = 0; i < net->n_params && !st; i++) {
-        ngc_param *p = &net->params[i];
-        snprintf(name, sizeof name, "%s.%s", net_tag[id], p->name);
-        st = load_tensor(t, f, path, name, &p->value, load);
-        if (!st && a && !p->buffer) {
-          snprintf(name, sizeof name, "adam.%s.m.%s", net_tag[id], p->name);
-          st = load_tensor(t, f, path, name, &a->m[i], load);
-          snprintf(name, sizeof name, "adam.%s.v.%s", net_tag[id], p->name);
-          if (!st) st = load_tensor(t, f, path, name, &a->v[i], load);
+      for (int32_t i = 0; i < net->n_params && !st; i++)
+        for (int k = 0; k < 3 && !st; k++) {
+          ngc_tensor *dst = state_tensor(t, id, i, k, name, sizeof name);
+          if (dst) st = load_tensor(t, f, path, name, dst, load);
         }
-      }
     }
   if (!st) {
     t->t.iteration = (int64_t)v[0];
