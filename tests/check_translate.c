@@ -31,18 +31,25 @@ static negcut_ctx *new_ctx(int threads) {
   return c;
 }
 
-static void setup(void) {
+/* A generator of the test model's architecture (ngf 8, 2 blocks), with
+ * fresh weights. */
+static negcut_net *new_generator(void) {
   negcut_generator_options go;
   negcut_net *g = NULL;
-  char dir[] = "/tmp/ngc_translate_XXXXXX";
-  ck_assert_ptr_nonnull(mkdtemp(dir));
-  snprintf(model_path, sizeof model_path, "%s/G.safetensors", dir);
-  ctx = new_ctx(1);
   negcut_generator_options_init(&go);
   go.ngf = 8;
   go.n_blocks = 2;
   go.init_gain = 1.0f; /* outputs that use the whole [-1, 1] range */
   ck_assert_int_eq(negcut_net_create_generator(&g, ctx, &go), NEGCUT_OK);
+  return g;
+}
+
+static void setup(void) {
+  char dir[] = "/tmp/ngc_translate_XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(model_path, sizeof model_path, "%s/G.safetensors", dir);
+  ctx = new_ctx(1);
+  negcut_net *g = new_generator();
   ck_assert_int_eq(negcut_net_save(g, model_path), NEGCUT_OK);
   negcut_net_free(g);
   ck_assert_int_eq(negcut_model_load(&model, ctx, model_path), NEGCUT_OK);
@@ -93,16 +100,11 @@ END_TEST
 
 /* A multiple-of-4 image gives exactly what the raw generator gives. */
 START_TEST(test_matches_network) {
-  negcut_net *g = NULL;
+  negcut_net *g = new_generator();
   negcut_tensor *x = NULL, *y = NULL;
   negcut_translator *tr = NULL;
   int64_t in[4] = {1, 3, 32, 40}, out[4];
   float xs[3 * 32 * 40], want[3 * 32 * 40];
-  negcut_generator_options go;
-  negcut_generator_options_init(&go);
-  go.ngf = 8;
-  go.n_blocks = 2;
-  ck_assert_int_eq(negcut_net_create_generator(&g, ctx, &go), NEGCUT_OK);
   ck_assert_int_eq(negcut_net_load(g, model_path), NEGCUT_OK);
   ck_assert_int_eq(negcut_net_output_shape(g, in, out), NEGCUT_OK);
   ck_assert_int_eq(negcut_tensor_create(&x, ctx, 4, in), NEGCUT_OK);
@@ -415,13 +417,8 @@ START_TEST(test_hostile_models) {
    * by name, and the net it was loaded into keeps its values. */
   {
     char bad[600];
-    negcut_net *g = NULL;
+    negcut_net *g = new_generator();
     negcut_model *m = NULL;
-    negcut_generator_options go;
-    negcut_generator_options_init(&go);
-    go.ngf = 8;
-    go.n_blocks = 2;
-    ck_assert_int_eq(negcut_net_create_generator(&g, ctx, &go), NEGCUT_OK);
     ck_assert_int_eq(negcut_net_load(g, model_path), NEGCUT_OK);
     int64_t shape[4] = {1, 1, 1, 1};
     const int32_t nd = negcut_net_param_shape(g, 0, shape);
