@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu.h"
 #include "core/core.h"
 #include "core/tensor.h"
 #include "ngc_test.h"
@@ -404,7 +405,9 @@ START_TEST(test_linear) {
   env e = env_open(2);
   /* M, K, N: tiny, odd, rows split, column split (M < threads * 16) */
   const int64_t shapes[][3] = {{5, 3, 7}, {1, 9, 4}, {37, 19, 23}, {300, 64, 48}, {3, 512, 640}};
-  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+  for (size_t t = 0; t < 2 * (sizeof shapes / sizeof *shapes); t++) {
+    const size_t s = t >> 1; /* each shape through both sgemms */
+    ngc_cpu_of(e.be)->gemm = (int32_t)(t & 1);
     const int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
     float *x = frand(M * K, -1, 1), *w = frand(N * K, -1, 1), *b = frand(N, -1, 1);
     float *dy = frand(M * N, -1, 1), *dw0 = frand(N * K, -1, 1), *db0 = frand(N, -1, 1);
@@ -415,8 +418,8 @@ START_TEST(test_linear) {
     ngc_tensor tdy = tv(e.be, dy, 2, M, N, 0, 0), tdx = tv(e.be, dx, 2, M, K, 0, 0);
     ngc_tensor tdw = tv(e.be, dw, 2, N, K, 0, 0), tdb = tv(e.be, db, 1, N, 0, 0, 0);
     char what[64];
-    snprintf(what, sizeof what, "linear %lldx%lld->%lld", (long long)M, (long long)K,
-             (long long)N);
+    snprintf(what, sizeof what, "linear %lldx%lld->%lld (%s)", (long long)M, (long long)K,
+             (long long)N, ngc_cpu_gemm_name((ngc_cpu_gemm)(t & 1)));
     for (int64_t i = 0; i < M; i++)
       for (int64_t j = 0; j < N; j++) {
         double a = b[j];
@@ -502,7 +505,9 @@ START_TEST(test_bmm) {
    * column split */
   const int64_t shapes[][4] = {{1, 5, 3, 7}, {2, 7, 9, 5}, {2, 64, 40, 33},
                                {3, 100, 96, 64}, {1, 4, 700, 300}};
-  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+  for (size_t t = 0; t < 2 * (sizeof shapes / sizeof *shapes); t++) {
+    const size_t s = t >> 1; /* each shape through both sgemms */
+    ngc_cpu_of(e.be)->gemm = (int32_t)(t & 1);
     const int64_t B = shapes[s][0], M = shapes[s][1], N = shapes[s][2], K = shapes[s][3];
     const int64_t na = B * M * K, nb = B * N * K, nc = B * M * N;
     float *a = frand(na, -1, 1), *b = frand(nb, -1, 1), *dc = frand(nc, -1, 1);
@@ -533,7 +538,10 @@ START_TEST(test_bmm) {
         }
     }
     ck_assert_int_eq(e.be->ops.bmm_fwd(e.be, &ta, &tb, &tc), NEGCUT_OK);
-    expect_close("bmm c", c, wc, nc, gemm_atol(K), 1e-5);
+    char what[64];
+    snprintf(what, sizeof what, "bmm %lldx%lldx%lldx%lld c (%s)", (long long)B, (long long)M,
+             (long long)N, (long long)K, ngc_cpu_gemm_name((ngc_cpu_gemm)(t & 1)));
+    expect_close(what, c, wc, nc, gemm_atol(K), 1e-5);
     ck_assert_int_eq(e.be->ops.bmm_bwd(e.be, &ta, &tb, &tdc, &tda, &tdb), NEGCUT_OK);
     expect_close("bmm da", da, wda, na, gemm_atol(N), 1e-5);
     expect_close("bmm db", db, wdb, nb, gemm_atol(M), 1e-5);

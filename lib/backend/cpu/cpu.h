@@ -10,8 +10,18 @@ typedef struct ngc_cpu {
   dnnl_engine_t engine;
   dnnl_stream_t stream;
   int32_t threads;
+  int32_t gemm;     /* ngc_cpu_gemm: the sgemm of linear and bmm (cpu_gemm.c) */
   void *conv_cache; /* cpu_conv.c: primitives keyed by shape */
 } ngc_cpu;
+
+/* Whose sgemm computes linear layers and batched matmuls. OpenBLAS, unless
+ * the machine has AVX-512 and the OpenBLAS build does not know this CPU and
+ * runs its AVX2 kernels (Debian's 0.3.21 on AMD Zen 5: half the rate), where
+ * oneDNN's JIT sgemm is used instead. Fixed per machine, so one machine and
+ * thread count always give the same bits. */
+typedef enum ngc_cpu_gemm { NGC_CPU_GEMM_OPENBLAS = 0, NGC_CPU_GEMM_ONEDNN = 1 } ngc_cpu_gemm;
+ngc_cpu_gemm ngc_cpu_pick_gemm(void);
+const char *ngc_cpu_gemm_name(ngc_cpu_gemm g);
 
 static inline ngc_cpu *ngc_cpu_of(ngc_backend *be) { return (ngc_cpu *)be->impl; }
 

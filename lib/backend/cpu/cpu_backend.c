@@ -4,6 +4,7 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 
 #include "backend/ref/ref.h"
 #include "cpu_conv.h"
@@ -58,6 +59,7 @@ negcut_status ngc_cpu_open(negcut_ctx *ctx, ngc_backend **out) {
     return st;
   }
   be->act_block = ngc_cpu_pick_block(be);
+  c->gemm = ngc_cpu_pick_gemm();
   /* One thread budget: OpenBLAS runs single-threaded inside our OpenMP
    * regions instead of starting its own pool that fights OpenMP's. */
   openblas_set_num_threads(1);
@@ -65,8 +67,23 @@ negcut_status ngc_cpu_open(negcut_ctx *ctx, ngc_backend **out) {
   return NEGCUT_OK;
 }
 
+ngc_cpu_gemm ngc_cpu_pick_gemm(void) {
+  /* OpenBLAS 0.3.21's names of the cores it runs AVX-512 kernels on. */
+  static const char *const avx512_cores[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
+  const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+  const char *core = openblas_get_corename();
+  if ((isa & dnnl_cpu_isa_avx512_core) != dnnl_cpu_isa_avx512_core) return NGC_CPU_GEMM_OPENBLAS;
+  for (size_t i = 0; i < sizeof avx512_cores / sizeof *avx512_cores; i++)
+    if (core && !strcasecmp(core, avx512_cores[i])) return NGC_CPU_GEMM_OPENBLAS;
+  return NGC_CPU_GEMM_ONEDNN;
+}
+
+const char *ngc_cpu_gemm_name(ngc_cpu_gemm g) {
+  return g == NGC_CPU_GEMM_ONEDNN ? "oneDNN" : "OpenBLAS";
+}
+
 void ngc_cpu_describe(char *buf, size_t cap) {
   const dnnl_version_t *v = dnnl_version();
-  snprintf(buf, cap, "oneDNN %d.%d.%d, %s", v->major, v->minor, v->patch,
-           openblas_get_config());
+  snprintf(buf, cap, "oneDNN %d.%d.%d, %s; sgemm: %s", v->major, v->minor, v->patch,
+           openblas_get_config(), ngc_cpu_gemm_name(ngc_cpu_pick_gemm()));
 }

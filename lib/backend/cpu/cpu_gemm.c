@@ -1,11 +1,14 @@
-/* CPU linear and batched matmul through OpenBLAS sgemm. OpenBLAS runs
- * single-threaded (cpu_backend.c); we split C into one block per thread of
- * the budget and each thread calls sgemm on its own block, so there is only
- * ever one pool of threads. Each C element is reduced inside one sgemm call,
- * so results depend on the thread count only through OpenBLAS's blocking. */
+/* CPU linear and batched matmul through OpenBLAS's or oneDNN's sgemm
+ * (ngc_cpu_pick_gemm). Both run single-threaded: OpenBLAS is set so at open
+ * (cpu_backend.c) and oneDNN runs one thread inside a parallel region. We
+ * split C into one block per thread of the budget and each thread calls
+ * sgemm on its own block, so there is only ever one pool of threads. Each C
+ * element is reduced inside one sgemm call, so results depend on the thread
+ * count only through the library's blocking. */
 #include <cblas.h>
 #include <omp.h>
 
+#include "cpu.h"
 #include "cpu_loops.h"
 
 /* Below this, one thread: the team wake-up costs more than it saves. */
@@ -31,8 +34,8 @@ typedef struct gemm_desc {
 static inline blasint ld1(int64_t ld) { return ld > 1 ? (blasint)ld : 1; }
 
 /* Rows [r0, r1) and columns [j0, j1) of C in batch bi. */
-static void gemm_block(const gemm_desc *g, int64_t bi, int64_t r0, int64_t r1, int64_t j0,
-                       int64_t j1) {
+static void gemm_block(const gemm_desc *g, ngc_cpu_gemm engine, int64_t bi, int64_t r0,
+                       int64_t r1, int64_t j0, int64_t j1) {
   const float *a = g->a + bi * g->sa + (g->ta == CblasNoTrans ? r0 * g->lda : r0);
   const float *b = g->b + bi * g->sb + (g->tb == CblasTrans ? j0 * g->ldb : j0);
   float *c = g->c + bi * g->sc + r0 * g->ldc + j0;
@@ -43,9 +46,15 @@ static void gemm_block(const gemm_desc *g, int64_t bi, int64_t r0, int64_t r1, i
       for (int64_t j = 0; j < j1 - j0; j++) c[r * g->ldc + j] = g->bias[j0 + j];
     beta = 1.0f;
   }
-  /* Leading dims at least 1 even for empty K: OpenBLAS's xerbla prints. */
-  cblas_sgemm(CblasRowMajor, g->ta, g->tb, (blasint)(r1 - r0), (blasint)(j1 - j0),
-              (blasint)g->k, 1.0f, a, ld1(g->lda), b, ld1(g->ldb), beta, c, ld1(g->ldc));
+  /* Leading dims at least 1 even for empty K: OpenBLAS's xerbla prints and
+   * oneDNN refuses. oneDNN's only failure is a bad argument, which the op
+   * layer's shape checks exclude. */
+  if (engine == NGC_CPU_GEMM_ONEDNN)
+    (void)dnnl_sgemm(g->ta == CblasTrans ? 'T' : 'N', g->tb == CblasTrans ? 'T' : 'N', r1 - r0,
+                     j1 - j0, g->k, 1.0f, a, ld1(g->lda), b, ld1(g->ldb), beta, c, ld1(g->ldc));
+  else
+    cblas_sgemm(CblasRowMajor, g->ta, g->tb, (blasint)(r1 - r0), (blasint)(j1 - j0),
+                (blasint)g->k, 1.0f, a, ld1(g->lda), b, ld1(g->ldb), beta, c, ld1(g->ldc));
 }
 
 /* Boundary t of T even parts of [0, total), aligned to `align`. */
@@ -62,10 +71,15 @@ static int64_t split_at(int64_t total, int t, int T, int64_t align) {
 static void gemm_run(ngc_backend *be, const gemm_desc *g) {
   const int64_t rows = g->batch * g->m;
   const double flop = 2.0 * (double)rows * (double)g->n * (double)g->k;
-  int nt = flop < GEMM_PAR_MIN_FLOP ? 1 : (int)ngc_cpu_of(be)->threads;
+  const int threads = (int)ngc_cpu_of(be)->threads;
+  const ngc_cpu_gemm engine = (ngc_cpu_gemm)ngc_cpu_of(be)->gemm;
+  int nt = flop < GEMM_PAR_MIN_FLOP ? 1 : threads;
   if (rows == 0 || g->n == 0) return;
   if (nt <= 1) {
-    for (int64_t bi = 0; bi < g->batch; bi++) gemm_block(g, bi, 0, g->m, 0, g->n);
+    /* Outside a parallel region oneDNN would start the whole budget. */
+    omp_set_num_threads(1);
+    for (int64_t bi = 0; bi < g->batch; bi++) gemm_block(g, engine, bi, 0, g->m, 0, g->n);
+    omp_set_num_threads(threads);
     return;
   }
   const int by_rows = rows >= (int64_t)nt * GEMM_ROW_ALIGN || rows >= g->n;
@@ -77,12 +91,12 @@ static void gemm_run(ngc_backend *be, const gemm_desc *g) {
       while (r < r1) {
         int64_t bi = r / g->m, i0 = r % g->m;
         int64_t e = (bi + 1) * g->m < r1 ? (bi + 1) * g->m : r1;
-        gemm_block(g, bi, i0, i0 + (e - r), 0, g->n);
+        gemm_block(g, engine, bi, i0, i0 + (e - r), 0, g->n);
         r = e;
       }
     } else {
       int64_t j0 = split_at(g->n, t, T, GEMM_ROW_ALIGN), j1 = split_at(g->n, t + 1, T, GEMM_ROW_ALIGN);
-      for (int64_t bi = 0; bi < g->batch; bi++) gemm_block(g, bi, 0, g->m, j0, j1);
+      for (int64_t bi = 0; bi < g->batch; bi++) gemm_block(g, engine, bi, 0, g->m, j0, j1);
     }
   }
 }
