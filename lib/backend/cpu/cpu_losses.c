@@ -7,8 +7,48 @@
 
 #include "cpu_loops.h"
 
-/* exp does not vectorise without libmvec; weigh a row accordingly. */
-#define EXP_COST 16
+/* glibc's vector math library (libmvec, reached through -lm) has expf for
+ * 4, 8 and 16 lanes. Declaring expf `simd` lets GCC call them from the
+ * vectorised loops of exp_sum_span: about 10x faster than scalar calls, each
+ * lane within an ulp of expf. Loop tails call the scalar expf, so a value's
+ * bits depend on the machine (the clone) and its position in the row, and
+ * never on threads. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)
+__attribute__((simd("notinbranch"))) float expf(float);
+#define EXP_COST 2
+#else
+#define EXP_COST 16 /* scalar calls: weigh a row accordingly */
+#endif
+
+/* sum over j < n of exp(x[j] - mx), each exp also stored in e[j] when e is
+ * not NULL; float sums over NGC_CPU_BLK folded into a double, as everywhere. */
+static NGC_CPU_CLONES double exp_sum_span(const float *restrict x, float *restrict e,
+                                          int64_t n, float mx) {
+  double s = 0.0;
+  for (int64_t b = 0; b < n; b += NGC_CPU_BLK) {
+    const int64_t end = b + NGC_CPU_BLK < n ? b + NGC_CPU_BLK : n;
+    float f = 0.0f;
+    if (e) {
+#pragma omp simd reduction(+ : f)
+      for (int64_t j = b; j < end; j++) {
+        e[j] = expf(x[j] - mx);
+        f += e[j];
+      }
+    } else {
+#pragma omp simd reduction(+ : f)
+      for (int64_t j = b; j < end; j++) f += expf(x[j] - mx);
+    }
+    s += f;
+  }
+  return s;
+}
+
+static NGC_CPU_CLONES float max_span(const float *restrict x, int64_t n) {
+  float mx = x[0];
+#pragma omp simd reduction(max : mx)
+  for (int64_t j = 1; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+  return mx;
+}
 
 /* loss[i] = -x[i, 0] + logsumexp(x[i, :]); the log-sum in double. */
 static negcut_status cpu_xent0_fwd(ngc_backend *be, const ngc_tensor *x, ngc_tensor *loss) {
@@ -16,13 +56,12 @@ static negcut_status cpu_xent0_fwd(ngc_backend *be, const ngc_tensor *x, ngc_ten
   const float *px = x->data; // (M, K)
   float *pl = loss->data;    // (M)
   ngc_cpu_enter(be);
+  if (K == 0) return NEGCUT_OK; /* the op layer refuses it; no x[i, 0] to read */
 #pragma omp parallel for schedule(static) num_threads(ngc_cpu_nt(be, EXP_COST * M * K))
   for (int64_t i = 0; i < M; i++) {
     const float *restrict xr = px + i * K;
-    float mx = xr[0];
-    for (int64_t j = 1; j < K; j++) mx = xr[j] > mx ? xr[j] : mx;
-    double s = 0.0;
-    for (int64_t j = 0; j < K; j++) s += expf(xr[j] - mx);
+    const float mx = max_span(xr, K);
+    const double s = exp_sum_span(xr, NULL, K, mx);
     pl[i] = (float)((double)mx - (double)xr[0] + log(s));
   }
   return NEGCUT_OK;
@@ -36,21 +75,17 @@ static negcut_status cpu_xent0_bwd(ngc_backend *be, const ngc_tensor *x,
   const float *px = x->data, *pg = dloss->data; // (M, K), (M)
   float *pdx = dx->data;                        // (M, K)
   ngc_cpu_enter(be);
+  if (K == 0) return NEGCUT_OK;
 #pragma omp parallel for schedule(static) num_threads(ngc_cpu_nt(be, EXP_COST * M * K))
   for (int64_t i = 0; i < M; i++) {
     const float *restrict xr = px + i * K;
     float *restrict dr = pdx + i * K;
-    float mx = xr[0];
-    for (int64_t j = 1; j < K; j++) mx = xr[j] > mx ? xr[j] : mx;
-    double s = 0.0;
-    for (int64_t j = 0; j < K; j++) {
-      dr[j] = expf(xr[j] - mx);
-      s += dr[j];
-    }
+    const float mx = max_span(xr, K);
+    const double s = exp_sum_span(xr, dr, K, mx);
     const float g = pg[i], scale = (float)((double)g / s);
 #pragma omp simd
     for (int64_t j = 0; j < K; j++) dr[j] *= scale;
-    if (K > 0) dr[0] -= g;
+    dr[0] -= g;
   }
   return NEGCUT_OK;
 }
