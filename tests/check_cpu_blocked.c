@@ -543,6 +543,64 @@ START_TEST(test_sparse_tap_grads) {
 }
 END_TEST
 
+/* A backward without dx computes no gradient for the image: the first
+ * convolution's backward-data is skipped (counted through a wrapped slot),
+ * and every parameter gradient is the same bits as with dx. */
+static __typeof__(((ngc_backend_ops *)0)->conv2d_bwd) g_real_conv_bwd;
+static int g_image_dx; /* conv backward-data passes into 3-channel inputs */
+
+static negcut_status counting_conv_bwd(ngc_backend *be, const ngc_conv_params *p,
+                                       const ngc_tensor *x, const ngc_tensor *w,
+                                       const ngc_tensor *dy, ngc_tensor *dx, ngc_tensor *dw,
+                                       ngc_tensor *db) {
+  if (dx && x->dim[1] == 3) g_image_dx++;
+  return g_real_conv_bwd(be, p, x, w, dy, dx, dw, db);
+}
+
+START_TEST(test_backward_without_dx) {
+  ngc_net g;
+  ngc_tape tape;
+  ngc_seq_rec rec;
+  float *grads[2] = {NULL, NULL};
+  int64_t n_grads = 0;
+  ngc_generator_cfg cfg = {3, 3, 16, 2, 0, 0};
+  OK(ngc_generator_build(&g, g_ctx, &cfg));
+  OK(ngc_net_init_weights(&g, 5, 0.02f));
+  OK(ngc_tape_init(&tape, g_ctx));
+  int64_t xd[4] = {2, 3, 20, 24};
+  ngc_tensor x = tnew(4, xd, NGC_LAYOUT_PLAIN, NAN), y = tnew(4, xd, NGC_LAYOUT_PLAIN, NAN);
+  ngc_tensor dy = tnew(4, xd, NGC_LAYOUT_PLAIN, NAN), dx = tnew(4, xd, NGC_LAYOUT_PLAIN, NAN);
+  g_real_conv_bwd = g_ctx->be->ops.conv2d_bwd;
+  g_ctx->be->ops.conv2d_bwd = counting_conv_bwd;
+  for (int run = 0; run < 2; run++) {
+    g_image_dx = 0;
+    OK(ngc_tape_reset(&tape));
+    OK(ngc_seq_forward(&g, &tape, &x, -1, &rec, &y));
+    OK(ngc_net_zero_grad(&g));
+    OK(ngc_seq_backward(&g, &tape, &rec, &dy, 0, NULL, NULL, run == 0 ? &dx : NULL));
+    ck_assert_int_eq(g_image_dx, run == 0 ? 1 : 0);
+    n_grads = 0;
+    for (int32_t i = 0; i < g.n_params; i++)
+      if (g.params[i].grad.data) n_grads += ngc_numel(&g.params[i].grad);
+    grads[run] = malloc((size_t)n_grads * sizeof(float));
+    ck_assert_ptr_nonnull(grads[run]);
+    for (int32_t i = 0, off = 0; i < g.n_params; i++) {
+      if (!g.params[i].grad.data) continue;
+      int64_t n = ngc_numel(&g.params[i].grad);
+      memcpy(grads[run] + off, g.params[i].grad.data, (size_t)n * sizeof(float));
+      off += (int32_t)n;
+    }
+  }
+  g_ctx->be->ops.conv2d_bwd = g_real_conv_bwd;
+  ck_assert(max_abs(grads[0], n_grads) > 0.0);
+  ck_assert(memcmp(grads[0], grads[1], (size_t)n_grads * sizeof(float)) == 0);
+  free(grads[0]), free(grads[1]);
+  tfree(&x), tfree(&y), tfree(&dy), tfree(&dx);
+  ngc_tape_free(&tape);
+  ngc_net_release(&g);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("cpu_blocked");
   TCase *tc = tcase_create("blocked");
@@ -556,6 +614,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_preferred_block);
   tcase_add_loop_test(tc, test_generator_blocked_vs_plain, 0, 2);
   tcase_add_loop_test(tc, test_sparse_tap_grads, 0, 2);
+  tcase_add_test(tc, test_backward_without_dx);
   suite_add_tcase(s, tc);
   return s;
 }

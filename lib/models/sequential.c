@@ -566,6 +566,15 @@ negcut_status ngc_seq_backward_taps(ngc_net *net, ngc_tape *tape, const ngc_seq_
     if (i < 3) pool.buf[i] = scratch + i * biggest;
     else redo[i - 3] = scratch + i * biggest;
   }
+  /* Without dx, the gradient of a layer's input is wanted only where a
+   * layer before it has parameters to train: the image's gradient through
+   * the first convolution (a full backward-data pass) is not computed. */
+  int32_t first_param = n;
+  for (int32_t i = 0; i < n && net->requires_grad; i++)
+    if (net->layers[i].w >= 0 || net->layers[i].b >= 0) {
+      first_param = i;
+      break;
+    }
   if (dy) st = grad_add(tape, rec, &pool, d, has, n, &(ngc_tap_grad){.dense = dy}, pending);
   for (int32_t i = n - 1; i >= 0 && st == NEGCUT_OK; i--) {
     const ngc_layer *l = &net->layers[i];
@@ -585,7 +594,7 @@ negcut_status ngc_seq_backward_taps(ngc_net *net, ngc_tape *tape, const ngc_seq_
       ngc_tensor *din = NULL;
       if (i == 0 && dx) {
         din = dx;
-      } else if (i > 0) {
+      } else if (i > 0 && (dx || i > first_param)) {
         d[i] = ngc_tensor_view_as(tape->dev.be, pool_pick(&pool, d[i + 1].data, pending),
                                   &rec->acts[i]);
         din = &d[i];
