@@ -390,6 +390,23 @@ typedef struct net_run {
   int64_t n_y, n_feat[3], n_dx, n_grads;
 } net_run;
 
+/* Every parameter gradient of g, concatenated into a new array of *n. */
+static float *copy_grads(const ngc_net *g, int64_t *n) {
+  int64_t total = 0;
+  for (int32_t i = 0; i < g->n_params; i++)
+    if (g->params[i].grad.data) total += ngc_numel(&g->params[i].grad);
+  float *out = malloc((size_t)(total ? total : 1) * sizeof(float));
+  ck_assert_ptr_nonnull(out);
+  for (int32_t i = 0, off = 0; i < g->n_params; i++) {
+    if (!g->params[i].grad.data) continue;
+    const int64_t k = ngc_numel(&g->params[i].grad);
+    memcpy(out + off, g->params[i].grad.data, (size_t)k * sizeof(float));
+    off += (int32_t)k;
+  }
+  *n = total;
+  return out;
+}
+
 static net_run run_generator(int32_t blk, int antialias) {
   static const int32_t taps[3] = {4, 8, 12};
   ngc_net g;
@@ -429,16 +446,7 @@ static net_run run_generator(int32_t blk, int antialias) {
     dtaps[t] = tnew(4, f->dim, NGC_LAYOUT_PLAIN, NAN);
   }
   OK(ngc_seq_backward(&g, &tape, &enc, NULL, 3, taps, dtaps, NULL));
-  for (int32_t i = 0; i < g.n_params; i++)
-    if (g.params[i].grad.data) r.n_grads += ngc_numel(&g.params[i].grad);
-  r.grads = malloc((size_t)r.n_grads * sizeof(float));
-  ck_assert_ptr_nonnull(r.grads);
-  for (int32_t i = 0, off = 0; i < g.n_params; i++) {
-    if (!g.params[i].grad.data) continue;
-    int64_t n = ngc_numel(&g.params[i].grad);
-    memcpy(r.grads + off, g.params[i].grad.data, (size_t)n * sizeof(float));
-    off += (int32_t)n;
-  }
+  r.grads = copy_grads(&g, &r.n_grads);
   r.y_inf = yi.data, r.y = y.data, r.dx = dx.data;
   r.n_y = r.n_dx = ngc_numel(&x);
   for (int t = 0; t < 3; t++) tfree(&dtaps[t]);
@@ -520,17 +528,7 @@ START_TEST(test_sparse_tap_grads) {
     OK(ngc_net_zero_grad(&g));
     if (run == 0) OK(ngc_seq_backward(&g, &tape, &enc, NULL, 3, taps, dense, &dx[0]));
     else OK(ngc_seq_backward_taps(&g, &tape, &enc, NULL, 3, taps, sparse, &dx[1]));
-    n_grads = 0;
-    for (int32_t i = 0; i < g.n_params; i++)
-      if (g.params[i].grad.data) n_grads += ngc_numel(&g.params[i].grad);
-    grads[run] = malloc((size_t)n_grads * sizeof(float));
-    ck_assert_ptr_nonnull(grads[run]);
-    for (int32_t i = 0, off = 0; i < g.n_params; i++) {
-      if (!g.params[i].grad.data) continue;
-      int64_t n = ngc_numel(&g.params[i].grad);
-      memcpy(grads[run] + off, g.params[i].grad.data, (size_t)n * sizeof(float));
-      off += (int32_t)n;
-    }
+    grads[run] = copy_grads(&g, &n_grads);
   }
   ck_assert(ngc_test_compare("sparse taps: dx", dx[1].data, dx[0].data, ngc_numel(&x), 1e-6, 1e-5) == 0);
   ck_assert(ngc_test_compare("sparse taps: grads", grads[1], grads[0], n_grads, 1e-6, 1e-5) == 0);
@@ -579,17 +577,7 @@ START_TEST(test_backward_without_dx) {
     OK(ngc_net_zero_grad(&g));
     OK(ngc_seq_backward(&g, &tape, &rec, &dy, 0, NULL, NULL, run == 0 ? &dx : NULL));
     ck_assert_int_eq(g_image_dx, run == 0 ? 1 : 0);
-    n_grads = 0;
-    for (int32_t i = 0; i < g.n_params; i++)
-      if (g.params[i].grad.data) n_grads += ngc_numel(&g.params[i].grad);
-    grads[run] = malloc((size_t)n_grads * sizeof(float));
-    ck_assert_ptr_nonnull(grads[run]);
-    for (int32_t i = 0, off = 0; i < g.n_params; i++) {
-      if (!g.params[i].grad.data) continue;
-      int64_t n = ngc_numel(&g.params[i].grad);
-      memcpy(grads[run] + off, g.params[i].grad.data, (size_t)n * sizeof(float));
-      off += (int32_t)n;
-    }
+    grads[run] = copy_grads(&g, &n_grads);
   }
   g_ctx->be->ops.conv2d_bwd = g_real_conv_bwd;
   ck_assert(max_abs(grads[0], n_grads) > 0.0);
