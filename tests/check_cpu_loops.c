@@ -499,6 +499,41 @@ START_TEST(test_linear) {
 }
 END_TEST
 
+/* K = 0: no products, and empty operands may have no memory (NULL), which
+ * an sgemm may refuse. y = bias or 0, dw unchanged, c = 0, for each sgemm. */
+START_TEST(test_gemm_empty_k) {
+  env e = env_open(2);
+  const int64_t M = 40, N = 24; /* over GEMM_PAR_MIN_FLOP only with K > 0 */
+  for (int32_t engine = 0; engine < 2; engine++) {
+    ngc_cpu_of(e.be)->gemm = engine;
+    float *y = fnan(M * N), *b = frand(N, -1, 1), *dy = frand(M * N, -1, 1);
+    float *db = fbuf(N), *c = fnan(2 * M * N);
+    ngc_tensor tx = tv(e.be, NULL, 2, M, 0, 0, 0), tw = tv(e.be, NULL, 2, N, 0, 0, 0);
+    ngc_tensor ty = tv(e.be, y, 2, M, N, 0, 0), tb = tv(e.be, b, 1, N, 0, 0, 0);
+    ngc_tensor tdy = tv(e.be, dy, 2, M, N, 0, 0), tdx = tv(e.be, NULL, 2, M, 0, 0, 0);
+    ngc_tensor tdw = tv(e.be, NULL, 2, N, 0, 0, 0), tdb = tv(e.be, db, 1, N, 0, 0, 0);
+    ngc_tensor ta = tv(e.be, NULL, 3, 2, M, 0, 0), tbb = tv(e.be, NULL, 3, 2, N, 0, 0);
+    ngc_tensor tc = tv(e.be, c, 3, 2, M, N, 0);
+    ck_assert_int_eq(e.be->ops.linear_fwd(e.be, &tx, &tw, NULL, &ty), NEGCUT_OK);
+    for (int64_t i = 0; i < M * N; i++) ck_assert_msg(y[i] == 0.0f, "%s: y[%lld] = %g",
+                                                      ngc_cpu_gemm_name(engine), (long long)i, y[i]);
+    ck_assert_int_eq(e.be->ops.linear_fwd(e.be, &tx, &tw, &tb, &ty), NEGCUT_OK);
+    for (int64_t i = 0; i < M * N; i++) ck_assert(y[i] == b[i % N]);
+    memset(db, 0, (size_t)N * sizeof *db);
+    ck_assert_int_eq(e.be->ops.linear_bwd(e.be, &tx, &tw, &tdy, &tdx, &tdw, &tdb), NEGCUT_OK);
+    for (int64_t j = 0; j < N; j++) {
+      double sum = 0.0;
+      for (int64_t i = 0; i < M; i++) sum += dy[i * N + j];
+      ck_assert(fabs(db[j] - sum) <= 1e-5);
+    }
+    ck_assert_int_eq(e.be->ops.bmm_fwd(e.be, &ta, &tbb, &tc), NEGCUT_OK);
+    for (int64_t i = 0; i < 2 * M * N; i++) ck_assert(c[i] == 0.0f);
+    free(y), free(b), free(dy), free(db), free(c);
+  }
+  env_close(&e);
+}
+END_TEST
+
 START_TEST(test_bmm) {
   env e = env_open(2);
   /* B, M, N, K: tiny, odd, single-thread, row split across batches,
@@ -1048,6 +1083,7 @@ int main(void) {
   tcase_add_test(tc, test_inorm);
   tcase_add_test(tc, test_linear);
   tcase_add_test(tc, test_bmm);
+  tcase_add_test(tc, test_gemm_empty_k);
   tcase_add_test(tc, test_l2norm);
   tcase_add_test(tc, test_gather);
   tcase_add_test(tc, test_mean_rows);

@@ -543,6 +543,17 @@ negcut_status ngc_seq_backward_taps(ngc_net *net, ngc_tape *tape, const ngc_seq_
                                     const ngc_tap_grad *dtaps, ngc_tensor *dx) {
   int32_t n = rec->n_run;
   negcut_status st = NEGCUT_OK;
+  /* Without dx, the gradient of an activation is wanted only where a layer
+   * at or after it has parameters to train: the image's gradient through
+   * the first convolution (a full backward-data pass) is not computed, and
+   * a net that trains nothing has nothing to do. */
+  int32_t first_param = n;
+  for (int32_t i = 0; i < n && net->requires_grad; i++)
+    if (net->layers[i].w >= 0 || net->layers[i].b >= 0) {
+      first_param = i;
+      break;
+    }
+  if (!dx && first_param == n) return NEGCUT_OK;
   ngc_tensor *d = ngc_tape_host(tape, (size_t)(n + 1) * sizeof *d);
   uint8_t *has = ngc_tape_host(tape, (size_t)(n + 1));
   /* pend[a]: the shortcut gradient still to be added into d[a] */
@@ -566,19 +577,10 @@ negcut_status ngc_seq_backward_taps(ngc_net *net, ngc_tape *tape, const ngc_seq_
     if (i < 3) pool.buf[i] = scratch + i * biggest;
     else redo[i - 3] = scratch + i * biggest;
   }
-  /* Without dx, the gradient of a layer's input is wanted only where a
-   * layer before it has parameters to train: the image's gradient through
-   * the first convolution (a full backward-data pass) is not computed. */
-  int32_t first_param = n;
-  for (int32_t i = 0; i < n && net->requires_grad; i++)
-    if (net->layers[i].w >= 0 || net->layers[i].b >= 0) {
-      first_param = i;
-      break;
-    }
   if (dy) st = grad_add(tape, rec, &pool, d, has, n, &(ngc_tap_grad){.dense = dy}, pending);
   for (int32_t i = n - 1; i >= 0 && st == NEGCUT_OK; i--) {
     const ngc_layer *l = &net->layers[i];
-    for (int32_t t = 0; t < n_taps && st == NEGCUT_OK; t++)
+    for (int32_t t = 0; t < n_taps && st == NEGCUT_OK && (dx || i >= first_param); t++)
       if (ngc_seq_layer_of_module(net, taps[t]) == i)
         st = grad_add(tape, rec, &pool, d, has, i + 1, &dtaps[t], pending);
     if (st != NEGCUT_OK || !has[i + 1]) continue;

@@ -17,7 +17,8 @@ typedef struct ngc_cpu {
 /* Whose sgemm computes linear layers and batched matmuls. OpenBLAS, unless
  * the machine has AVX-512 and the OpenBLAS build does not know this CPU and
  * runs its AVX2 kernels (Debian's 0.3.21 on AMD Zen 5: half the rate), where
- * oneDNN's JIT sgemm is used instead. Fixed per machine, so one machine and
+ * oneDNN's JIT sgemm is used instead. Fixed per machine (and oneDNN's
+ * ONEDNN_MAX_CPU_ISA, which lowers the ISA it reports), so one machine and
  * thread count always give the same bits. */
 typedef enum ngc_cpu_gemm { NGC_CPU_GEMM_OPENBLAS = 0, NGC_CPU_GEMM_ONEDNN = 1 } ngc_cpu_gemm;
 ngc_cpu_gemm ngc_cpu_pick_gemm(void);
