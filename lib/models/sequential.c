@@ -173,12 +173,15 @@ static int fuse_norm_act(const ngc_net *net, int32_t i, int32_t n, int32_t n_tap
   return norm_then_act(net, i, n) && output_feeds_next(net, i, n, n_taps, taps);
 }
 
-/* Whether a pass can leave the bias of convolution layer i of n to the norm
- * after it (inorm_bias_fwd): the convolution's output feeds only that norm. */
-static int bias_to_norm(const ngc_net *net, int32_t i, int32_t n, int32_t n_taps,
-                        const int32_t *taps) {
+/* Whether a pass on backend be can leave the bias of convolution layer i of
+ * n, whose output has layout `layout`, to the norm after it: the backend has
+ * inorm_bias_fwd, the output is plain (the slot's layout) and feeds only
+ * that norm. */
+static int bias_to_norm(const ngc_backend *be, const ngc_net *net, int32_t i, int32_t n,
+                        int32_t n_taps, const int32_t *taps, ngc_layout layout) {
   const ngc_layer *l = &net->layers[i];
-  return (l->kind == NGC_L_CONV || l->kind == NGC_L_CONVT) && l->b >= 0 && i + 1 < n &&
+  return be->ops.inorm_bias_fwd && layout == NGC_LAYOUT_PLAIN &&
+         (l->kind == NGC_L_CONV || l->kind == NGC_L_CONVT) && l->b >= 0 && i + 1 < n &&
          net->layers[i + 1].kind == NGC_L_INORM && output_feeds_next(net, i, n, n_taps, taps);
 }
 
@@ -209,7 +212,6 @@ static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_te
   rec->acts[0] = *x;
   rec->acts[0].owns = 0;
   int input_transient = 0;
-  const int bias_fusion = tape->dev.be->ops.inorm_bias_fwd != NULL;
   const ngc_tensor *pending_bias = NULL; /* left by the convolution to the norm after it */
   for (int32_t i = 0; i < n; i++) {
     const ngc_layer *l = &net->layers[i];
@@ -233,8 +235,8 @@ static negcut_status forward_recorded(ngc_net *net, ngc_tape *tape, const ngc_te
     /* A convolution whose kept output feeds only the norm after it leaves
      * its bias to that norm (one pass fewer); the output is kept without
      * it, and backward's recomputation of the norm adds it the same way. */
-    const int leave_bias = bias_fusion && work.layout == NGC_LAYOUT_PLAIN &&
-                           bias_to_norm(net, i, n, n_keep, keep);
+    const int leave_bias =
+        bias_to_norm(tape->dev.be, net, i, n, n_keep, keep, work.layout);
     rec->norm_bias[i] = pending_bias;
     if (st == NEGCUT_OK && pending_bias)
       st = ngc_inorm_bias_fwd(tape->ctx, 1e-5f, fuse ? (int)l[1].act : NGC_NO_ACT,
@@ -284,7 +286,6 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
   float *buf[3];
   ngc_tensor cur = *x, next, mean, rstd;
   ngc_tensor skip = {0}; /* the shortcut's source while a ResNet block runs */
-  const int bias_fusion = tape->ctx->be->ops.inorm_bias_fwd != NULL;
   const ngc_tensor *pending_bias = NULL; /* left by the convolution to the norm after it */
 
   for (int32_t i = 0; i < n; i++) {
@@ -331,8 +332,7 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
     }
     /* A convolution whose output only feeds a norm leaves its bias to the
      * norm, where the backend can add it as the norm reads: one pass fewer. */
-    const int leave_bias =
-        bias_fusion && lay == NGC_LAYOUT_PLAIN && bias_to_norm(net, i, n, n_taps, taps);
+    const int leave_bias = bias_to_norm(tape->dev.be, net, i, n, n_taps, taps, lay);
     if (pending_bias)
       st = ngc_inorm_bias_fwd(tape->ctx, 1e-5f, fuse ? (int)l->act : NGC_NO_ACT, fuse ? l->alpha : 0.0f,
                               &cur, pending_bias, &next, &mean, &rstd);
