@@ -18,7 +18,7 @@ static negcut_status model_from_file(negcut_model **out, negcut_ctx *ctx, const 
   if (st == NEGCUT_OK) st = ngc_generator_layout(&m->net, ctx, &m->cfg);
   if (st == NEGCUT_OK) st = ngc_net_check_file(ctx, &m->net, f, label);
   if (st == NEGCUT_OK) st = ngc_generator_alloc(&m->net);
-  if (st == NEGCUT_OK) st = ngc_net_load(ctx, &m->net, f, label);
+  if (st == NEGCUT_OK) st = ngc_net_read(ctx, &m->net, f, label); /* checked above */
   if (st != NEGCUT_OK) {
     negcut_model_free(m);
     return st;

@@ -87,6 +87,11 @@ negcut_status ngc_net_check_file(negcut_ctx *ctx, const ngc_net *net, const ngc_
 
 negcut_status ngc_net_load(negcut_ctx *ctx, ngc_net *net, const ngc_st_file *f, const char *label) {
   negcut_status st = ngc_net_check_file(ctx, net, f, label);
+  return st ? st : ngc_net_read(ctx, net, f, label);
+}
+
+negcut_status ngc_net_read(negcut_ctx *ctx, ngc_net *net, const ngc_st_file *f, const char *label) {
+  negcut_status st = NEGCUT_OK;
   float *buf = NULL;
   for (int32_t i = 0; i < net->n_params && st == NEGCUT_OK; i++) {
     const ngc_param *p = &net->params[i];

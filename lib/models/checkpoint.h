@@ -18,11 +18,16 @@ negcut_status ngc_net_save(negcut_ctx *ctx, const ngc_net *net, const char *path
  * error. Messages name the tensor and the file (label). */
 negcut_status ngc_net_load(negcut_ctx *ctx, ngc_net *net, const ngc_st_file *f,
                            const char *label);
-/* The checks of ngc_net_load without reading a value: they need only the
- * net's layout (ngc_generator_layout), so a loader can refuse a file that
- * does not hold the network it describes before allocating that network. */
+/* The checks of ngc_net_load, which read the file's values only to refuse
+ * NaN and infinities: they need only the net's layout (ngc_generator_layout),
+ * so a loader can refuse a file that does not hold the network it describes
+ * before allocating that network. */
 negcut_status ngc_net_check_file(negcut_ctx *ctx, const ngc_net *net, const ngc_st_file *f,
                                  const char *label);
+/* The reading half of ngc_net_load, for a file ngc_net_check_file has passed
+ * for this net (it does not check again). */
+negcut_status ngc_net_read(negcut_ctx *ctx, ngc_net *net, const ngc_st_file *f,
+                           const char *label);
 /* The generator configuration of a checkpoint: from its metadata when it has
  * it, else inferred from the tensor names and shapes (a converted reference
  * .pth). */
