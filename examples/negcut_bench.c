@@ -16,10 +16,12 @@ static const bench_mode modes[] = {
     {"infer", bench_infer,
      "the generator beside PyTorch [--size 256] [--ngf 64] [--blocks 9] [--batch 1] [--rounds 3] [--no-torch]\n"
      "              [--bf16] [--tf32 (GPU, both sides)] [--eager (no CUDA graphs)] [--compile (torch.compile)]\n"
+     "              [--conv auto|direct|winograd (ours; auto: Winograd)]\n"
      "              [--ort (against ONNX Runtime on the CPU: node, and npm install --ignore-scripts in tools/ort)]"},
     {"train", bench_train,
      "a training iteration beside PyTorch [--mode cut|negcut] [--size 256] [--ngf 64] [--batch 1] [--rounds 3]\n"
-     "              [--tf32 (GPU, both sides)] [--eager (no CUDA graphs)]"},
+     "              [--tf32 (GPU, both sides)] [--eager (no CUDA graphs)]\n"
+     "              [--conv auto|direct|winograd (ours; auto: Winograd in the backward passes)]"},
     {"worker", bench_worker, "(internal) one side of infer/train in its own process"},
 };
 #define N_MODES ((int)(sizeof modes / sizeof modes[0]))

@@ -1,7 +1,7 @@
 /* negcut-translate: translate image files or folders with a generator.
  *
  *   negcut-translate --model M [--output OUT] [--tile N] [--threads N]
- *                    [--backend cpu|cuda|ref] [--bf16] [--tf32] INPUT...
+ *                    [--backend cpu|cuda|ref] [--bf16] [--tf32] [--direct] INPUT...
  *
  * INPUT is a file, a folder (its PNG and JPEG files) or - (standard input).
  * With one input file and an OUT that is not a folder, OUT is the output
@@ -26,8 +26,9 @@ typedef struct job {
 
 static void usage(FILE *f) {
   fprintf(f, "usage: negcut-translate --model M [--output OUT] [--tile N] [--threads N]\n"
-             "                        [--backend cpu|cuda|ref] [--bf16] [--tf32] INPUT...\n"
-             "--bf16: bfloat16 convolutions (CPUs with AVX512-BF16, GPUs); --tf32: TF32 ones on a GPU.\n"
+             "                        [--backend cpu|cuda|ref] [--bf16] [--tf32] [--direct] INPUT...\n"
+             "--bf16: bfloat16 convolutions (CPUs with AVX512-BF16, GPUs); --tf32: TF32 ones on a GPU;\n"
+             "--direct: direct fp32 convolutions only, no Winograd (slower, PyTorch's CPU arithmetic).\n"
              "INPUT: an image file (PNG, JPEG), a folder of them, or - for standard input.\n");
 }
 
@@ -178,6 +179,8 @@ int main(int argc, char **argv) {
       to.bf16 = 1;
     } else if (!strcmp(a, "--tf32")) {
       to.tf32 = 1;
+    } else if (!strcmp(a, "--direct")) {
+      to.conv_algo = NEGCUT_CONV_DIRECT;
     } else if (a[0] == '-' && a[1] != '\0') {
       fprintf(stderr, "negcut-translate: unknown or incomplete option '%s'\n", a);
       usage(stderr);

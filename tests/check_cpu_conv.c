@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_conv.h"
 #include "core/core.h"
 #include "core/tensor.h"
 #include "ngc_test.h"
@@ -145,14 +146,16 @@ static void ref_conv(const conv_case *c, int transposed, int64_t Ho, int64_t Wo,
       }
 }
 
-static void run_conv_case(negcut_ctx *ctx, const conv_case *c, int transposed) {
+/* winograd: ngc_conv_params.winograd (the backend may use Winograd). */
+static void run_conv_case(negcut_ctx *ctx, const conv_case *c, int transposed, int winograd) {
   ngc_backend *be = ctx->be, *rb = ctx->ref;
   const int64_t K = c->k;
   const int64_t Ho = transposed ? (c->h - 1) * c->stride - 2 * c->pad + K + c->out_pad
                                 : (c->h + 2 * c->pad - K) / c->stride + 1;
   const int64_t Wo = transposed ? (c->w - 1) * c->stride - 2 * c->pad + K + c->out_pad
                                 : (c->w + 2 * c->pad - K) / c->stride + 1;
-  const ngc_conv_params p = {.stride = c->stride, .pad = c->pad, .out_pad = c->out_pad};
+  const ngc_conv_params p = {
+      .stride = c->stride, .pad = c->pad, .out_pad = c->out_pad, .winograd = winograd};
   char what[160];
   const float nan = NAN;
 
@@ -172,8 +175,8 @@ static void run_conv_case(negcut_ctx *ctx, const conv_case *c, int transposed) {
 
   const ngc_tensor *bias = c->bias ? &b.t : NULL;
   const char *name = transposed ? "convt2d" : "conv2d";
-  snprintf(what, sizeof what, "%s n%lld ci%lld co%lld %lldx%lld k%lld s%d p%d op%d b%d", name,
-           (long long)c->n, (long long)c->ci, (long long)c->co, (long long)c->h,
+  snprintf(what, sizeof what, "%s%s n%lld ci%lld co%lld %lldx%lld k%lld s%d p%d op%d b%d", name,
+           winograd ? " (winograd)" : "", (long long)c->n, (long long)c->ci, (long long)c->co, (long long)c->h,
            (long long)c->w, (long long)K, c->stride, c->pad, c->out_pad, c->bias);
   negcut_status st = transposed ? be->ops.convt2d_fwd(be, &p, &x.t, &w.t, bias, &y.t)
                                 : be->ops.conv2d_fwd(be, &p, &x.t, &w.t, bias, &y.t);
@@ -251,9 +254,9 @@ START_TEST(test_conv2d) {
       {1, 64, 32, 9, 7, 3, 1, 1, 0, 1},  /* blocked layouts, pad 1 */
   };
   negcut_ctx *ctx = open_cpu();
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(ctx, &cases[i], 0);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(ctx, &cases[i], 0, 0);
   /* Second round: every primitive now comes from the cache. */
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(ctx, &cases[i], 0);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(ctx, &cases[i], 0, 0);
   negcut_ctx_free(ctx);
 }
 END_TEST
@@ -267,7 +270,7 @@ START_TEST(test_convt2d) {
       {1, 32, 16, 6, 7, 3, 2, 1, 1, 1}, /* blocked layouts */
   };
   negcut_ctx *ctx = open_cpu();
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(ctx, &cases[i], 1);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(ctx, &cases[i], 1, 0);
   negcut_ctx_free(ctx);
 }
 END_TEST
@@ -366,6 +369,75 @@ START_TEST(test_blur) {
 }
 END_TEST
 
+/* Winograd allowed (ngc_conv_params.winograd): the same oracle and
+ * tolerances. Where oneDNN has avx512_core, the 3x3 stride-1 convolutions
+ * here must then run its Winograd kernels in all three passes, and the
+ * others (and Winograd not allowed) the direct ones; a convolution whose
+ * Winograd scratchpad would pass NGC_WINOGRAD_MAX_SCRATCH (80 MiB) runs
+ * direct too: the weight pass of (2, 64, 256, 256) -> 128 asks for 238 MB
+ * on 2 threads. */
+static int is_wino(ngc_backend *be) {
+  const char *impl = ngc_cpu_conv_last_impl(be);
+  ck_assert_ptr_nonnull(impl);
+  return strstr(impl, "wino") != NULL;
+}
+
+START_TEST(test_conv2d_winograd) {
+  static const conv_case cases[] = {
+      /* n ci co  h  w  k  s  p op bias */
+      {1, 64, 64, 18, 18, 3, 1, 0, 0, 1}, /* a residual block's, pad 0 */
+      {2, 32, 48, 10, 10, 3, 1, 0, 0, 1}, /* batch 2 */
+      {1, 16, 32, 13, 11, 3, 1, 1, 0, 0}, /* odd sizes, pad 1, no bias */
+      {1, 3, 16, 9, 9, 3, 1, 1, 0, 1},    /* 3 channels */
+      {1, 16, 16, 9, 9, 3, 2, 1, 0, 1},   /* stride 2: never Winograd */
+  };
+  negcut_ctx *ctx = open_cpu();
+  ngc_backend *be = ctx->be;
+  const int avx512 = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) ==
+                     dnnl_cpu_isa_avx512_core;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(ctx, &cases[i], 0, 1);
+  if (!avx512) {
+    printf("test_conv2d_winograd: oneDNN has no avx512_core here, so no Winograd kernels; "
+           "the choice of kernel is not checked\n");
+    negcut_ctx_free(ctx);
+    return;
+  }
+  const conv_case *c = &cases[0];
+  buf x = make(ctx, be, 4, c->n, c->ci, c->h, c->w, NAN);
+  buf w = make(ctx, be, 4, c->co, c->ci, 3, 3, NAN);
+  buf y = make(ctx, be, 4, c->n, c->co, c->h - 2, c->w - 2, 0.0f);
+  buf dx = make(ctx, be, 4, c->n, c->ci, c->h, c->w, 0.0f);
+  buf dw = make(ctx, be, 4, c->co, c->ci, 3, 3, 0.0f);
+  for (int wino = 0; wino <= 1; wino++) {
+    const ngc_conv_params p = {.stride = 1, .winograd = wino};
+    ck_assert_int_eq(be->ops.conv2d_fwd(be, &p, &x.t, &w.t, NULL, &y.t), NEGCUT_OK);
+    ck_assert_int_eq(is_wino(be), wino);
+    ck_assert_int_eq(be->ops.conv2d_bwd(be, &p, &x.t, &w.t, &y.t, &dx.t, NULL, NULL), NEGCUT_OK);
+    ck_assert_int_eq(is_wino(be), wino);
+    ck_assert_int_eq(be->ops.conv2d_bwd(be, &p, &x.t, &w.t, &y.t, NULL, &dw.t, NULL), NEGCUT_OK);
+    ck_assert_int_eq(is_wino(be), wino);
+  }
+  drop(&x), drop(&w), drop(&y), drop(&dx), drop(&dw);
+  /* stride 2 */
+  x = make(ctx, be, 4, 1, 16, 9, 9, NAN);
+  w = make(ctx, be, 4, 16, 16, 3, 3, NAN);
+  y = make(ctx, be, 4, 1, 16, 5, 5, 0.0f);
+  const ngc_conv_params p2 = {.stride = 2, .pad = 1, .winograd = 1};
+  ck_assert_int_eq(be->ops.conv2d_fwd(be, &p2, &x.t, &w.t, NULL, &y.t), NEGCUT_OK);
+  ck_assert(!is_wino(be));
+  drop(&x), drop(&w), drop(&y);
+  /* past the scratchpad bound: direct */
+  x = make(ctx, be, 4, 2, 64, 256, 256, NAN);
+  dw = make(ctx, be, 4, 128, 64, 3, 3, 0.0f);
+  buf dy = make(ctx, be, 4, 2, 128, 256, 256, NAN);
+  const ngc_conv_params p1 = {.stride = 1, .pad = 1, .winograd = 1};
+  ck_assert_int_eq(be->ops.conv2d_bwd(be, &p1, &x.t, &dw.t, &dy.t, NULL, &dw.t, NULL), NEGCUT_OK);
+  ck_assert(!is_wino(be));
+  drop(&x), drop(&dw), drop(&dy);
+  negcut_ctx_free(ctx);
+}
+END_TEST
+
 /* One thread, and more threads than cores; the cache is rebuilt per context. */
 START_TEST(test_threads_and_lifetime) {
   negcut_ctx_options o;
@@ -375,12 +447,12 @@ START_TEST(test_threads_and_lifetime) {
   o.threads = 1;
   ck_assert_int_eq(negcut_ctx_create(&ctx, &o), NEGCUT_OK);
   conv_case c = {1, 16, 16, 12, 12, 3, 1, 1, 0, 1};
-  run_conv_case(ctx, &c, 0);
+  run_conv_case(ctx, &c, 0, 0);
   negcut_ctx_free(ctx);
   o.threads = 3; /* more threads than cores */
   ck_assert_int_eq(negcut_ctx_create(&ctx, &o), NEGCUT_OK);
-  run_conv_case(ctx, &c, 0);
-  run_conv_case(ctx, &c, 1);
+  run_conv_case(ctx, &c, 0, 0);
+  run_conv_case(ctx, &c, 1, 0);
   negcut_ctx_free(ctx);
 }
 END_TEST
@@ -390,6 +462,7 @@ static Suite *suite(void) {
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_conv2d);
+  tcase_add_test(tc, test_conv2d_winograd);
   tcase_add_test(tc, test_convt2d);
   tcase_add_test(tc, test_blur);
   tcase_add_test(tc, test_threads_and_lifetime);

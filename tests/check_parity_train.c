@@ -27,8 +27,20 @@
  * values, so that float noise deciding the sign of an Adam step does not seed
  * a divergence of the five-iteration trajectory.
  *
- * Every configuration runs on the cpu backend, the 32x32 batch-1 ones also on
- * ref. The largest errors of each class are printed.
+ * Every configuration runs on the cpu backend three times, by the passes
+ * whose convolutions may use Winograd (ngc_tape.winograd):
+ * - none (direct sums, PyTorch's own CPU arithmetic: oneDNN 2.6's direct
+ *   kernels, so it matches closest) and the backward passes only (the
+ *   trainer's default, NEGCUT_CONV_AUTO): everything above is asserted;
+ * - every pass (NEGCUT_CONV_WINOGRAD): iteration 1 is asserted with the same
+ *   tolerances, iterations 2 to 5 are reported only. A Winograd forward
+ *   feeding instance norm leaves the second step's G gradients 2e-4 of
+ *   their scale from PyTorch's (cut_64x48_b2, with every parameter reset to
+ *   PyTorch's after iteration 1; direct and the double-precision ref backend
+ *   stay within 1e-5), and GAN training amplifies that: negcut_64x48_b2's
+ *   fifth NCE loss then differs by 1.4e-3 relative, beyond T_LOSS5.
+ * The 32x32 batch-1 configurations also run on ref. The largest errors of
+ * each class are printed.
  *
  * Usage: check_parity_train [dir]   (default NGC_TEST_DATA_DIR/train) */
 #include <math.h>
@@ -77,8 +89,9 @@ static const tconfig configs[] = {
 typedef struct run_id {
   const tconfig *cfg;
   negcut_backend_kind backend;
+  uint32_t winograd; /* ngc_tape.winograd of the trainer */
 } run_id;
-static run_id g_runs[2 * N_CONFIGS];
+static run_id g_runs[4 * N_CONFIGS];
 static int g_n_runs;
 
 static const char *g_dir;
@@ -460,7 +473,11 @@ START_TEST(test_train_parity) {
   o.threads = 2;
   o.seed = 7;
   ck_assert_msg(negcut_ctx_create(&g_ctx, &o) == NEGCUT_OK, "%s", negcut_ctx_last_error(NULL));
-  g_backend = negcut_backend_name(r->backend);
+  /* "cpu" (direct), "cpu/wino-bwd", "cpu/wino": the label of every line */
+  static const char *const labels[] = {"", "/wino-fwd", "/wino-bwd", "/wino"};
+  static char label[32];
+  snprintf(label, sizeof label, "%s%s", negcut_backend_name(r->backend), labels[r->winograd & 3]);
+  g_backend = label;
   g_bad = 0;
   printf("%s [%s]:\n", c->name, g_backend);
   snprintf(path, sizeof path, "%s/%s.safetensors", g_dir, c->name);
@@ -485,6 +502,9 @@ START_TEST(test_train_parity) {
   cfg.batch = atoi(m_b);
   OK(ngc_trainer_init(&g_t, g_ctx, &cfg));
   g_t_ok = 1;
+  g_t.tape.winograd = r->winograd;
+  /* Winograd forward: iterations 2-5 are reported, not asserted (above) */
+  const int assert_later = !(r->winograd & NGC_WINOGRAD_FWD);
 
   net_ref nets[5] = {{"G", &g_t.G}, {"D", &g_t.D}, {"F", &g_t.F}, {"N", &g_t.N}, {"F_", &g_t.F_ema}};
   int n_nets = c->mode == NGC_MODE_NEGCUT ? 5 : 3;
@@ -509,7 +529,10 @@ START_TEST(test_train_parity) {
     free(b);
     inj_check_used(&in, it);
     inj_free(&in);
-    g_bad += check_losses(it, it ? &T_LOSS5 : &T_LOSS, it ? &s_loss5 : &s_loss);
+    int64_t bad_loss = check_losses(it, it ? &T_LOSS5 : &T_LOSS, it ? &s_loss5 : &s_loss);
+    if (it == 0 || assert_later) g_bad += bad_loss;
+    else if (bad_loss) printf("  iteration %d: %lld loss values outside T_LOSS5 (reported, not "
+                              "asserted with a Winograd forward)\n", it + 1, (long long)bad_loss);
     /* G, D, F, N gradients; F_ (no gradient of its own) follows F by EMA,
      * so F's ties are F_'s too */
     int64_t bad_gp = 0;
@@ -552,9 +575,12 @@ int main(int argc, char **argv) {
     }
     fclose(probe);
   }
-  for (int i = 0; i < N_CONFIGS; i++) g_runs[g_n_runs++] = (run_id){&configs[i], NEGCUT_BACKEND_CPU};
+  static const uint32_t wino[] = {0, NGC_WINOGRAD_BWD, NGC_WINOGRAD_FWD | NGC_WINOGRAD_BWD};
+  for (int k = 0; k < 3; k++)
+    for (int i = 0; i < N_CONFIGS; i++)
+      g_runs[g_n_runs++] = (run_id){&configs[i], NEGCUT_BACKEND_CPU, wino[k]};
   for (int i = 0; i < N_CONFIGS; i++)
-    if (configs[i].with_ref) g_runs[g_n_runs++] = (run_id){&configs[i], NEGCUT_BACKEND_REF};
+    if (configs[i].with_ref) g_runs[g_n_runs++] = (run_id){&configs[i], NEGCUT_BACKEND_REF, 0};
   tcase_add_checked_fixture(tc, NULL, teardown);
   tcase_set_timeout(tc, 120);
   tcase_add_loop_test(tc, test_train_parity, 0, g_n_runs);

@@ -144,11 +144,13 @@ START_TEST(options_and_create_contract) {
   ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "version"));
   o.version = 0;
   ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_ERR_INVALID_ARGUMENT);
-  /* versions 1 (before eager) and 2 (before tf32) are still accepted, and
-   * read only to their end (an exact-size copy: the sanitizer build checks) */
-  for (uint32_t v = 1; v <= 2; v++) {
-    const size_t size = v == 1 ? offsetof(negcut_trainer_options, eager)
-                               : offsetof(negcut_trainer_options, tf32);
+  /* versions 1 (before eager), 2 (before tf32) and 3 (before conv_algo) are
+   * still accepted, and read only to their end (an exact-size copy: the
+   * sanitizer build checks) */
+  for (uint32_t v = 1; v <= 3; v++) {
+    const size_t size = v == 1   ? offsetof(negcut_trainer_options, eager)
+                        : v == 2 ? offsetof(negcut_trainer_options, tf32)
+                                 : offsetof(negcut_trainer_options, conv_algo);
     negcut_trainer_options *old = malloc(size);
     ck_assert_ptr_nonnull(old);
     tiny_options(&o, NEGCUT_MODE_CUT, NULL);
@@ -159,7 +161,7 @@ START_TEST(options_and_create_contract) {
     negcut_trainer_free(t);
     t = NULL;
   }
-  for (int k = 0; k < 9; k++) {
+  for (int k = 0; k < 11; k++) {
     tiny_options(&o, NEGCUT_MODE_CUT, NULL);
     switch (k) {
     case 0: o.mode = 9; break;
@@ -171,6 +173,8 @@ START_TEST(options_and_create_contract) {
     case 6: o.nce_layers[4] = 3; break;   /* not increasing */
     case 7: o.output_nc = 1; break;       /* identity loss needs in == out */
     case 8: o.dir_a = root; break;        /* dir_a without dir_b */
+    case 9: o.conv_algo = NEGCUT_CONV_WINOGRAD + 1; break;
+    case 10: o.conv_algo = -1; break;
     }
     t = (negcut_trainer *)&o;
     ck_assert_msg(negcut_trainer_create(&t, ctx, &o) == NEGCUT_ERR_INVALID_ARGUMENT, "bad option %d accepted", k);

@@ -98,7 +98,8 @@ START_TEST(test_sizes_kept) {
 }
 END_TEST
 
-/* A multiple-of-4 image gives exactly what the raw generator gives. */
+/* A multiple-of-4 image gives exactly what the raw generator gives, with
+ * the direct convolutions the network API runs. */
 START_TEST(test_matches_network) {
   negcut_net *g = new_generator();
   negcut_tensor *x = NULL, *y = NULL;
@@ -113,7 +114,10 @@ START_TEST(test_matches_network) {
   ck_assert_int_eq(negcut_tensor_write(x, xs, 3 * 32 * 40), NEGCUT_OK);
   ck_assert_int_eq(negcut_net_forward(g, NULL, x, y, NULL), NEGCUT_OK);
   ck_assert_int_eq(negcut_tensor_read(y, want, 3 * 32 * 40), NEGCUT_OK);
-  ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, NULL), NEGCUT_OK);
+  negcut_translator_options o;
+  negcut_translator_options_init(&o);
+  o.conv_algo = NEGCUT_CONV_DIRECT;
+  ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, &o), NEGCUT_OK);
   float *got = translate_new(tr, xs, 1, 32, 40);
   ck_assert_int_eq(ngc_test_compare("translator vs network", got, want, 3 * 32 * 40, 0, 0), 0);
   free(got);
@@ -455,9 +459,11 @@ START_TEST(test_hostile_models) {
 }
 END_TEST
 
-/* Options version 1 (before tf32 and eager) is still accepted, read only
- * up to its own end, and means what version 2's defaults mean; on the CPU
- * tf32 and eager change nothing; versions 0 and 3 are refused. */
+/* Options version 1 (before tf32 and eager) and 2 (before conv_algo) are
+ * still accepted, read only up to their own end, and mean what version 3's
+ * defaults mean; on the CPU tf32 and eager change nothing; versions 0 and 4
+ * are refused, and so is a conv_algo that is no NEGCUT_CONV_* value.
+ * NEGCUT_CONV_DIRECT stays within float rounding of the default. */
 START_TEST(test_options_versions) {
   enum { H = 24, W = 20 };
   /* version 1's layout, followed by bytes a v1 caller never wrote */
@@ -471,7 +477,7 @@ START_TEST(test_options_versions) {
   v1.version = 1;
   for (int i = 0; i < 8; i++) v1.garbage[i] = 0x5a5a5a5a;
   negcut_translator_options o;
-  negcut_translator *def = NULL, *old = NULL, *fast = NULL, *bad = NULL;
+  negcut_translator *def = NULL, *old = NULL, *fast = NULL, *bad = NULL, *v2 = NULL, *direct = NULL;
   float *x = malloc(3 * H * W * sizeof *x);
   smooth_image(x, 3, H, W, 3);
   ck_assert_int_eq(negcut_translator_create(&def, ctx, model, NULL), NEGCUT_OK);
@@ -481,24 +487,50 @@ START_TEST(test_options_versions) {
   ck_assert_int_eq(old->opts.eager, 0);
   ck_assert_int_eq(old->opts.overlap_px, 32);
   negcut_translator_options_init(&o);
-  ck_assert_uint_eq(o.version, 2);
+  ck_assert_uint_eq(o.version, 3);
+  { /* version 2: an exact-size copy (the sanitizer build checks the read) */
+    const size_t size = offsetof(negcut_translator_options, conv_algo);
+    unsigned char *o2 = malloc(size);
+    ck_assert_ptr_nonnull(o2);
+    o.version = 2;
+    memcpy(o2, &o, size);
+    o.version = 3;
+    ck_assert_int_eq(negcut_translator_create(&v2, ctx, model, (const negcut_translator_options *)o2),
+                     NEGCUT_OK);
+    ck_assert_int_eq(v2->opts.conv_algo, NEGCUT_CONV_AUTO);
+    free(o2);
+  }
+  o.conv_algo = NEGCUT_CONV_DIRECT;
+  ck_assert_int_eq(negcut_translator_create(&direct, ctx, model, &o), NEGCUT_OK);
+  for (int32_t bad_algo = -1; bad_algo <= NEGCUT_CONV_WINOGRAD + 1; bad_algo += NEGCUT_CONV_WINOGRAD + 2) {
+    o.conv_algo = bad_algo;
+    ck_assert_int_eq(negcut_translator_create(&bad, ctx, model, &o), NEGCUT_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "conv_algo"));
+    ck_assert_ptr_null(bad);
+  }
+  o.conv_algo = NEGCUT_CONV_AUTO;
   o.tf32 = 1;
   o.eager = 1;
   ck_assert_int_eq(negcut_translator_create(&fast, ctx, model, &o), NEGCUT_OK);
   float *a = translate_new(def, x, 1, H, W), *b = translate_new(old, x, 1, H, W);
-  float *c = translate_new(fast, x, 1, H, W);
+  float *c = translate_new(fast, x, 1, H, W), *d = translate_new(v2, x, 1, H, W);
+  float *e = translate_new(direct, x, 1, H, W);
   ck_assert_mem_eq(a, b, 3 * H * W * sizeof *a);
   ck_assert_mem_eq(a, c, 3 * H * W * sizeof *a);
+  ck_assert_mem_eq(a, d, 3 * H * W * sizeof *a);
+  for (int i = 0; i < 3 * H * W; i++) ck_assert_float_eq_tol(e[i], a[i], 1e-5f);
   o.version = 0;
   ck_assert_int_eq(negcut_translator_create(&bad, ctx, model, &o), NEGCUT_ERR_INVALID_ARGUMENT);
-  o.version = 3;
+  o.version = 4;
   ck_assert_int_eq(negcut_translator_create(&bad, ctx, model, &o), NEGCUT_ERR_INVALID_ARGUMENT);
-  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "expected 1 to 2"));
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "expected 1 to 3"));
   ck_assert_ptr_null(bad);
   negcut_translator_free(def);
   negcut_translator_free(old);
   negcut_translator_free(fast);
-  free(a), free(b), free(c), free(x);
+  negcut_translator_free(v2);
+  negcut_translator_free(direct);
+  free(a), free(b), free(c), free(d), free(e), free(x);
 }
 END_TEST
 

@@ -34,7 +34,10 @@ typedef struct job {
   int eager;   /* ours: no CUDA graphs */
   int compile; /* PyTorch: torch.compile (inference) */
   int ort;     /* infer: against ONNX Runtime (CPU) instead of PyTorch */
+  int conv;    /* ours: NEGCUT_CONV_* (--conv auto|direct|winograd) */
 } job;
+
+static const char *const conv_names[] = {"auto", "direct", "winograd"};
 
 /* ----------------------------------------------------------- workers */
 
@@ -94,6 +97,7 @@ static int worker_infer(const job *j, negcut_ctx *ctx) {
   to.bf16 = j->bf16;
   to.tf32 = j->tf32;
   to.eager = j->eager;
+  to.conv_algo = j->conv;
   int bad = negcut_net_create_generator(&g, ctx, &go) || negcut_net_save(g, path) ||
             negcut_model_load(&m, ctx, path) || negcut_translator_create(&tr, ctx, m, &to);
   unlink(path);
@@ -129,6 +133,7 @@ static int worker_train(const job *j, negcut_ctx *ctx) {
   o.nce_layers[4] = 12 + (j->blocks - 1 < 4 ? j->blocks - 1 : 4);
   o.eager = j->eager;
   o.tf32 = j->tf32;
+  o.conv_algo = j->conv;
   if (negcut_trainer_create(&tr, ctx, &o)) return fail(ctx, "trainer");
   float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
   random_image(a, n, 1);
@@ -169,6 +174,14 @@ static int parse_job(job *j, const bench_opts *o, int argc, char **argv, const c
     else if (!strcmp(argv[i], "--eager")) j->eager = 1;
     else if (!strcmp(argv[i], "--compile")) j->compile = 1;
     else if (!strcmp(argv[i], "--ort")) j->ort = 1;
+    else if (!strcmp(argv[i], "--conv") && v) {
+      for (j->conv = 2; j->conv >= 0 && strcmp(v, conv_names[j->conv]); j->conv--) {}
+      i++;
+      if (j->conv < 0) {
+        fprintf(stderr, "negcut-bench: --conv takes auto, direct or winograd\n");
+        return -1;
+      }
+    }
     else if (!strcmp(argv[i], "--rounds") || !strcmp(argv[i], "--cases")) i++; /* the parent's */
     else if (!strcmp(argv[i], "--no-torch")) continue;
     else {
@@ -257,9 +270,10 @@ static int compare(const bench_opts *o, int argc, char **argv, const char *what)
   /* the Python that has torch (a GPU machine's may not be /usr/bin/python3) */
   const char *python = getenv("NEGCUT_BENCH_PYTHON") ? getenv("NEGCUT_BENCH_PYTHON") : "/usr/bin/python3";
   snprintf(ours, sizeof ours,
-           "%s worker %s --threads %d --reps %d --backend %s --size %d --ngf %d --blocks %d --batch %d --mode %s%s%s%s",
-           self, what, threads, j.reps, backend, j.size, j.ngf, j.blocks, j.batch, j.mode, j.bf16 ? " --bf16" : "",
-           j.tf32 ? " --tf32" : "", j.eager ? " --eager" : "");
+           "%s worker %s --threads %d --reps %d --backend %s --size %d --ngf %d --blocks %d --batch %d --mode %s"
+           " --conv %s%s%s%s",
+           self, what, threads, j.reps, backend, j.size, j.ngf, j.blocks, j.batch, j.mode, conv_names[j.conv],
+           j.bf16 ? " --bf16" : "", j.tf32 ? " --tf32" : "", j.eager ? " --eager" : "");
   char onnx[] = "/tmp/negcut_bench_XXXXXX";
   if (j.ort) { /* ONNX Runtime runs the reference generator, exported once */
     char cmd[8192];
@@ -302,9 +316,11 @@ static int compare(const bench_opts *o, int argc, char **argv, const char *what)
   char name[128];
   char batch[16] = "";
   if (j.batch > 1) snprintf(batch, sizeof batch, " b%d", j.batch);
-  snprintf(name, sizeof name, "%s%s%s %dx%d%s ngf %d%s%s%s%s", what, strcmp(what, "train") ? "" : " ",
+  char conv[24] = "";
+  if (j.conv) snprintf(conv, sizeof conv, " %s", conv_names[j.conv]);
+  snprintf(name, sizeof name, "%s%s%s %dx%d%s ngf %d%s%s%s%s%s", what, strcmp(what, "train") ? "" : " ",
            strcmp(what, "train") ? "" : j.mode, j.size, j.size, batch, j.ngf, j.bf16 ? " bf16" : "",
-           j.tf32 ? " tf32" : "", j.eager ? " eager" : "",
+           j.tf32 ? " tf32" : "", conv, j.eager ? " eager" : "",
            j.compile ? " vs compile" : j.ort ? " vs ORT" : "");
   char t[3][24];
   printf("%-28s | %8s s (%s-%s) %6ld MiB |", name, secs(t[0], sa.med), secs(t[1], sa.min),

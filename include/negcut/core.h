@@ -71,6 +71,20 @@ typedef int32_t negcut_backend_kind;
 #define NEGCUT_BACKEND_CPU 2  /* oneDNN and OpenBLAS */
 #define NEGCUT_BACKEND_CUDA 3 /* cuDNN and cuBLAS */
 
+/* How fp32 convolutions are computed (translator and trainer options). A
+ * Winograd convolution (oneDNN's F(4x4, 3x3) on CPUs with AVX-512; cuDNN's
+ * transform algorithms on a GPU) computes the same sums with fewer products
+ * and a few times the rounding error of the direct sum; docs/SPEED.md
+ * gives the speed and the accuracy measured. */
+typedef int32_t negcut_conv_algo;
+#define NEGCUT_CONV_AUTO 0     /* inference: Winograd; training: Winograd in the
+                                  backward passes only (see the trainer option) */
+#define NEGCUT_CONV_DIRECT 1   /* direct sums only: PyTorch's arithmetic on a CPU (on
+                                  a GPU, a transform algorithm only for a shape no
+                                  other cuDNN algorithm runs) */
+#define NEGCUT_CONV_WINOGRAD 2 /* Winograd wherever the backend has it, forward
+                                  passes of training included */
+
 #define NEGCUT_CTX_OPTIONS_VERSION 1
 typedef struct negcut_ctx_options {
   uint32_t version;            /* NEGCUT_CTX_OPTIONS_VERSION */

@@ -42,9 +42,9 @@ typedef int32_t negcut_preprocess;
 #define NEGCUT_PREPROCESS_SCALE_WIDTH_AND_CROP 3
 #define NEGCUT_PREPROCESS_NONE 4
 
-/* Version 2 added eager, version 3 tf32; older structs (without them) are
- * still accepted. */
-#define NEGCUT_TRAINER_OPTIONS_VERSION 3
+/* Version 2 added eager, version 3 tf32, version 4 conv_algo; older structs
+ * (without them) are still accepted and mean 0 for each. */
+#define NEGCUT_TRAINER_OPTIONS_VERSION 4
 typedef struct negcut_trainer_options {
   uint32_t version;
   negcut_train_mode mode;
@@ -93,6 +93,13 @@ typedef struct negcut_trainer_options {
                                   keep about 10 mantissa bits. 0 (default): exact fp32.
                                   Matrix products stay fp32 (PyTorch's default too). The
                                   CPU backends ignore it. */
+  negcut_conv_algo conv_algo;  /* NEGCUT_CONV_AUTO (default): Winograd in the backward-data
+                                  and backward-weights passes, direct forward passes (a
+                                  Winograd forward feeding instance norm moved a test's
+                                  second-step gradients by 2e-4 of their scale, against
+                                  1e-5 direct); NEGCUT_CONV_WINOGRAD: in the forward
+                                  passes too, fastest; NEGCUT_CONV_DIRECT: none.
+                                  docs/SPEED.md has the numbers. */
 } negcut_trainer_options;
 
 /* The reference defaults of mode (CUT, FastCUT, NEGCUT, FastNEGCUT). */

@@ -47,9 +47,9 @@ NEGCUT_API void negcut_model_free(negcut_model *model);
 NEGCUT_API int32_t negcut_model_input_channels(const negcut_model *model);
 NEGCUT_API int32_t negcut_model_output_channels(const negcut_model *model);
 
-/* Version 2 added tf32 and eager; a version 1 struct (without them) is
- * still accepted and means both 0. */
-#define NEGCUT_TRANSLATOR_OPTIONS_VERSION 2
+/* Version 2 added tf32 and eager, version 3 conv_algo; older structs
+ * (without them) are still accepted and mean 0 for each. */
+#define NEGCUT_TRANSLATOR_OPTIONS_VERSION 3
 typedef struct negcut_translator_options {
   uint32_t version;          /* NEGCUT_TRANSLATOR_OPTIONS_VERSION */
   uint64_t max_memory_bytes; /* working memory per translator; 0: 2 GiB */
@@ -64,9 +64,13 @@ typedef struct negcut_translator_options {
   int32_t eager;             /* 1: never replay a recorded CUDA graph (a translator
                                 otherwise records the generator on the second call with
                                 a given image size and replays it from the third) */
+  negcut_conv_algo conv_algo; /* NEGCUT_CONV_AUTO (Winograd where the backend has it,
+                                about 2x faster on CPUs with AVX-512) or
+                                NEGCUT_CONV_DIRECT; bf16 convolutions on a CPU are always
+                                direct */
 } negcut_translator_options;
 
-#define NEGCUT_TRANSLATOR_OPTIONS_INIT { NEGCUT_TRANSLATOR_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0 }
+#define NEGCUT_TRANSLATOR_OPTIONS_INIT { NEGCUT_TRANSLATOR_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0 }
 
 NEGCUT_API negcut_status negcut_translator_options_init(negcut_translator_options *opts);
 /* ctx: the context this translator runs on (one per thread). */

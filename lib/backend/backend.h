@@ -45,6 +45,8 @@ typedef struct ngc_conv_params {
   int32_t bf16;    /* forward only: the backend may compute in bfloat16 (inference) */
   int32_t tf32;    /* fp32 products may be rounded to TF32 (tensor cores), in the forward
                       and the backward */
+  int32_t winograd; /* fp32: the backend may use a transform algorithm (Winograd, FFT)
+                       for this pass; 0: direct sums only */
   const void *w_bf16; /* bf16 forward: w already rounded to bfloat16 (to_bf16), same
                          layout, or NULL; a backend may ignore it */
 } ngc_conv_params;

@@ -30,6 +30,11 @@ negcut_status negcut_translator_create(negcut_translator **out, negcut_ctx *ctx,
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_translator_create: options version %u, expected 1 to %u",
                      (unsigned)opts->version, NEGCUT_TRANSLATOR_OPTIONS_VERSION);
+  if (opts && opts->version >= 3 &&
+      (opts->conv_algo < NEGCUT_CONV_AUTO || opts->conv_algo > NEGCUT_CONV_WINOGRAD))
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_translator_create: conv_algo %d is not a NEGCUT_CONV_* value",
+                     (int)opts->conv_algo);
   if (opts && (opts->tile_px < 0 || opts->overlap_px < 0 || (opts->tile_px && opts->tile_px < 16)))
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_translator_create: tile_px must be 0 or >= 16, overlap_px >= 0");
@@ -42,9 +47,11 @@ negcut_status negcut_translator_create(negcut_translator **out, negcut_ctx *ctx,
   tr->ctx = ctx;
   tr->model = model;
   negcut_translator_options_init(&tr->opts);
-  if (opts) /* a version 1 struct ends before tf32 */
+  if (opts) /* a version 1 struct ends before tf32, version 2 before conv_algo */
     memcpy(&tr->opts, opts,
-           opts->version == 1 ? offsetof(negcut_translator_options, tf32) : sizeof *opts);
+           opts->version == 1   ? offsetof(negcut_translator_options, tf32)
+           : opts->version == 2 ? offsetof(negcut_translator_options, conv_algo)
+                                : sizeof *opts);
   tr->opts.version = NEGCUT_TRANSLATOR_OPTIONS_VERSION;
   if (!tr->opts.max_memory_bytes) tr->opts.max_memory_bytes = NGC_DEFAULT_MEMORY;
   if (!tr->opts.overlap_px) tr->opts.overlap_px = NGC_DEFAULT_OVERLAP;
@@ -52,6 +59,7 @@ negcut_status negcut_translator_create(negcut_translator **out, negcut_ctx *ctx,
   ngc_tape_init(&tr->tape, ctx);
   tr->tape.bf16 = tr->opts.bf16 != 0;
   tr->tape.tf32 = tr->opts.tf32 != 0;
+  tr->tape.winograd = tr->opts.conv_algo == NEGCUT_CONV_DIRECT ? 0 : NGC_WINOGRAD_FWD;
   if (tr->tape.bf16 && ctx->be->ops.to_bf16) {
     /* The model never changes: its weights are rounded to bf16 once here
      * instead of at every convolution. */

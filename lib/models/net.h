@@ -98,10 +98,15 @@ typedef struct ngc_net {
 #define NGC_PARAM_ALIGN 64
 
 /* Per-step scratch: device arena for activations, host arena for records. */
+#define NGC_WINOGRAD_FWD 1u /* forward passes */
+#define NGC_WINOGRAD_BWD 2u /* backward-data and backward-weights passes */
+
 typedef struct ngc_tape {
   negcut_ctx *ctx;
   int32_t bf16; /* inference convolutions may run in bfloat16 */
   int32_t tf32; /* convolutions (forward and backward) may round fp32 products to TF32 */
+  uint32_t winograd; /* NGC_WINOGRAD_* bits: the passes whose convolutions may use a
+                        transform algorithm (ngc_conv_params.winograd); 0: none */
   ngc_arena dev;
   ngc_arena host;
   /* Scratch for one forward or backward call at a time (rotating buffers),

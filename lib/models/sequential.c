@@ -95,6 +95,7 @@ static negcut_status conv_forward(negcut_ctx *ctx, ngc_net *net, const ngc_layer
   ngc_conv_params cp = l->cp;
   cp.bf16 = !recorded && tape->bf16 && l->kind == NGC_L_CONV;
   cp.tf32 = tape->tf32;
+  cp.winograd = (tape->winograd & NGC_WINOGRAD_FWD) != 0;
   if (cp.bf16 && tape->w_bf16 && tape->w_bf16_net == net)
     cp.w_bf16 = tape->w_bf16 + net->params[l->w].offset;
   return l->kind == NGC_L_CONV ? ngc_conv2d_fwd(ctx, &cp, x, w, b, y)
@@ -431,10 +432,11 @@ static int needs_output(const ngc_layer *l) {
 static negcut_status layer_backward(negcut_ctx *ctx, ngc_net *net, const ngc_layer *l,
                                     const ngc_seq_rec *rec, int32_t i, const ngc_tensor *x,
                                     const ngc_tensor *y, const ngc_tensor *dy, ngc_tensor *dx,
-                                    int tf32) {
+                                    const ngc_tape *tape) {
   const ngc_tensor *w = l->w >= 0 ? &net->params[l->w].value : NULL;
   ngc_conv_params cp = l->cp;
-  cp.tf32 = tf32;
+  cp.tf32 = tape->tf32;
+  cp.winograd = (tape->winograd & NGC_WINOGRAD_BWD) != 0;
   ngc_tensor *dw = l->w >= 0 && net->requires_grad ? &net->params[l->w].grad : NULL;
   ngc_tensor *db = l->b >= 0 && net->requires_grad ? &net->params[l->b].grad : NULL;
   switch (l->kind) {
@@ -614,7 +616,7 @@ negcut_status ngc_seq_backward_taps(ngc_net *net, ngc_tape *tape, const ngc_seq_
         redone_at = i + 1;
         y = redone;
       }
-      if (!st) st = layer_backward(tape->ctx, net, l, rec, i, &x, &y, &d[i + 1], din, tape->tf32);
+      if (!st) st = layer_backward(tape->ctx, net, l, rec, i, &x, &y, &d[i + 1], din, tape);
       has[i] = din != NULL;
     }
     if (st == NEGCUT_OK && pend[i] && has[i]) {

@@ -58,6 +58,9 @@ static negcut_status to_cfg(negcut_ctx *ctx, const negcut_trainer_options *o, ng
       o->n_epochs_decay < 0 || !(o->lr >= 0) || o->num_patches < 1 || o->netf_nc < 1)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "trainer: an option is out of range (mode, layers, sizes, epochs, lr)");
+  if (o->conv_algo < NEGCUT_CONV_AUTO || o->conv_algo > NEGCUT_CONV_WINOGRAD)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "trainer: conv_algo %d is not a NEGCUT_CONV_* value", (int)o->conv_algo);
   ngc_train_cfg_defaults(c, (ngc_mode)o->mode);
   c->g = (ngc_generator_cfg){o->input_nc, o->output_nc, o->ngf, o->n_blocks, o->no_antialias != 0,
                              o->no_antialias_up != 0};
@@ -100,11 +103,13 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_trainer_create: options version %u, expected 1 to %u",
                      (unsigned)opts->version, NEGCUT_TRAINER_OPTIONS_VERSION);
-  negcut_trainer_options all; /* version 1 ends before eager, version 2 before tf32 */
+  /* version 1 ends before eager, version 2 before tf32, version 3 before conv_algo */
+  negcut_trainer_options all;
   memset(&all, 0, sizeof all);
   memcpy(&all, opts,
          opts->version == 1   ? offsetof(negcut_trainer_options, eager)
          : opts->version == 2 ? offsetof(negcut_trainer_options, tf32)
+         : opts->version == 3 ? offsetof(negcut_trainer_options, conv_algo)
                               : sizeof all);
   all.version = NEGCUT_TRAINER_OPTIONS_VERSION;
   opts = &all;
@@ -120,6 +125,9 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
   tr->philox = tr->t.rand;
   tr->t.eager = opts->eager != 0;
   tr->t.tape.tf32 = opts->tf32 != 0;
+  tr->t.tape.winograd = opts->conv_algo == NEGCUT_CONV_DIRECT     ? 0
+                        : opts->conv_algo == NEGCUT_CONV_WINOGRAD ? NGC_WINOGRAD_FWD | NGC_WINOGRAD_BWD
+                                                                  : NGC_WINOGRAD_BWD;
   if (!st && (opts->dataroot || opts->dir_a || opts->dir_b)) {
     ngc_data_cfg dc = NGC_DATA_CFG_INIT;
     if (opts->dataroot) {

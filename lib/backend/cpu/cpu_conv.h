@@ -31,6 +31,7 @@ typedef struct ngc_conv_key {
   int32_t bias; /* fwd: bias input; bwd-weights: diff_bias output */
   int32_t bf16; /* fwd: source and weights in bfloat16, f32 accumulation and output */
   int32_t src_blk, dst_blk; /* channel block of the user's src / dst memory; 1: plain */
+  int32_t winograd; /* fp32 3x3 stride 1: Winograd where oneDNN has it (cpu_conv_cache.c) */
   int32_t n, ci, h, w, co, ho, wo, k, stride, pad;
 } ngc_conv_key;
 
@@ -39,6 +40,10 @@ typedef struct ngc_conv_key {
  * are accumulated into; the others are assigned. */
 negcut_status ngc_cpu_conv_run(ngc_backend *be, const ngc_conv_key *key,
                                float *const args[NGC_CONV_MAX_ARGS]);
+
+/* oneDNN's name of the implementation the last ngc_cpu_conv_run ran (say
+ * "jit_wino_4x3:avx512_core"), NULL before any; for tests. */
+const char *ngc_cpu_conv_last_impl(ngc_backend *be);
 
 /* The backend's growing work buffer (64-byte aligned), valid until the next
  * call of a conv or blur slot. NULL (with a message on be->ctx) when out of

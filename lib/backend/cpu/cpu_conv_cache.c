@@ -39,6 +39,7 @@ typedef struct conv_entry {
 
 typedef struct conv_cache {
   conv_entry *head;
+  const conv_entry *last; /* of the last ngc_cpu_conv_run */
   void *work; /* 64-byte aligned, work_cap bytes */
   size_t work_cap;
 } conv_cache;
@@ -210,20 +211,76 @@ int32_t ngc_cpu_pick_block(ngc_backend *be) {
   return blk;
 }
 
+/* The memory descriptors of a primitive: "any" for what oneDNN picks, and
+ * the user's layouts. */
+typedef struct conv_mds {
+  dnnl_memory_desc_t src, wei, bias, dst;
+} conv_mds;
+
+/* oneDNN's primitive desc of key k with algorithm alg, or its refusal
+ * (dnnl_unimplemented where alg has no implementation for the shape). */
+static dnnl_status_t conv_pd(ngc_backend *be, const ngc_conv_key *k, dnnl_alg_kind_t alg,
+                             const conv_mds *any, const_dnnl_primitive_attr_t attr,
+                             dnnl_primitive_desc_t *pd) {
+  const dnnl_dims_t strides = {k->stride, k->stride};
+  const dnnl_dims_t pad = {k->pad, k->pad};
+  const dnnl_memory_desc_t *bias = k->bias ? &any->bias : NULL;
+  dnnl_engine_t engine = ngc_cpu_of(be)->engine;
+  dnnl_convolution_desc_t fd, bd;
+  dnnl_primitive_desc_t hint = NULL;
+  dnnl_status_t s;
+  *pd = NULL;
+  /* Every op needs the forward desc: as itself or as the backward's hint. */
+  s = dnnl_convolution_forward_desc_init(&fd, k->bf16 ? dnnl_forward_inference
+                                                      : dnnl_forward_training,
+                                         alg, &any->src, &any->wei, bias, &any->dst, strides,
+                                         pad, pad);
+  if (s != dnnl_success) return s;
+  if (k->op == NGC_CONV_FWD) return dnnl_primitive_desc_create(pd, &fd, attr, engine, NULL);
+  s = dnnl_primitive_desc_create(&hint, &fd, NULL, engine, NULL);
+  if (s == dnnl_success)
+    s = k->op == NGC_CONV_BWD_DATA
+            ? dnnl_convolution_backward_data_desc_init(&bd, alg, &any->src, &any->wei,
+                                                       &any->dst, strides, pad, pad)
+            : dnnl_convolution_backward_weights_desc_init(&bd, alg, &any->src, &any->wei, bias,
+                                                          &any->dst, strides, pad, pad);
+  if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, &bd, attr, engine, hint);
+  if (hint) dnnl_primitive_desc_destroy(hint);
+  return s;
+}
+
+/* Winograd's scratchpad (transformed tiles of the source, destination and
+ * weights, per thread) grows with the activations: 35-75 MB for the 256 ->
+ * 256 convolutions at 64x64 of a 256x256 CUT step, 125-240 MB for the
+ * batch-2 ones at 128x128 and 256x256, which besides ran slower than direct
+ * in the weight pass on this project's 2-core machine (68 -> 86 and 72 ->
+ * 145 ms). Beyond this size the direct algorithm runs. */
+#define NGC_WINOGRAD_MAX_SCRATCH ((size_t)80 << 20)
+
+/* The primitive desc of k: Winograd where k allows it (fp32 3x3 stride 1)
+ * and oneDNN has it for the shape within NGC_WINOGRAD_MAX_SCRATCH (its
+ * avx512_core F(4x4, 3x3) kernels), otherwise the direct algorithm. The
+ * choice depends on the shape, the thread count and the machine only, so
+ * the same call gives the same bits every time. */
+static dnnl_status_t conv_pd_pick(ngc_backend *be, const ngc_conv_key *k, const conv_mds *any,
+                                  const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd) {
+  if (k->winograd && !k->bf16 && k->k == 3 && k->stride == 1 &&
+      conv_pd(be, k, dnnl_convolution_winograd, any, attr, pd) == dnnl_success) {
+    if (scratch_size(*pd) <= NGC_WINOGRAD_MAX_SCRATCH) return dnnl_success;
+    dnnl_primitive_desc_destroy(*pd);
+  }
+  return conv_pd(be, k, dnnl_convolution_direct, any, attr, pd);
+}
+
 static negcut_status entry_build(ngc_backend *be, const ngc_conv_key *k, conv_entry **out) {
-  ngc_cpu *c = ngc_cpu_of(be);
-  const dnnl_alg_kind_t alg = dnnl_convolution_direct;
   const dnnl_dims_t src_dims = {k->n, k->ci, k->h, k->w};  // (N, Ci, H, W)
   const dnnl_dims_t wei_dims = {k->co, k->ci, k->k, k->k}; // (Co, Ci, k, k)
   const dnnl_dims_t bias_dims = {k->co};                   // (Co)
   const dnnl_dims_t dst_dims = {k->n, k->co, k->ho, k->wo}; // (N, Co, Ho, Wo)
-  const dnnl_dims_t strides = {k->stride, k->stride};
-  const dnnl_dims_t pad = {k->pad, k->pad};
-  dnnl_memory_desc_t src_any, wei_any, bias_any, dst_any;
+  conv_mds any;
   dnnl_memory_desc_t src_plain, wei_plain, bias_plain, dst_plain;
   const dnnl_memory_desc_t *plain[NGC_CONV_MAX_ARGS] = {NULL}; /* the user's layouts */
-  dnnl_convolution_desc_t fd, bd;
-  dnnl_primitive_desc_t hint = NULL, pd = NULL;
+  dnnl_primitive_desc_t pd = NULL;
   dnnl_primitive_attr_t attr = NULL;
   size_t work = 0, scratch = 0;
   negcut_status st;
@@ -237,10 +294,10 @@ static negcut_status entry_build(ngc_backend *be, const ngc_conv_key *k, conv_en
     const int64_t *dims;
     dnnl_format_tag_t tag;
   } mds[] = {
-      {&src_any, 4, src_dims, dnnl_format_tag_any}, {&src_plain, 4, src_dims, act_tag(k->src_blk)},
-      {&wei_any, 4, wei_dims, dnnl_format_tag_any}, {&wei_plain, 4, wei_dims, dnnl_oihw},
-      {&bias_any, 1, bias_dims, dnnl_format_tag_any}, {&bias_plain, 1, bias_dims, dnnl_a},
-      {&dst_any, 4, dst_dims, dnnl_format_tag_any}, {&dst_plain, 4, dst_dims, act_tag(k->dst_blk)},
+      {&any.src, 4, src_dims, dnnl_format_tag_any}, {&src_plain, 4, src_dims, act_tag(k->src_blk)},
+      {&any.wei, 4, wei_dims, dnnl_format_tag_any}, {&wei_plain, 4, wei_dims, dnnl_oihw},
+      {&any.bias, 1, bias_dims, dnnl_format_tag_any}, {&bias_plain, 1, bias_dims, dnnl_a},
+      {&any.dst, 4, dst_dims, dnnl_format_tag_any}, {&dst_plain, 4, dst_dims, act_tag(k->dst_blk)},
   };
   st = NEGCUT_OK;
   for (size_t i = 0; i < sizeof mds / sizeof mds[0] && !st; i++)
@@ -256,34 +313,23 @@ static negcut_status entry_build(ngc_backend *be, const ngc_conv_key *k, conv_en
    * a 256x256 generator; 46 now, each only a conversion to bf16): 0.173 ->
    * 0.162 s a 256x256 forward on this machine's 2 cores. */
   if (k->bf16) {
-    st = ngc_cpu_check(be, dnnl_memory_desc_init_by_tag(&src_any, 4, src_dims, dnnl_bf16,
+    st = ngc_cpu_check(be, dnnl_memory_desc_init_by_tag(&any.src, 4, src_dims, dnnl_bf16,
                                                         k->src_blk == 16 ? dnnl_nChw16c
                                                                          : dnnl_format_tag_any),
                        "memory desc");
     if (!st && k->dst_blk == 16)
-      st = ngc_cpu_check(be, dnnl_memory_desc_init_by_tag(&dst_any, 4, dst_dims, dnnl_f32,
+      st = ngc_cpu_check(be, dnnl_memory_desc_init_by_tag(&any.dst, 4, dst_dims, dnnl_f32,
                                                           dnnl_nChw16c),
                          "memory desc");
     if (!st)
-      st = ngc_cpu_check(be, dnnl_memory_desc_init_by_tag(&wei_any, 4, wei_dims, dnnl_bf16,
+      st = ngc_cpu_check(be, dnnl_memory_desc_init_by_tag(&any.wei, 4, wei_dims, dnnl_bf16,
                                                           dnnl_format_tag_any), "memory desc");
     if (st) goto fail;
   }
   st = make_attr(be, 0, &attr);
   if (st) goto fail;
-
-  /* Every op needs the forward desc: as itself or as the backward's hint. */
-  st = ngc_cpu_check(be, dnnl_convolution_forward_desc_init(&fd, k->bf16 ? dnnl_forward_inference : dnnl_forward_training, alg,
-                                                            &src_any, &wei_any,
-                                                            k->bias ? &bias_any : NULL,
-                                                            &dst_any, strides, pad, pad),
-                     "conv forward desc");
-  if (st) goto fail;
   switch ((ngc_conv_op)k->op) {
   case NGC_CONV_FWD:
-    st = ngc_cpu_check(be, dnnl_primitive_desc_create(&pd, &fd, attr, c->engine, NULL),
-                       "conv forward");
-    if (st) goto fail;
     e->a[0] = (conv_arg){.arg = DNNL_ARG_SRC};
     e->a[1] = (conv_arg){.arg = DNNL_ARG_WEIGHTS};
     e->a[2] = (conv_arg){.arg = k->bias ? DNNL_ARG_BIAS : 0};
@@ -291,33 +337,12 @@ static negcut_status entry_build(ngc_backend *be, const ngc_conv_key *k, conv_en
     plain[0] = &src_plain, plain[1] = &wei_plain, plain[2] = &bias_plain, plain[3] = &dst_plain;
     break;
   case NGC_CONV_BWD_DATA:
-    st = ngc_cpu_check(be, dnnl_primitive_desc_create(&hint, &fd, NULL, c->engine, NULL),
-                       "conv forward (hint)");
-    if (!st)
-      st = ngc_cpu_check(be, dnnl_convolution_backward_data_desc_init(&bd, alg, &src_any, &wei_any,
-                                                                      &dst_any, strides, pad, pad),
-                         "conv backward-data desc");
-    if (!st)
-      st = ngc_cpu_check(be, dnnl_primitive_desc_create(&pd, &bd, attr, c->engine, hint),
-                         "conv backward-data");
-    if (st) goto fail;
     e->a[0] = (conv_arg){.arg = DNNL_ARG_DIFF_DST};
     e->a[1] = (conv_arg){.arg = DNNL_ARG_WEIGHTS};
     e->a[2] = (conv_arg){.arg = DNNL_ARG_DIFF_SRC, .output = 1};
     plain[0] = &dst_plain, plain[1] = &wei_plain, plain[2] = &src_plain;
     break;
   case NGC_CONV_BWD_WEIGHTS:
-    st = ngc_cpu_check(be, dnnl_primitive_desc_create(&hint, &fd, NULL, c->engine, NULL),
-                       "conv forward (hint)");
-    if (!st)
-      st = ngc_cpu_check(be, dnnl_convolution_backward_weights_desc_init(
-                                 &bd, alg, &src_any, &wei_any, k->bias ? &bias_any : NULL,
-                                 &dst_any, strides, pad, pad),
-                         "conv backward-weights desc");
-    if (!st)
-      st = ngc_cpu_check(be, dnnl_primitive_desc_create(&pd, &bd, attr, c->engine, hint),
-                         "conv backward-weights");
-    if (st) goto fail;
     e->a[0] = (conv_arg){.arg = DNNL_ARG_SRC};
     e->a[1] = (conv_arg){.arg = DNNL_ARG_DIFF_DST};
     e->a[2] = (conv_arg){.arg = DNNL_ARG_DIFF_WEIGHTS, .output = 1, .accumulate = 1};
@@ -328,13 +353,17 @@ static negcut_status entry_build(ngc_backend *be, const ngc_conv_key *k, conv_en
     st = ngc_error(be->ctx, NEGCUT_ERR_INTERNAL, "cpu conv: unknown op %d", (int)k->op);
     goto fail;
   }
+  static const char *const what[] = {"conv forward", "conv backward-data",
+                                     "conv backward-weights"};
+  st = ngc_cpu_check(be, conv_pd_pick(be, k, &any, attr, &pd), what[k->op]);
+  if (st) goto fail;
 
   st = ngc_cpu_check(be, dnnl_primitive_create(&e->prim, pd), "conv primitive");
   if (st) goto fail;
   scratch = scratch_size(pd);
   if (scratch) {
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    st = ngc_cpu_check(be, dnnl_memory_create(&e->scratch, smd, c->engine, DNNL_MEMORY_NONE),
+    st = ngc_cpu_check(be, dnnl_memory_create(&e->scratch, smd, ngc_cpu_of(be)->engine, DNNL_MEMORY_NONE),
                        "memory");
     if (st) goto fail;
   }
@@ -351,9 +380,19 @@ static negcut_status entry_build(ngc_backend *be, const ngc_conv_key *k, conv_en
 fail:
   entry_free(e);
   if (pd) dnnl_primitive_desc_destroy(pd);
-  if (hint) dnnl_primitive_desc_destroy(hint);
   if (attr) dnnl_primitive_attr_destroy(attr);
   return st;
+}
+
+const char *ngc_cpu_conv_last_impl(ngc_backend *be) {
+  ngc_cpu *c = ngc_cpu_of(be);
+  const conv_cache *cc = c ? c->conv_cache : NULL;
+  const_dnnl_primitive_desc_t pd = NULL;
+  const char *impl = NULL;
+  if (!cc || !cc->last || dnnl_primitive_get_primitive_desc(cc->last->prim, &pd) != dnnl_success ||
+      dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success)
+    return NULL;
+  return impl;
 }
 
 static negcut_status exec(ngc_backend *be, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args,
@@ -389,6 +428,7 @@ negcut_status ngc_cpu_conv_run(ngc_backend *be, const ngc_conv_key *key,
     e->next = cc->head;
     cc->head = e;
   }
+  cc->last = e;
   if (e->work_bytes) {
     work = ngc_cpu_work(be, e->work_bytes);
     if (!work) return NEGCUT_ERR_OUT_OF_MEMORY;

@@ -13,7 +13,8 @@
  * TF32 (ngc_conv_params.tf32, opt-in for inference and for training, in
  * every direction: PyTorch's default for cuDNN convolutions since Ampere).
  * An algorithm cuDNN listed but then refuses when it runs is struck from
- * the plan and the next one is taken.
+ * the plan and the next one is taken. Winograd and FFT algorithms come
+ * last where ngc_conv_params.winograd does not allow them (transform_algo).
  *
  * ConvTranspose2d with weight (Ci, Co, k, k) is the adjoint of the
  * convolution from its output (N, Co, Ho, Wo) to its input (N, Ci, H, W)
@@ -46,6 +47,7 @@ typedef enum conv_op { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_FILTER = 2 } co
 /* Compared with memcmp: built on a zeroed struct. */
 typedef struct conv_key {
   int32_t op, bf16, tf32;
+  int32_t winograd;       /* transform algorithms (Winograd, FFT) allowed */
   int32_t n, c, h, w;     /* the convolution's input */
   int32_t k, ho, wo;      /* its output channels and size */
   int32_t r, stride, pad; /* r x r filter (K, C, r, r) */
@@ -178,24 +180,42 @@ static int known_nondeterministic(int32_t op, int32_t algo) {
   return 0;
 }
 
-/* Sets p->algo and p->work_bytes; *found 0 when no algorithm fits. */
-static negcut_status choose_algo(ngc_backend *be, conv_plan *p, int *found) {
-  candidate cand[MAX_CANDIDATES];
-  int n = 0;
+/* Winograd and FFT algorithms: the same sums through transforms, with more
+ * rounding error than the direct (GEMM-like) ones; taken only where the
+ * caller allows them (ngc_conv_params.winograd). */
+static int transform_algo(int32_t op, int32_t algo) {
+  if (op == CONV_FWD)
+    return algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT || algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING ||
+           algo == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD ||
+           algo == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
+  if (op == CONV_BWD_DATA)
+    return algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT ||
+           algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING ||
+           algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD ||
+           algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED;
+  return algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT ||
+         algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING ||
+         algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
+}
+
+/* Sets p->algo and p->work_bytes from cuDNN's n candidates, or else the
+ * first algorithm that accepts the plan, skipping transform algorithms
+ * when no_transforms; *found 0 when none fits. */
+static void choose_among(ngc_backend *be, conv_plan *p, const candidate *cand, int n,
+                         int no_transforms, int *found) {
   const int bf16 = p->key.bf16;
   /* bf16 and TF32 plans take cuDNN's math per candidate, fp32 FMA only */
   const int any_math = bf16 || p->key.tf32;
   const cudnnMathType_t fp32_math = CUDNN_FMA_MATH;
   size_t bytes = 0;
   *found = 0;
-  negcut_status st = heuristics(be, p, cand, &n);
-  if (st) return st;
   /* fp32: candidates cuDNN lists for FMA math first, then those listed for
    * its default math, run with FMA math; never tensor-op (TF32) ones. */
   for (int pass = 0; pass < (any_math ? 1 : 2); pass++)
     for (int i = 0; i < n; i++) {
       if (cand[i].status != CUDNN_STATUS_SUCCESS || cand[i].det != CUDNN_DETERMINISTIC) continue;
       if (cand[i].algo < 32 && (p->refused >> cand[i].algo & 1u)) continue;
+      if (no_transforms && transform_algo(p->key.op, cand[i].algo)) continue;
       /* TF32 may round to 10 mantissa bits, never convert to fp16 */
       if (p->key.tf32 && cand[i].math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
       if (!any_math && cand[i].math != (pass ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH)) continue;
@@ -208,7 +228,7 @@ static negcut_status choose_algo(ngc_backend *be, conv_plan *p, int *found) {
       p->algo = cand[i].algo;
       p->work_bytes = bytes;
       *found = 1;
-      return NEGCUT_OK;
+      return;
     }
   /* Heuristics gave nothing usable: the first algorithm that accepts it. */
   const int count = p->key.op == CONV_FWD        ? CUDNN_CONVOLUTION_FWD_ALGO_COUNT
@@ -217,15 +237,29 @@ static negcut_status choose_algo(ngc_backend *be, conv_plan *p, int *found) {
   if (cudnnSetConvolutionMathType(p->conv, bf16 ? CUDNN_TENSOR_OP_MATH
                                            : p->key.tf32 ? CUDNN_DEFAULT_MATH
                                                          : fp32_math) != CUDNN_STATUS_SUCCESS)
-    return NEGCUT_OK;
+    return;
   for (int32_t a = 0; a < count; a++) {
     if (known_nondeterministic(p->key.op, a) || (p->refused >> a & 1u)) continue;
+    if (no_transforms && transform_algo(p->key.op, a)) continue;
     if (work_size(be, p, a, &bytes) != CUDNN_STATUS_SUCCESS || bytes > MAX_WORK_BYTES) continue;
     p->algo = a;
     p->work_bytes = bytes;
     *found = 1;
-    return NEGCUT_OK;
+    return;
   }
+}
+
+/* Sets p->algo and p->work_bytes; *found 0 when no algorithm fits. Where
+ * the plan does not allow transform algorithms, they are still taken when
+ * no other algorithm runs the plan (a preference, not a refusal). */
+static negcut_status choose_algo(ngc_backend *be, conv_plan *p, int *found) {
+  candidate cand[MAX_CANDIDATES];
+  int n = 0;
+  *found = 0;
+  negcut_status st = heuristics(be, p, cand, &n);
+  if (st) return st;
+  for (int strict = !p->key.winograd; strict >= 0 && !*found; strict--)
+    choose_among(be, p, cand, n, strict, found);
   return NEGCUT_OK;
 }
 
@@ -331,6 +365,7 @@ static negcut_status make_key(ngc_backend *be, conv_op op, int bf16, int tf32,
   key->op = op;
   key->bf16 = bf16;
   key->tf32 = tf32;
+  key->winograd = p->winograd != 0;
   key->n = (int32_t)v[0];
   key->c = (int32_t)v[1];
   key->h = (int32_t)v[2];
