@@ -370,12 +370,14 @@ START_TEST(test_blur) {
 END_TEST
 
 /* Winograd allowed (ngc_conv_params.winograd): the same oracle and
- * tolerances. Where oneDNN has avx512_core, the 3x3 stride-1 convolutions
- * here must then run its Winograd kernels in all three passes, and the
- * others (and Winograd not allowed) the direct ones; a convolution whose
- * Winograd scratchpad would pass NGC_WINOGRAD_MAX_SCRATCH (80 MiB) runs
- * direct too: the weight pass of (2, 64, 256, 256) -> 128 asks for 238 MB
- * on 2 threads. */
+ * tolerances, on small shapes with the size bounds (NGC_WINOGRAD_MIN_*)
+ * lowered to reach the Winograd kernels. Where oneDNN has avx512_core, the
+ * 3x3 stride-1 convolutions here must then run its Winograd kernels in all
+ * three passes, and the others (and Winograd not allowed) the direct ones.
+ * With the default bounds a 16x16 output or 16 channels run direct, 32x32
+ * with 32 channels Winograd; a convolution whose Winograd scratchpad would
+ * pass NGC_WINOGRAD_MAX_SCRATCH (80 MiB) runs direct too: the weight pass
+ * of (2, 64, 256, 256) -> 128 asks for 238 MB on 2 threads. */
 static int is_wino(ngc_backend *be) {
   const char *impl = ngc_cpu_conv_last_impl(be);
   ck_assert_ptr_nonnull(impl);
@@ -393,6 +395,7 @@ START_TEST(test_conv2d_winograd) {
   };
   negcut_ctx *ctx = open_cpu();
   ngc_backend *be = ctx->be;
+  ngc_cpu_of(be)->wino_min_channels = ngc_cpu_of(be)->wino_min_pixels = 0;
   const int avx512 = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) ==
                      dnnl_cpu_isa_avx512_core;
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(ctx, &cases[i], 0, 1);
@@ -426,6 +429,27 @@ START_TEST(test_conv2d_winograd) {
   ck_assert_int_eq(be->ops.conv2d_fwd(be, &p2, &x.t, &w.t, NULL, &y.t), NEGCUT_OK);
   ck_assert(!is_wino(be));
   drop(&x), drop(&w), drop(&y);
+  negcut_ctx_free(ctx);
+
+  /* the default bounds, in a new context (the cache keeps what it built) */
+  ctx = open_cpu();
+  be = ctx->be;
+  static const struct {
+    int64_t ci, co, h;
+    int wino;
+  } sizes[] = {{64, 64, 18, 0}, {16, 32, 34, 0}, {32, 16, 34, 0}, {32, 32, 34, 1}};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    const int64_t h = sizes[i].h;
+    x = make(ctx, be, 4, 1, sizes[i].ci, h, h, NAN);
+    w = make(ctx, be, 4, sizes[i].co, sizes[i].ci, 3, 3, NAN);
+    y = make(ctx, be, 4, 1, sizes[i].co, h - 2, h - 2, 0.0f);
+    const ngc_conv_params p = {.stride = 1, .winograd = 1};
+    ck_assert_int_eq(be->ops.conv2d_fwd(be, &p, &x.t, &w.t, NULL, &y.t), NEGCUT_OK);
+    ck_assert_msg(is_wino(be) == sizes[i].wino, "%lld -> %lld at %lldx%lld: %s", (long long)sizes[i].ci,
+                  (long long)sizes[i].co, (long long)h - 2, (long long)h - 2,
+                  ngc_cpu_conv_last_impl(be));
+    drop(&x), drop(&w), drop(&y);
+  }
   /* past the scratchpad bound: direct */
   x = make(ctx, be, 4, 2, 64, 256, 256, NAN);
   dw = make(ctx, be, 4, 128, 64, 3, 3, 0.0f);

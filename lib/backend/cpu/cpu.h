@@ -12,6 +12,11 @@ typedef struct ngc_cpu {
   int32_t threads;
   int32_t gemm;     /* ngc_cpu_gemm: the sgemm of linear and bmm (cpu_gemm.c) */
   void *conv_cache; /* cpu_conv.c: primitives keyed by shape */
+  /* The smallest convolutions that may run Winograd (cpu_conv_cache.c):
+   * both channel counts, and output pixels per image. NGC_WINOGRAD_MIN_*
+   * by default; tests lower them to reach the Winograd kernels with small
+   * shapes, before the first convolution (built primitives are cached). */
+  int32_t wino_min_channels, wino_min_pixels;
 } ngc_cpu;
 
 /* Whose sgemm computes linear layers and batched matmuls. OpenBLAS, unless

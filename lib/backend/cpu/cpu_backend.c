@@ -60,6 +60,8 @@ negcut_status ngc_cpu_open(negcut_ctx *ctx, ngc_backend **out) {
   }
   be->act_block = ngc_cpu_pick_block(be);
   c->gemm = ngc_cpu_pick_gemm();
+  c->wino_min_channels = NGC_WINOGRAD_MIN_CHANNELS;
+  c->wino_min_pixels = NGC_WINOGRAD_MIN_PIXELS;
   /* One thread budget: OpenBLAS runs single-threaded inside our OpenMP
    * regions instead of starting its own pool that fights OpenMP's. */
   openblas_set_num_threads(1);

@@ -35,6 +35,15 @@ typedef struct ngc_conv_key {
   int32_t n, ci, h, w, co, ho, wo, k, stride, pad;
 } ngc_conv_key;
 
+/* Below these, oneDNN 2.6's Winograd ran slower than its direct kernels on
+ * this project's 2-core AVX-512 machine (forward, ms a call, direct ->
+ * Winograd): 16x16 outputs 0.050 -> 0.072 (64 channels) and 0.69 -> 0.92
+ * (256); 16 input channels 0.099 -> 0.125 (64x64) and 1.59 -> 3.31
+ * (256x256). From 32x32 and 32 channels on it wins: 0.183 -> 0.119 (64
+ * channels), 2.54 -> 1.76 (256), 5.04 -> 2.10 (256 -> 128 at 64x64). */
+#define NGC_WINOGRAD_MIN_CHANNELS 32
+#define NGC_WINOGRAD_MIN_PIXELS (32 * 32)
+
 /* Runs the primitive of `key` (built on first use) on plain row-major
  * buffers, in the argument order of ngc_conv_op. Outputs marked += above
  * are accumulated into; the others are assigned. */

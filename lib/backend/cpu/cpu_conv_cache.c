@@ -257,14 +257,17 @@ static dnnl_status_t conv_pd(ngc_backend *be, const ngc_conv_key *k, dnnl_alg_ki
  * 145 ms). Beyond this size the direct algorithm runs. */
 #define NGC_WINOGRAD_MAX_SCRATCH ((size_t)80 << 20)
 
-/* The primitive desc of k: Winograd where k allows it (fp32 3x3 stride 1)
- * and oneDNN has it for the shape within NGC_WINOGRAD_MAX_SCRATCH (its
+/* The primitive desc of k: Winograd where k allows it (fp32 3x3 stride 1),
+ * the shape is large enough to gain (NGC_WINOGRAD_MIN_*, cpu_conv.h) and
+ * oneDNN has it for the shape within NGC_WINOGRAD_MAX_SCRATCH (its
  * avx512_core F(4x4, 3x3) kernels), otherwise the direct algorithm. The
  * choice depends on the shape, the thread count and the machine only, so
  * the same call gives the same bits every time. */
 static dnnl_status_t conv_pd_pick(ngc_backend *be, const ngc_conv_key *k, const conv_mds *any,
                                   const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd) {
-  if (k->winograd && !k->bf16 && k->k == 3 && k->stride == 1 &&
+  const ngc_cpu *c = ngc_cpu_of(be);
+  if (k->winograd && !k->bf16 && k->k == 3 && k->stride == 1 && k->ci >= c->wino_min_channels &&
+      k->co >= c->wino_min_channels && (int64_t)k->ho * k->wo >= c->wino_min_pixels &&
       conv_pd(be, k, dnnl_convolution_winograd, any, attr, pd) == dnnl_success) {
     if (scratch_size(*pd) <= NGC_WINOGRAD_MAX_SCRATCH) return dnnl_success;
     dnnl_primitive_desc_destroy(*pd);
