@@ -376,8 +376,9 @@ END_TEST
  * three passes, and the others (and Winograd not allowed) the direct ones.
  * With the default bounds a 16x16 output or 16 channels run direct, 32x32
  * with 32 channels Winograd; a convolution whose Winograd scratchpad would
- * pass NGC_WINOGRAD_MAX_SCRATCH (80 MiB) runs direct too: the weight pass
- * of (2, 64, 256, 256) -> 128 asks for 238 MB on 2 threads. */
+ * pass its bound (winograd_max_scratch: 80 MiB in the weight pass) runs
+ * direct too: the weight pass of (2, 64, 256, 256) -> 128 asks for 238 MB
+ * on 2 threads. */
 static int is_wino(ngc_backend *be) {
   const char *impl = ngc_cpu_conv_last_impl(be);
   ck_assert_ptr_nonnull(impl);

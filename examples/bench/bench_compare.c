@@ -35,6 +35,7 @@ typedef struct job {
   int compile; /* PyTorch: torch.compile (inference) */
   int ort;     /* infer: against ONNX Runtime (CPU) instead of PyTorch */
   int conv;    /* ours: NEGCUT_CONV_* (--conv auto|direct|winograd) */
+  const char *model; /* infer: the generator file (--model); NULL: the worker makes one */
 } job;
 
 static const char *const conv_names[] = {"auto", "direct", "winograd"};
@@ -75,33 +76,46 @@ static void graphs_note(const ngc_graph_cache *gc) {
                                    (unsigned long long)gc->n_recorded, (unsigned long long)gc->n_replayed);
 }
 
-/* The generator through the translator (what users run), on a random
- * default-architecture model saved to a temporary file. */
-static int worker_infer(const job *j, negcut_ctx *ctx) {
+/* A random default-architecture generator of the job's size, saved to path. */
+static int save_model(const job *j, negcut_ctx *ctx, const char *path) {
   negcut_generator_options go;
-  negcut_translator_options to;
   negcut_net *g = NULL;
+  negcut_generator_options_init(&go);
+  go.ngf = j->ngf;
+  go.n_blocks = j->blocks;
+  go.init_gain = 1.0f; /* as the PyTorch side: no denormals in either */
+  int bad = negcut_net_create_generator(&g, ctx, &go) || negcut_net_save(g, path);
+  negcut_net_free(g);
+  return bad ? fail(ctx, "making the model") : 0;
+}
+
+/* The generator through the translator (what users run), on j->model or
+ * else a model made here (whose making, a trainable network and the
+ * file's bytes, then counts in the peak RSS: the parent passes one). */
+static int worker_infer(const job *j, negcut_ctx *ctx) {
+  negcut_translator_options to;
   negcut_model *m = NULL;
   negcut_translator *tr = NULL;
   double t[MAX_SAMPLES];
   char path[] = "/tmp/negcut_bench_XXXXXX";
   size_t n = (size_t)j->batch * 3 * (size_t)j->size * (size_t)j->size;
-  int fd = mkstemp(path);
-  if (fd < 0) return fail(ctx, "temporary file");
-  close(fd);
-  negcut_generator_options_init(&go);
-  go.ngf = j->ngf;
-  go.n_blocks = j->blocks;
-  go.init_gain = 1.0f; /* as the PyTorch side: no denormals in either */
+  if (!j->model) {
+    int fd = mkstemp(path);
+    if (fd < 0) return fail(ctx, "temporary file");
+    close(fd);
+    if (save_model(j, ctx, path)) {
+      unlink(path);
+      return 1;
+    }
+  }
   negcut_translator_options_init(&to);
   to.bf16 = j->bf16;
   to.tf32 = j->tf32;
   to.eager = j->eager;
   to.conv_algo = j->conv;
-  int bad = negcut_net_create_generator(&g, ctx, &go) || negcut_net_save(g, path) ||
-            negcut_model_load(&m, ctx, path) || negcut_translator_create(&tr, ctx, m, &to);
-  unlink(path);
-  negcut_net_free(g);
+  int bad = negcut_model_load(&m, ctx, j->model ? j->model : path) ||
+            negcut_translator_create(&tr, ctx, m, &to);
+  if (!j->model) unlink(path);
   if (bad) return fail(ctx, "setup");
   float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
   random_image(x, n, 1);
@@ -174,6 +188,7 @@ static int parse_job(job *j, const bench_opts *o, int argc, char **argv, const c
     else if (!strcmp(argv[i], "--eager")) j->eager = 1;
     else if (!strcmp(argv[i], "--compile")) j->compile = 1;
     else if (!strcmp(argv[i], "--ort")) j->ort = 1;
+    else if (!strcmp(argv[i], "--model") && v) j->model = argv[++i];
     else if (!strcmp(argv[i], "--conv") && v) {
       for (j->conv = 2; j->conv >= 0 && strcmp(v, conv_names[j->conv]); j->conv--) {}
       i++;
@@ -274,6 +289,28 @@ static int compare(const bench_opts *o, int argc, char **argv, const char *what)
            " --conv %s%s%s%s",
            self, what, threads, j.reps, backend, j.size, j.ngf, j.blocks, j.batch, j.mode, conv_names[j.conv],
            j.bf16 ? " --bf16" : "", j.tf32 ? " --tf32" : "", j.eager ? " --eager" : "");
+  /* infer: the model is made here, once, so that a worker's peak RSS is
+   * loading and translating, what a user of the translator pays */
+  char model[] = "/tmp/negcut_bench_XXXXXX";
+  const int own_model = !strcmp(what, "infer");
+  if (own_model) {
+    negcut_ctx_options mo;
+    negcut_ctx *mctx = NULL;
+    int fd = mkstemp(model);
+    if (fd < 0) return 1;
+    close(fd);
+    negcut_ctx_options_init(&mo);
+    mo.backend = NEGCUT_BACKEND_CPU;
+    mo.threads = threads;
+    int bad = negcut_ctx_create(&mctx, &mo) ? fail(NULL, "context") : save_model(&j, mctx, model);
+    negcut_ctx_free(mctx);
+    if (bad) {
+      unlink(model);
+      return 1;
+    }
+    size_t used = strlen(ours);
+    snprintf(ours + used, sizeof ours - used, " --model %s", model);
+  }
   char onnx[] = "/tmp/negcut_bench_XXXXXX";
   if (j.ort) { /* ONNX Runtime runs the reference generator, exported once */
     char cmd[8192];
@@ -285,6 +322,7 @@ static int compare(const bench_opts *o, int argc, char **argv, const char *what)
     if (system(cmd) != 0) {
       fprintf(stderr, "negcut-bench: exporting the ONNX model failed: %s\n", cmd);
       unlink(onnx);
+      if (own_model) unlink(model);
       return 1;
     }
     snprintf(theirs, sizeof theirs, "node %s/tools/bench_ort.js --model %s --size %d --reps %d --threads %d",
@@ -311,6 +349,7 @@ static int compare(const bench_opts *o, int argc, char **argv, const char *what)
     }
   }
   if (j.ort) unlink(onnx);
+  if (own_model) unlink(model);
   if (failed) return 1;
   bench_stat sa = bench_stats(a.t, a.n), sb = bench_stats(b.t, b.n);
   char name[128];

@@ -251,15 +251,21 @@ static dnnl_status_t conv_pd(ngc_backend *be, const ngc_conv_key *k, dnnl_alg_ki
 
 /* Winograd's scratchpad (transformed tiles of the source, destination and
  * weights, per thread) grows with the activations: 35-75 MB for the 256 ->
- * 256 convolutions at 64x64 of a 256x256 CUT step, 125-240 MB for the
- * batch-2 ones at 128x128 and 256x256, which besides ran slower than direct
- * in the weight pass on this project's 2-core machine (68 -> 86 and 72 ->
- * 145 ms). Beyond this size the direct algorithm runs. */
-#define NGC_WINOGRAD_MAX_SCRATCH ((size_t)80 << 20)
+ * 256 convolutions at 64x64 of a 256x256 CUT step, about 140 MB for those
+ * at 128x128 of a 512x512 generator. Beyond these sizes, by pass (forward,
+ * backward-data, backward-weights), the direct algorithm runs. The weight
+ * pass's bound is lower: the batch-2 ones at 128x128 and 256x256 (136 and
+ * 238 MB) ran slower than direct on this project's 2-core machine (68 ->
+ * 86 and 72 -> 145 ms), while forward and backward-data passes of 124 MB
+ * still gained (60 -> 36 and 56 -> 24 ms). 160 MiB rather than 80 took a
+ * 512x512 generator from 1.10 to 0.61 s (peak RSS 408 -> 477 MiB) and a
+ * 256x256 CUT step from 2.62 to 2.46 s (1424 -> 1478 MiB). */
+static const size_t winograd_max_scratch[3] = {(size_t)160 << 20, (size_t)160 << 20,
+                                               (size_t)80 << 20};
 
 /* The primitive desc of k: Winograd where k allows it (fp32 3x3 stride 1),
  * the shape is large enough to gain (NGC_WINOGRAD_MIN_*, cpu_conv.h) and
- * oneDNN has it for the shape within NGC_WINOGRAD_MAX_SCRATCH (its
+ * oneDNN has it for the shape within winograd_max_scratch (its
  * avx512_core F(4x4, 3x3) kernels), otherwise the direct algorithm. The
  * choice depends on the shape, the thread count and the machine only, so
  * the same call gives the same bits every time. */
@@ -269,7 +275,7 @@ static dnnl_status_t conv_pd_pick(ngc_backend *be, const ngc_conv_key *k, const 
   if (k->winograd && !k->bf16 && k->k == 3 && k->stride == 1 && k->ci >= c->wino_min_channels &&
       k->co >= c->wino_min_channels && (int64_t)k->ho * k->wo >= c->wino_min_pixels &&
       conv_pd(be, k, dnnl_convolution_winograd, any, attr, pd) == dnnl_success) {
-    if (scratch_size(*pd) <= NGC_WINOGRAD_MAX_SCRATCH) return dnnl_success;
+    if (scratch_size(*pd) <= winograd_max_scratch[k->op]) return dnnl_success;
     dnnl_primitive_desc_destroy(*pd);
   }
   return conv_pd(be, k, dnnl_convolution_direct, any, attr, pd);
