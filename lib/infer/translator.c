@@ -97,10 +97,16 @@ static int64_t round4(int64_t v) {
 /* Working bytes of one generator run on (n, c, h, w): three rotating
  * activation buffers, input, output, and as much again for the backend's
  * own scratch (oneDNN's blocked copies). */
-static uint64_t run_bytes(const negcut_model *m, int64_t n, int64_t h, int64_t w) {
+static uint64_t run_bytes(const negcut_translator *tr, int64_t n, int64_t h, int64_t w) {
+  const negcut_model *m = tr->model;
   int64_t in[4] = {n, m->cfg.input_nc, h, w};
   int64_t peak = ngc_seq_peak_numel(&m->net, in);
-  return (uint64_t)(5 * peak + n * (m->cfg.input_nc + m->cfg.output_nc) * h * w) * sizeof(float);
+  /* Winograd's scratchpad: up to about four times the largest activation
+   * (67 MB for the 128 -> 256 convolution at 128x128 of a 256x256 image,
+   * whose output is 16.8 MB), bounded by the backend */
+  int64_t buffers = tr->tape.winograd ? 9 : 5;
+  return (uint64_t)(buffers * peak + n * (m->cfg.input_nc + m->cfg.output_nc) * h * w) *
+         sizeof(float);
 }
 
 static negcut_status grow(negcut_ctx *ctx, float **buf, size_t *cap, size_t count) {
@@ -214,11 +220,11 @@ static negcut_status translate_tiled(negcut_translator *tr, const float *src, in
   if (!wsum) return ngc_error(tr->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translate: out of memory");
   if (!t) { /* the largest tile whose run fits the budget */
     t = 16;
-    while (run_bytes(m, 1, round4(t + 16 + 2 * ov), round4(t + 16 + 2 * ov)) <= tr->opts.max_memory_bytes)
+    while (run_bytes(tr, 1, round4(t + 16 + 2 * ov), round4(t + 16 + 2 * ov)) <= tr->opts.max_memory_bytes)
       t += 16;
   }
   t &= ~(int64_t)3;
-  if (run_bytes(m, 1, round4(t + 2 * ov), round4(t + 2 * ov)) > tr->opts.max_memory_bytes && !tr->opts.tile_px) {
+  if (run_bytes(tr, 1, round4(t + 2 * ov), round4(t + 2 * ov)) > tr->opts.max_memory_bytes && !tr->opts.tile_px) {
     free(wsum);
     return ngc_error(tr->ctx, NEGCUT_ERR_LIMIT,
                      "translate: even a 16 px tile needs more than max_memory_bytes %llu",
@@ -254,12 +260,12 @@ static negcut_status translate_planar(negcut_translator *tr, const float *src, i
   int64_t ci = m->cfg.input_nc, co = m->cfg.output_nc;
   negcut_status st = NEGCUT_OK;
   ngc_error_clear(tr->ctx);
-  if (run_bytes(m, n, round4(H), round4(W)) <= tr->opts.max_memory_bytes && !tr->opts.tile_px) {
+  if (run_bytes(tr, n, round4(H), round4(W)) <= tr->opts.max_memory_bytes && !tr->opts.tile_px) {
     st = run_region(tr, src, n, H, W, 0, 0, H, W);
     if (!st) memcpy(dst, tr->out_host, (size_t)(n * co * H * W) * sizeof *dst);
     return st;
   }
-  if (n > 1 && run_bytes(m, 1, round4(H), round4(W)) <= tr->opts.max_memory_bytes &&
+  if (n > 1 && run_bytes(tr, 1, round4(H), round4(W)) <= tr->opts.max_memory_bytes &&
       !tr->opts.tile_px) {
     for (int64_t i = 0; i < n && !st; i++) {
       st = run_region(tr, src + i * ci * H * W, 1, H, W, 0, 0, H, W);

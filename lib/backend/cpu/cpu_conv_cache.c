@@ -257,9 +257,10 @@ static dnnl_status_t conv_pd(ngc_backend *be, const ngc_conv_key *k, dnnl_alg_ki
  * pass's bound is lower: the batch-2 ones at 128x128 and 256x256 (136 and
  * 238 MB) ran slower than direct on this project's 2-core machine (68 ->
  * 86 and 72 -> 145 ms), while forward and backward-data passes of 124 MB
- * still gained (60 -> 36 and 56 -> 24 ms). 160 MiB rather than 80 took a
- * 512x512 generator from 1.10 to 0.61 s (peak RSS 408 -> 477 MiB) and a
- * 256x256 CUT step from 2.62 to 2.46 s (1424 -> 1478 MiB). */
+ * still gained (60 -> 36 and 56 -> 24 ms). These bounds rather than 80
+ * MiB in every pass took a 512x512 generator from 1.10 to 0.61 s (peak RSS
+ * 408 -> 478 MiB) and a 256x256 CUT step from 2.62 to 2.52 s (1424 -> 1467
+ * MiB). */
 static const size_t winograd_max_scratch[3] = {(size_t)160 << 20, (size_t)160 << 20,
                                                (size_t)80 << 20};
 
@@ -372,7 +373,8 @@ static negcut_status entry_build(ngc_backend *be, const ngc_conv_key *k, conv_en
   scratch = scratch_size(pd);
   if (scratch) {
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    st = ngc_cpu_check(be, dnnl_memory_create(&e->scratch, smd, ngc_cpu_of(be)->engine, DNNL_MEMORY_NONE),
+    st = ngc_cpu_check(be, dnnl_memory_create(&e->scratch, smd, ngc_cpu_of(be)->engine,
+                                              DNNL_MEMORY_NONE),
                        "memory");
     if (st) goto fail;
   }

@@ -181,8 +181,8 @@ static int known_nondeterministic(int32_t op, int32_t algo) {
 }
 
 /* Winograd and FFT algorithms: the same sums through transforms, with more
- * rounding error than the direct (GEMM-like) ones; taken only where the
- * caller allows them (ngc_conv_params.winograd). */
+ * rounding error than the direct (GEMM-like) ones; where the caller does
+ * not allow them (ngc_conv_params.winograd) they come after all others. */
 static int transform_algo(int32_t op, int32_t algo) {
   if (op == CONV_FWD)
     return algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT || algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING ||
