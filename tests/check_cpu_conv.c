@@ -376,9 +376,7 @@ END_TEST
  * three passes, and the others (and Winograd not allowed) the direct ones.
  * With the default bounds a 16x16 output or 16 channels run direct, 32x32
  * with 32 channels Winograd; a convolution whose Winograd scratchpad would
- * pass its bound (winograd_max_scratch: 80 MiB in the weight pass) runs
- * direct too: the weight pass of (2, 64, 256, 256) -> 128 asks for 238 MB
- * on 2 threads. */
+ * pass its bound by pass runs direct too (below). */
 static int is_wino(ngc_backend *be) {
   const char *impl = ngc_cpu_conv_last_impl(be);
   ck_assert_ptr_nonnull(impl);
@@ -412,6 +410,7 @@ START_TEST(test_conv2d_winograd) {
   buf y = make(ctx, be, 4, c->n, c->co, c->h - 2, c->w - 2, 0.0f);
   buf dx = make(ctx, be, 4, c->n, c->ci, c->h, c->w, 0.0f);
   buf dw = make(ctx, be, 4, c->co, c->ci, 3, 3, 0.0f);
+  buf db = make(ctx, be, 1, c->co, 1, 1, 1, 0.0f);
   for (int wino = 0; wino <= 1; wino++) {
     const ngc_conv_params p = {.stride = 1, .winograd = wino};
     ck_assert_int_eq(be->ops.conv2d_fwd(be, &p, &x.t, &w.t, NULL, &y.t), NEGCUT_OK);
@@ -420,8 +419,10 @@ START_TEST(test_conv2d_winograd) {
     ck_assert_int_eq(is_wino(be), wino);
     ck_assert_int_eq(be->ops.conv2d_bwd(be, &p, &x.t, &w.t, &y.t, NULL, &dw.t, NULL), NEGCUT_OK);
     ck_assert_int_eq(is_wino(be), wino);
+    ck_assert_int_eq(be->ops.conv2d_bwd(be, &p, &x.t, &w.t, &y.t, NULL, &dw.t, &db.t), NEGCUT_OK);
+    ck_assert_int_eq(is_wino(be), wino); /* the weight pass with the bias gradient */
   }
-  drop(&x), drop(&w), drop(&y), drop(&dx), drop(&dw);
+  drop(&x), drop(&w), drop(&y), drop(&dx), drop(&dw), drop(&db);
   /* stride 2 */
   x = make(ctx, be, 4, 1, 16, 9, 9, NAN);
   w = make(ctx, be, 4, 16, 16, 3, 3, NAN);
@@ -451,14 +452,20 @@ START_TEST(test_conv2d_winograd) {
                   ngc_cpu_conv_last_impl(be));
     drop(&x), drop(&w), drop(&y);
   }
-  /* past the scratchpad bound: direct */
-  x = make(ctx, be, 4, 2, 64, 256, 256, NAN);
-  dw = make(ctx, be, 4, 128, 64, 3, 3, 0.0f);
-  buf dy = make(ctx, be, 4, 2, 128, 256, 256, NAN);
+  /* The scratchpad bounds by pass: (2, 128, 128, 128) -> 256 asks for 124
+   * MB forward (under NGC_WINOGRAD_MAX_SCRATCH: Winograd) and 136 MB in
+   * the weight pass (over NGC_WINOGRAD_MAX_SCRATCH_WEIGHTS: direct), on 2
+   * threads */
+  x = make(ctx, be, 4, 2, 128, 128, 128, NAN);
+  w = make(ctx, be, 4, 256, 128, 3, 3, NAN);
+  dw = make(ctx, be, 4, 256, 128, 3, 3, 0.0f);
+  buf dy = make(ctx, be, 4, 2, 256, 128, 128, NAN);
   const ngc_conv_params p1 = {.stride = 1, .pad = 1, .winograd = 1};
-  ck_assert_int_eq(be->ops.conv2d_bwd(be, &p1, &x.t, &dw.t, &dy.t, NULL, &dw.t, NULL), NEGCUT_OK);
-  ck_assert(!is_wino(be));
-  drop(&x), drop(&dw), drop(&dy);
+  ck_assert_int_eq(be->ops.conv2d_fwd(be, &p1, &x.t, &w.t, NULL, &dy.t), NEGCUT_OK);
+  ck_assert_msg(is_wino(be), "forward, 124 MB: %s", ngc_cpu_conv_last_impl(be));
+  ck_assert_int_eq(be->ops.conv2d_bwd(be, &p1, &x.t, &w.t, &dy.t, NULL, &dw.t, NULL), NEGCUT_OK);
+  ck_assert_msg(!is_wino(be), "weights, 136 MB: %s", ngc_cpu_conv_last_impl(be));
+  drop(&x), drop(&w), drop(&dw), drop(&dy);
   negcut_ctx_free(ctx);
 }
 END_TEST

@@ -48,7 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/cpu/cpu.h"
+#include "backend/cpu/cpu_conv.h"
 #include "io/safetensors.h"
 #include "models/net.h"
 #include "ngc_test.h"
@@ -552,6 +552,20 @@ START_TEST(test_train_parity) {
                             "iteration-1 tolerances (reported, not asserted)\n", it + 1,
                             (long long)bad_gp);
     for (int i = 0; i < 4; i++) net_grads_free(&ng[i]);
+  }
+  if (r->backend == NEGCUT_BACKEND_CPU) {
+    /* the passes the bits allow ran Winograd kernels, the others none
+     * (where oneDNN has them: avx512_core) */
+    const int have = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) ==
+                     dnnl_cpu_isa_avx512_core;
+    const uint32_t bit[3] = {NGC_WINOGRAD_FWD, NGC_WINOGRAD_BWD, NGC_WINOGRAD_BWD};
+    for (int op = 0; op < 3; op++) {
+      int64_t runs = ngc_cpu_conv_winograd_runs(g_ctx->be, op);
+      printf("  Winograd runs of pass %d: %lld\n", op, (long long)runs);
+      if (have) ck_assert_msg((runs > 0) == ((r->winograd & bit[op]) != 0),
+                              "%s [%s]: %lld Winograd runs of pass %d", c->name, g_backend,
+                              (long long)runs, op);
+    }
   }
   print_stat("losses 1", &s_loss);
   print_stat("grads 1", &s_grad);

@@ -15,6 +15,7 @@
 #include "negcut/experimental.h"
 #include "negcut/train.h"
 #include "ngc_test.h"
+#include "train/trainer.h" /* the tape a trainer set up */
 #include "fuzz/fuzz_common.h" /* the fuzz target's trainer, for its regression input */
 
 #define N_IMAGES 8
@@ -157,7 +158,18 @@ START_TEST(options_and_create_contract) {
     o.version = v;
     memcpy(old, &o, size);
     ck_assert_int_eq(negcut_trainer_create(&t, ctx, old), NEGCUT_OK);
+    ck_assert_uint_eq(t->t.tape.winograd, NGC_WINOGRAD_BWD); /* what 0 (AUTO) means */
     free(old);
+    negcut_trainer_free(t);
+    t = NULL;
+  }
+  /* conv_algo -> the passes whose convolutions may use Winograd */
+  static const uint32_t bits[3] = {NGC_WINOGRAD_BWD, 0, NGC_WINOGRAD_FWD | NGC_WINOGRAD_BWD};
+  for (negcut_conv_algo a = NEGCUT_CONV_AUTO; a <= NEGCUT_CONV_WINOGRAD; a++) {
+    tiny_options(&o, NEGCUT_MODE_CUT, NULL);
+    o.conv_algo = a;
+    ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);
+    ck_assert_uint_eq(t->t.tape.winograd, bits[a]);
     negcut_trainer_free(t);
     t = NULL;
   }

@@ -315,7 +315,10 @@ static int compare(const bench_opts *o, int argc, char **argv, const char *what)
   if (j.ort) { /* ONNX Runtime runs the reference generator, exported once */
     char cmd[8192];
     int fd = mkstemp(onnx);
-    if (fd < 0) return 1;
+    if (fd < 0) {
+      if (own_model) unlink(model);
+      return 1;
+    }
     close(fd);
     snprintf(cmd, sizeof cmd, "%s %s/tools/export_onnx.py %s --ngf %d --blocks %d --size %d", python, src,
              onnx, j.ngf, j.blocks, j.size);

@@ -26,10 +26,13 @@ class _Image(ctypes.Structure):
                 ("pixels", ctypes.POINTER(ctypes.c_uint8))]
 
 
-class _TranslatorOptions(ctypes.Structure):  # version 2
+class _TranslatorOptions(ctypes.Structure):  # version 3
     _fields_ = [("version", ctypes.c_uint32), ("max_memory_bytes", ctypes.c_uint64),
                 ("tile_px", ctypes.c_int32), ("overlap_px", ctypes.c_int32), ("bf16", ctypes.c_int32),
-                ("tf32", ctypes.c_int32), ("eager", ctypes.c_int32)]
+                ("tf32", ctypes.c_int32), ("eager", ctypes.c_int32), ("conv_algo", ctypes.c_int32)]
+
+
+CONV_AUTO, CONV_DIRECT, CONV_WINOGRAD = 0, 1, 2  # negcut_conv_algo
 
 
 class _CtxOptions(ctypes.Structure):
@@ -89,7 +92,8 @@ class Negcut:
 
     def translator(self, model_path, **options):
         """options: any field of negcut_translator_options (max_memory_bytes,
-        tile_px, overlap_px, bf16, tf32, eager); booleans are fine."""
+        tile_px, overlap_px, bf16, tf32, eager, conv_algo: CONV_AUTO or
+        CONV_DIRECT); booleans are fine."""
         return Translator(self, model_path, options)
 
     def close(self):

@@ -278,6 +278,10 @@ struct ngc_backend {
    * and launches are the cost (CUDA). 0: the host backends, whose memory
    * is the machine's. */
   int32_t keep_activations;
+  /* The largest scratchpad a Winograd forward (ngc_conv_params.winograd)
+   * may take beyond the other convolutions' needs; 0 where transform
+   * algorithms need no memory of the caller's to count. */
+  size_t winograd_scratch_max;
   negcut_ctx *ctx;     /* for error messages and the thread budget */
   void *impl;          /* private state */
   ngc_backend_ops ops;

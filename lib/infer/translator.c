@@ -95,18 +95,19 @@ static int64_t round4(int64_t v) {
 }
 
 /* Working bytes of one generator run on (n, c, h, w): three rotating
- * activation buffers, input, output, and as much again for the backend's
- * own scratch (oneDNN's blocked copies). */
+ * activation buffers, input, output, as much again for the backend's own
+ * scratch (oneDNN's blocked copies), and where Winograd convolutions may
+ * run their scratchpad: up to about four times the largest activation
+ * (67 MB for the 128 -> 256 convolution at 128x128 of a 256x256 image,
+ * whose output is 16.8 MB), at most the backend's bound. */
 static uint64_t run_bytes(const negcut_translator *tr, int64_t n, int64_t h, int64_t w) {
   const negcut_model *m = tr->model;
   int64_t in[4] = {n, m->cfg.input_nc, h, w};
-  int64_t peak = ngc_seq_peak_numel(&m->net, in);
-  /* Winograd's scratchpad: up to about four times the largest activation
-   * (67 MB for the 128 -> 256 convolution at 128x128 of a 256x256 image,
-   * whose output is 16.8 MB), bounded by the backend */
-  int64_t buffers = tr->tape.winograd ? 9 : 5;
-  return (uint64_t)(buffers * peak + n * (m->cfg.input_nc + m->cfg.output_nc) * h * w) *
-         sizeof(float);
+  uint64_t peak = (uint64_t)ngc_seq_peak_numel(&m->net, in) * sizeof(float);
+  uint64_t bytes = 5 * peak + (uint64_t)(n * (m->cfg.input_nc + m->cfg.output_nc) * h * w) * sizeof(float);
+  uint64_t wino = tr->tape.winograd && !tr->tape.bf16 ? 4 * peak : 0;
+  uint64_t wino_max = tr->ctx->be->winograd_scratch_max;
+  return bytes + (wino < wino_max ? wino : wino_max);
 }
 
 static negcut_status grow(negcut_ctx *ctx, float **buf, size_t *cap, size_t count) {

@@ -62,6 +62,8 @@ negcut_status ngc_cpu_open(negcut_ctx *ctx, ngc_backend **out) {
   c->gemm = ngc_cpu_pick_gemm();
   c->wino_min_channels = NGC_WINOGRAD_MIN_CHANNELS;
   c->wino_min_pixels = NGC_WINOGRAD_MIN_PIXELS;
+  if ((dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core)
+    be->winograd_scratch_max = NGC_WINOGRAD_MAX_SCRATCH; /* oneDNN's Winograd kernels */
   /* One thread budget: OpenBLAS runs single-threaded inside our OpenMP
    * regions instead of starting its own pool that fights OpenMP's. */
   openblas_set_num_threads(1);

@@ -32,7 +32,7 @@ static ngc_conv_key conv_key(ngc_backend *be, ngc_conv_op op, const ngc_conv_par
   key.k = (int32_t)k;
   key.stride = p->stride;
   key.pad = p->pad;
-  key.winograd = p->winograd != 0;
+  key.winograd = p->winograd && k == 3 && p->stride == 1; /* the shapes it has */
   key.src_blk = (int32_t)ngc_block_of(be, src);
   key.dst_blk = (int32_t)ngc_block_of(be, dst);
   return key;
@@ -93,6 +93,7 @@ static negcut_status cpu_conv2d_fwd(ngc_backend *be, const ngc_conv_params *p,
   ngc_cpu_enter(be);
   ngc_conv_key key = conv_key(be, NGC_CONV_FWD, p, x, y, w->dim[2], b != NULL);
   key.bf16 = p->bf16 != 0;
+  if (key.bf16) key.winograd = 0; /* oneDNN has no bf16 Winograd */
   float *const args[NGC_CONV_MAX_ARGS] = {x->data, w->data, b ? b->data : NULL, y->data};
   return ngc_cpu_conv_run(be, &key, args);
 }

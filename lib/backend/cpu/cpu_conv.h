@@ -31,7 +31,7 @@ typedef struct ngc_conv_key {
   int32_t bias; /* fwd: bias input; bwd-weights: diff_bias output */
   int32_t bf16; /* fwd: source and weights in bfloat16, f32 accumulation and output */
   int32_t src_blk, dst_blk; /* channel block of the user's src / dst memory; 1: plain */
-  int32_t winograd; /* fp32 3x3 stride 1: Winograd where oneDNN has it (cpu_conv_cache.c) */
+  int32_t winograd; /* allowed, and fp32 3x3 stride 1: Winograd where it gains (cpu_conv_cache.c) */
   int32_t n, ci, h, w, co, ho, wo, k, stride, pad;
 } ngc_conv_key;
 
@@ -43,6 +43,10 @@ typedef struct ngc_conv_key {
  * channels), 2.54 -> 1.76 (256), 5.04 -> 2.10 (256 -> 128 at 64x64). */
 #define NGC_WINOGRAD_MIN_CHANNELS 32
 #define NGC_WINOGRAD_MIN_PIXELS (32 * 32)
+/* Scratchpad bounds of Winograd primitives: forward and backward-data,
+ * backward-weights (measurements at winograd_max_scratch). */
+#define NGC_WINOGRAD_MAX_SCRATCH ((size_t)160 << 20)
+#define NGC_WINOGRAD_MAX_SCRATCH_WEIGHTS ((size_t)80 << 20)
 
 /* Runs the primitive of `key` (built on first use) on plain row-major
  * buffers, in the argument order of ngc_conv_op. Outputs marked += above
@@ -53,6 +57,9 @@ negcut_status ngc_cpu_conv_run(ngc_backend *be, const ngc_conv_key *key,
 /* oneDNN's name of the implementation the last ngc_cpu_conv_run ran (say
  * "jit_wino_4x3:avx512_core"), NULL before any; for tests. */
 const char *ngc_cpu_conv_last_impl(ngc_backend *be);
+/* How many convolutions of pass op (ngc_conv_op) ran a Winograd primitive
+ * on be so far; for tests. */
+int64_t ngc_cpu_conv_winograd_runs(ngc_backend *be, int32_t op);
 
 /* The backend's growing work buffer (64-byte aligned), valid until the next
  * call of a conv or blur slot. NULL (with a message on be->ctx) when out of

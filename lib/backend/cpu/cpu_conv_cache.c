@@ -34,12 +34,14 @@ typedef struct conv_entry {
   dnnl_memory_t scratch; /* NULL when the primitive needs none */
   conv_arg a[NGC_CONV_MAX_ARGS];
   size_t scratch_off, work_bytes;
+  int32_t winograd; /* the primitive is oneDNN's Winograd */
   struct conv_entry *next;
 } conv_entry;
 
 typedef struct conv_cache {
   conv_entry *head;
   const conv_entry *last; /* of the last ngc_cpu_conv_run */
+  int64_t winograd_runs[3]; /* Winograd primitives run, by ngc_conv_op */
   void *work; /* 64-byte aligned, work_cap bytes */
   size_t work_cap;
 } conv_cache;
@@ -261,22 +263,28 @@ static dnnl_status_t conv_pd(ngc_backend *be, const ngc_conv_key *k, dnnl_alg_ki
  * MiB in every pass took a 512x512 generator from 1.10 to 0.61 s (peak RSS
  * 408 -> 478 MiB) and a 256x256 CUT step from 2.62 to 2.52 s (1424 -> 1467
  * MiB). */
-static const size_t winograd_max_scratch[3] = {(size_t)160 << 20, (size_t)160 << 20,
-                                               (size_t)80 << 20};
+static const size_t winograd_max_scratch[3] = {NGC_WINOGRAD_MAX_SCRATCH,
+                                               NGC_WINOGRAD_MAX_SCRATCH,
+                                               NGC_WINOGRAD_MAX_SCRATCH_WEIGHTS};
 
-/* The primitive desc of k: Winograd where k allows it (fp32 3x3 stride 1),
- * the shape is large enough to gain (NGC_WINOGRAD_MIN_*, cpu_conv.h) and
+/* The primitive desc of k: Winograd where k allows it (k->winograd: fp32
+ * 3x3 stride 1, conv_key), the shape is large enough to gain (NGC_WINOGRAD_MIN_*, cpu_conv.h) and
  * oneDNN has it for the shape within winograd_max_scratch (its
  * avx512_core F(4x4, 3x3) kernels), otherwise the direct algorithm. The
  * choice depends on the shape, the thread count and the machine only, so
  * the same call gives the same bits every time. */
 static dnnl_status_t conv_pd_pick(ngc_backend *be, const ngc_conv_key *k, const conv_mds *any,
-                                  const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd) {
+                                  const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd,
+                                  int32_t *winograd) {
   const ngc_cpu *c = ngc_cpu_of(be);
-  if (k->winograd && !k->bf16 && k->k == 3 && k->stride == 1 && k->ci >= c->wino_min_channels &&
-      k->co >= c->wino_min_channels && (int64_t)k->ho * k->wo >= c->wino_min_pixels &&
+  *winograd = 0;
+  if (k->winograd && k->ci >= c->wino_min_channels && k->co >= c->wino_min_channels &&
+      (int64_t)k->ho * k->wo >= c->wino_min_pixels &&
       conv_pd(be, k, dnnl_convolution_winograd, any, attr, pd) == dnnl_success) {
-    if (scratch_size(*pd) <= winograd_max_scratch[k->op]) return dnnl_success;
+    if (scratch_size(*pd) <= winograd_max_scratch[k->op]) {
+      *winograd = 1;
+      return dnnl_success;
+    }
     dnnl_primitive_desc_destroy(*pd);
   }
   return conv_pd(be, k, dnnl_convolution_direct, any, attr, pd);
@@ -365,7 +373,7 @@ static negcut_status entry_build(ngc_backend *be, const ngc_conv_key *k, conv_en
   }
   static const char *const what[] = {"conv forward", "conv backward-data",
                                      "conv backward-weights"};
-  st = ngc_cpu_check(be, conv_pd_pick(be, k, &any, attr, &pd), what[k->op]);
+  st = ngc_cpu_check(be, conv_pd_pick(be, k, &any, attr, &pd, &e->winograd), what[k->op]);
   if (st) goto fail;
 
   st = ngc_cpu_check(be, dnnl_primitive_create(&e->prim, pd), "conv primitive");
@@ -406,6 +414,12 @@ const char *ngc_cpu_conv_last_impl(ngc_backend *be) {
   return impl;
 }
 
+int64_t ngc_cpu_conv_winograd_runs(ngc_backend *be, int32_t op) {
+  ngc_cpu *c = ngc_cpu_of(be);
+  const conv_cache *cc = c ? c->conv_cache : NULL;
+  return cc && op >= 0 && op < 3 ? cc->winograd_runs[op] : 0;
+}
+
 static negcut_status exec(ngc_backend *be, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args,
                           const char *what) {
   return ngc_cpu_check(be, dnnl_primitive_execute(p, ngc_cpu_of(be)->stream, nargs, args), what);
@@ -440,6 +454,7 @@ negcut_status ngc_cpu_conv_run(ngc_backend *be, const ngc_conv_key *key,
     cc->head = e;
   }
   cc->last = e;
+  cc->winograd_runs[e->key.op] += e->winograd;
   if (e->work_bytes) {
     work = ngc_cpu_work(be, e->work_bytes);
     if (!work) return NEGCUT_ERR_OUT_OF_MEMORY;
