@@ -97,6 +97,11 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
   for mode in cut negcut; do # ours without graphs
     bench train.log train --mode $mode --reps 5 --rounds 1 --eager --no-torch
   done
+  # conv_algo: the default (AUTO) keeps cuDNN's Winograd and FFT algorithms
+  # out of the training forward passes; their cost on a GPU, ours only
+  for c in direct winograd; do
+    bench train.log train --mode cut --reps 5 --rounds 1 --no-torch --conv $c
+  done
   bench infer.log infer --reps 20 --rounds 2 --bf16 --eager
   bench conv.log conv --reps 10
 fi
