@@ -43,10 +43,10 @@ typedef struct ngc_conv_key {
  * channels), 2.54 -> 1.76 (256), 5.04 -> 2.10 (256 -> 128 at 64x64). */
 #define NGC_WINOGRAD_MIN_CHANNELS 32
 #define NGC_WINOGRAD_MIN_PIXELS (32 * 32)
-/* Scratchpad bounds of Winograd primitives: forward and backward-data,
- * backward-weights (measurements at winograd_max_scratch). */
+/* Scratchpad bounds of Winograd primitives: forward, backward passes
+ * (measurements at winograd_max_scratch). */
 #define NGC_WINOGRAD_MAX_SCRATCH ((size_t)160 << 20)
-#define NGC_WINOGRAD_MAX_SCRATCH_WEIGHTS ((size_t)80 << 20)
+#define NGC_WINOGRAD_MAX_SCRATCH_BACKWARD ((size_t)80 << 20)
 
 /* Runs the primitive of `key` (built on first use) on plain row-major
  * buffers, in the argument order of ngc_conv_op. Outputs marked += above

@@ -253,19 +253,19 @@ static dnnl_status_t conv_pd(ngc_backend *be, const ngc_conv_key *k, dnnl_alg_ki
 
 /* Winograd's scratchpad (transformed tiles of the source, destination and
  * weights, per thread) grows with the activations: 35-75 MB for the 256 ->
- * 256 convolutions at 64x64 of a 256x256 CUT step, about 140 MB for those
- * at 128x128 of a 512x512 generator. Beyond these sizes, by pass (forward,
- * backward-data, backward-weights), the direct algorithm runs. The weight
- * pass's bound is lower: the batch-2 ones at 128x128 and 256x256 (136 and
- * 238 MB) ran slower than direct on this project's 2-core machine (68 ->
- * 86 and 72 -> 145 ms), while forward and backward-data passes of 124 MB
- * still gained (60 -> 36 and 56 -> 24 ms). These bounds rather than 80
- * MiB in every pass took a 512x512 generator from 1.10 to 0.61 s (peak RSS
- * 408 -> 478 MiB) and a 256x256 CUT step from 2.62 to 2.52 s (1424 -> 1467
- * MiB). */
+ * 256 convolutions at 64x64 of a 256x256 CUT step, 124-136 MB for its
+ * batch-2 ones at 128x128, about 140 MB for the forward passes at 128x128
+ * of a 512x512 generator. Beyond these bounds, by pass (forward,
+ * backward-data, backward-weights), the direct algorithm runs. Forward:
+ * 160 MiB took a 512x512 generator from 1.13 to 0.65 s (peak RSS 408 ->
+ * 477 MiB). Backward-weights: the batch-2 passes of 136 and 238 MB ran
+ * slower than direct on this project's 2-core machine (68 -> 86 and 72 ->
+ * 145 ms). Backward-data: those of 124 MB gained (56 -> 24 ms), but
+ * allowing them took a 256x256 CUT step only from 2.62 to 2.52 s, and its
+ * peak RSS from 1424 to 1467 MiB, past half of PyTorch's (2840-2955). */
 static const size_t winograd_max_scratch[3] = {NGC_WINOGRAD_MAX_SCRATCH,
-                                               NGC_WINOGRAD_MAX_SCRATCH,
-                                               NGC_WINOGRAD_MAX_SCRATCH_WEIGHTS};
+                                               NGC_WINOGRAD_MAX_SCRATCH_BACKWARD,
+                                               NGC_WINOGRAD_MAX_SCRATCH_BACKWARD};
 
 /* The primitive desc of k: Winograd where k allows it (k->winograd: fp32
  * 3x3 stride 1, conv_key), the shape is large enough to gain (NGC_WINOGRAD_MIN_*, cpu_conv.h) and
