@@ -27,6 +27,10 @@ typedef struct ngc_cpu {
  * thread count always give the same bits. */
 typedef enum ngc_cpu_gemm { NGC_CPU_GEMM_OPENBLAS = 0, NGC_CPU_GEMM_ONEDNN = 1 } ngc_cpu_gemm;
 ngc_cpu_gemm ngc_cpu_pick_gemm(void);
+/* Whether oneDNN runs its avx512_core kernels here (ONEDNN_MAX_CPU_ISA can
+ * lower that): the condition of its sgemm pick and of its Winograd
+ * convolution kernels. */
+int ngc_cpu_avx512(void);
 const char *ngc_cpu_gemm_name(ngc_cpu_gemm g);
 
 static inline ngc_cpu *ngc_cpu_of(ngc_backend *be) { return (ngc_cpu *)be->impl; }

@@ -62,8 +62,7 @@ negcut_status ngc_cpu_open(negcut_ctx *ctx, ngc_backend **out) {
   c->gemm = ngc_cpu_pick_gemm();
   c->wino_min_channels = NGC_WINOGRAD_MIN_CHANNELS;
   c->wino_min_pixels = NGC_WINOGRAD_MIN_PIXELS;
-  if ((dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core)
-    be->winograd_scratch_max = NGC_WINOGRAD_MAX_SCRATCH; /* oneDNN's Winograd kernels */
+  if (ngc_cpu_avx512()) be->winograd_scratch_max = NGC_WINOGRAD_MAX_SCRATCH;
   /* One thread budget: OpenBLAS runs single-threaded inside our OpenMP
    * regions instead of starting its own pool that fights OpenMP's. */
   openblas_set_num_threads(1);
@@ -71,12 +70,15 @@ negcut_status ngc_cpu_open(negcut_ctx *ctx, ngc_backend **out) {
   return NEGCUT_OK;
 }
 
+int ngc_cpu_avx512(void) {
+  return (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+}
+
 ngc_cpu_gemm ngc_cpu_pick_gemm(void) {
   /* OpenBLAS 0.3.21's names of the cores it runs AVX-512 kernels on. */
   static const char *const avx512_cores[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
-  const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
   const char *core = openblas_get_corename();
-  if ((isa & dnnl_cpu_isa_avx512_core) != dnnl_cpu_isa_avx512_core) return NGC_CPU_GEMM_OPENBLAS;
+  if (!ngc_cpu_avx512()) return NGC_CPU_GEMM_OPENBLAS;
   for (size_t i = 0; i < sizeof avx512_cores / sizeof *avx512_cores; i++)
     if (core && !strcasecmp(core, avx512_cores[i])) return NGC_CPU_GEMM_OPENBLAS;
   return NGC_CPU_GEMM_ONEDNN;
@@ -88,6 +90,7 @@ const char *ngc_cpu_gemm_name(ngc_cpu_gemm g) {
 
 void ngc_cpu_describe(char *buf, size_t cap) {
   const dnnl_version_t *v = dnnl_version();
-  snprintf(buf, cap, "oneDNN %d.%d.%d, %s; sgemm: %s", v->major, v->minor, v->patch,
-           openblas_get_config(), ngc_cpu_gemm_name(ngc_cpu_pick_gemm()));
+  snprintf(buf, cap, "oneDNN %d.%d.%d, %s; sgemm: %s; Winograd convolutions: %s", v->major,
+           v->minor, v->patch, openblas_get_config(), ngc_cpu_gemm_name(ngc_cpu_pick_gemm()),
+           ngc_cpu_avx512() ? "yes" : "no (no AVX-512)");
 }
