@@ -65,9 +65,9 @@ typedef struct negcut_translator_options {
                                 otherwise records the generator on the second call with
                                 a given image size and replays it from the third) */
   negcut_conv_algo conv_algo; /* NEGCUT_CONV_AUTO (Winograd where the backend has it,
-                                about 2x faster on CPUs with AVX-512) or
-                                NEGCUT_CONV_DIRECT; bf16 convolutions on a CPU are always
-                                direct */
+                                about 2x faster on CPUs with AVX-512; NEGCUT_CONV_WINOGRAD
+                                means the same here) or NEGCUT_CONV_DIRECT; bf16
+                                convolutions on a CPU are always direct */
 } negcut_translator_options;
 
 #define NEGCUT_TRANSLATOR_OPTIONS_INIT { NEGCUT_TRANSLATOR_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0 }
