@@ -395,8 +395,7 @@ START_TEST(test_conv2d_winograd) {
   negcut_ctx *ctx = open_cpu();
   ngc_backend *be = ctx->be;
   ngc_cpu_of(be)->wino_min_channels = ngc_cpu_of(be)->wino_min_pixels = 0;
-  const int avx512 = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) ==
-                     dnnl_cpu_isa_avx512_core;
+  const int avx512 = ngc_cpu_avx512();
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(ctx, &cases[i], 0, 1);
   if (!avx512) {
     printf("test_conv2d_winograd: oneDNN has no avx512_core here, so no Winograd kernels; "

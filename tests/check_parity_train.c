@@ -556,8 +556,7 @@ START_TEST(test_train_parity) {
   if (r->backend == NEGCUT_BACKEND_CPU) {
     /* the passes the bits allow ran Winograd kernels, the others none
      * (where oneDNN has them: avx512_core) */
-    const int have = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) ==
-                     dnnl_cpu_isa_avx512_core;
+    const int have = ngc_cpu_avx512();
     const uint32_t bit[3] = {NGC_WINOGRAD_FWD, NGC_WINOGRAD_BWD, NGC_WINOGRAD_BWD};
     for (int op = 0; op < 3; op++) {
       int64_t runs = ngc_cpu_conv_winograd_runs(g_ctx->be, op);

@@ -268,11 +268,11 @@ static const size_t winograd_max_scratch[3] = {NGC_WINOGRAD_MAX_SCRATCH,
                                                NGC_WINOGRAD_MAX_SCRATCH_BACKWARD};
 
 /* The primitive desc of k: Winograd where k allows it (k->winograd: fp32
- * 3x3 stride 1, conv_key), the shape is large enough to gain (NGC_WINOGRAD_MIN_*, cpu_conv.h) and
- * oneDNN has it for the shape within winograd_max_scratch (its
- * avx512_core F(4x4, 3x3) kernels), otherwise the direct algorithm. The
- * choice depends on the shape, the thread count and the machine only, so
- * the same call gives the same bits every time. */
+ * 3x3 stride 1, conv_key), the shape is large enough to gain
+ * (NGC_WINOGRAD_MIN_*, cpu_conv.h) and oneDNN has it for the shape within
+ * winograd_max_scratch (its avx512_core F(4x4, 3x3) kernels), otherwise
+ * the direct algorithm. The choice depends on the shape, the thread count
+ * and the machine only, so the same call gives the same bits every time. */
 static dnnl_status_t conv_pd_pick(ngc_backend *be, const ngc_conv_key *k, const conv_mds *any,
                                   const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd,
                                   int32_t *winograd) {
