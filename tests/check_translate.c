@@ -13,6 +13,7 @@
 #include <negcut.h>
 
 #include "infer/infer.h" /* the options a translator kept */
+#include "models/api.h"  /* a network's gradient slab */
 #include "io/safetensors.h"
 #include "ngc_test.h"
 
@@ -99,7 +100,9 @@ START_TEST(test_sizes_kept) {
 END_TEST
 
 /* A multiple-of-4 image gives exactly what the raw generator gives, with
- * the direct convolutions the network API runs. */
+ * the direct convolutions the network API runs. The model holds the same
+ * parameters without the network's gradient slab, and refuses to zero or
+ * train one. */
 START_TEST(test_matches_network) {
   negcut_net *g = new_generator();
   negcut_tensor *x = NULL, *y = NULL;
@@ -107,6 +110,14 @@ START_TEST(test_matches_network) {
   int64_t in[4] = {1, 3, 32, 40}, out[4];
   float xs[3 * 32 * 40], want[3 * 32 * 40];
   ck_assert_int_eq(negcut_net_load(g, model_path), NEGCUT_OK);
+  ck_assert_ptr_nonnull(g->net.grads.data);
+  ck_assert_ptr_null(model->net.grads.data);
+  ck_assert_ptr_nonnull(model->net.slab.data);
+  ck_assert_int_eq(model->net.slab.dim[0], g->net.slab.dim[0]);
+  for (int32_t i = 0; i < model->net.n_params; i++)
+    ck_assert_ptr_null(model->net.params[i].grad.data);
+  ck_assert_int_eq(ngc_net_zero_grad(&model->net), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "without gradients"));
   ck_assert_int_eq(negcut_net_output_shape(g, in, out), NEGCUT_OK);
   ck_assert_int_eq(negcut_tensor_create(&x, ctx, 4, in), NEGCUT_OK);
   ck_assert_int_eq(negcut_tensor_create(&y, ctx, 4, out), NEGCUT_OK);

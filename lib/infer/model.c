@@ -17,13 +17,13 @@ static negcut_status model_from_file(negcut_model **out, negcut_ctx *ctx, const 
    * us allocate stays in proportion to the file's own size. */
   if (st == NEGCUT_OK) st = ngc_generator_layout(&m->net, ctx, &m->cfg);
   if (st == NEGCUT_OK) st = ngc_net_check_file(ctx, &m->net, f, label);
+  m->net.requires_grad = 0; /* before the allocation: no gradient slab */
   if (st == NEGCUT_OK) st = ngc_generator_alloc(&m->net);
   if (st == NEGCUT_OK) st = ngc_net_read(ctx, &m->net, f, label); /* checked above */
   if (st != NEGCUT_OK) {
     negcut_model_free(m);
     return st;
   }
-  m->net.requires_grad = 0;
   *out = m;
   return NEGCUT_OK;
 }

@@ -336,6 +336,9 @@ negcut_status negcut_net_zero_grad(negcut_net *net) {
 
 negcut_status negcut_net_set_requires_grad(negcut_net *net, int32_t on) {
   if (!net) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_net_set_requires_grad: NULL");
+  if (on && !net->net.grads.data)
+    return ngc_error(net->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_net_set_requires_grad: this network was made without gradients");
   net->net.requires_grad = on != 0;
   return NEGCUT_OK;
 }

@@ -172,9 +172,11 @@ negcut_status ngc_net_alloc_params(ngc_net *net) {
     if (!buffers) trained = span;
   }
   st = ngc_tensor_alloc(ctx, ctx->be, &net->slab, 1, &span);
-  if (!st) st = ngc_tensor_alloc(ctx, ctx->be, &net->grads, 1, &trained);
   if (!st) st = ngc_fill(ctx, &net->slab, 0.0f);
-  if (!st) st = ngc_fill(ctx, &net->grads, 0.0f);
+  /* A network frozen before its parameters exist (an inference model) gets
+   * no gradients: at ngf 64 that is 45 MB of zeros not held. */
+  if (!st && net->requires_grad) st = ngc_tensor_alloc(ctx, ctx->be, &net->grads, 1, &trained);
+  if (!st && net->requires_grad) st = ngc_fill(ctx, &net->grads, 0.0f);
   if (st) {
     ngc_tensor_release(&net->slab);
     ngc_tensor_release(&net->grads);
@@ -184,7 +186,8 @@ negcut_status ngc_net_alloc_params(ngc_net *net) {
   for (int32_t i = 0; i < net->n_params; i++) {
     ngc_param *p = &net->params[i];
     p->value.data = net->slab.data + p->offset;
-    if (!p->buffer) p->grad = ngc_tensor_view_as(ctx->be, net->grads.data + p->offset, &p->value);
+    if (!p->buffer && net->grads.data)
+      p->grad = ngc_tensor_view_as(ctx->be, net->grads.data + p->offset, &p->value);
   }
   return NEGCUT_OK;
 }
@@ -248,8 +251,14 @@ negcut_status ngc_net_init_weights(ngc_net *net, uint32_t init_id, float gain) {
   return st;
 }
 
+static negcut_status no_grads(const ngc_net *net) {
+  return net->slab.data ? ngc_error(net->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                                    "network: made without gradients (frozen before its "
+                                    "parameters were allocated)")
+                        : ngc_error(net->ctx, NEGCUT_ERR_INTERNAL, "network: parameters not allocated");
+}
+
 negcut_status ngc_net_zero_grad(ngc_net *net) {
-  if (!net->grads.data)
-    return ngc_error(net->ctx, NEGCUT_ERR_INTERNAL, "network: parameters not allocated");
+  if (!net->grads.data) return no_grads(net);
   return ngc_fill(net->ctx, &net->grads, 0.0f);
 }

@@ -87,7 +87,7 @@ typedef struct ngc_net {
    * floats. The gaps are zero and stay zero under the EMA and under Adam
    * with eps > 0 (with eps 0 a zero gradient gives 0/0, in a gap as in a
    * parameter), so an optimiser updates a whole net with one op over
-   * `trained` / `grads`. */
+   * `trained` / `grads`. A net frozen before the allocation has no `grads`. */
   ngc_tensor slab;         /* owns the values */
   ngc_tensor trained;      /* 1-D view of the trainable span of slab */
   ngc_tensor grads;        /* 1-D, owns the gradients; same length as trained */
@@ -212,7 +212,9 @@ void ngc_net_release(ngc_net *net);
 int32_t ngc_net_add_param(ngc_net *net, const char *name, int32_t ndim,
                           const int64_t *dim, int32_t buffer);
 /* Once every parameter is declared: allocates the slabs, zeroed, and points
- * each parameter's value and gradient into them. A builder's last step. */
+ * each parameter's value and gradient into them. A builder's last step.
+ * A network whose requires_grad is already 0 gets no gradient slab (its
+ * params' grad tensors stay empty) and cannot be unfrozen. */
 negcut_status ngc_net_alloc_params(ngc_net *net);
 int32_t ngc_net_find_param(const ngc_net *net, const char *name);
 /* xavier_normal(gain) on every weight, zero biases, keyed by
