@@ -12,6 +12,8 @@
 
 #include <negcut.h>
 
+#include "backend/cpu/cpu.h"      /* which convolutions ran */
+#include "backend/cpu/cpu_conv.h"
 #include "infer/infer.h" /* the options a translator kept */
 #include "models/api.h"  /* a network's gradient slab */
 #include "io/safetensors.h"
@@ -231,15 +233,30 @@ START_TEST(test_tiling) {
 }
 END_TEST
 
+static double psnr_8bit(const float *a, const float *b, int n, double *se_out) {
+  double se = 0;
+  for (int i = 0; i < n; i++) {
+    double d = ((double)a[i] - b[i]) * 127.5;
+    se += d * d;
+  }
+  *se_out = se;
+  return 10.0 * log10(255.0 * 255.0 / (se / n + 1e-12));
+}
+
 /* bf16 convolutions against fp32: PSNR on the 8-bit scale of the output,
- * for a generator of the default architecture (random weights). */
+ * for a generator of the default architecture (random weights), and which
+ * primitives ran. At 64x64 the convolutions at 64x64 and 32x32 take
+ * Winograd (with AUTO, on AVX-512), which stays float32 under bf16; the
+ * 7x7 ones and the residual blocks' (16x16) run bf16 where the CPU has bf16
+ * dot products. Without them bf16 means float32: the same bits. */
 START_TEST(test_bf16_accuracy) {
-  enum { H = 64, W = 64 };
+  enum { H = 64, W = 64, N = 3 * H * W };
   negcut_generator_options go;
   negcut_net *g = NULL;
   negcut_model *big = NULL;
-  negcut_translator *t32 = NULL, *t16 = NULL;
+  negcut_translator *t32 = NULL, *t16 = NULL, *t16d = NULL;
   negcut_translator_options o;
+  ngc_backend *be = ctx->be;
   char path[600];
   snprintf(path, sizeof path, "%s.default", model_path);
   negcut_generator_options_init(&go);
@@ -252,29 +269,46 @@ START_TEST(test_bf16_accuracy) {
   ck_assert_int_eq(negcut_translator_create(&t32, ctx, big, &o), NEGCUT_OK);
   o.bf16 = 1;
   ck_assert_int_eq(negcut_translator_create(&t16, ctx, big, &o), NEGCUT_OK);
-  float *x = malloc(3 * H * W * sizeof *x), *a, *b = malloc(3 * H * W * sizeof *b);
+  o.conv_algo = NEGCUT_CONV_DIRECT;
+  ck_assert_int_eq(negcut_translator_create(&t16d, ctx, big, &o), NEGCUT_OK);
+  float *x = malloc(N * sizeof *x), *a, *b, *c;
   smooth_image(x, 3, H, W, 9);
+  int64_t w0 = ngc_cpu_conv_winograd_runs(be, NGC_CONV_FWD), h0 = ngc_cpu_conv_bf16_runs(be);
   a = translate_new(t32, x, 1, H, W);
-  negcut_status st = negcut_translate_f32(t16, x, 1, H, W, b);
-  if (st == NEGCUT_ERR_UNSUPPORTED) {
-    printf("bf16: not supported on this CPU (%s), skipped\n", negcut_ctx_last_error(ctx));
+  int64_t w32 = ngc_cpu_conv_winograd_runs(be, NGC_CONV_FWD) - w0;
+  ck_assert_int_eq(ngc_cpu_conv_bf16_runs(be), h0);
+  b = translate_new(t16, x, 1, H, W);
+  int64_t w16 = ngc_cpu_conv_winograd_runs(be, NGC_CONV_FWD) - w0 - w32;
+  int64_t h16 = ngc_cpu_conv_bf16_runs(be) - h0;
+  c = translate_new(t16d, x, 1, H, W);
+  int64_t h16d = ngc_cpu_conv_bf16_runs(be) - h0 - h16;
+  ck_assert_int_eq(ngc_cpu_conv_winograd_runs(be, NGC_CONV_FWD) - w0, w32 + w16);
+  /* 24 convolutions: two 7x7, four at 64x64 and 32x32, 18 in the blocks */
+  printf("bf16: Winograd runs fp32 %lld, bf16 %lld; bf16 runs %lld (AUTO), %lld (DIRECT)\n",
+         (long long)w32, (long long)w16, (long long)h16, (long long)h16d);
+  ck_assert_int_eq(w16, w32);
+  ck_assert_int_eq(w32, ngc_cpu_avx512() ? 4 : 0);
+  if (ngc_cpu_bf16()) {
+    double se16, se16d;
+    double p16 = psnr_8bit(a, b, N, &se16), p16d = psnr_8bit(a, c, N, &se16d);
+    printf("bf16 vs fp32, default generator 64x64: PSNR %.1f dB (AUTO), %.1f dB (DIRECT)\n", p16,
+           p16d);
+    ck_assert_int_eq(h16, 24 - w32);
+    ck_assert_int_eq(h16d, 24);
+    ck_assert_msg(p16 >= 40.0 && p16d >= 40.0, "bf16 PSNR %.1f / %.1f dB < 40", p16, p16d);
+    ck_assert_msg(se16 > 0 && se16d > 0, "bf16 gave exactly the fp32 result: was bf16 used?");
   } else {
-    ck_assert_int_eq(st, NEGCUT_OK);
-    double se = 0;
-    for (int i = 0; i < 3 * H * W; i++) {
-      double d = ((double)a[i] - b[i]) * 127.5;
-      se += d * d;
-    }
-    double psnr = 10.0 * log10(255.0 * 255.0 / (se / (3 * H * W) + 1e-12));
-    printf("bf16 vs fp32, default generator 64x64: PSNR %.1f dB\n", psnr);
-    ck_assert_msg(psnr >= 40.0, "bf16 PSNR %.1f dB < 40", psnr);
-    ck_assert_msg(se > 0, "bf16 gave exactly the fp32 result: was bf16 used?");
+    printf("bf16: no AVX512-BF16 on this CPU: float32 instead, checked to give the same bits\n");
+    ck_assert_int_eq(h16 + h16d, 0);
+    ck_assert_int_eq(ngc_test_compare("bf16 without AVX512-BF16", b, a, N, 0, 0), 0);
   }
   free(x);
   free(a);
   free(b);
+  free(c);
   negcut_translator_free(t32);
   negcut_translator_free(t16);
+  negcut_translator_free(t16d);
   negcut_model_free(big);
   unlink(path);
 }

@@ -55,8 +55,11 @@ typedef struct negcut_translator_options {
   uint64_t max_memory_bytes; /* working memory per translator; 0: 2 GiB */
   int32_t tile_px;           /* tile side; 0: largest that fits the memory limit */
   int32_t overlap_px;        /* blended border between tiles; 0: 32 */
-  int32_t bf16;              /* 1: convolutions in bfloat16 (CPUs with AVX512-BF16,
-                                NVIDIA GPUs from sm_80); docs/TRANSLATE.md gives the accuracy */
+  int32_t bf16;              /* 1: convolutions may run in bfloat16 where that is faster:
+                                on CPUs with AVX512-BF16 those that run no Winograd
+                                kernel (all with NEGCUT_CONV_DIRECT), on NVIDIA GPUs from
+                                sm_80 all; elsewhere float32. docs/TRANSLATE.md gives the
+                                accuracy */
   int32_t tf32;              /* 1: on a GPU, fp32 convolutions may round their inputs to
                                 TF32 on tensor cores (what PyTorch does by default on
                                 NVIDIA GPUs since Ampere): faster, about 1e-3 relative
@@ -66,8 +69,8 @@ typedef struct negcut_translator_options {
                                 a given image size and replays it from the third) */
   negcut_conv_algo conv_algo; /* NEGCUT_CONV_AUTO (Winograd where the backend has it,
                                 about 2x faster on CPUs with AVX-512; NEGCUT_CONV_WINOGRAD
-                                means the same here) or NEGCUT_CONV_DIRECT; bf16
-                                convolutions on a CPU are always direct */
+                                means the same here) or NEGCUT_CONV_DIRECT; Winograd
+                                convolutions stay float32 under bf16 */
 } negcut_translator_options;
 
 #define NEGCUT_TRANSLATOR_OPTIONS_INIT { NEGCUT_TRANSLATOR_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0 }

@@ -105,7 +105,7 @@ static uint64_t run_bytes(const negcut_translator *tr, int64_t n, int64_t h, int
   int64_t in[4] = {n, m->cfg.input_nc, h, w};
   uint64_t peak = (uint64_t)ngc_seq_peak_numel(&m->net, in) * sizeof(float);
   uint64_t io = (uint64_t)(n * (m->cfg.input_nc + m->cfg.output_nc) * h * w) * sizeof(float);
-  uint64_t wino = tr->tape.winograd && !tr->tape.bf16 ? 4 * peak : 0;
+  uint64_t wino = tr->tape.winograd ? 4 * peak : 0; /* bf16 too (cpu_conv_cache.c) */
   uint64_t wino_max = tr->ctx->be->winograd_scratch_max;
   return 5 * peak + io + (wino < wino_max ? wino : wino_max);
 }

@@ -31,6 +31,10 @@ ngc_cpu_gemm ngc_cpu_pick_gemm(void);
  * lower that): the condition of its sgemm pick and of its Winograd
  * convolution kernels. */
 int ngc_cpu_avx512(void);
+/* Whether oneDNN runs its avx512_core_bf16 kernels here (bf16 dot products
+ * in hardware): the condition of bf16 convolutions, which elsewhere would be
+ * emulated (slower than float32) or, below AVX-512, missing. */
+int ngc_cpu_bf16(void);
 const char *ngc_cpu_gemm_name(ngc_cpu_gemm g);
 
 static inline ngc_cpu *ngc_cpu_of(ngc_backend *be) { return (ngc_cpu *)be->impl; }

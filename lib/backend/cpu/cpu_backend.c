@@ -74,6 +74,11 @@ int ngc_cpu_avx512(void) {
   return (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
 }
 
+int ngc_cpu_bf16(void) {
+  return (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) ==
+         dnnl_cpu_isa_avx512_core_bf16;
+}
+
 ngc_cpu_gemm ngc_cpu_pick_gemm(void) {
   /* OpenBLAS 0.3.21's names of the cores it runs AVX-512 kernels on. */
   static const char *const avx512_cores[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
@@ -90,7 +95,9 @@ const char *ngc_cpu_gemm_name(ngc_cpu_gemm g) {
 
 void ngc_cpu_describe(char *buf, size_t cap) {
   const dnnl_version_t *v = dnnl_version();
-  snprintf(buf, cap, "oneDNN %d.%d.%d, %s; sgemm: %s; Winograd convolutions: %s", v->major,
-           v->minor, v->patch, openblas_get_config(), ngc_cpu_gemm_name(ngc_cpu_pick_gemm()),
-           ngc_cpu_avx512() ? "yes" : "no (no AVX-512)");
+  snprintf(buf, cap,
+           "oneDNN %d.%d.%d, %s; sgemm: %s; Winograd convolutions: %s; bf16 convolutions: %s",
+           v->major, v->minor, v->patch, openblas_get_config(),
+           ngc_cpu_gemm_name(ngc_cpu_pick_gemm()), ngc_cpu_avx512() ? "yes" : "no (no AVX-512)",
+           ngc_cpu_bf16() ? "yes" : "no (no AVX512-BF16: float32 instead)");
 }

@@ -93,7 +93,6 @@ static negcut_status cpu_conv2d_fwd(ngc_backend *be, const ngc_conv_params *p,
   ngc_cpu_enter(be);
   ngc_conv_key key = conv_key(be, NGC_CONV_FWD, p, x, y, w->dim[2], b != NULL);
   key.bf16 = p->bf16 != 0;
-  if (key.bf16) key.winograd = 0; /* oneDNN has no bf16 Winograd */
   float *const args[NGC_CONV_MAX_ARGS] = {x->data, w->data, b ? b->data : NULL, y->data};
   return ngc_cpu_conv_run(be, &key, args);
 }

@@ -29,7 +29,8 @@ typedef struct ngc_conv_key {
   int32_t op; /* ngc_conv_op */
   int32_t threads;
   int32_t bias; /* fwd: bias input; bwd-weights: diff_bias output */
-  int32_t bf16; /* fwd: source and weights in bfloat16, f32 accumulation and output */
+  int32_t bf16; /* fwd: may take bfloat16 source and weights (f32 accumulation and output)
+                   where no Winograd primitive runs and the CPU has bf16 dot products */
   int32_t src_blk, dst_blk; /* channel block of the user's src / dst memory; 1: plain */
   int32_t winograd; /* allowed, and fp32 3x3 stride 1: Winograd where it gains (cpu_conv_cache.c) */
   int32_t n, ci, h, w, co, ho, wo, k, stride, pad;
@@ -60,6 +61,8 @@ const char *ngc_cpu_conv_last_impl(ngc_backend *be);
 /* How many convolutions of pass op (ngc_conv_op) ran a Winograd primitive
  * on be so far; for tests. */
 int64_t ngc_cpu_conv_winograd_runs(ngc_backend *be, int32_t op);
+/* How many forward convolutions ran a bf16 primitive on be so far; for tests. */
+int64_t ngc_cpu_conv_bf16_runs(ngc_backend *be);
 
 /* The backend's growing work buffer (64-byte aligned), valid until the next
  * call of a conv or blur slot. NULL (with a message on be->ctx) when out of

@@ -35,6 +35,7 @@ typedef struct conv_entry {
   conv_arg a[NGC_CONV_MAX_ARGS];
   size_t scratch_off, work_bytes;
   int32_t winograd; /* the primitive is oneDNN's Winograd */
+  int32_t bf16;     /* the primitive reads bf16 source and weights */
   struct conv_entry *next;
 } conv_entry;
 
@@ -42,6 +43,7 @@ typedef struct conv_cache {
   conv_entry *head;
   const conv_entry *last; /* of the last ngc_cpu_conv_run */
   int64_t winograd_runs[3]; /* Winograd primitives run, by ngc_conv_op */
+  int64_t bf16_runs;        /* bf16 primitives run */
   void *work; /* 64-byte aligned, work_cap bytes */
   size_t work_cap;
 } conv_cache;
@@ -233,8 +235,9 @@ static dnnl_status_t conv_pd(ngc_backend *be, const ngc_conv_key *k, dnnl_alg_ki
   dnnl_status_t s;
   *pd = NULL;
   /* Every op needs the forward desc: as itself or as the backward's hint. */
-  s = dnnl_convolution_forward_desc_init(&fd, k->bf16 ? dnnl_forward_inference
-                                                      : dnnl_forward_training,
+  s = dnnl_convolution_forward_desc_init(&fd, any->src.data_type == dnnl_bf16
+                                                  ? dnnl_forward_inference
+                                                  : dnnl_forward_training,
                                          alg, &any->src, &any->wei, bias, &any->dst, strides,
                                          pad, pad);
   if (s != dnnl_success) return s;
@@ -267,25 +270,62 @@ static const size_t winograd_max_scratch[3] = {NGC_WINOGRAD_MAX_SCRATCH,
                                                NGC_WINOGRAD_MAX_SCRATCH_BACKWARD,
                                                NGC_WINOGRAD_MAX_SCRATCH_BACKWARD};
 
-/* The primitive desc of k: Winograd where k allows it (k->winograd: fp32
- * 3x3 stride 1, conv_key), the shape is large enough to gain
- * (NGC_WINOGRAD_MIN_*, cpu_conv.h) and oneDNN has it for the shape within
- * winograd_max_scratch (its avx512_core F(4x4, 3x3) kernels), otherwise
- * the direct algorithm. The choice depends on the shape, the thread count
- * and the machine only, so the same call gives the same bits every time. */
-static dnnl_status_t conv_pd_pick(ngc_backend *be, const ngc_conv_key *k, const conv_mds *any,
+/* any with bf16 source and weights (f32 accumulation and destination).
+ * Where the activations are 16-channel blocked, the source and destination
+ * are asked for in that layout: with "any" oneDNN 2.6 picks brgconv on NHWC,
+ * and every convolution then transposed its input and its output (about 70
+ * reorders a 256x256 generator; 46 now, each only a conversion to bf16):
+ * 0.173 -> 0.162 s a 256x256 forward on this machine's 2 cores. */
+static dnnl_status_t bf16_mds(const ngc_conv_key *k, conv_mds *any) {
+  const dnnl_dims_t src_dims = {k->n, k->ci, k->h, k->w};
+  const dnnl_dims_t wei_dims = {k->co, k->ci, k->k, k->k};
+  const dnnl_dims_t dst_dims = {k->n, k->co, k->ho, k->wo};
+  dnnl_status_t s = dnnl_memory_desc_init_by_tag(
+      &any->src, 4, src_dims, dnnl_bf16, k->src_blk == 16 ? dnnl_nChw16c : dnnl_format_tag_any);
+  if (s == dnnl_success && k->dst_blk == 16)
+    s = dnnl_memory_desc_init_by_tag(&any->dst, 4, dst_dims, dnnl_f32, dnnl_nChw16c);
+  if (s == dnnl_success)
+    s = dnnl_memory_desc_init_by_tag(&any->wei, 4, wei_dims, dnnl_bf16, dnnl_format_tag_any);
+  return s;
+}
+
+/* The primitive desc of k, the first of:
+ * - Winograd, where k allows it (k->winograd: fp32 3x3 stride 1, conv_key),
+ *   the shape is large enough to gain (NGC_WINOGRAD_MIN_*, cpu_conv.h) and
+ *   oneDNN has it for the shape within winograd_max_scratch (its
+ *   avx512_core F(4x4, 3x3) kernels). It stays float32 under k->bf16: it
+ *   ran faster than oneDNN's bf16 direct kernels on every such convolution
+ *   of a 256x256 generator (256 -> 256 at 64x64: 3.4 against 4.7 ms);
+ * - bf16 direct, where k->bf16 asks for it and the CPU has bf16 dot
+ *   products (ngc_cpu_bf16; emulated bf16 would be slower than float32):
+ *   the 7x7 convolutions at either end of the generator, 13.5 -> 7.8 and
+ *   2.6 -> 1.6 ms;
+ * - float32 direct.
+ * any holds float32 descriptors on entry and those of the pick on return.
+ * The choice depends on the shape, the thread count and the machine only,
+ * so the same call gives the same bits every time. */
+static dnnl_status_t conv_pd_pick(ngc_backend *be, const ngc_conv_key *k, conv_mds *any,
                                   const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd,
-                                  int32_t *winograd) {
+                                  conv_entry *e) {
   const ngc_cpu *c = ngc_cpu_of(be);
-  *winograd = 0;
+  e->winograd = e->bf16 = 0;
   if (k->winograd && k->ci >= c->wino_min_channels && k->co >= c->wino_min_channels &&
       (int64_t)k->ho * k->wo >= c->wino_min_pixels &&
       conv_pd(be, k, dnnl_convolution_winograd, any, attr, pd) == dnnl_success) {
     if (scratch_size(*pd) <= winograd_max_scratch[k->op]) {
-      *winograd = 1;
+      e->winograd = 1;
       return dnnl_success;
     }
     dnnl_primitive_desc_destroy(*pd);
+  }
+  if (k->bf16 && ngc_cpu_bf16()) {
+    conv_mds b = *any;
+    if (bf16_mds(k, &b) == dnnl_success &&
+        conv_pd(be, k, dnnl_convolution_direct, &b, attr, pd) == dnnl_success) {
+      *any = b;
+      e->bf16 = 1;
+      return dnnl_success;
+    }
   }
   return conv_pd(be, k, dnnl_convolution_direct, any, attr, pd);
 }
@@ -323,27 +363,6 @@ static negcut_status entry_build(ngc_backend *be, const ngc_conv_key *k, conv_en
                                                         dnnl_f32, mds[i].tag),
                        "memory desc");
   if (st) goto fail;
-  /* bf16 inference: oneDNN reads bf16 source and weights (converted by the
-   * staging reorders) and accumulates and writes f32. Where the activations
-   * are 16-channel blocked, the source and destination are asked for in that
-   * layout: with "any" oneDNN 2.6 picks brgconv on NHWC, and every
-   * convolution then transposed its input and its output (about 70 reorders
-   * a 256x256 generator; 46 now, each only a conversion to bf16): 0.173 ->
-   * 0.162 s a 256x256 forward on this machine's 2 cores. */
-  if (k->bf16) {
-    st = ngc_cpu_check(be, dnnl_memory_desc_init_by_tag(&any.src, 4, src_dims, dnnl_bf16,
-                                                        k->src_blk == 16 ? dnnl_nChw16c
-                                                                         : dnnl_format_tag_any),
-                       "memory desc");
-    if (!st && k->dst_blk == 16)
-      st = ngc_cpu_check(be, dnnl_memory_desc_init_by_tag(&any.dst, 4, dst_dims, dnnl_f32,
-                                                          dnnl_nChw16c),
-                         "memory desc");
-    if (!st)
-      st = ngc_cpu_check(be, dnnl_memory_desc_init_by_tag(&any.wei, 4, wei_dims, dnnl_bf16,
-                                                          dnnl_format_tag_any), "memory desc");
-    if (st) goto fail;
-  }
   st = make_attr(be, 0, &attr);
   if (st) goto fail;
   switch ((ngc_conv_op)k->op) {
@@ -373,7 +392,7 @@ static negcut_status entry_build(ngc_backend *be, const ngc_conv_key *k, conv_en
   }
   static const char *const what[] = {"conv forward", "conv backward-data",
                                      "conv backward-weights"};
-  st = ngc_cpu_check(be, conv_pd_pick(be, k, &any, attr, &pd, &e->winograd), what[k->op]);
+  st = ngc_cpu_check(be, conv_pd_pick(be, k, &any, attr, &pd, e), what[k->op]);
   if (st) goto fail;
 
   st = ngc_cpu_check(be, dnnl_primitive_create(&e->prim, pd), "conv primitive");
@@ -420,6 +439,12 @@ int64_t ngc_cpu_conv_winograd_runs(ngc_backend *be, int32_t op) {
   return cc && op >= 0 && op < 3 ? cc->winograd_runs[op] : 0;
 }
 
+int64_t ngc_cpu_conv_bf16_runs(ngc_backend *be) {
+  ngc_cpu *c = ngc_cpu_of(be);
+  const conv_cache *cc = c ? c->conv_cache : NULL;
+  return cc ? cc->bf16_runs : 0;
+}
+
 static negcut_status exec(ngc_backend *be, dnnl_primitive_t p, int nargs, dnnl_exec_arg_t *args,
                           const char *what) {
   return ngc_cpu_check(be, dnnl_primitive_execute(p, ngc_cpu_of(be)->stream, nargs, args), what);
@@ -455,6 +480,7 @@ negcut_status ngc_cpu_conv_run(ngc_backend *be, const ngc_conv_key *key,
   }
   cc->last = e;
   cc->winograd_runs[e->key.op] += e->winograd;
+  cc->bf16_runs += e->bf16;
   if (e->work_bytes) {
     work = ngc_cpu_work(be, e->work_bytes);
     if (!work) return NEGCUT_ERR_OUT_OF_MEMORY;
