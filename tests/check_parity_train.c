@@ -5,42 +5,42 @@
  * iterations in PyTorch, written from REFERENCE.md 4-7, and dumps the initial
  * weights, the inputs, the injected randomness (flip bit, patch ids, noise, in
  * the order lib/train/step.c consumes them), and after every iteration the
- * losses, every network's gradients and parameters. Each test here builds the
- * trainer of the same configuration (ngc_train_cfg_defaults of the mode,
- * shrunk), loads the weights, injects the randomness through t->rand, runs
- * ngc_train_step at lr 2e-4 five times and compares:
+ * losses, every network's gradients, parameters and Adam moments. Each test
+ * here builds the trainer of the same configuration (ngc_train_cfg_defaults
+ * of the mode, shrunk), loads the weights, injects the randomness through
+ * t->rand, runs ngc_train_step at lr 2e-4 five times, and after each
+ * iteration compares, then sets every parameter and Adam moment to
+ * PyTorch's. So each iteration starts from the reference's state and is a
+ * one-step comparison: errors do not compound along the trajectory, which
+ * GAN training amplifies (free-running, one weight of cut_64x48_b2's
+ * generator with a gradient of -5e-7 of its tensor's largest, stepped the
+ * other way, moved the fifth iteration's losses by 2.5e-3; oneDNN's AVX2
+ * kernels instead of its AVX-512 ones, 2.7e-3). Asserted in every iteration:
  *
- * - iteration 1, asserted: the nine loss values (T_LOSS), the gradients of G,
- *   D, F and N (T_GRAD) and the parameters of G, D, F, N and F_ after the
- *   update (T_PARAM);
- * - iterations 2 to 5: the loss values, asserted (T_LOSS5); gradients and
- *   parameters with the iteration-1 tolerances, reported only. After a few
- *   steps they no longer meet those: a ReLU or LeakyReLU input within float32
- *   rounding of 0 takes the other side in one implementation, and moves the
- *   gradients by up to ~1e-3 of their scale (PyTorch float32 against PyTorch
- *   float64 on the same state differs as much, e.g. negcut_64x48_b2's G
- *   gradients by 2.2e-3 in iteration 1 already, where cpu matches float32
- *   and ref float64).
- *
- * After every iteration the parameters whose reference gradient is a tie
- * (within the gradient tolerance, see check_params) are set to the reference
- * values, so that float noise deciding the sign of an Adam step does not seed
- * a divergence of the five-iteration trajectory.
+ * - the nine loss values (T_LOSS);
+ * - the gradients of G, D, F and N: element by element (T_GRAD) in
+ *   iteration 1; in iterations 2 to 5 each network's relative L2 error
+ *   (T_NORM), with the elements outside T_GRAD reported. There a ReLU or
+ *   LeakyReLU input within float32 rounding of 0 takes the other side in one
+ *   implementation, and the sums of a convolution's weight gradient before
+ *   an instance norm mostly cancel, so such an element moves the gradients by
+ *   up to ~2e-3 of their scale (PyTorch float32 against PyTorch float64 on
+ *   the same state differs as much, e.g. negcut_64x48_b2's G gradients by
+ *   2.2e-3 in iteration 1 already, where cpu matches float32 and ref
+ *   float64);
+ * - the parameters of G, D, F, N and F_ after the update (T_PARAM, plus
+ *   T_GRAD's error carried through Adam's step, check_params), except those
+ *   whose gradient lies outside T_GRAD.
  *
  * Every configuration runs on the cpu backend three times, by the passes
- * whose convolutions may use Winograd (ngc_tape.winograd):
- * - none (direct sums, PyTorch's own CPU arithmetic: oneDNN 2.6's direct
- *   kernels, so it matches closest) and the backward passes only (the
- *   trainer's default, NEGCUT_CONV_AUTO): everything above is asserted;
- * - every pass (NEGCUT_CONV_WINOGRAD): iteration 1 is asserted with the same
- *   tolerances, iterations 2 to 5 are reported only. A Winograd forward
- *   feeding instance norm leaves the second step's G gradients 2e-4 of
- *   their scale from PyTorch's (cut_64x48_b2, with every parameter reset to
- *   PyTorch's after iteration 1; direct and the double-precision ref backend
- *   stay within 1e-5), and GAN training amplifies that: negcut_64x48_b2's
- *   fifth NCE loss then differs by 1.4e-3 relative, beyond T_LOSS5.
- * The 32x32 batch-1 configurations also run on ref. The largest errors of
- * each class are printed.
+ * whose convolutions may use Winograd (ngc_tape.winograd): none (direct
+ * sums, PyTorch's own CPU arithmetic: oneDNN 2.6's direct kernels, so it
+ * matches closest), the backward passes only, and every pass. All three meet
+ * the same tolerances. The largest relative L2 errors of the gradients in
+ * iterations 2 to 5 were 1.6e-3 direct and 1.9e-3 with Winograd forward
+ * passes (cut_64x48_b2), which in its iteration 2 leaves G's at 2.6e-4
+ * where direct leaves 4e-6. The 32x32 batch-1 configurations also run on
+ * ref. The largest errors of each class are printed.
  *
  * Usage: check_parity_train [dir]   (default NGC_TEST_DATA_DIR/train) */
 #include <math.h>
@@ -70,7 +70,9 @@ static const tol T_GRAD = {0.0, 1e-4, 1e-5};
  * the reference gradient lies within the gradient tolerance, where its sign
  * (so the step) is undetermined and an error of up to 2 lr is allowed. */
 static const tol T_PARAM = {1e-6, 1e-5, 0.0};
-static const tol T_LOSS5 = {1e-5, 1e-3, 0.0};
+/* Iterations 2 to 5: the largest relative L2 error of a network's gradients
+ * and of its update (see the top) */
+#define T_NORM 1e-2
 #define LR 2e-4
 
 typedef struct tconfig {
@@ -102,7 +104,7 @@ static ngc_st_file *g_file;
 static ngc_trainer g_t;
 static int g_t_ok;
 static int g_bad;
-static int g_quiet; /* compare() counts without printing (iterations 2-5) */
+static int g_quiet; /* compare() counts without printing (gradients, iterations 2-5) */
 
 /* Largest errors of a class: abs error / max|want| of the tensor, and the
  * largest element relative error among elements with |want| >= 1e-3 of it. */
@@ -161,30 +163,31 @@ static void stat_update(err_stat *s, const char *what, const float *got, const f
 }
 
 /* Compares with tolerance t, `scale` relative to scale_ref (0: the tensor's
- * own max |want|); `loose` (may be NULL) marks elements allowed an extra
- * absolute error of loose_atol. Returns the mismatches. */
+ * own max |want|); `extra` (may be NULL) allows element i an extra absolute
+ * error of extra[i], or skips it where extra[i] is infinite. Returns the
+ * mismatches. */
 static int64_t compare(const char *what, const float *got, const float *want, int64_t n,
-                       const tol *t, double scale_ref, const unsigned char *loose,
-                       double loose_atol) {
+                       const tol *t, double scale_ref, const double *extra) {
   double mx = scale_ref;
   int64_t bad = 0;
   if (mx <= 0)
     for (int64_t i = 0; i < n; i++) mx = fmax(mx, fabs(want[i]));
   double atol = t->atol + t->scale * mx;
-  if (!loose && !g_quiet) return ngc_test_compare(what, got, want, n, atol, t->rtol);
+  if (!extra && !g_quiet) return ngc_test_compare(what, got, want, n, atol, t->rtol);
   for (int64_t i = 0; i < n; i++) {
-    double lim = atol + (loose && loose[i] ? loose_atol : 0.0);
+    if (extra && isinf(extra[i])) continue;
+    double lim = atol + (extra ? extra[i] : 0.0);
     double err = fabs((double)got[i] - want[i]);
     if (!(err <= lim + t->rtol * fabs(want[i]))) {
       if (bad < 5 && !g_quiet)
-        fprintf(stderr, "%s: [%lld] got %.8g want %.8g (err %.3g)\n", what, (long long)i,
-                got[i], want[i], err);
+        fprintf(stderr, "%s: [%lld] got %.8g want %.8g (err %.3g, allowed %.3g)\n", what,
+                (long long)i, got[i], want[i], err, lim + t->rtol * fabs(want[i]));
       bad++;
     }
   }
   if (bad && !g_quiet)
-    fprintf(stderr, "%s: %lld of %lld mismatch (atol %.2g, rtol %.1g)\n", what, (long long)bad,
-            (long long)n, atol, t->rtol);
+    fprintf(stderr, "%s: %lld of %lld mismatch (atol %.2g, rtol %.1g, plus the allowance)\n",
+            what, (long long)bad, (long long)n, atol, t->rtol);
   return bad;
 }
 
@@ -289,6 +292,7 @@ static void teardown(void) {
 typedef struct net_ref {
   const char *prefix;
   ngc_net *net;
+  ngc_adam *opt; /* NULL for F_ */
 } net_ref;
 
 /* Loads "<prefix>.<param>" into every parameter (and buffer) of the net; the
@@ -338,7 +342,7 @@ static int64_t check_losses(int it, const tol *t, err_stat *s) {
   for (int i = 0; i < 9; i++) {
     snprintf(what, sizeof what, "[%s] iteration %d loss %s", g_backend, it + 1,
              loss_names[i]);
-    bad += compare(what, &got[i], &want[i], 1, t, 0.0, NULL, 0.0);
+    bad += compare(what, &got[i], &want[i], 1, t, 0.0, NULL);
     double err = fabs((double)got[i] - want[i]);
     if (fabs(want[i]) > 0) {
       double rel = err / fabs(want[i]);
@@ -363,22 +367,54 @@ static void ref_name(char *buf, size_t cap, int it, const char *kind, const char
     ck_assert_int_lt(snprintf(buf, cap, "it%d.%s.%s.%s", it, kind, prefix, param), (int)cap);
 }
 
+/* Sets the net's Adam moments to PyTorch's after iteration it + 1. */
+static void load_adam(int it, const net_ref *nr) {
+  char name[192];
+  ngc_backend *be = g_ctx->be;
+  for (int32_t i = 0; i < nr->net->n_params; i++) {
+    if (nr->net->params[i].buffer) continue;
+    for (int k = 0; k < 2; k++) {
+      ngc_tensor *dst = k ? &nr->opt->v[i] : &nr->opt->m[i];
+      ref_name(name, sizeof name, it, k ? "adam_v" : "adam_m", nr->prefix, nr->net->params[i].name);
+      const ngc_st_entry *e = need(name);
+      ck_assert_int_eq(numel_of(e), ngc_numel(dst));
+      float *h = host_of(e, NGC_ST_F32);
+      OK(be->ops.upload(be, dst->data, h, e->nbytes));
+      free(h);
+    }
+  }
+}
+
 #define MAX_PARAMS 512
 /* A net's reference gradients of one iteration, and the absolute gradient
  * tolerance derived from their scale. */
 typedef struct net_grads {
-  float *g[MAX_PARAMS];
+  float *g[MAX_PARAMS];           /* the reference's */
+  unsigned char *off[MAX_PARAMS]; /* ours outside T_GRAD (iterations 2-5) */
   double tol;
 } net_grads;
 
+/* A whole network's relative L2 error |got - want| / |want| of the gradients. */
+typedef struct net_norms {
+  double d2, r2; /* sums of squares: error, reference */
+} net_norms;
+
+static double norm_rel(const net_norms *n) {
+  return n->r2 > 0 ? sqrt(n->d2 / n->r2) : n->d2 > 0 ? INFINITY : 0.0;
+}
+
 static void net_grads_free(net_grads *ng) {
-  for (int i = 0; i < MAX_PARAMS; i++) free(ng->g[i]);
+  for (int i = 0; i < MAX_PARAMS; i++) {
+    free(ng->g[i]);
+    free(ng->off[i]);
+  }
   memset(ng, 0, sizeof *ng);
 }
 
 /* Compares every gradient of the net after iteration it + 1 and keeps the
  * reference gradients in ng for the parameter check. */
-static int64_t check_grads(int it, const net_ref *nr, net_grads *ng, err_stat *s) {
+static int64_t check_grads(int it, const net_ref *nr, net_grads *ng, err_stat *s,
+                           net_norms *nn) {
   ngc_net *net = nr->net;
   char name[192];
   double mx = 0.0;
@@ -401,26 +437,42 @@ static int64_t check_grads(int it, const net_ref *nr, net_grads *ng, err_stat *s
     OK(ngc_param_download(net, i, got, 1));
     snprintf(name, sizeof name, "[%s] iteration %d grad.%s.%s", g_backend, it + 1, nr->prefix,
              net->params[i].name);
-    bad += compare(name, got, ng->g[i], n, &T_GRAD, mx, NULL, 0.0);
+    bad += compare(name, got, ng->g[i], n, &T_GRAD, mx, NULL);
     stat_update(s, name, got, ng->g[i], n, mx, NULL);
+    for (int64_t j = 0; j < n; j++) {
+      nn->d2 += ((double)got[j] - ng->g[i][j]) * ((double)got[j] - ng->g[i][j]);
+      nn->r2 += (double)ng->g[i][j] * ng->g[i][j];
+    }
+    if (it > 0) {
+      ng->off[i] = calloc((size_t)n, 1);
+      ck_assert_ptr_nonnull(ng->off[i]);
+      for (int64_t j = 0; j < n; j++)
+        ng->off[i][j] = !(fabs((double)got[j] - ng->g[i][j]) <=
+                          ng->tol + T_GRAD.rtol * fabs(ng->g[i][j]));
+    }
     free(got);
   }
   return bad;
 }
 
-/* Compares every parameter after iteration it + 1. Where the reference
- * gradient lies within the gradient tolerance (a tie: the sign of Adam's
- * step is float noise) the error may reach 2 lr, and the parameter is then
- * set to the reference value, so that such a tie, resolved one way here and
- * the other in PyTorch, does not seed a divergence of the later iterations
- * (GAN training amplifies it: one weight of cut_64x48_b2's generator with a
- * gradient of -5e-7 of its tensor's largest moves the fifth iteration's
- * losses by 2.5e-3). `ties` counts the elements so reset. */
-static int64_t check_params(int it, const net_ref *nr, const net_grads *ng, err_stat *s,
-                            int64_t *ties) {
+/* Compares every parameter after iteration it + 1, then sets it to the
+ * reference value. The update is Adam's step from the reference's state
+ * (every iteration starts from PyTorch's parameters and moments), so an
+ * element's error comes from its gradient's, which T_GRAD bounds by dg: Adam
+ * moves the parameter by lr / b1 * m / (sqrt(v / b2) + eps), b1 = 1 - beta1^t,
+ * b2 = 1 - beta2^t, m by (1 - beta1) g, so the parameter may differ by about
+ * lr / b1 * (1 - beta1) * dg / (sqrt(v / b2) + eps) (v PyTorch's, after the
+ * step); twice that is allowed, which also covers a gradient within dg of 0
+ * whose sign (so that of a first step, +-lr) is float noise. Elements whose
+ * gradient lies outside T_GRAD (iterations 2-5) are not compared. F_, the
+ * EMA of F (share 0.1), gets that share of F's allowance. */
+static int64_t check_params(int it, const net_ref *nr, const net_grads *ng, const net_ref *by,
+                            double share, err_stat *s) {
   ngc_net *net = nr->net;
+  const ngc_adam *opt = by->opt; /* the optimiser that moved it: F's for F_ */
   char name[192];
   int64_t bad = 0;
+  const double b1 = 1.0 - pow(opt->beta1, it + 1), b2 = 1.0 - pow(opt->beta2, it + 1);
   for (int32_t i = 0; i < net->n_params; i++) {
     if (net->params[i].buffer) continue;
     ref_name(name, sizeof name, it, "after", nr->prefix, net->params[i].name);
@@ -429,25 +481,30 @@ static int64_t check_params(int it, const net_ref *nr, const net_grads *ng, err_
     ck_assert_int_eq(n, ngc_numel(&net->params[i].value));
     float *want = host_of(e, NGC_ST_F32);
     float *got = malloc((size_t)n * sizeof *got);
-    unsigned char *loose = calloc((size_t)n, 1);
+    double *allow = calloc((size_t)n, sizeof *allow);
+    unsigned char *skip = calloc((size_t)n, 1);
     ck_assert_ptr_nonnull(got);
-    ck_assert_ptr_nonnull(loose);
+    ck_assert_ptr_nonnull(allow);
+    ck_assert_ptr_nonnull(skip);
     OK(ngc_param_download(net, i, got, 0));
-    if (ng->g[i])
-      for (int64_t j = 0; j < n; j++) loose[j] = fabs(ng->g[i][j]) <= ng->tol;
+    ref_name(name, sizeof name, it, "adam_v", by->prefix, net->params[i].name);
+    float *v = host_of(need(name), NGC_ST_F32);
+    for (int64_t j = 0; j < n; j++) {
+      double dg = ng->tol + T_GRAD.rtol * fabs(ng->g[i][j]);
+      allow[j] = ng->off[i] && ng->off[i][j]
+                     ? INFINITY
+                     : share * 2.0 * LR / b1 * (1.0 - opt->beta1) * dg /
+                           (sqrt(v[j] / b2) + opt->eps);
+      skip[j] = allow[j] > T_PARAM.atol; /* out of the statistics */
+    }
+    free(v);
     snprintf(name, sizeof name, "[%s] iteration %d after.%s.%s", g_backend, it + 1, nr->prefix,
              net->params[i].name);
-    bad += compare(name, got, want, n, &T_PARAM, 0.0, loose, 2.0 * LR * 1.001);
-    stat_update(s, name, got, want, n, 0.0, loose);
-    int64_t reset = 0;
-    for (int64_t j = 0; j < n; j++)
-      if (loose[j] && fabs((double)got[j] - want[j]) > T_PARAM.atol + T_PARAM.rtol * fabs(want[j])) {
-        got[j] = want[j];
-        reset++;
-      }
-    if (reset) OK(ngc_param_upload(net, i, got));
-    *ties += reset;
-    free(loose);
+    bad += compare(name, got, want, n, &T_PARAM, 0.0, allow);
+    stat_update(s, name, got, want, n, 0.0, skip);
+    OK(ngc_param_upload(net, i, want));
+    free(skip);
+    free(allow);
     free(got);
     free(want);
   }
@@ -467,7 +524,6 @@ START_TEST(test_train_parity) {
   ngc_train_cfg cfg;
   err_stat s_loss = {0, 0, ""}, s_grad = {0, 0, ""}, s_param = {0, 0, ""};
   err_stat s_loss5 = {0, 0, ""}, s_grad5 = {0, 0, ""}, s_param5 = {0, 0, ""};
-  int64_t ties = 0;
 
   negcut_ctx_options_init(&o);
   o.backend = r->backend;
@@ -508,10 +564,10 @@ START_TEST(test_train_parity) {
   OK(ngc_trainer_init(&g_t, g_ctx, &cfg));
   g_t_ok = 1;
   g_t.tape.winograd = r->winograd;
-  /* Winograd forward: iterations 2-5 are reported, not asserted (above) */
-  const int assert_later = !(r->winograd & NGC_WINOGRAD_FWD);
 
-  net_ref nets[5] = {{"G", &g_t.G}, {"D", &g_t.D}, {"F", &g_t.F}, {"N", &g_t.N}, {"F_", &g_t.F_ema}};
+  net_ref nets[5] = {{"G", &g_t.G, &g_t.opt_g}, {"D", &g_t.D, &g_t.opt_d},
+                     {"F", &g_t.F, &g_t.opt_f}, {"N", &g_t.N, &g_t.opt_n},
+                     {"F_", &g_t.F_ema, NULL}};
   int n_nets = c->mode == NGC_MODE_NEGCUT ? 5 : 3;
   for (int i = 0; i < n_nets; i++) load_net(&nets[i]);
 
@@ -534,23 +590,38 @@ START_TEST(test_train_parity) {
     free(b);
     inj_check_used(&in, it);
     inj_free(&in);
-    int64_t bad_loss = check_losses(it, it ? &T_LOSS5 : &T_LOSS, it ? &s_loss5 : &s_loss);
-    if (it == 0 || assert_later) g_bad += bad_loss;
-    else if (bad_loss) printf("  iteration %d: %lld loss values outside T_LOSS5 (reported, not "
-                              "asserted with a Winograd forward)\n", it + 1, (long long)bad_loss);
+    /* Every iteration starts from PyTorch's parameters (check_params sets
+     * them), so each is held to the same tolerances, but for gradient
+     * elements after the first (see the top) */
+    int64_t bad = check_losses(it, &T_LOSS, it ? &s_loss5 : &s_loss), bad_grad = 0;
+    net_norms gn[4];
+    memset(gn, 0, sizeof gn);
     /* G, D, F, N gradients; F_ (no gradient of its own) follows F by EMA,
-     * so F's ties are F_'s too */
-    int64_t bad_gp = 0;
+     * so F's gradients and moments bound its error */
     g_quiet = it > 0;
     for (int i = 0; i < n_nets && i < 4; i++)
-      bad_gp += check_grads(it, &nets[i], &ng[i], it ? &s_grad5 : &s_grad);
-    for (int i = 0; i < n_nets; i++)
-      bad_gp += check_params(it, &nets[i], &ng[i == 4 ? 2 : i], it ? &s_param5 : &s_param, &ties);
+      bad_grad += check_grads(it, &nets[i], &ng[i], it ? &s_grad5 : &s_grad, &gn[i]);
     g_quiet = 0;
-    if (it == 0) g_bad += bad_gp;
-    else if (bad_gp) printf("  iteration %d: %lld gradient/parameter elements outside the "
-                            "iteration-1 tolerances (reported, not asserted)\n", it + 1,
-                            (long long)bad_gp);
+    for (int i = 0; i < n_nets; i++)
+      bad += check_params(it, &nets[i], &ng[i == 4 ? 2 : i], &nets[i == 4 ? 2 : i],
+                          i == 4 ? 0.1 : 1.0, it ? &s_param5 : &s_param);
+    for (int i = 0; i < n_nets; i++)
+      if (nets[i].opt) load_adam(it, &nets[i]);
+    printf("  iteration %d: relative L2 error of the gradients:", it + 1);
+    for (int i = 0; i < n_nets && i < 4; i++) {
+      double rg = norm_rel(&gn[i]);
+      printf(" %s %.2g", nets[i].prefix, rg);
+      if (!(rg <= T_NORM)) {
+        fprintf(stderr, "[%s] iteration %d: %s's gradients' relative L2 error %.3g > %g\n",
+                g_backend, it + 1, nets[i].prefix, rg, T_NORM);
+        bad++;
+      }
+    }
+    printf("\n");
+    if (it == 0) bad += bad_grad;
+    else if (bad_grad) printf("  iteration %d: %lld gradient elements outside T_GRAD (reported; "
+                              "their parameters not compared)\n", it + 1, (long long)bad_grad);
+    g_bad += (int)bad;
     for (int i = 0; i < 4; i++) net_grads_free(&ng[i]);
   }
   if (r->backend == NEGCUT_BACKEND_CPU) {
@@ -572,7 +643,6 @@ START_TEST(test_train_parity) {
   print_stat("losses 2-5", &s_loss5);
   print_stat("grads 2-5", &s_grad5);
   print_stat("params 2-5", &s_param5);
-  printf("  tie elements reset to the reference: %lld\n", (long long)ties);
   ck_assert_msg(g_bad == 0, "%s [%s]: %d mismatches (see above)", c->name, g_backend, g_bad);
 }
 END_TEST

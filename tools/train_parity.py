@@ -25,9 +25,11 @@ Writes OUTDIR/<config>.safetensors for each configuration of CONFIGS:
     div 0 outside NEGCUT);
   - after iteration 0: "grad.<net>.<param>" for G, D, F (and N): each net's
     gradient as its optimiser saw it (D: the D step; N: the N step; G, F: the
-    G step), and "after.<net>.<param>" for every parameter of every net (F_
-    after its EMA; the fixed blur buffers are left out); after iteration
-    k > 0 the same under "it<k>.grad." and "it<k>.after.".
+    G step), "after.<net>.<param>" for every parameter of every net (F_
+    after its EMA; the fixed blur buffers are left out), and "adam_m." /
+    "adam_v.<net>.<param>" for G, D, F (and N): the optimiser's moments
+    (exp_avg, exp_avg_sq) after its step; after iteration k > 0 the same
+    under "it<k>.grad.", "it<k>.after.", "it<k>.adam_m." and "it<k>.adam_v.".
 Metadata: mode, h, w, batch, iters.
 """
 import os
@@ -143,6 +145,10 @@ class Trainer:
         self.opt_g, self.opt_d, self.opt_f = adam(self.G), adam(self.D), adam(self.F)
         if self.neg:
             self.opt_n = adam(self.N)
+
+    def optimizer(self, prefix):
+        return {"G": self.opt_g, "D": self.opt_d, "F": self.opt_f,
+                "N": getattr(self, "opt_n", None)}.get(prefix)
 
     def nets(self):
         out = [("G", self.G), ("D", self.D), ("F", self.F)]
@@ -272,6 +278,11 @@ def run(outdir, name, mode, h, w, b, forced_flip, seed):
                     out["%sgrad.%s.%s" % (pre, prefix, k)] = p.grad.clone()
             for k, v in net.named_parameters():
                 out["%safter.%s.%s" % (pre, prefix, k)] = v.detach().clone()
+            opt = t.optimizer(prefix)
+            if opt is not None:
+                for k, p in net.named_parameters():
+                    out["%sadam_m.%s.%s" % (pre, prefix, k)] = opt.state[p]["exp_avg"].clone()
+                    out["%sadam_v.%s.%s" % (pre, prefix, k)] = opt.state[p]["exp_avg_sq"].clone()
     meta = {"mode": mode, "h": h, "w": w, "batch": b, "iters": ITERS}
     safetensors_io.save(os.path.join(outdir, name + ".safetensors"), out, meta)
     return out
