@@ -21,7 +21,7 @@ static const bench_mode modes[] = {
     {"train", bench_train,
      "a training iteration beside PyTorch [--mode cut|negcut] [--size 256] [--ngf 64] [--batch 1] [--rounds 3]\n"
      "              [--tf32 (GPU, both sides)] [--eager (no CUDA graphs)]\n"
-     "              [--conv auto|direct|winograd (ours; auto: Winograd in the backward passes)]"},
+     "              [--conv auto|direct|winograd (ours; auto: Winograd)]"},
     {"worker", bench_worker, "(internal) one side of infer/train in its own process"},
 };
 #define N_MODES ((int)(sizeof modes / sizeof modes[0]))

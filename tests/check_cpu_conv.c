@@ -451,17 +451,20 @@ START_TEST(test_conv2d_winograd) {
                   ngc_cpu_conv_last_impl(be));
     drop(&x), drop(&w), drop(&y);
   }
-  /* The scratchpad bounds by pass: (2, 128, 128, 128) -> 256 asks for 124
-   * MB forward (under NGC_WINOGRAD_MAX_SCRATCH: Winograd), 124 MB in the
-   * backward-data and 136 MB in the weight pass (over
-   * NGC_WINOGRAD_MAX_SCRATCH_BACKWARD: direct), on 2 threads */
+  /* The scratchpad bounds by class: (2, 128, 128, 128) -> 256 asks for 124
+   * MB forward, 124 MB in the backward-data and 136 MB in the weight pass,
+   * on 2 threads: under NGC_WINOGRAD_MAX_SCRATCH (ROOMY, the forward of
+   * inference): Winograd; over NGC_WINOGRAD_MAX_SCRATCH_TRAINING: direct */
   x = make(ctx, be, 4, 2, 128, 128, 128, NAN);
   w = make(ctx, be, 4, 256, 128, 3, 3, NAN);
   dw = make(ctx, be, 4, 256, 128, 3, 3, 0.0f);
   buf dy = make(ctx, be, 4, 2, 256, 128, 128, NAN);
-  const ngc_conv_params p1 = {.stride = 1, .pad = 1, .winograd = 1};
+  const ngc_conv_params p1 = {.stride = 1, .pad = 1, .winograd = NGC_CONV_TRANSFORM};
+  const ngc_conv_params proomy = {.stride = 1, .pad = 1, .winograd = NGC_CONV_TRANSFORM_ROOMY};
+  ck_assert_int_eq(be->ops.conv2d_fwd(be, &proomy, &x.t, &w.t, NULL, &dy.t), NEGCUT_OK);
+  ck_assert_msg(is_wino(be), "forward, 124 MB, roomy: %s", ngc_cpu_conv_last_impl(be));
   ck_assert_int_eq(be->ops.conv2d_fwd(be, &p1, &x.t, &w.t, NULL, &dy.t), NEGCUT_OK);
-  ck_assert_msg(is_wino(be), "forward, 124 MB: %s", ngc_cpu_conv_last_impl(be));
+  ck_assert_msg(!is_wino(be), "forward, 124 MB: %s", ngc_cpu_conv_last_impl(be));
   ck_assert_int_eq(be->ops.conv2d_bwd(be, &p1, &x.t, &w.t, &dy.t, &x.t, NULL, NULL), NEGCUT_OK);
   ck_assert_msg(!is_wino(be), "backward-data, 124 MB: %s", ngc_cpu_conv_last_impl(be));
   ck_assert_int_eq(be->ops.conv2d_bwd(be, &p1, &x.t, &w.t, &dy.t, NULL, &dw.t, NULL), NEGCUT_OK);

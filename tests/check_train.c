@@ -158,13 +158,14 @@ START_TEST(options_and_create_contract) {
     o.version = v;
     memcpy(old, &o, size);
     ck_assert_int_eq(negcut_trainer_create(&t, ctx, old), NEGCUT_OK);
-    ck_assert_uint_eq(t->t.tape.winograd, NGC_WINOGRAD_BWD); /* what 0 (AUTO) means */
+    ck_assert_uint_eq(t->t.tape.winograd, NGC_WINOGRAD_FWD | NGC_WINOGRAD_BWD); /* 0 (AUTO) */
     free(old);
     negcut_trainer_free(t);
     t = NULL;
   }
   /* conv_algo -> the passes whose convolutions may use Winograd */
-  static const uint32_t bits[3] = {NGC_WINOGRAD_BWD, 0, NGC_WINOGRAD_FWD | NGC_WINOGRAD_BWD};
+  static const uint32_t bits[3] = {NGC_WINOGRAD_FWD | NGC_WINOGRAD_BWD, 0,
+                                   NGC_WINOGRAD_FWD | NGC_WINOGRAD_BWD};
   for (negcut_conv_algo a = NEGCUT_CONV_AUTO; a <= NEGCUT_CONV_WINOGRAD; a++) {
     tiny_options(&o, NEGCUT_MODE_CUT, NULL);
     o.conv_algo = a;

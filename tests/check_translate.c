@@ -556,9 +556,9 @@ START_TEST(test_options_versions) {
   o.conv_algo = NEGCUT_CONV_AUTO;
   /* conv_algo -> the passes that may use Winograd: AUTO (what old structs
    * mean) the forward, DIRECT none */
-  ck_assert_uint_eq(def->tape.winograd, NGC_WINOGRAD_FWD);
-  ck_assert_uint_eq(old->tape.winograd, NGC_WINOGRAD_FWD);
-  ck_assert_uint_eq(v2->tape.winograd, NGC_WINOGRAD_FWD);
+  ck_assert_uint_eq(def->tape.winograd, NGC_WINOGRAD_FWD | NGC_WINOGRAD_ROOMY);
+  ck_assert_uint_eq(old->tape.winograd, NGC_WINOGRAD_FWD | NGC_WINOGRAD_ROOMY);
+  ck_assert_uint_eq(v2->tape.winograd, NGC_WINOGRAD_FWD | NGC_WINOGRAD_ROOMY);
   ck_assert_uint_eq(direct->tape.winograd, 0);
   o.tf32 = 1;
   o.eager = 1;

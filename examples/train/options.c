@@ -56,7 +56,7 @@ static const opt_def defs[] = {
     {"eager", K_FLAG, O(eager), 0, 1, NULL, 0, "GPU: run every step unrecorded (no CUDA graphs)"},
     {"tf32", K_FLAG, O(tf32), 0, 1, NULL, 1, "GPU: convolutions may round to TF32 (PyTorch's default)"},
     {"conv", K_CHOICE, O(conv_algo), 0, 0, "auto|direct|winograd", 1,
-     "fp32 convolutions: auto (Winograd in the backward passes), direct, winograd (everywhere)"},
+     "fp32 convolutions: auto or winograd (Winograd where it gains), direct (none)"},
     {"save-every", K_I64, S(save_every), 1, 9e18, NULL, 1, "checkpoint and report every N iterations (500)"},
     {"display-every", K_I64, S(display_every), 1, 9e18, NULL, 1, "log the mean losses every N iterations (100)"},
     /* architecture */

@@ -77,13 +77,13 @@ typedef int32_t negcut_backend_kind;
  * and a few times the rounding error of the direct sum; docs/SPEED.md
  * gives the speed and the accuracy measured. */
 typedef int32_t negcut_conv_algo;
-#define NEGCUT_CONV_AUTO 0     /* inference: Winograd; training: Winograd in the
-                                  backward passes only (see the trainer option) */
+#define NEGCUT_CONV_AUTO 0     /* Winograd where the backend has it and it gains,
+                                  within memory bounds that keep training below half
+                                  of PyTorch's peak (docs/SPEED.md) */
 #define NEGCUT_CONV_DIRECT 1   /* direct sums only: PyTorch's arithmetic on a CPU (on
                                   a GPU, a transform algorithm only for a shape no
                                   other cuDNN algorithm runs) */
-#define NEGCUT_CONV_WINOGRAD 2 /* Winograd wherever the backend has it, forward
-                                  passes of training included */
+#define NEGCUT_CONV_WINOGRAD 2 /* what AUTO does now, asked for by name */
 
 #define NEGCUT_CTX_OPTIONS_VERSION 1
 typedef struct negcut_ctx_options {

@@ -93,12 +93,10 @@ typedef struct negcut_trainer_options {
                                   keep about 10 mantissa bits. 0 (default): exact fp32.
                                   Matrix products stay fp32 (PyTorch's default too). The
                                   CPU backends ignore it. */
-  negcut_conv_algo conv_algo;  /* NEGCUT_CONV_AUTO (default): Winograd in the backward-data
-                                  and backward-weights passes, direct forward passes (a
-                                  Winograd forward feeding instance norm moved a test's
-                                  second-step gradients by 2e-4 of their scale, against
-                                  1e-5 direct); NEGCUT_CONV_WINOGRAD: in the forward
-                                  passes too, fastest; NEGCUT_CONV_DIRECT: none.
+  negcut_conv_algo conv_algo;  /* NEGCUT_CONV_AUTO (default) or NEGCUT_CONV_WINOGRAD:
+                                  Winograd in every pass where it gains (a step's
+                                  gradients within 2e-3 of PyTorch's in L2, as direct);
+                                  NEGCUT_CONV_DIRECT: none, PyTorch's CPU arithmetic.
                                   docs/SPEED.md has the numbers. */
 } negcut_trainer_options;
 

@@ -38,6 +38,16 @@
 /* conv2d: weight (Co, Ci, k, k), zero padding `pad`, bias (Co) or NULL.
  * conv_transpose2d: weight (Ci, Co, k, k) as PyTorch stores it; out_pad
  * extra rows/cols at the bottom/right. */
+/* ngc_conv_params.winograd: whether a pass may use a transform algorithm,
+ * and how much scratch memory it may take for it (the CPU's bounds:
+ * cpu_conv_cache.c). */
+enum {
+  NGC_CONV_TRANSFORM_NONE = 0, /* direct sums only */
+  NGC_CONV_TRANSFORM = 1,      /* beside memory the caller holds (training) */
+  NGC_CONV_TRANSFORM_ROOMY = 2 /* where little else is held (inference), up to
+                                  the backend's winograd_scratch_max */
+};
+
 typedef struct ngc_conv_params {
   int32_t stride;
   int32_t pad;
@@ -46,7 +56,7 @@ typedef struct ngc_conv_params {
   int32_t tf32;    /* fp32 products may be rounded to TF32 (tensor cores), in the forward
                       and the backward */
   int32_t winograd; /* fp32: the backend may use a transform algorithm (Winograd, FFT)
-                       for this pass; 0: direct sums only */
+                       for this pass: NGC_CONV_TRANSFORM_* */
   const void *w_bf16; /* bf16 forward: w already rounded to bfloat16 (to_bf16), same
                          layout, or NULL; a backend may ignore it */
 } ngc_conv_params;
@@ -278,9 +288,10 @@ struct ngc_backend {
    * and launches are the cost (CUDA). 0: the host backends, whose memory
    * is the machine's. */
   int32_t keep_activations;
-  /* The largest scratchpad a Winograd forward (ngc_conv_params.winograd)
-   * may take beyond the other convolutions' needs; 0 where transform
-   * algorithms need no memory of the caller's to count. */
+  /* The largest scratchpad a transform algorithm may take at
+   * NGC_CONV_TRANSFORM_ROOMY (ngc_conv_params.winograd), beyond the other
+   * convolutions' needs; 0 where transform algorithms need no memory of
+   * the caller's to count. */
   size_t winograd_scratch_max;
   negcut_ctx *ctx;     /* for error messages and the thread budget */
   void *impl;          /* private state */

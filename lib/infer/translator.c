@@ -59,7 +59,8 @@ negcut_status negcut_translator_create(negcut_translator **out, negcut_ctx *ctx,
   ngc_tape_init(&tr->tape, ctx);
   tr->tape.bf16 = tr->opts.bf16 != 0;
   tr->tape.tf32 = tr->opts.tf32 != 0;
-  tr->tape.winograd = tr->opts.conv_algo == NEGCUT_CONV_DIRECT ? 0 : NGC_WINOGRAD_FWD;
+  tr->tape.winograd =
+      tr->opts.conv_algo == NEGCUT_CONV_DIRECT ? 0 : NGC_WINOGRAD_FWD | NGC_WINOGRAD_ROOMY;
   if (tr->tape.bf16 && ctx->be->ops.to_bf16) {
     /* The model never changes: its weights are rounded to bf16 once here
      * instead of at every convolution. */

@@ -100,6 +100,9 @@ typedef struct ngc_net {
 /* Per-step scratch: device arena for activations, host arena for records. */
 #define NGC_WINOGRAD_FWD 1u /* forward passes */
 #define NGC_WINOGRAD_BWD 2u /* backward-data and backward-weights passes */
+/* Forward passes may take the larger scratch bound of
+ * NGC_CONV_TRANSFORM_ROOMY: a translator, which holds little else. */
+#define NGC_WINOGRAD_ROOMY 4u
 
 typedef struct ngc_tape {
   negcut_ctx *ctx;

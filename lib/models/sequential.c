@@ -95,7 +95,9 @@ static negcut_status conv_forward(negcut_ctx *ctx, ngc_net *net, const ngc_layer
   ngc_conv_params cp = l->cp;
   cp.bf16 = !recorded && tape->bf16 && l->kind == NGC_L_CONV;
   cp.tf32 = tape->tf32;
-  cp.winograd = (tape->winograd & NGC_WINOGRAD_FWD) != 0;
+  cp.winograd = !(tape->winograd & NGC_WINOGRAD_FWD)  ? NGC_CONV_TRANSFORM_NONE
+                : (tape->winograd & NGC_WINOGRAD_ROOMY) ? NGC_CONV_TRANSFORM_ROOMY
+                                                        : NGC_CONV_TRANSFORM;
   if (cp.bf16 && tape->w_bf16 && tape->w_bf16_net == net)
     cp.w_bf16 = tape->w_bf16 + net->params[l->w].offset;
   return l->kind == NGC_L_CONV ? ngc_conv2d_fwd(ctx, &cp, x, w, b, y)
@@ -436,7 +438,7 @@ static negcut_status layer_backward(negcut_ctx *ctx, ngc_net *net, const ngc_lay
   const ngc_tensor *w = l->w >= 0 ? &net->params[l->w].value : NULL;
   ngc_conv_params cp = l->cp;
   cp.tf32 = tape->tf32;
-  cp.winograd = (tape->winograd & NGC_WINOGRAD_BWD) != 0;
+  cp.winograd = tape->winograd & NGC_WINOGRAD_BWD ? NGC_CONV_TRANSFORM : NGC_CONV_TRANSFORM_NONE;
   ngc_tensor *dw = l->w >= 0 && net->requires_grad ? &net->params[l->w].grad : NULL;
   ngc_tensor *db = l->b >= 0 && net->requires_grad ? &net->params[l->b].grad : NULL;
   switch (l->kind) {

@@ -125,9 +125,8 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
   tr->philox = tr->t.rand;
   tr->t.eager = opts->eager != 0;
   tr->t.tape.tf32 = opts->tf32 != 0;
-  tr->t.tape.winograd = opts->conv_algo == NEGCUT_CONV_DIRECT     ? 0
-                        : opts->conv_algo == NEGCUT_CONV_WINOGRAD ? NGC_WINOGRAD_FWD | NGC_WINOGRAD_BWD
-                                                                  : NGC_WINOGRAD_BWD;
+  tr->t.tape.winograd =
+      opts->conv_algo == NEGCUT_CONV_DIRECT ? 0 : NGC_WINOGRAD_FWD | NGC_WINOGRAD_BWD;
   if (!st && (opts->dataroot || opts->dir_a || opts->dir_b)) {
     ngc_data_cfg dc = NGC_DATA_CFG_INIT;
     if (opts->dataroot) {

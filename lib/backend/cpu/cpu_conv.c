@@ -32,7 +32,7 @@ static ngc_conv_key conv_key(ngc_backend *be, ngc_conv_op op, const ngc_conv_par
   key.k = (int32_t)k;
   key.stride = p->stride;
   key.pad = p->pad;
-  key.winograd = p->winograd && k == 3 && p->stride == 1; /* the shapes it has */
+  key.winograd = k == 3 && p->stride == 1 ? p->winograd : 0; /* the shapes it has */
   key.src_blk = (int32_t)ngc_block_of(be, src);
   key.dst_blk = (int32_t)ngc_block_of(be, dst);
   return key;

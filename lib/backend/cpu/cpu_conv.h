@@ -32,7 +32,8 @@ typedef struct ngc_conv_key {
   int32_t bf16; /* fwd: may take bfloat16 source and weights (f32 accumulation and output)
                    where no Winograd primitive runs and the CPU has bf16 dot products */
   int32_t src_blk, dst_blk; /* channel block of the user's src / dst memory; 1: plain */
-  int32_t winograd; /* allowed, and fp32 3x3 stride 1: Winograd where it gains (cpu_conv_cache.c) */
+  int32_t winograd; /* NGC_CONV_TRANSFORM_*, for 3x3 stride 1 (else NONE): Winograd where it
+                       gains, within the scratch bound of that class (cpu_conv_cache.c) */
   int32_t n, ci, h, w, co, ho, wo, k, stride, pad;
 } ngc_conv_key;
 
@@ -44,10 +45,11 @@ typedef struct ngc_conv_key {
  * channels), 2.54 -> 1.76 (256), 5.04 -> 2.10 (256 -> 128 at 64x64). */
 #define NGC_WINOGRAD_MIN_CHANNELS 32
 #define NGC_WINOGRAD_MIN_PIXELS (32 * 32)
-/* Scratchpad bounds of Winograd primitives: forward, backward passes
- * (measurements at winograd_max_scratch). */
+/* Scratchpad bounds of Winograd primitives: NGC_CONV_TRANSFORM_ROOMY
+ * (inference), NGC_CONV_TRANSFORM (training) (measurements at
+ * winograd_max_scratch). */
 #define NGC_WINOGRAD_MAX_SCRATCH ((size_t)160 << 20)
-#define NGC_WINOGRAD_MAX_SCRATCH_BACKWARD ((size_t)80 << 20)
+#define NGC_WINOGRAD_MAX_SCRATCH_TRAINING ((size_t)80 << 20)
 
 /* Runs the primitive of `key` (built on first use) on plain row-major
  * buffers, in the argument order of ngc_conv_op. Outputs marked += above

@@ -258,17 +258,17 @@ static dnnl_status_t conv_pd(ngc_backend *be, const ngc_conv_key *k, dnnl_alg_ki
  * weights, per thread) grows with the activations: 35-75 MB for the 256 ->
  * 256 convolutions at 64x64 of a 256x256 CUT step, 124-136 MB for its
  * batch-2 ones at 128x128, about 140 MB for the forward passes at 128x128
- * of a 512x512 generator. Beyond these bounds, by pass (forward,
- * backward-data, backward-weights), the direct algorithm runs. Forward:
- * 160 MiB took a 512x512 generator from 1.13 to 0.65 s (peak RSS 408 ->
- * 477 MiB). Backward-weights: the batch-2 passes of 136 and 238 MB ran
- * slower than direct on this project's 2-core machine (68 -> 86 and 72 ->
- * 145 ms). Backward-data: those of 124 MB gained (56 -> 24 ms), but
- * allowing them took a 256x256 CUT step only from 2.62 to 2.52 s, and its
- * peak RSS from 1424 to 1467 MiB, past half of PyTorch's (2840-2955). */
-static const size_t winograd_max_scratch[3] = {NGC_WINOGRAD_MAX_SCRATCH,
-                                               NGC_WINOGRAD_MAX_SCRATCH_BACKWARD,
-                                               NGC_WINOGRAD_MAX_SCRATCH_BACKWARD};
+ * of a 512x512 generator. Beyond these bounds, by NGC_CONV_TRANSFORM_*
+ * class, the direct algorithm runs. Inference (ROOMY): 160 MiB took a
+ * 512x512 generator from 1.13 to 0.65 s (peak RSS 408 -> 477 MiB).
+ * Training: the batch-2 weight passes of 136 and 238 MB ran slower than
+ * direct on this project's 2-core machine (68 -> 86 and 72 -> 145 ms); the
+ * backward-data and forward passes of 124 MB gained (56 -> 24 ms), but
+ * allowing them took a 256x256 CUT step only from 2.23 to 2.20 s (2.62 to
+ * 2.52 s with direct forward passes), and its peak RSS from 1424 to 1467
+ * MiB, past half of PyTorch's (2840-2955). */
+static const size_t winograd_max_scratch[3] = {0, NGC_WINOGRAD_MAX_SCRATCH_TRAINING,
+                                               NGC_WINOGRAD_MAX_SCRATCH};
 
 /* any with bf16 source and weights (f32 accumulation and destination).
  * Where the activations are 16-channel blocked, the source and destination
@@ -309,10 +309,10 @@ static dnnl_status_t conv_pd_pick(ngc_backend *be, const ngc_conv_key *k, conv_m
                                   conv_entry *e) {
   const ngc_cpu *c = ngc_cpu_of(be);
   e->winograd = e->bf16 = 0;
-  if (k->winograd && k->ci >= c->wino_min_channels && k->co >= c->wino_min_channels &&
+  if (k->winograd > 0 && k->winograd < 3 && k->ci >= c->wino_min_channels && k->co >= c->wino_min_channels &&
       (int64_t)k->ho * k->wo >= c->wino_min_pixels &&
       conv_pd(be, k, dnnl_convolution_winograd, any, attr, pd) == dnnl_success) {
-    if (scratch_size(*pd) <= winograd_max_scratch[k->op]) {
+    if (scratch_size(*pd) <= winograd_max_scratch[k->winograd]) {
       e->winograd = 1;
       return dnnl_success;
     }
