@@ -485,15 +485,28 @@ static negcut_status materialize(ngc_net *net, ngc_tape *tape, const ngc_seq_rec
  * pending shortcut gradient of the ResNet block being traversed (blocks do
  * not nest). So backward needs three activations' worth of memory, not one
  * per layer. */
+/* n rounded up to a multiple of 16 floats (64 bytes) */
+static int64_t round_up16(int64_t n) { return (n + 15) & ~(int64_t)15; }
+
 typedef struct grad_pool {
   float *buf[3];
+  int64_t cap[3]; /* floats */
 } grad_pool;
 
-/* A buffer that is neither a nor b. */
-static float *pool_pick(const grad_pool *p, const float *a, const float *b) {
+/* *out: a tensor like `like` over the first buffer that is neither a nor b
+ * (the third only when a and b are the other two). */
+static negcut_status pool_pick(ngc_tape *tape, const grad_pool *p, const float *a, const float *b,
+                               const ngc_tensor *like, ngc_tensor *out) {
   for (int i = 0; i < 3; i++)
-    if (p->buf[i] != a && p->buf[i] != b) return p->buf[i];
-  return NULL;
+    if (p->buf[i] != a && p->buf[i] != b) {
+      if (ngc_numel(like) > p->cap[i])
+        return ngc_error(tape->ctx, NEGCUT_ERR_INTERNAL,
+                         "backward: gradient buffer %d holds %lld floats, %lld needed", i,
+                         (long long)p->cap[i], (long long)ngc_numel(like));
+      *out = ngc_tensor_view_as(tape->dev.be, p->buf[i], like);
+      return NEGCUT_OK;
+    }
+  return ngc_error(tape->ctx, NEGCUT_ERR_INTERNAL, "backward: no free gradient buffer");
 }
 
 /* Adds the tap gradient g into the gradient of activation a (a fresh
@@ -510,13 +523,13 @@ static negcut_status grad_add(ngc_tape *tape, const ngc_seq_rec *rec, const grad
   if (!g->dense) {
     ngc_tensor *to = &d[a];
     if (has[a]) {
-      conv = ngc_tensor_view_as(tape->dev.be, pool_pick(pool, d[a].data, pending), &rec->acts[a]);
+      st = pool_pick(tape, pool, d[a].data, pending, &rec->acts[a], &conv);
       to = &conv;
     } else {
-      d[a] = ngc_tensor_view_as(tape->dev.be, pool_pick(pool, pending, NULL), &rec->acts[a]);
+      st = pool_pick(tape, pool, pending, NULL, &rec->acts[a], &d[a]);
       has[a] = 1;
     }
-    st = ngc_gather_bwd(tape->ctx, g->rows, g->ids, g->n_ids, to);
+    if (!st) st = ngc_gather_bwd(tape->ctx, g->rows, g->ids, g->n_ids, to);
     return st || to == &d[a] ? st : ngc_axpby(tape->ctx, 1.0f, &conv, 1.0f, &d[a]);
   }
   if (g->dense->layout != rec->acts[a].layout) {
@@ -527,9 +540,9 @@ static negcut_status grad_add(ngc_tape *tape, const ngc_seq_rec *rec, const grad
     src = g->dense;
   }
   if (has[a]) return ngc_axpby(tape->ctx, 1.0f, src, 1.0f, &d[a]);
-  d[a] = ngc_tensor_view_as(tape->dev.be, pool_pick(pool, pending, NULL), &rec->acts[a]);
+  st = pool_pick(tape, pool, pending, NULL, &rec->acts[a], &d[a]);
   has[a] = 1;
-  return ngc_axpby(tape->ctx, 1.0f, src, 0.0f, &d[a]);
+  return st ? st : ngc_axpby(tape->ctx, 1.0f, src, 0.0f, &d[a]);
 }
 
 negcut_status ngc_seq_backward(ngc_net *net, ngc_tape *tape, const ngc_seq_rec *rec,
@@ -564,22 +577,39 @@ negcut_status ngc_seq_backward_taps(ngc_net *net, ngc_tape *tape, const ngc_seq_
   const ngc_tensor **pend = ngc_tape_host(tape, (size_t)(n + 1) * sizeof *pend);
   const float *pending = NULL; /* the buffer pend[] refers to, while one is open */
   grad_pool pool;
-  int64_t biggest = 1;
   if (!d || !has || !pend)
     return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "backward: out of host memory");
-  for (int32_t i = 0; i <= n; i++)
-    if (ngc_numel(&rec->acts[i]) > biggest) biggest = ngc_numel(&rec->acts[i]);
+  /* Scratch: two gradient buffers for the largest activation; the third is
+   * picked only while a shortcut's gradient waits (pool_pick: it holds one
+   * of the other two), so it holds gradients of activations within a
+   * residual block; recomputation buffers for the largest activation not
+   * kept. At a 256x256 CUT step's batch-2 generator: 64 + 64 + 8 + 64 + 64
+   * MB, where every buffer was 64 MB (allocated device memory on CUDA; on
+   * the CPU the pages never touched had not counted). */
+  int64_t biggest = 1, in_block = 1, redone_max = 1;
+  for (int32_t i = 0; i <= n; i++) {
+    const int64_t k = ngc_numel(&rec->acts[i]);
+    if (k > biggest) biggest = k;
+    if (!rec->acts[i].data && k > redone_max) redone_max = k;
+  }
+  for (int32_t i = 0; i < n; i++)
+    if (net->layers[i].kind == NGC_L_ADD)
+      for (int32_t a = net->layers[i].skip; a <= i + 1; a++)
+        if (ngc_numel(&rec->acts[a]) > in_block) in_block = ngc_numel(&rec->acts[a]);
+  biggest = round_up16(biggest), in_block = round_up16(in_block), redone_max = round_up16(redone_max);
   float *redo[2] = {NULL, NULL}; /* recomputed activations (none when all are kept) */
   ngc_tensor redone;     /* the last one recomputed ... */
   int32_t redone_at = -1; /* ... and its index */
-  const int nbuf = tape->dev.be->keep_activations ? 3 : 5;
-  float *scratch = ngc_tape_scratch(tape, (size_t)nbuf * (size_t)biggest * sizeof(float));
+  const int64_t floats = 2 * biggest + in_block + (tape->dev.be->keep_activations ? 0 : 2 * redone_max);
+  float *scratch = ngc_tape_scratch(tape, (size_t)floats * sizeof(float));
   if (!scratch)
     return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "backward: cannot allocate %lld floats",
-                     (long long)(nbuf * biggest));
-  for (int i = 0; i < nbuf; i++) {
-    if (i < 3) pool.buf[i] = scratch + i * biggest;
-    else redo[i - 3] = scratch + i * biggest;
+                     (long long)floats);
+  pool = (grad_pool){{scratch, scratch + biggest, scratch + 2 * biggest},
+                     {biggest, biggest, in_block}};
+  if (!tape->dev.be->keep_activations) {
+    redo[0] = pool.buf[2] + in_block;
+    redo[1] = redo[0] + redone_max;
   }
   if (dy) st = grad_add(tape, rec, &pool, d, has, n, &(ngc_tap_grad){.dense = dy}, pending);
   for (int32_t i = n - 1; i >= 0 && st == NEGCUT_OK; i--) {
@@ -601,14 +631,13 @@ negcut_status ngc_seq_backward_taps(ngc_net *net, ngc_tape *tape, const ngc_seq_
       if (i == 0 && dx) {
         din = dx;
       } else if (i > 0 && (dx || i > first_param)) {
-        d[i] = ngc_tensor_view_as(tape->dev.be, pool_pick(&pool, d[i + 1].data, pending),
-                                  &rec->acts[i]);
+        st = pool_pick(tape, &pool, d[i + 1].data, pending, &rec->acts[i], &d[i]);
         din = &d[i];
       }
       ngc_tensor x = rec->acts[i], y = rec->acts[i + 1];
       /* The last recomputed activation stays valid until the next
        * recomputation: a ReLU's input is the norm before it's output. */
-      if (needs_input(l) && !x.data) {
+      if (!st && needs_input(l) && !x.data) {
         if (redone_at != i) st = materialize(net, tape, rec, i, redo, &redone);
         redone_at = i;
         x = redone;
