@@ -29,7 +29,7 @@ static void usage(FILE *f) {
              "                        [--backend cpu|cuda|ref] [--bf16] [--tf32] [--direct] INPUT...\n"
              "--bf16: bfloat16 convolutions where faster (CPUs with AVX512-BF16, GPUs; else fp32);\n"
              "--tf32: TF32 ones on a GPU;\n"
-             "--direct: direct fp32 convolutions only, no Winograd (slower, PyTorch's CPU arithmetic).\n"
+             "--direct: direct convolutions only, no Winograd (slower; in fp32 PyTorch's CPU arithmetic).\n"
              "INPUT: an image file (PNG, JPEG), a folder of them, or - for standard input.\n");
 }
 

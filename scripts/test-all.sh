@@ -20,8 +20,10 @@ echo "== the unit and parity tests on lesser instruction sets"
 # oneDNN picks its kernels (and so the arithmetic) by instruction set, and
 # the library its algorithms (Winograd, bf16) by what oneDNN runs: capped to
 # AVX-512 without BF16 (bf16 inference falls back to float32) and to AVX2 (no
-# Winograd, oneDNN's AVX2 kernels), the suites must hold as they do on this
-# machine. A cap above what the CPU has changes nothing.
+# Winograd, oneDNN's AVX2 kernels), the suites must hold as they would on
+# such a machine. The PyTorch references are made again under the cap too
+# (PyTorch's oneDNN obeys it), as they would be there. A cap above what the
+# CPU has changes nothing.
 for isa in AVX512_CORE AVX2; do
   echo "-- ONEDNN_MAX_CPU_ISA=$isa"
   ONEDNN_MAX_CPU_ISA=$isa ctest --test-dir build --output-on-failure -L 'unit|parity' -j"$jobs"

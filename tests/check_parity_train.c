@@ -65,13 +65,11 @@ typedef struct tol {
 
 static const tol T_LOSS = {1e-6, 1e-4, 0.0};
 static const tol T_GRAD = {0.0, 1e-4, 1e-5};
-/* Adam's first step moves each parameter by lr * g / (|g| + eps), i.e. by
- * +-lr wherever |g| >> eps: parameters match to float rounding, except where
- * the reference gradient lies within the gradient tolerance, where its sign
- * (so the step) is undetermined and an error of up to 2 lr is allowed. */
+/* Parameters after the update: plus an allowance per element carried from
+ * T_GRAD through Adam's step (check_params) */
 static const tol T_PARAM = {1e-6, 1e-5, 0.0};
 /* Iterations 2 to 5: the largest relative L2 error of a network's gradients
- * and of its update (see the top) */
+ * (see the top) */
 #define T_NORM 1e-2
 #define LR 2e-4
 
@@ -463,7 +461,8 @@ static int64_t check_grads(int it, const net_ref *nr, net_grads *ng, err_stat *s
  * b2 = 1 - beta2^t, m by (1 - beta1) g, so the parameter may differ by about
  * lr / b1 * (1 - beta1) * dg / (sqrt(v / b2) + eps) (v PyTorch's, after the
  * step); twice that is allowed, which also covers a gradient within dg of 0
- * whose sign (so that of a first step, +-lr) is float noise. Elements whose
+ * whose sign (so that of a first step, +-lr) is float noise; at most
+ * their step plus the longest Adam can take. Elements whose
  * gradient lies outside T_GRAD (iterations 2-5) are not compared. F_, the
  * EMA of F (share 0.1), gets that share of F's allowance. */
 static int64_t check_params(int it, const net_ref *nr, const net_grads *ng, const net_ref *by,
@@ -473,6 +472,12 @@ static int64_t check_params(int it, const net_ref *nr, const net_grads *ng, cons
   char name[192];
   int64_t bad = 0;
   const double b1 = 1.0 - pow(opt->beta1, it + 1), b2 = 1.0 - pow(opt->beta2, it + 1);
+  /* The longest step Adam takes at step t = it + 1: by Cauchy-Schwarz
+   * |m| <= (1 - beta1) sqrt(sum_k<t (beta1^2 / beta2)^k) sqrt(v / (1 - beta2)),
+   * so lr |m / b1| / sqrt(v / b2) <= lr times this (1 at t = 1). */
+  double geo = 0.0;
+  for (int k = 0; k <= it; k++) geo += pow(opt->beta1 * opt->beta1 / opt->beta2, k);
+  const double longest = LR * (1.0 - opt->beta1) / sqrt(1.0 - opt->beta2) * sqrt(geo) * sqrt(b2) / b1;
   for (int32_t i = 0; i < net->n_params; i++) {
     if (net->params[i].buffer) continue;
     ref_name(name, sizeof name, it, "after", nr->prefix, net->params[i].name);
@@ -488,16 +493,33 @@ static int64_t check_params(int it, const net_ref *nr, const net_grads *ng, cons
     ck_assert_ptr_nonnull(skip);
     OK(ngc_param_download(net, i, got, 0));
     ref_name(name, sizeof name, it, "adam_v", by->prefix, net->params[i].name);
-    float *v = host_of(need(name), NGC_ST_F32);
+    const ngc_st_entry *ev = need(name);
+    ck_assert_int_eq(numel_of(ev), n);
+    float *v = host_of(ev, NGC_ST_F32);
+    /* the optimised net's reference step, after - before */
+    ref_name(name, sizeof name, it, "after", by->prefix, net->params[i].name);
+    float *by_after = host_of(need(name), NGC_ST_F32);
+    if (it == 0)
+      ck_assert_int_lt(snprintf(name, sizeof name, "%s.%s", by->prefix, net->params[i].name),
+                       (int)sizeof name);
+    else
+      ref_name(name, sizeof name, it - 1, "after", by->prefix, net->params[i].name);
+    float *by_before = host_of(need(name), NGC_ST_F32);
     for (int64_t j = 0; j < n; j++) {
-      double dg = ng->tol + T_GRAD.rtol * fabs(ng->g[i][j]);
+      const double dg = ng->tol + T_GRAD.rtol * fabs(ng->g[i][j]);
+      const double step = fabs((double)by_after[j] - by_before[j]);
+      /* where v is tiny the formula above is not a bound: no more than
+       * their step and the longest Adam takes */
+      const double most = share * (step + longest * 1.001);
       allow[j] = ng->off[i] && ng->off[i][j]
                      ? INFINITY
-                     : share * 2.0 * LR / b1 * (1.0 - opt->beta1) * dg /
-                           (sqrt(v[j] / b2) + opt->eps);
+                     : fmin(most, share * 2.0 * LR / b1 * (1.0 - opt->beta1) * dg /
+                                      (sqrt(v[j] / b2) + opt->eps));
       skip[j] = allow[j] > T_PARAM.atol; /* out of the statistics */
     }
     free(v);
+    free(by_after);
+    free(by_before);
     snprintf(name, sizeof name, "[%s] iteration %d after.%s.%s", g_backend, it + 1, nr->prefix,
              net->params[i].name);
     bad += compare(name, got, want, n, &T_PARAM, 0.0, allow);

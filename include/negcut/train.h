@@ -96,6 +96,8 @@ typedef struct negcut_trainer_options {
   negcut_conv_algo conv_algo;  /* NEGCUT_CONV_AUTO (default) or NEGCUT_CONV_WINOGRAD:
                                   Winograd in every pass where it gains (a step's
                                   gradients within 2e-3 of PyTorch's in L2, as direct);
+                                  on CUDA AUTO keeps cuDNN's transform algorithms out of
+                                  the forward passes until measured on a GPU.
                                   NEGCUT_CONV_DIRECT: none, PyTorch's CPU arithmetic.
                                   docs/SPEED.md has the numbers. */
 } negcut_trainer_options;

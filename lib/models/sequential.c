@@ -480,14 +480,14 @@ static negcut_status materialize(ngc_net *net, ngc_tape *tape, const ngc_seq_rec
   return NEGCUT_OK;
 }
 
-/* Backward keeps three gradient buffers of the largest activation and
- * rotates them: the layer's incoming gradient, its outgoing one, and the
- * pending shortcut gradient of the ResNet block being traversed (blocks do
- * not nest). So backward needs three activations' worth of memory, not one
- * per layer. */
 /* n rounded up to a multiple of 16 floats (64 bytes) */
 static int64_t round_up16(int64_t n) { return (n + 15) & ~(int64_t)15; }
 
+/* Backward keeps three gradient buffers and rotates them: the layer's
+ * incoming gradient, its outgoing one, and the pending shortcut gradient of
+ * the ResNet block being traversed. So backward needs about three
+ * activations' worth of memory, not one per layer; the third only as large
+ * as the activations inside a block (ngc_seq_backward_taps). */
 typedef struct grad_pool {
   float *buf[3];
   int64_t cap[3]; /* floats */

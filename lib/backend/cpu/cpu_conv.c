@@ -92,7 +92,7 @@ static negcut_status cpu_conv2d_fwd(ngc_backend *be, const ngc_conv_params *p,
   // x (N, Ci, H, W), w (Co, Ci, k, k), b (Co) or NULL, y (N, Co, Ho, Wo)
   ngc_cpu_enter(be);
   ngc_conv_key key = conv_key(be, NGC_CONV_FWD, p, x, y, w->dim[2], b != NULL);
-  key.bf16 = p->bf16 != 0;
+  key.bf16 = p->bf16 && ngc_cpu_bf16(); /* elsewhere the float32 primitives, shared */
   float *const args[NGC_CONV_MAX_ARGS] = {x->data, w->data, b ? b->data : NULL, y->data};
   return ngc_cpu_conv_run(be, &key, args);
 }
