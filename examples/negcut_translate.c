@@ -27,9 +27,9 @@ typedef struct job {
 static void usage(FILE *f) {
   fprintf(f, "usage: negcut-translate --model M [--output OUT] [--tile N] [--threads N]\n"
              "                        [--backend cpu|cuda|ref] [--bf16] [--tf32] [--direct] INPUT...\n"
-             "--bf16: bfloat16 convolutions where faster (CPUs with AVX512-BF16, GPUs; else fp32);\n"
+             "--bf16: bfloat16 convolutions where faster (AVX512-BF16 CPUs, GPUs; else fp32);\n"
              "--tf32: TF32 ones on a GPU;\n"
-             "--direct: direct convolutions only, no Winograd (slower; in fp32 PyTorch's CPU arithmetic).\n"
+             "--direct: direct convolutions only, no Winograd (slower; PyTorch's CPU arithmetic).\n"
              "INPUT: an image file (PNG, JPEG), a folder of them, or - for standard input.\n");
 }
 

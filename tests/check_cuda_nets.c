@@ -619,9 +619,9 @@ static void train_case(negcut_train_mode mode, const char *name, int iterations,
     OK(ctx[k], negcut_trainer_create(&t[k], ctx[k], &o));
     /* AUTO: Winograd in every pass on the CPU; on CUDA cuDNN's transform
      * algorithms stay last in the forward passes (lib/train/trainer.c) */
+    const int gpu = ctx[k]->be->kind == NEGCUT_BACKEND_CUDA;
     ck_assert_uint_eq(t[k]->t.tape.winograd,
-                      ctx[k]->be->kind == NEGCUT_BACKEND_CUDA ? NGC_WINOGRAD_BWD
-                                                              : NGC_WINOGRAD_FWD | NGC_WINOGRAD_BWD);
+                      gpu ? NGC_WINOGRAD_BWD : NGC_WINOGRAD_FWD | NGC_WINOGRAD_BWD);
   }
   int differ = 0;
   for (int it = 1; it <= iterations; it++) {

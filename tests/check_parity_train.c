@@ -477,7 +477,8 @@ static int64_t check_params(int it, const net_ref *nr, const net_grads *ng, cons
    * so lr |m / b1| / sqrt(v / b2) <= lr times this (1 at t = 1). */
   double geo = 0.0;
   for (int k = 0; k <= it; k++) geo += pow(opt->beta1 * opt->beta1 / opt->beta2, k);
-  const double longest = LR * (1.0 - opt->beta1) / sqrt(1.0 - opt->beta2) * sqrt(geo) * sqrt(b2) / b1;
+  const double longest =
+      LR * (1.0 - opt->beta1) / sqrt(1.0 - opt->beta2) * sqrt(geo) * sqrt(b2) / b1;
   for (int32_t i = 0; i < net->n_params; i++) {
     if (net->params[i].buffer) continue;
     ref_name(name, sizeof name, it, "after", nr->prefix, net->params[i].name);

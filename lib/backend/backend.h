@@ -35,9 +35,6 @@
 #include "core/core.h"
 #include "core/tensor.h"
 
-/* conv2d: weight (Co, Ci, k, k), zero padding `pad`, bias (Co) or NULL.
- * conv_transpose2d: weight (Ci, Co, k, k) as PyTorch stores it; out_pad
- * extra rows/cols at the bottom/right. */
 /* ngc_conv_params.winograd: whether a pass may use a transform algorithm,
  * and how much scratch memory it may take for it (the CPU's bounds:
  * cpu_conv_cache.c). */
@@ -48,6 +45,9 @@ enum {
                                   the backend's winograd_scratch_max */
 };
 
+/* conv2d: weight (Co, Ci, k, k), zero padding `pad`, bias (Co) or NULL.
+ * conv_transpose2d: weight (Ci, Co, k, k) as PyTorch stores it; out_pad
+ * extra rows/cols at the bottom/right. */
 typedef struct ngc_conv_params {
   int32_t stride;
   int32_t pad;

@@ -252,10 +252,10 @@ negcut_status ngc_net_init_weights(ngc_net *net, uint32_t init_id, float gain) {
 }
 
 static negcut_status no_grads(const ngc_net *net) {
-  return net->slab.data ? ngc_error(net->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                                    "network: made without gradients (frozen before its "
-                                    "parameters were allocated)")
-                        : ngc_error(net->ctx, NEGCUT_ERR_INTERNAL, "network: parameters not allocated");
+  if (!net->slab.data)
+    return ngc_error(net->ctx, NEGCUT_ERR_INTERNAL, "network: parameters not allocated");
+  return ngc_error(net->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                   "network: made without gradients (frozen before its parameters were allocated)");
 }
 
 negcut_status ngc_net_zero_grad(ngc_net *net) {

@@ -596,11 +596,14 @@ negcut_status ngc_seq_backward_taps(ngc_net *net, ngc_tape *tape, const ngc_seq_
     if (net->layers[i].kind == NGC_L_ADD)
       for (int32_t a = net->layers[i].skip; a <= i + 1; a++)
         if (ngc_numel(&rec->acts[a]) > in_block) in_block = ngc_numel(&rec->acts[a]);
-  biggest = round_up16(biggest), in_block = round_up16(in_block), redone_max = round_up16(redone_max);
+  biggest = round_up16(biggest);
+  in_block = round_up16(in_block);
+  redone_max = round_up16(redone_max);
   float *redo[2] = {NULL, NULL}; /* recomputed activations (none when all are kept) */
   ngc_tensor redone;     /* the last one recomputed ... */
   int32_t redone_at = -1; /* ... and its index */
-  const int64_t floats = 2 * biggest + in_block + (tape->dev.be->keep_activations ? 0 : 2 * redone_max);
+  const int64_t floats =
+      2 * biggest + in_block + (tape->dev.be->keep_activations ? 0 : 2 * redone_max);
   float *scratch = ngc_tape_scratch(tape, (size_t)floats * sizeof(float));
   if (!scratch)
     return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "backward: cannot allocate %lld floats",

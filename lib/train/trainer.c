@@ -128,10 +128,10 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
   /* AUTO: every pass. On CUDA, whose transform algorithms (cuDNN's Winograd
    * and FFT) have not been measured on a GPU yet, AUTO keeps them last in
    * the forward passes, as before; WINOGRAD asks for them there too. */
+  const int gpu_auto = opts->conv_algo == NEGCUT_CONV_AUTO && ctx->be->kind == NEGCUT_BACKEND_CUDA;
   tr->t.tape.winograd = opts->conv_algo == NEGCUT_CONV_DIRECT ? 0
-                        : opts->conv_algo == NEGCUT_CONV_AUTO && ctx->be->kind == NEGCUT_BACKEND_CUDA
-                            ? NGC_WINOGRAD_BWD
-                            : NGC_WINOGRAD_FWD | NGC_WINOGRAD_BWD;
+                        : gpu_auto                            ? NGC_WINOGRAD_BWD
+                                                              : NGC_WINOGRAD_FWD | NGC_WINOGRAD_BWD;
   if (!st && (opts->dataroot || opts->dir_a || opts->dir_b)) {
     ngc_data_cfg dc = NGC_DATA_CFG_INIT;
     if (opts->dataroot) {

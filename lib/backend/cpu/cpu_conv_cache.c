@@ -296,8 +296,9 @@ static dnnl_status_t bf16_mds(const ngc_conv_key *k, conv_mds *any) {
  *   avx512_core F(4x4, 3x3) kernels). It stays float32 under k->bf16: it
  *   ran faster than oneDNN's bf16 direct kernels on every such convolution
  *   of a 256x256 generator (256 -> 256 at 64x64: 3.4 against 4.7 ms);
- * - bf16 direct, where k->bf16 asks for it and the CPU has bf16 dot
- *   products (ngc_cpu_bf16; emulated bf16 would be slower than float32):
+ * - bf16 direct, where k->bf16 asks for it, which it does only where the CPU
+ *   has bf16 dot products (ngc_cpu_bf16; emulated bf16 would be slower than
+ *   float32):
  *   the 7x7 convolutions at either end of the generator, 13.5 -> 7.8 and
  *   2.6 -> 1.6 ms;
  * - float32 direct.
@@ -309,8 +310,8 @@ static dnnl_status_t conv_pd_pick(ngc_backend *be, const ngc_conv_key *k, conv_m
                                   conv_entry *e) {
   const ngc_cpu *c = ngc_cpu_of(be);
   e->winograd = e->bf16 = 0;
-  if (k->winograd > 0 && k->winograd < 3 && k->ci >= c->wino_min_channels && k->co >= c->wino_min_channels &&
-      (int64_t)k->ho * k->wo >= c->wino_min_pixels &&
+  if (k->winograd > 0 && k->winograd < 3 && k->ci >= c->wino_min_channels &&
+      k->co >= c->wino_min_channels && (int64_t)k->ho * k->wo >= c->wino_min_pixels &&
       conv_pd(be, k, dnnl_convolution_winograd, any, attr, pd) == dnnl_success) {
     if (scratch_size(*pd) <= winograd_max_scratch[k->winograd]) {
       e->winograd = 1;
@@ -318,7 +319,7 @@ static dnnl_status_t conv_pd_pick(ngc_backend *be, const ngc_conv_key *k, conv_m
     }
     dnnl_primitive_desc_destroy(*pd);
   }
-  if (k->bf16 && ngc_cpu_bf16()) {
+  if (k->bf16) { /* conv_key: only where ngc_cpu_bf16 */
     conv_mds b = *any;
     if (bf16_mds(k, &b) == dnnl_success &&
         conv_pd(be, k, dnnl_convolution_direct, &b, attr, pd) == dnnl_success) {
