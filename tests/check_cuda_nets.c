@@ -338,11 +338,9 @@ START_TEST(test_translator) {
   unlink(path);
   const int64_t ny = (int64_t)n * 3 * h * w;
   expect_nmse("translator fp32: cuda vs cpu", f32, ref, ny, FWD_NMSE);
-  double se = 0.0;
-  for (int64_t i = 0; i < ny; i++) se += ((double)bf[i] - f32[i]) * ((double)bf[i] - f32[i]);
-  const double psnr = se > 0 ? 10.0 * log10(4.0 / (se / (double)ny)) : INFINITY;
+  const double psnr = ngc_test_psnr(bf, f32, ny);
   printf("  %-60s PSNR %.1f dB (min %.0f; %s)\n", "translator bf16 vs fp32 on cuda", psnr,
-         BF16_PSNR_DB, se > 0 ? "bf16 ran" : "identical: bf16 fell back to fp32");
+         BF16_PSNR_DB, isfinite(psnr) ? "bf16 ran" : "identical: bf16 fell back to fp32");
   ck_assert_msg(psnr >= BF16_PSNR_DB, "bf16 PSNR %.1f dB below %.0f", psnr, BF16_PSNR_DB);
   free(x), free(ref), free(f32), free(bf);
 }

@@ -101,6 +101,14 @@ static inline void ngc_test_rmtree(const char *dir) {
   nftw(dir, ngc_test_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* PSNR in dB of a against b, images in [-1, 1] (a range of 2, the same as
+ * 255 on the 8-bit scale); INFINITY when they are equal. */
+static inline double ngc_test_psnr(const float *a, const float *b, int64_t n) {
+  double se = 0.0;
+  for (int64_t i = 0; i < n; i++) se += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+  return se > 0 ? 10.0 * log10(4.0 / (se / (double)n)) : INFINITY;
+}
+
 /* Element i matches when |got - want| <= atol + rtol * |want|. Prints up to
  * five mismatches and the largest absolute and relative errors under `what`;
  * returns the number of mismatches (0: all close). */
