@@ -302,10 +302,9 @@ static dnnl_status_t bf16_mds(const ngc_conv_key *k, conv_mds *any) {
  *   the 7x7 convolutions at either end of the generator, 13.5 -> 7.8 and
  *   2.6 -> 1.6 ms;
  * - float32 direct.
- * any holds float32 descriptors on entry and those of the pick on return.
- * The choice depends on the shape, the thread count and the machine only,
+ * any holds the float32 descriptors. The choice depends on the shape, the thread count and the machine only,
  * so the same call gives the same bits every time. */
-static dnnl_status_t conv_pd_pick(ngc_backend *be, const ngc_conv_key *k, conv_mds *any,
+static dnnl_status_t conv_pd_pick(ngc_backend *be, const ngc_conv_key *k, const conv_mds *any,
                                   const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd,
                                   conv_entry *e) {
   const ngc_cpu *c = ngc_cpu_of(be);
@@ -323,7 +322,6 @@ static dnnl_status_t conv_pd_pick(ngc_backend *be, const ngc_conv_key *k, conv_m
     conv_mds b = *any;
     if (bf16_mds(k, &b) == dnnl_success &&
         conv_pd(be, k, dnnl_convolution_direct, &b, attr, pd) == dnnl_success) {
-      *any = b;
       e->bf16 = 1;
       return dnnl_success;
     }
