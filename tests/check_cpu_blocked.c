@@ -181,6 +181,18 @@ static negcut_status f_conv7(negcut_ctx *c, ngc_tensor *t) {
   ngc_conv_params p = {.stride = 1, .pad = 0};
   return ngc_conv2d_fwd(c, &p, &t[0], &t[1], &t[2], &t[3]);
 }
+static negcut_status f_conv5p2(negcut_ctx *c, ngc_tensor *t) {
+  ngc_conv_params p = {.stride = 1, .pad = 2};
+  return ngc_conv2d_fwd(c, &p, &t[0], &t[1], &t[2], &t[3]);
+}
+static negcut_status f_conv4p1(negcut_ctx *c, ngc_tensor *t) {
+  ngc_conv_params p = {.stride = 1, .pad = 1};
+  return ngc_conv2d_fwd(c, &p, &t[0], &t[1], &t[2], &t[3]);
+}
+static negcut_status f_conv5p2_bwd(negcut_ctx *c, ngc_tensor *t) {
+  ngc_conv_params p = {.stride = 1, .pad = 2};
+  return ngc_conv2d_bwd(c, &p, &t[0], &t[1], &t[2], &t[3], &t[4], &t[5]);
+}
 static negcut_status f_conv3s2_bwd(negcut_ctx *c, ngc_tensor *t) {
   ngc_conv_params p = {.stride = 2, .pad = 1};
   return ngc_conv2d_bwd(c, &p, &t[0], &t[1], &t[2], &t[3], &t[4], &t[5]);
@@ -237,7 +249,11 @@ static const op_case k_cases[] = {
     {"conv 3x3 s2 32->16", f_conv3s2, 3, 4, {4, 4, 1, 4}, {D4(2, 32, 9, 11), D4(16, 32, 3, 3), D4(16, 0, 0, 0), D4(2, 16, 5, 6)}, {1, 0, 0, 1}, {0}, 1e-5, 1e-5},
     {"conv 7x7 3->16", f_conv7, 3, 4, {4, 4, 1, 4}, {D4(1, 3, 12, 13), D4(16, 3, 7, 7), D4(16, 0, 0, 0), D4(1, 16, 6, 7)}, {0, 0, 0, 1}, {0}, 1e-5, 1e-5},
     {"conv 7x7 16->3", f_conv7, 3, 4, {4, 4, 1, 4}, {D4(1, 16, 12, 13), D4(3, 16, 7, 7), D4(3, 0, 0, 0), D4(1, 3, 6, 7)}, {1, 0, 0, 0}, {0}, 1e-5, 1e-5},
+    {"conv 5x5 p2 32->4", f_conv5p2, 3, 4, {4, 4, 1, 4}, {D4(2, 32, 7, 70), D4(4, 32, 5, 5), D4(4, 0, 0, 0), D4(2, 4, 7, 70)}, {1, 0, 0, 0}, {0}, 1e-5, 1e-5},
+    {"conv 4x4 p1 64->1", f_conv4p1, 3, 4, {4, 4, 1, 4}, {D4(2, 64, 7, 9), D4(1, 64, 4, 4), D4(1, 0, 0, 0), D4(2, 1, 6, 8)}, {1, 0, 0, 0}, {0}, 1e-5, 1e-5},
     /* x, w, dy -> dx, dw (+=), db (+=) */
+    {"conv 5x5 p2 32->4 bwd", f_conv5p2_bwd, 3, 6, {4, 4, 4, 4, 4, 1}, {D4(2, 32, 7, 70), D4(4, 32, 5, 5), D4(2, 4, 7, 70), D4(2, 32, 7, 70), D4(4, 32, 5, 5), D4(4, 0, 0, 0)}, {1, 0, 0, 1, 0, 0}, {0, 0, 0, 0, 1, 1}, 1e-4, 1e-5},
+    {"conv 5x5 p2 3->32 bwd", f_conv5p2_bwd, 3, 6, {4, 4, 4, 4, 4, 1}, {D4(2, 3, 7, 70), D4(32, 3, 5, 5), D4(2, 32, 7, 70), D4(2, 3, 7, 70), D4(32, 3, 5, 5), D4(32, 0, 0, 0)}, {0, 0, 1, 0, 0, 0}, {0, 0, 0, 0, 1, 1}, 1e-4, 1e-5},
     {"conv 3x3 s2 bwd", f_conv3s2_bwd, 3, 6, {4, 4, 4, 4, 4, 1}, {D4(2, 32, 9, 11), D4(16, 32, 3, 3), D4(2, 16, 5, 6), D4(2, 32, 9, 11), D4(16, 32, 3, 3), D4(16, 0, 0, 0)}, {1, 0, 1, 1, 0, 0}, {0, 0, 0, 0, 1, 1}, 1e-4, 1e-5},
     {"conv bwd, bias only", f_conv_bias_only_bwd, 3, 5, {4, 4, 4, 4, 1}, {D4(2, 16, 5, 7), D4(32, 16, 3, 3), D4(2, 32, 5, 7), D4(2, 16, 5, 7), D4(32, 0, 0, 0)}, {1, 0, 1, 1, 0}, {0, 0, 0, 0, 1}, 1e-5, 1e-5},
     {"convt 3x3 s2", f_convt, 3, 4, {4, 4, 1, 4}, {D4(2, 32, 4, 5), D4(32, 16, 3, 3), D4(16, 0, 0, 0), D4(2, 16, 8, 10)}, {1, 0, 0, 1}, {0}, 1e-5, 1e-5},

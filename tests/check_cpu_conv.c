@@ -178,9 +178,16 @@ static void run_conv_case(negcut_ctx *ctx, const conv_case *c, int transposed, i
   snprintf(what, sizeof what, "%s%s n%lld ci%lld co%lld %lldx%lld k%lld s%d p%d op%d b%d", name,
            winograd ? " (winograd)" : "", (long long)c->n, (long long)c->ci, (long long)c->co, (long long)c->h,
            (long long)c->w, (long long)K, c->stride, c->pad, c->out_pad, c->bias);
+  /* which of our few-channel loops (cpu_conv_few.c) should run: the
+   * forward to few channels, the data gradient from few */
+  const int few_ok = !transposed && c->stride == 1 && c->pad <= K - 1 && ngc_cpu_avx512();
+  const int64_t few_fwd = few_ok && c->co <= NGC_FEW_CHANNELS && c->ci >= 16;
+  const int64_t few_dx = few_ok && c->ci <= NGC_FEW_CHANNELS && c->co >= 16;
+  const int64_t few0 = ngc_cpu_of(be)->few_runs;
   negcut_status st = transposed ? be->ops.convt2d_fwd(be, &p, &x.t, &w.t, bias, &y.t)
                                 : be->ops.conv2d_fwd(be, &p, &x.t, &w.t, bias, &y.t);
   ck_assert_msg(st == NEGCUT_OK, "%s fwd: %s", what, negcut_ctx_last_error(ctx));
+  ck_assert_int_eq(ngc_cpu_of(be)->few_runs - few0, few_fwd);
   /* per output: conv Ci*k*k terms; transposed about Ci*k*k/s^2, bounded by Ci*k*k */
   expect(what, &y.t, y.want, (double)(c->ci * K * K), 1e-6);
 
@@ -188,6 +195,7 @@ static void run_conv_case(negcut_ctx *ctx, const conv_case *c, int transposed, i
   st = transposed ? be->ops.convt2d_bwd(be, &p, &x.t, &w.t, &dy.t, &dx.t, &dw.t, dbp)
                   : be->ops.conv2d_bwd(be, &p, &x.t, &w.t, &dy.t, &dx.t, &dw.t, dbp);
   ck_assert_msg(st == NEGCUT_OK, "%s bwd: %s", what, negcut_ctx_last_error(ctx));
+  ck_assert_int_eq(ngc_cpu_of(be)->few_runs - few0, few_fwd + few_dx);
   expect("dx", &dx.t, dx.want, (double)(c->co * K * K), 1e-6);
   expect("dw (accumulated)", &dw.t, dw.want, (double)(c->n * Ho * Wo), 1e-5);
   if (c->bias) expect("db (accumulated)", &db.t, db.want, (double)(c->n * Ho * Wo), 1e-5);
@@ -252,6 +260,16 @@ START_TEST(test_conv2d) {
       {1, 16, 3, 12, 11, 7, 1, 0, 0, 1}, /* ... and last */
       {2, 32, 48, 10, 10, 3, 1, 0, 0, 1}, /* blocked layouts, pad 0 */
       {1, 64, 32, 9, 7, 3, 1, 1, 0, 1},  /* blocked layouts, pad 1 */
+      /* to and from few channels (cpu_conv_few.c and its adjoints): zero
+       * padding, 1 to 4 outputs, rows wider than one segment (128 plain
+       * positions) with ragged ends */
+      {2, 16, 3, 9, 11, 7, 1, 3, 0, 1},
+      {1, 32, 1, 6, 150, 3, 1, 1, 0, 0},
+      {1, 16, 4, 5, 140, 5, 1, 2, 0, 1},
+      {1, 48, 2, 7, 9, 3, 1, 0, 0, 1},
+      {2, 3, 16, 9, 11, 7, 1, 3, 0, 1},
+      {1, 2, 32, 5, 150, 3, 1, 1, 0, 1},
+      {1, 32, 1, 9, 8, 4, 1, 1, 0, 1}, /* the discriminator's last */
   };
   negcut_ctx *ctx = open_cpu();
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(ctx, &cases[i], 0, 0);

@@ -17,6 +17,7 @@ typedef struct ngc_cpu {
    * by default; tests lower them to reach the Winograd kernels with small
    * shapes, before the first convolution (built primitives are cached). */
   int32_t wino_min_channels, wino_min_pixels;
+  int64_t few_runs; /* convolutions run by ngc_cpu_conv_few (cpu_conv_few.c); for tests */
 } ngc_cpu;
 
 /* Whose sgemm computes linear layers and batched matmuls. OpenBLAS, unless

@@ -86,11 +86,80 @@ static void bias_grad(ngc_backend *be, const ngc_tensor *dy, ngc_tensor *db) {
   }
 }
 
+/* Convolutions to few channels (the generator's last, 64 -> 3 at 7x7):
+ * oneDNN 2.6 computes them on its 16-channel blocks, 3 of 16 lanes useful.
+ * Their forward runs our own loops (ngc_cpu_conv_few). oneDNN's kernels for
+ * a plain few-channel source and a blocked destination are fast, though (the
+ * generator's first convolution, 3 -> 64: 2.6 against 14 ms at 256x256), and
+ * both backward passes of a convolution to few channels are such
+ * convolutions run the other way. With stride 1 and W~ (I, O, k, k) the
+ * weights with taps reversed (flip_swap), p~ = k - 1 - p:
+ *   dx = conv(dy, W~, pad p~)                      (a forward pass from dy)
+ *   dW = flip_swap(dW~), dW~ the weight gradient of the convolution from
+ *        dy to x with pad p~                       (src dy, diff_dst x)
+ * Both follow from substituting kh -> k-1-kh in the defining sums. The
+ * first relation, the other way round, gives the data gradient of a
+ * convolution from few channels to our loops: dx = conv(dy, W~, pad p~) to
+ * few channels. */
+static int few_shape(const ngc_conv_params *p, int64_t few, int64_t many, int64_t k) {
+  return few <= NGC_FEW_CHANNELS && many >= 16 && p->stride == 1 && p->pad <= k - 1;
+}
+
+static int few_out(const ngc_conv_params *p, const ngc_tensor *w) {
+  return few_shape(p, w->dim[0], w->dim[1], w->dim[2]);
+}
+
+/* Whether our loops compute the convolution to few channels y: their
+ * register blocking is AVX-512's (32 vector registers), and they write
+ * plain tensors. */
+static int few_loops(ngc_backend *be, const ngc_tensor *y) {
+  return ngc_block_of(be, y) == 1 && ngc_cpu_avx512();
+}
+
+/* dst (B, A, k, k) (+)= src (A, B, k, k) with its taps reversed. */
+static void flip_swap(const float *src, int64_t A, int64_t B, int64_t k, float *dst,
+                      int accumulate) {
+  for (int64_t a = 0; a < A; a++)
+    for (int64_t b = 0; b < B; b++) {
+      const float *s = src + (a * B + b) * k * k;
+      float *d = dst + (b * A + a) * k * k;
+      for (int64_t t = 0; t < k * k; t++) d[t] = (accumulate ? d[t] : 0.0f) + s[k * k - 1 - t];
+    }
+}
+
+static negcut_status few_out_bwd(ngc_backend *be, const ngc_conv_params *p,
+                                 const ngc_tensor *x, const ngc_tensor *w,
+                                 const ngc_tensor *dy, ngc_tensor *dx, ngc_tensor *dw) {
+  const int64_t co = w->dim[0], ci = w->dim[1], k = w->dim[2], nw = co * ci * k * k;
+  ngc_conv_params q = *p;
+  q.pad = (int32_t)(k - 1 - p->pad);
+  float *t = ngc_cpu_side(be, (size_t)nw * sizeof(float));
+  if (!t) return NEGCUT_ERR_OUT_OF_MEMORY;
+  if (dx) {
+    flip_swap(w->data, co, ci, k, t, 0);
+    ngc_conv_key key = conv_key(be, NGC_CONV_FWD, &q, dy, dx, k, 0);
+    float *const args[NGC_CONV_MAX_ARGS] = {dy->data, t, NULL, dx->data};
+    negcut_status st = ngc_cpu_conv_run(be, &key, args);
+    if (st) return st;
+  }
+  if (dw) {
+    memset(t, 0, (size_t)nw * sizeof(float));
+    ngc_conv_key key = conv_key(be, NGC_CONV_BWD_WEIGHTS, &q, dy, x, k, 0);
+    float *const args[NGC_CONV_MAX_ARGS] = {dy->data, x->data, t, NULL};
+    negcut_status st = ngc_cpu_conv_run(be, &key, args);
+    if (st) return st;
+    flip_swap(t, ci, co, k, dw->data, 1);
+  }
+  return NEGCUT_OK;
+}
+
 static negcut_status cpu_conv2d_fwd(ngc_backend *be, const ngc_conv_params *p,
                                     const ngc_tensor *x, const ngc_tensor *w,
                                     const ngc_tensor *b, ngc_tensor *y) {
   // x (N, Ci, H, W), w (Co, Ci, k, k), b (Co) or NULL, y (N, Co, Ho, Wo)
   ngc_cpu_enter(be);
+  if (few_out(p, w) && few_loops(be, y))
+    return ngc_cpu_conv_few(be, p->pad, 0, x, w->data, b ? b->data : NULL, y);
   ngc_conv_key key = conv_key(be, NGC_CONV_FWD, p, x, y, w->dim[2], b != NULL);
   key.bf16 = p->bf16 && ngc_cpu_bf16(); /* elsewhere the float32 primitives, shared */
   float *const args[NGC_CONV_MAX_ARGS] = {x->data, w->data, b ? b->data : NULL, y->data};
@@ -104,7 +173,15 @@ static negcut_status cpu_conv2d_bwd(ngc_backend *be, const ngc_conv_params *p,
   // x (N, Ci, H, W), w (Co, Ci, k, k), dy (N, Co, Ho, Wo); dx like x, dw like w, db (Co)
   negcut_status st = NEGCUT_OK;
   ngc_cpu_enter(be);
-  if (dx) {
+  if (few_out(p, w)) {
+    st = few_out_bwd(be, p, x, w, dy, dx, dw);
+    if (st == NEGCUT_OK && db) bias_grad(be, dy, db);
+    return st;
+  }
+  if (dx && few_shape(p, w->dim[1], w->dim[0], w->dim[2]) && few_loops(be, dx)) {
+    st = ngc_cpu_conv_few(be, (int32_t)(w->dim[2] - 1 - p->pad), 1, dy, w->data, NULL, dx);
+    if (st) return st;
+  } else if (dx) {
     ngc_conv_key key = conv_key(be, NGC_CONV_BWD_DATA, p, x, dy, w->dim[2], 0);
     float *const args[NGC_CONV_MAX_ARGS] = {dy->data, w->data, dx->data, NULL};
     st = ngc_cpu_conv_run(be, &key, args);

@@ -66,10 +66,27 @@ int64_t ngc_cpu_conv_winograd_runs(ngc_backend *be, int32_t op);
 /* How many forward convolutions ran a bf16 primitive on be so far; for tests. */
 int64_t ngc_cpu_conv_bf16_runs(ngc_backend *be);
 
+/* Convolutions to at most this many channels run our own loops where the
+ * CPU has AVX-512 (cpu_conv_few.c), and their backward passes oneDNN's
+ * convolutions from few channels (cpu_conv.c). */
+#define NGC_FEW_CHANNELS 4
+
+/* y (N, Co, Ho, Wo), plain, = b + the stride-1 convolution of x (N, Ci, H,
+ * W; plain or the backend's blocked layout) with zero padding pad and
+ * weights w (Co, Ci, k, k), or with flip w (Ci, Co, k, k) with its taps
+ * reversed; b (Co) or NULL. Co <= NGC_FEW_CHANNELS; k follows from the
+ * shapes. */
+negcut_status ngc_cpu_conv_few(ngc_backend *be, int32_t pad, int flip, const ngc_tensor *x,
+                               const float *w, const float *b, ngc_tensor *y);
+
 /* The backend's growing work buffer (64-byte aligned), valid until the next
  * call of a conv or blur slot. NULL (with a message on be->ctx) when out of
  * memory. */
 void *ngc_cpu_work(ngc_backend *be, size_t bytes);
+/* A second growing buffer (64-byte aligned) for what a slot prepares for
+ * ngc_cpu_conv_run (which uses the work buffer), valid until the next call
+ * of a conv slot. */
+void *ngc_cpu_side(ngc_backend *be, size_t bytes);
 
 /* The channel block of the activation layout oneDNN's convolutions prefer on
  * this machine (16 for nChw16c, 8 for nChw8c), 0 when it prefers none of

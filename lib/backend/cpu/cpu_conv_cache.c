@@ -46,6 +46,8 @@ typedef struct conv_cache {
   int64_t bf16_runs;        /* bf16 primitives run */
   void *work; /* 64-byte aligned, work_cap bytes */
   size_t work_cap;
+  void *side; /* ngc_cpu_side, side_cap bytes */
+  size_t side_cap;
 } conv_cache;
 
 static conv_cache *cache_of(ngc_backend *be) {
@@ -54,20 +56,35 @@ static conv_cache *cache_of(ngc_backend *be) {
   return c->conv_cache;
 }
 
+/* *buf (64-byte aligned, *cap bytes) grown to at least bytes; NULL (with a
+ * message on be->ctx) when out of memory. */
+static void *grow(ngc_backend *be, void **buf, size_t *cap, size_t bytes) {
+  if (bytes <= *cap && *buf) return *buf;
+  ngc_host_free(be, *buf);
+  *buf = ngc_host_alloc(be, bytes ? bytes : NGC_WORK_ALIGN);
+  *cap = *buf ? bytes : 0;
+  if (!*buf)
+    ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY,
+              "cpu backend: cannot allocate %zu bytes of work memory", bytes);
+  return *buf;
+}
+
 void *ngc_cpu_work(ngc_backend *be, size_t bytes) {
   conv_cache *cc = cache_of(be);
   if (!cc) {
     ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory");
     return NULL;
   }
-  if (bytes <= cc->work_cap && cc->work) return cc->work;
-  ngc_host_free(be, cc->work);
-  cc->work = ngc_host_alloc(be, bytes ? bytes : NGC_WORK_ALIGN);
-  cc->work_cap = cc->work ? bytes : 0;
-  if (!cc->work)
-    ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY,
-              "cpu backend: cannot allocate %zu bytes of work memory", bytes);
-  return cc->work;
+  return grow(be, &cc->work, &cc->work_cap, bytes);
+}
+
+void *ngc_cpu_side(ngc_backend *be, size_t bytes) {
+  conv_cache *cc = cache_of(be);
+  if (!cc) {
+    ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory");
+    return NULL;
+  }
+  return grow(be, &cc->side, &cc->side_cap, bytes);
 }
 
 static void entry_free(conv_entry *e) {
@@ -93,6 +110,7 @@ void ngc_cpu_conv_cache_free(ngc_backend *be) {
     entry_free(e);
   }
   ngc_host_free(be, cc->work);
+  ngc_host_free(be, cc->side);
   free(cc);
   c->conv_cache = NULL;
 }
