@@ -400,6 +400,77 @@ END_TEST
 START_TEST(test_epochs_drop_last) { epoch_run(7, 4, 3); }
 END_TEST
 
+/* Data parallelism: ranks 0..2 of world 3, batch 2 each, read together
+ * exactly what one instance of batch 6 reads (images, crops, flips, B
+ * draws), batch for batch across two epochs (7 items: one global batch of
+ * 6 per epoch, the last item dropped), with the same positions and epochs;
+ * a state of one rank restores on another; bad rank / world refused. */
+START_TEST(test_ranks_share_batches) {
+  make_tmp_dir();
+  char name[64];
+  for (int i = 0; i < 7; i++) {
+    snprintf(name, sizeof name, "A/%02d.png", i);
+    write_image(name, 16, 12, i);
+  }
+  for (int i = 0; i < 5; i++) {
+    snprintf(name, sizeof name, "B/%02d.png", i);
+    write_image(name, 16, 12, 10 + i);
+  }
+  negcut_ctx *ctx = new_ctx();
+  ngc_data_cfg c = cfg_for(tpath("A"), tpath("B"), NGC_PRE_CROP, 16, 8);
+  enum { PER = 3 * 8 * 8 };
+  c.batch = 6;
+  ngc_data *all = open_ok(ctx, &c), *rank[3];
+  c.batch = 2;
+  c.world = 3;
+  for (int r = 0; r < 3; r++) {
+    c.rank = r;
+    rank[r] = open_ok(ctx, &c);
+    ck_assert_int_eq(ngc_data_batches_per_epoch(rank[r]), 1);
+  }
+  ck_assert_int_eq(ngc_data_batches_per_epoch(all), 1);
+  float a6[6 * PER], b6[6 * PER], a2[2 * PER], b2[2 * PER];
+  for (int k = 0; k < 2; k++) {
+    int64_t e6, e2;
+    ngc_data_state s6, s2;
+    ngc_data_get_state(all, &s6);
+    ck_assert_int_eq(ngc_data_next(all, a6, b6, 6 * PER, NULL, NULL, &e6), NEGCUT_OK);
+    for (int r = 0; r < 3; r++) {
+      ngc_data_get_state(rank[r], &s2);
+      ck_assert_int_eq(s2.epoch, s6.epoch);
+      ck_assert_int_eq(s2.index, s6.index);
+      ck_assert_int_eq(ngc_data_next(rank[r], a2, b2, 2 * PER, NULL, NULL, &e2), NEGCUT_OK);
+      ck_assert_int_eq(e2, e6);
+      ck_assert_int_eq(memcmp(a2, a6 + r * 2 * PER, sizeof a2), 0);
+      ck_assert_int_eq(memcmp(b2, b6 + r * 2 * PER, sizeof b2), 0);
+    }
+  }
+  /* positions are global: rank 0's state is rank 2's */
+  ngc_data_state s;
+  ngc_data_get_state(rank[0], &s);
+  ck_assert_int_eq(ngc_data_set_state(rank[2], &s), NEGCUT_OK);
+  s.index = 2; /* not a multiple of the global batch */
+  ck_assert_int_eq(ngc_data_check_state(rank[0], &s), NEGCUT_ERR_INVALID_ARGUMENT);
+  /* bad rank or world; too few items for the global batch */
+  ngc_data *bad = NULL;
+  const int32_t ranks[3] = {3, -1, 0}, worlds[3] = {3, 3, 0};
+  for (int k = 0; k < 3; k++) {
+    c.rank = ranks[k];
+    c.world = worlds[k];
+    ck_assert_int_eq(ngc_data_open(ctx, &c, &bad), NEGCUT_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "rank"));
+  }
+  c.rank = 0;
+  c.world = 4; /* 8 items a global batch, 7 in the epoch */
+  ck_assert_int_eq(ngc_data_open(ctx, &c, &bad), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "no batch of 8"));
+  ngc_data_close(all);
+  for (int r = 0; r < 3; r++) ngc_data_close(rank[r]);
+  negcut_ctx_free(ctx);
+  remove_tmp_dir();
+}
+END_TEST
+
 /* The A order differs between epochs (shuffle on). */
 START_TEST(test_shuffle_varies) {
   make_tmp_dir();
@@ -886,6 +957,7 @@ int main(void) {
   tcase_add_test(pipe, test_epochs_more_a);
   tcase_add_test(pipe, test_epochs_more_b);
   tcase_add_test(pipe, test_epochs_drop_last);
+  tcase_add_test(pipe, test_ranks_share_batches);
   tcase_add_test(pipe, test_shuffle_varies);
   tcase_add_test(pipe, test_identity);
   tcase_add_test(pipe, test_values_in_range);

@@ -42,9 +42,21 @@ typedef int32_t negcut_preprocess;
 #define NEGCUT_PREPROCESS_SCALE_WIDTH_AND_CROP 3
 #define NEGCUT_PREPROCESS_NONE 4
 
-/* Version 2 added eager, version 3 tf32, version 4 conv_algo; older structs
- * (without them) are still accepted and mean 0 for each. */
-#define NEGCUT_TRAINER_OPTIONS_VERSION 4
+/* Data-parallel training (DESIGN.md "Beyond one machine"; docs/PARALLEL.md):
+ * replaces count floats at data, in place, with their element-wise sum over
+ * all ranks, and returns 0 (nonzero fails the step). data is in the
+ * trainer's backend memory (device memory on the CUDA backend) and ready
+ * when fn is called; the trainer reads it when fn returns, so the sum must be
+ * complete by then. With MPI:
+ *   MPI_Allreduce(MPI_IN_PLACE, data, (int)count, MPI_FLOAT, MPI_SUM, comm);
+ * with NCCL: ncclAllReduce(data, data, count, ncclFloat, ncclSum, comm, s)
+ * followed by cudaStreamSynchronize(s). */
+typedef int (*negcut_allreduce_fn)(float *data, size_t count, void *user);
+
+/* Version 2 added eager, version 3 tf32, version 4 conv_algo, version 5 rank,
+ * world, allreduce and allreduce_user; older structs (without them) are
+ * still accepted and mean 0 (NULL) for each. */
+#define NEGCUT_TRAINER_OPTIONS_VERSION 5
 typedef struct negcut_trainer_options {
   uint32_t version;
   negcut_train_mode mode;
@@ -100,6 +112,19 @@ typedef struct negcut_trainer_options {
                                   the forward passes until measured on a GPU.
                                   NEGCUT_CONV_DIRECT: none, PyTorch's CPU arithmetic.
                                   docs/SPEED.md has the numbers. */
+  /* Data parallelism: world trainers (0 or 1: this one alone), made with the
+   * same options and context seed, each rank 0..world-1 in its own process
+   * or on its own device, train together as one trainer with batch_size *
+   * world would: each reads its share of every batch from the data folders
+   * (or is given it, with step_batch), draws its share of NEGCUT's noise and
+   * the same patch ids, and before every optimiser update hands each
+   * network's gradients to allreduce, then divides the sums by world. The
+   * ranks' parameters stay identical. The losses a trainer reports are its
+   * own share's. CUDA graphs are not recorded (allreduce runs on the host
+   * between the passes). */
+  int32_t rank, world;
+  negcut_allreduce_fn allreduce;
+  void *allreduce_user;
 } negcut_trainer_options;
 
 /* The reference defaults of mode (CUT, FastCUT, NEGCUT, FastNEGCUT). */

@@ -139,7 +139,7 @@ static negcut_status make_batch(ngc_data *d, int64_t epoch, int64_t index, int32
   s->epoch = epoch;
   s->index = index;
   for (int64_t i = 0; i < d->cfg.batch; i++) {
-    int64_t p = index + i;
+    int64_t p = index + (int64_t)d->cfg.rank * d->cfg.batch + i;
     uint64_t base = item_block(epoch, p);
     const char *pa = d->pa[d->perm[p] % d->na];
     const char *pb = d->pb[draw_below(d, base, DRAW_B, d->nb)];
@@ -158,9 +158,14 @@ static negcut_status make_batch(ngc_data *d, int64_t epoch, int64_t index, int32
   return NEGCUT_OK;
 }
 
+/* Items of a global batch (every rank's share). */
+static int64_t global_batch(const ngc_data *d) {
+  return (int64_t)d->cfg.batch * d->cfg.world;
+}
+
 static void advance(const ngc_data *d, int64_t *epoch, int64_t *index) {
-  *index += d->cfg.batch;
-  if (*index >= d->batches * d->cfg.batch) {
+  *index += global_batch(d);
+  if (*index >= d->batches * global_batch(d)) {
     *index = 0;
     ++*epoch;
   }
@@ -250,6 +255,9 @@ static negcut_status check_cfg(negcut_ctx *ctx, const ngc_data_cfg *c) {
   if (c->channels != 1 && c->channels != 3)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "data: channels %d (1 or 3)",
                      (int)c->channels);
+  if (c->world < 1 || c->world > 65536 || c->rank < 0 || c->rank >= c->world)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "data: rank %d of world %d",
+                     (int)c->rank, (int)c->world);
   if (c->prefetch < 0 || c->prefetch > 64)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "data: prefetch %d (0..64)",
                      (int)c->prefetch);
@@ -290,12 +298,12 @@ negcut_status ngc_data_open(negcut_ctx *ctx, const ngc_data_cfg *cfg, ngc_data *
                    (long long)d->size);
     goto fail;
   }
-  d->batches = d->size / cfg->batch;
+  d->batches = d->size / global_batch(d);
   if (d->batches == 0) {
     st = ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                    "data: %lld images per epoch ('%s': %lld, '%s': %lld) make no batch of %d",
                    (long long)d->size, cfg->dir_a, (long long)d->na, cfg->dir_b,
-                   (long long)d->nb, (int)cfg->batch);
+                   (long long)d->nb, (int)global_batch(d));
     goto fail;
   }
   if (cfg->preprocess != NGC_PRE_NONE && cfg->preprocess != NGC_PRE_SCALE_WIDTH)
@@ -424,12 +432,12 @@ negcut_status ngc_data_check_state(const ngc_data *d, const ngc_data_state *s) {
   if (!d || !s) return ngc_error(d ? d->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
                                  "data: NULL argument");
   if (s->epoch < 1 || s->epoch >= DATA_MAX_EPOCH || s->index < 0 ||
-      s->index >= d->batches * d->cfg.batch || s->index % d->cfg.batch != 0)
+      s->index >= d->batches * global_batch(d) || s->index % global_batch(d) != 0)
     return ngc_error(d->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "data: state epoch %lld index %lld is outside this data set (%lld batches "
                      "of %d per epoch)",
                      (long long)s->epoch, (long long)s->index, (long long)d->batches,
-                     (int)d->cfg.batch);
+                     (int)global_batch(d));
   if (s->counter != item_block(s->epoch, s->index))
     return ngc_error(d->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "data: state counter %llu does not match epoch %lld index %lld",

@@ -22,7 +22,10 @@
  * refused at open with a message naming it.
  *
  * Epochs. An epoch is size = max(|A|, |B|) items in floor(size / batch)
- * batches (drop_last). Item p of epoch e reads A[perm_e[p] % |A|], perm_e a
+ * batches (drop_last); with data parallelism (cfg.world > 1), in
+ * floor(size / (batch * world)) global batches, of which each rank reads its
+ * share, so that the ranks together read what one instance with batch
+ * batch * world would. Item p of epoch e reads A[perm_e[p] % |A|], perm_e a
  * random permutation of 0..size-1, and B[below(|B|)], B drawn at random for
  * each item; A and B each get their own crop position and flip.
  *
@@ -86,11 +89,15 @@ typedef struct ngc_data_cfg {
   int32_t channels; /* 3, or 1: gray */
   uint64_t seed;
   int32_t prefetch; /* batches decoded ahead, >= 1; 0: 2 */
+  /* Data parallelism: this instance is rank `rank` of `world` (>= 1), each
+   * reading `batch` items of every global batch of batch * world items:
+   * items [index + rank * batch, index + (rank + 1) * batch) of its epoch. */
+  int32_t rank, world;
 } ngc_data_cfg;
 
 /* The reference's defaults: batch 1, 286 -> 256, resize_and_crop, flips. */
 #define NGC_DATA_CFG_INIT                                                      \
-  { NULL, NULL, 1, 286, 256, NGC_PRE_RESIZE_AND_CROP, 0, 3, 0u, 2 }
+  { NULL, NULL, 1, 286, 256, NGC_PRE_RESIZE_AND_CROP, 0, 3, 0u, 2, 0, 1 }
 
 typedef struct ngc_data ngc_data;
 
@@ -104,7 +111,7 @@ void ngc_data_close(ngc_data *d);
 
 /* max(|A|, |B|): items per epoch. */
 int64_t ngc_data_size(const ngc_data *d);
-/* floor(size / batch): batches per epoch (drop_last). */
+/* floor(size / (batch * world)): batches per epoch (drop_last). */
 int64_t ngc_data_batches_per_epoch(const ngc_data *d);
 /* The sorted file lists (i in [0, count)); NULL out of range. */
 int64_t ngc_data_count(const ngc_data *d, int domain_b);

@@ -276,6 +276,21 @@ static ngc_tensor half_view(const ngc_tensor *x, int64_t b, int second) {
   return v;
 }
 
+/* Data parallelism (ngc_train_cfg.world): net's gradients become their
+ * mean over the ranks, before its optimiser update. */
+static negcut_status reduce_grads(ngc_trainer *t, ngc_net *net) {
+  const ngc_train_cfg *c = &t->cfg;
+  negcut_ctx *ctx = t->ctx;
+  if (c->world <= 1) return NEGCUT_OK;
+  negcut_status st = ctx->be->ops.sync(ctx->be);
+  if (st) return st;
+  if (c->allreduce(net->grads.data, (size_t)ngc_numel(&net->grads), c->allreduce_user) != 0)
+    return ngc_error(ctx, NEGCUT_ERR_IO,
+                     "trainer: the allreduce function failed (rank %d of %d, %lld floats)",
+                     (int)c->rank, (int)c->world, (long long)ngc_numel(&net->grads));
+  return ngc_axpby(ctx, 1.0f / (float)c->world, &net->grads, 0.0f, &net->grads);
+}
+
 static negcut_status d_step(ngc_trainer *t, const ngc_tensor *fake_b, const ngc_tensor *real_b,
                             double lr, step_raw *raw) {
   ngc_seq_rec rf, rr;
@@ -303,6 +318,7 @@ static negcut_status d_step(ngc_trainer *t, const ngc_tensor *fake_b, const ngc_
   if (!st) st = ngc_seq_backward(&t->D, &t->tape, &rf, &dpf, 0, NULL, NULL, NULL);
   if (!st) st = ngc_gan_loss_backward(&t->tape, &gr, 0.5f, &dpr);
   if (!st) st = ngc_seq_backward(&t->D, &t->tape, &rr, &dpr, 0, NULL, NULL, NULL);
+  if (!st) st = reduce_grads(t, &t->D);
   if (!st) st = ngc_adam_update(t->ctx, &t->opt_d, lr);
   return st;
 }
@@ -341,6 +357,7 @@ static negcut_status n_step(ngc_trainer *t, const encoding *src[2], const encodi
       if (!st) st = ngc_neggen_backward_mean(&t->N, l, &t->tape, &ev[i].neg[l], &dneg, NULL);
     }
   }
+  if (!st) st = reduce_grads(t, &t->N);
   if (!st) st = ngc_adam_update(t->ctx, &t->opt_n, lr);
   t->N.requires_grad = 0;
   return st;
@@ -448,6 +465,8 @@ static negcut_status step_run(ngc_trainer *t, const float *real_a, const float *
     if (!st) st = ngc_axpby(ctx, 1.0f, &dt, 1.0f, &dslice);
   }
   if (!st) st = ngc_seq_backward(&t->G, &t->tape, &rg, &dfake, 0, NULL, NULL, NULL);
+  if (!st) st = reduce_grads(t, &t->G);
+  if (!st) st = reduce_grads(t, &t->F);
   if (!st) st = ngc_adam_update(ctx, &t->opt_g, lr);
   if (!st) st = ngc_adam_update(ctx, &t->opt_f, lr);
   if (!st && neg) st = ngc_ema_nets(ctx, &t->F_ema, &t->F, 0.9f);

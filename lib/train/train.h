@@ -17,6 +17,7 @@
 #define NGC_TRAIN_H
 
 #include "core/philox.h"
+#include "negcut/train.h" /* negcut_allreduce_fn */
 #include "losses/losses.h"
 #include "models/net.h"
 #include "optim/optim.h"
@@ -39,6 +40,11 @@ typedef struct ngc_train_cfg {
   int32_t detach_negatives;  /* detach n in G's loss (reference: not detached) */
   int32_t ema_from_f;        /* start F_ as a copy of F (reference: own init) */
   int32_t diversity_all;     /* diversity averaged over every NCE call of the N step (reference: last call only) */
+  /* Data parallelism (negcut_trainer_options): rank of world (1: alone);
+   * allreduce sums a gradient slab over the ranks, NULL when alone. */
+  int32_t rank, world;
+  negcut_allreduce_fn allreduce;
+  void *allreduce_user;
 } ngc_train_cfg;
 
 /* Where an iteration's random draws come from. The default reads the

@@ -26,6 +26,7 @@ void ngc_train_cfg_defaults(ngc_train_cfg *cfg, ngc_mode mode) {
   cfg->beta1 = 0.5;
   cfg->beta2 = 0.999;
   cfg->batch = 1;
+  cfg->world = 1;
 }
 
 static int negcut_mode(const ngc_train_cfg *cfg) {
@@ -43,10 +44,22 @@ static negcut_status rand_ids(void *user, int32_t layer, int64_t hw, int64_t n, 
   return NEGCUT_OK;
 }
 
+/* n normals for this rank's images. With data parallelism, rank r's share
+ * [r n, (r + 1) n) of the draw of world * n that one trainer of the whole
+ * batch makes (the noise is image-major), so the ranks together use its
+ * numbers. */
 static negcut_status rand_noise(void *user, int32_t layer, int64_t n, float *out) {
   ngc_trainer *t = user;
   (void)layer;
-  ngc_philox_normal_mt(&t->rng_noise, out, (size_t)n, t->ctx->threads);
+  if (t->cfg.world <= 1) {
+    ngc_philox_normal_mt(&t->rng_noise, out, (size_t)n, t->ctx->threads);
+    return NEGCUT_OK;
+  }
+  ngc_philox *g = &t->rng_noise;
+  const uint64_t all = (uint64_t)n * (uint64_t)t->cfg.world;
+  ngc_philox_normal_at(g->seed, g->stream, 4u * g->counter + (uint64_t)t->cfg.rank * (uint64_t)n,
+                       (size_t)n, out);
+  g->counter += (all + 3) / 4;
   return NEGCUT_OK;
 }
 
