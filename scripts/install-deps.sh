@@ -11,6 +11,7 @@ packages=(
   python3-torch python3-numpy python3-pil   # PyTorch parity tests and tools/
   abigail-tools binutils                    # ABI and symbol checks
   clang libclang-rt-14-dev libomp-dev       # fuzzing (tests/fuzz): clang, libFuzzer, clang's OpenMP
+  libopenmpi-dev openmpi-bin                # data-parallel training over MPI (tests/check_mpi.c)
 )
 missing=()
 for p in "${packages[@]}"; do
