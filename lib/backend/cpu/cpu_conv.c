@@ -105,13 +105,16 @@ static int few_shape(const ngc_conv_params *p, int64_t few, int64_t many, int64_
   return few <= NGC_FEW_CHANNELS && many >= 16 && p->stride == 1 && p->pad <= k - 1;
 }
 
+/* All of this only where oneDNN runs its AVX-512 kernels: our loops' register
+ * blocking is AVX-512's (32 vector registers), and with oneDNN's AVX2
+ * kernels (ONEDNN_MAX_CPU_ISA=AVX2) the backward passes run the other way
+ * made a 256x256 CUT step slower (6.35 -> 6.60 s, 43 MiB more). */
 static int few_out(const ngc_conv_params *p, const ngc_tensor *w) {
-  return few_shape(p, w->dim[0], w->dim[1], w->dim[2]);
+  return few_shape(p, w->dim[0], w->dim[1], w->dim[2]) && ngc_cpu_avx512();
 }
 
-/* Whether our loops compute the convolution to few channels y: their
- * register blocking is AVX-512's (32 vector registers), and they write
- * plain tensors. */
+/* Whether our loops compute the convolution to few channels y (they write
+ * plain tensors). */
 static int few_loops(ngc_backend *be, const ngc_tensor *y) {
   return ngc_block_of(be, y) == 1 && ngc_cpu_avx512();
 }

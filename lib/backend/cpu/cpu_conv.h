@@ -66,9 +66,9 @@ int64_t ngc_cpu_conv_winograd_runs(ngc_backend *be, int32_t op);
 /* How many forward convolutions ran a bf16 primitive on be so far; for tests. */
 int64_t ngc_cpu_conv_bf16_runs(ngc_backend *be);
 
-/* Convolutions to at most this many channels run our own loops where the
- * CPU has AVX-512 (cpu_conv_few.c), and their backward passes oneDNN's
- * convolutions from few channels (cpu_conv.c). */
+/* Where oneDNN runs AVX-512 kernels, convolutions to at most this many
+ * channels run our own loops (cpu_conv_few.c), and their backward passes
+ * oneDNN's convolutions from few channels (cpu_conv.c). */
 #define NGC_FEW_CHANNELS 4
 
 /* y (N, Co, Ho, Wo), plain, = b + the stride-1 convolution of x (N, Ci, H,
