@@ -57,9 +57,9 @@ typedef struct negcut_translator_options {
   int32_t overlap_px;        /* blended border between tiles; 0: 32 */
   int32_t bf16;              /* 1: convolutions may run in bfloat16 where that is faster:
                                 on CPUs with AVX512-BF16 those that run no Winograd
-                                kernel (all with NEGCUT_CONV_DIRECT), on NVIDIA GPUs from
-                                sm_80 all; elsewhere float32. docs/TRANSLATE.md gives the
-                                accuracy */
+                                kernel and do not go to 3 channels (all others with
+                                NEGCUT_CONV_DIRECT), on NVIDIA GPUs from sm_80 all;
+                                elsewhere float32. docs/TRANSLATE.md gives the accuracy */
   int32_t tf32;              /* 1: on a GPU, fp32 convolutions may round their inputs to
                                 TF32 on tensor cores (what PyTorch does by default on
                                 NVIDIA GPUs since Ampere): faster, about 1e-3 relative
