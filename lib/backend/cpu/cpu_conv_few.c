@@ -51,8 +51,8 @@ static inline __attribute__((always_inline)) void load_checked(vec *v, const flo
  * fall outside the row (zero padding) or some output past its end. */
 static inline __attribute__((always_inline)) void segment(const few_args *a, int64_t n,
                                                           int64_t oh, int64_t ow0, int CO,
-                                                          int J, int checked) {
-  const int64_t L = a->L, P = VL / L, K = a->k;
+                                                          int J, int64_t L, int checked) {
+  const int64_t P = VL / L, K = a->k;
   vec acc[4][MAX_J];
   for (int o = 0; o < CO; o++)
     for (int j = 0; j < J; j++) acc[o][j] = (vec){0};
@@ -87,27 +87,37 @@ static inline __attribute__((always_inline)) void segment(const few_args *a, int
 }
 
 /* J: 8 vectors for up to 3 outputs (24 accumulators, 3 weight vectors and
- * the source vector in AVX-512's 32 registers), 6 for 4. */
+ * the source vector in AVX-512's 32 registers), 6 for 4. L: the source's
+ * channel block, a constant in each copy (the offsets of the loads fold). */
 static inline __attribute__((always_inline)) void row_co(const few_args *a, int64_t n,
-                                                         int64_t oh, int CO) {
+                                                         int64_t oh, int CO, int64_t L) {
   const int J = CO == 4 ? 6 : 8;
-  const int64_t span = J * (VL / a->L);
+  const int64_t span = J * (VL / L);
   for (int64_t ow0 = 0; ow0 < a->wo; ow0 += span) {
     /* inside when every position read, [ow0 - pad, ow0 + span + k - 1 - pad),
      * lies in the row and every position written in [0, wo) */
     const int inside = ow0 - a->pad >= 0 && ow0 + span + a->k - 1 - a->pad <= a->w &&
                        ow0 + span <= a->wo;
-    if (inside) segment(a, n, oh, ow0, CO, J, 0);
-    else segment(a, n, oh, ow0, CO, J, 1);
+    if (inside) segment(a, n, oh, ow0, CO, J, L, 0);
+    else segment(a, n, oh, ow0, CO, J, L, 1);
+  }
+}
+
+static inline __attribute__((always_inline)) void row_l(const few_args *a, int64_t n,
+                                                        int64_t oh, int64_t L) {
+  switch (a->co) {
+  case 1: row_co(a, n, oh, 1, L); break;
+  case 2: row_co(a, n, oh, 2, L); break;
+  case 3: row_co(a, n, oh, 3, L); break;
+  default: row_co(a, n, oh, 4, L); break;
   }
 }
 
 NGC_CPU_CLONES static void few_row(const few_args *a, int64_t n, int64_t oh) {
-  switch (a->co) {
-  case 1: row_co(a, n, oh, 1); break;
-  case 2: row_co(a, n, oh, 2); break;
-  case 3: row_co(a, n, oh, 3); break;
-  default: row_co(a, n, oh, 4); break;
+  switch (a->L) {
+  case 16: row_l(a, n, oh, 16); break;
+  case 8: row_l(a, n, oh, 8); break;
+  default: row_l(a, n, oh, 1); break;
   }
 }
 
