@@ -269,6 +269,9 @@ START_TEST(test_conv2d) {
       {1, 48, 2, 7, 9, 3, 1, 0, 0, 1},
       {2, 3, 16, 9, 11, 7, 1, 3, 0, 1},
       {1, 2, 32, 5, 150, 3, 1, 1, 0, 1},
+      {1, 32, 3, 4, 300, 7, 1, 3, 0, 1}, /* plain rows long enough for unchecked segments */
+      {1, 32, 2, 4, 200, 3, 1, 0, 0, 1},
+      {1, 16, 4, 3, 230, 3, 1, 1, 0, 0},
       {1, 32, 1, 9, 8, 4, 1, 1, 0, 1}, /* the discriminator's last */
   };
   negcut_ctx *ctx = open_cpu();

@@ -70,14 +70,10 @@ static negcut_trainer *make(negcut_train_mode mode, int batch, int rank, int wor
   o.netf_nc = 32;
   o.load_size = o.crop_size = PX;
   o.batch_size = batch;
-  if (world > 1) {
-    o.rank = rank;
-    o.world = world;
-    o.allreduce = sum_over_ranks;
-    o.allreduce_user = comm;
-  }
   negcut_trainer *t = NULL;
   if (negcut_trainer_create(&t, ctx, &o)) FAIL("trainer: %s", negcut_ctx_last_error(ctx));
+  if (world > 1 && negcut_trainer_set_data_parallel(t, rank, world, sum_over_ranks, comm))
+    FAIL("data parallel: %s", negcut_ctx_last_error(ctx));
   return t;
 }
 

@@ -1,4 +1,4 @@
-/* Data-parallel training (negcut_trainer_options rank, world, allreduce):
+/* Data-parallel training (negcut_trainer_set_data_parallel):
  * two trainers of batch 1, ranks 0 and 1 stepped on two threads, whose
  * allreduce function sums through shared memory, against one trainer of
  * batch 2 given both ranks' images. The oracle is that single trainer: the
@@ -17,7 +17,8 @@
  *  - the mean of the ranks' losses within 1e-4 (relative) of the single
  *    trainer's (each rank reports its own image's);
  * and one allreduce per network and iteration. Then the contract: bad rank
- * or world, and a failing allreduce. */
+ * or world, a failing allreduce, calls after the first step, and states
+ * that record world. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -182,11 +183,8 @@ static void run_mode(negcut_train_mode mode, const char *root) {
     r[k] = (rank_ctx){.c = &c, .rank = k};
     if (!root) r[k].a = a + k * img, r[k].b = b + k * img;
     options(&o, mode, root);
-    o.rank = k;
-    o.world = 2;
-    o.allreduce = sum_two;
-    o.allreduce_user = &r[k];
     ck_assert_int_eq(negcut_trainer_create(&r[k].t, new_ctx(), &o), NEGCUT_OK);
+    ck_assert_int_eq(negcut_trainer_set_data_parallel(r[k].t, k, 2, sum_two, &r[k]), NEGCUT_OK);
   }
 
   for (int s = 0; s < STEPS; s++) {
@@ -260,7 +258,7 @@ START_TEST(test_folders) {
   for (int d = 0; d < 2; d++) {
     snprintf(dir, sizeof dir, "%s/train%c", root, d ? 'B' : 'A');
     ck_assert_int_eq(mkdir(dir, 0755), 0);
-    for (int i = 0; i < 5; i++) { /* 5: one batch of 4, the last item dropped */
+    for (int i = 0; i < 5; i++) { /* 5: two global batches of 2 an epoch, the last item dropped */
       negcut_image *im = NULL;
       char path[128];
       ck_assert_int_eq(negcut_image_create(&im, ctx, PX + 4, PX + 4), NEGCUT_OK);
@@ -290,35 +288,22 @@ static int refuse(float *data, size_t count, void *user) {
 START_TEST(test_contract) {
   negcut_ctx *ctx = new_ctx();
   negcut_trainer_options o;
-  negcut_trainer *t = NULL;
+  negcut_trainer *t = NULL, *u = NULL;
   int calls = 0;
-  for (int k = 0; k < 4; k++) {
-    options(&o, NEGCUT_MODE_CUT, NULL);
-    o.world = 2;
-    o.allreduce = refuse;
-    switch (k) {
-    case 0: o.allreduce = NULL; break; /* world 2 needs one */
-    case 1: o.rank = 2; break;
-    case 2: o.rank = -1; break;
-    case 3: o.world = -1; break;
-    }
-    t = (negcut_trainer *)&o;
-    ck_assert_msg(negcut_trainer_create(&t, ctx, &o) == NEGCUT_ERR_INVALID_ARGUMENT, "case %d", k);
-    ck_assert_ptr_null(t);
+  options(&o, NEGCUT_MODE_CUT, NULL);
+  ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_set_data_parallel(NULL, 0, 2, refuse, NULL),
+                   NEGCUT_ERR_INVALID_ARGUMENT);
+  static const int32_t ranks[5] = {0, 2, -1, 0, 1}, worlds[5] = {2, 2, 2, 0, 1};
+  for (int k = 0; k < 5; k++) { /* no function for 2; rank out of range; world 0 */
+    ck_assert_msg(negcut_trainer_set_data_parallel(t, ranks[k], worlds[k], k ? refuse : NULL,
+                                                   NULL) == NEGCUT_ERR_INVALID_ARGUMENT,
+                  "case %d", k);
     ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "rank"));
   }
-  /* world 0 and 1 mean alone: rank must be 0 */
-  options(&o, NEGCUT_MODE_CUT, NULL);
-  o.rank = 1;
-  o.world = 1;
-  ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_set_data_parallel(t, 0, 1, NULL, NULL), NEGCUT_OK); /* alone */
   /* a failing allreduce fails the step, named */
-  options(&o, NEGCUT_MODE_CUT, NULL);
-  o.world = 2;
-  o.rank = 1;
-  o.allreduce = refuse;
-  o.allreduce_user = &calls;
-  ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_set_data_parallel(t, 1, 2, refuse, &calls), NEGCUT_OK);
   float a[3 * PX * PX], b[3 * PX * PX];
   smooth_images(a, 1, 3);
   smooth_images(b, 1, 4);
@@ -326,6 +311,26 @@ START_TEST(test_contract) {
   ck_assert_int_eq(calls, 1);
   ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "allreduce"));
   ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "rank 1 of 2"));
+  /* a state records world: it loads into a trainer of the same world only */
+  char dir[64], path[96];
+  ngc_test_mkdtemp(dir, sizeof dir, "ngc_parallel_state");
+  snprintf(path, sizeof path, "%s/state.safetensors", dir);
+  ck_assert_int_eq(negcut_trainer_set_data_parallel(t, 0, 1, NULL, NULL), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_step_batch(t, a, b, PX, PX), NEGCUT_OK);
+  /* after the first step: refused */
+  ck_assert_int_eq(negcut_trainer_set_data_parallel(t, 0, 2, refuse, NULL), NEGCUT_ERR_STATE);
+  ck_assert_int_eq(negcut_trainer_save_state(t, path), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_create(&u, ctx, &o), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_set_data_parallel(u, 1, 2, refuse, NULL), NEGCUT_OK);
+  ck_assert_int_ne(negcut_trainer_load_state(u, path), NEGCUT_OK);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "world=2"));
+  negcut_trainer_free(u);
+  u = NULL;
+  ck_assert_int_eq(negcut_trainer_create(&u, ctx, &o), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_load_state(u, path), NEGCUT_OK); /* world 1 both */
+  ck_assert_int_eq(negcut_trainer_set_data_parallel(u, 0, 2, refuse, NULL), NEGCUT_ERR_STATE);
+  negcut_trainer_free(u);
+  ngc_test_rmtree(dir);
   negcut_trainer_free(t);
   negcut_ctx_free(ctx);
 }

@@ -145,14 +145,13 @@ START_TEST(options_and_create_contract) {
   ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "version"));
   o.version = 0;
   ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_ERR_INVALID_ARGUMENT);
-  /* versions 1 (before eager), 2 (before tf32), 3 (before conv_algo) and 4
-   * (before rank) are still accepted, and read only to their end (an
-   * exact-size copy: the sanitizer build checks) */
-  for (uint32_t v = 1; v <= 4; v++) {
+  /* versions 1 (before eager), 2 (before tf32) and 3 (before conv_algo) are
+   * still accepted, and read only to their end (an exact-size copy: the
+   * sanitizer build checks) */
+  for (uint32_t v = 1; v <= 3; v++) {
     const size_t size = v == 1   ? offsetof(negcut_trainer_options, eager)
                         : v == 2 ? offsetof(negcut_trainer_options, tf32)
-                        : v == 3 ? offsetof(negcut_trainer_options, conv_algo)
-                                 : offsetof(negcut_trainer_options, rank);
+                                 : offsetof(negcut_trainer_options, conv_algo);
     negcut_trainer_options *old = malloc(size);
     ck_assert_ptr_nonnull(old);
     tiny_options(&o, NEGCUT_MODE_CUT, NULL);

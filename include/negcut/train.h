@@ -53,10 +53,9 @@ typedef int32_t negcut_preprocess;
  * followed by cudaStreamSynchronize(s). */
 typedef int (*negcut_allreduce_fn)(float *data, size_t count, void *user);
 
-/* Version 2 added eager, version 3 tf32, version 4 conv_algo, version 5 rank,
- * world, allreduce and allreduce_user; older structs (without them) are
- * still accepted and mean 0 (NULL) for each. */
-#define NEGCUT_TRAINER_OPTIONS_VERSION 5
+/* Version 2 added eager, version 3 tf32, version 4 conv_algo; older structs
+ * (without them) are still accepted and mean 0 for each. */
+#define NEGCUT_TRAINER_OPTIONS_VERSION 4
 typedef struct negcut_trainer_options {
   uint32_t version;
   negcut_train_mode mode;
@@ -112,19 +111,6 @@ typedef struct negcut_trainer_options {
                                   the forward passes until measured on a GPU.
                                   NEGCUT_CONV_DIRECT: none, PyTorch's CPU arithmetic.
                                   docs/SPEED.md has the numbers. */
-  /* Data parallelism: world trainers (0 or 1: this one alone), made with the
-   * same options and context seed, each rank 0..world-1 in its own process
-   * or on its own device, train together as one trainer with batch_size *
-   * world would: each reads its share of every batch from the data folders
-   * (or is given it, with step_batch), draws its share of NEGCUT's noise and
-   * the same patch ids, and before every optimiser update hands each
-   * network's gradients to allreduce, then divides the sums by world. The
-   * ranks' parameters stay identical. The losses a trainer reports are its
-   * own share's. CUDA graphs are not recorded (allreduce runs on the host
-   * between the passes). */
-  int32_t rank, world;
-  negcut_allreduce_fn allreduce;
-  void *allreduce_user;
 } negcut_trainer_options;
 
 /* The reference defaults of mode (CUT, FastCUT, NEGCUT, FastNEGCUT). */
@@ -136,6 +122,27 @@ typedef struct negcut_trainer negcut_trainer;
 NEGCUT_API negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
                                                const negcut_trainer_options *opts);
 NEGCUT_API void negcut_trainer_free(negcut_trainer *t);
+
+/* Data parallelism: makes t rank `rank` (0..world-1) of `world` trainers
+ * (world 1: alone), made with the same options and context seed, each in
+ * its own process or on its own device, which then train together as one
+ * trainer with batch_size * world would: each reads its share of every batch
+ * from the data folders (or is given it, with step_batch), draws its share
+ * of NEGCUT's noise and the same patch ids, and before every optimiser
+ * update hands each network's gradients to allreduce (not NULL when world >
+ * 1), then divides the sums by world. The ranks' parameters stay identical
+ * as long as allreduce gives every rank the same bits. The losses and
+ * images_per_second a trainer reports are its own share's. CUDA graphs are
+ * not recorded (allreduce runs on the host between the passes).
+ * A failed step leaves the other ranks waiting in allreduce, and the
+ * trainer partly updated: stop every rank (MPI_Abort), or reload a saved
+ * state on every rank. Call after negcut_trainer_create, before the first
+ * step and before negcut_trainer_load_state (a state records world); later
+ * calls give NEGCUT_ERR_STATE. */
+NEGCUT_API negcut_status negcut_trainer_set_data_parallel(negcut_trainer *t, int32_t rank,
+                                                          int32_t world,
+                                                          negcut_allreduce_fn allreduce,
+                                                          void *user);
 
 /* One iteration on the next batch of the data folders. */
 NEGCUT_API negcut_status negcut_trainer_step(negcut_trainer *t);

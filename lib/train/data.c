@@ -127,8 +127,10 @@ fail:
   return st;
 }
 
-static negcut_status make_batch(ngc_data *d, int64_t epoch, int64_t index, int32_t finetune,
-                                data_slot *s) {
+/* rank: d->cfg.rank, read under the lock (ngc_data_set_ranks may change it
+ * while the worker runs). */
+static negcut_status make_batch(ngc_data *d, int64_t epoch, int64_t index, int32_t rank,
+                                int32_t finetune, data_slot *s) {
   negcut_status st;
   if (d->perm_epoch != epoch) {
     ngc_philox g = {d->cfg.seed, NGC_STREAM_DATA, (uint64_t)epoch << DATA_EPOCH_SHIFT};
@@ -139,7 +141,7 @@ static negcut_status make_batch(ngc_data *d, int64_t epoch, int64_t index, int32
   s->epoch = epoch;
   s->index = index;
   for (int64_t i = 0; i < d->cfg.batch; i++) {
-    int64_t p = index + (int64_t)d->cfg.rank * d->cfg.batch + i;
+    int64_t p = index + (int64_t)rank * d->cfg.batch + i;
     uint64_t base = item_block(epoch, p);
     const char *pa = d->pa[d->perm[p] % d->na];
     const char *pb = d->pb[draw_below(d, base, DRAW_B, d->nb)];
@@ -181,13 +183,13 @@ static void *worker(void *arg) {
     }
     uint64_t gen = d->gen;
     int64_t epoch = d->w_epoch, index = d->w_index;
-    int32_t finetune = d->finetune;
+    int32_t finetune = d->finetune, rank = d->cfg.rank;
     /* The slot after the queue's end: the consumer never touches it, and
      * popping from the head does not move the end. */
     data_slot *s = &d->slots[(d->head + d->count) % d->nslots];
     pthread_mutex_unlock(&d->mu);
 
-    negcut_status st = make_batch(d, epoch, index, finetune, s);
+    negcut_status st = make_batch(d, epoch, index, rank, finetune, s);
     s->st = st;
     if (st != NEGCUT_OK) snprintf(s->msg, sizeof s->msg, "%s", negcut_ctx_last_error(NULL));
 
@@ -270,10 +272,12 @@ static negcut_status check_cfg(negcut_ctx *ctx, const ngc_data_cfg *c) {
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "data: load_size %d is smaller than crop_size %d", (int)c->load_size,
                      (int)c->crop_size);
-  if ((c->preprocess == NGC_PRE_NONE || c->preprocess == NGC_PRE_SCALE_WIDTH) && c->batch > 1)
+  if ((c->preprocess == NGC_PRE_NONE || c->preprocess == NGC_PRE_SCALE_WIDTH) &&
+      (int64_t)c->batch * c->world > 1)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                     "data: batch %d with preprocess %s: image sizes vary, so batch must be 1",
-                     (int)c->batch, c->preprocess == NGC_PRE_NONE ? "none" : "scale_width");
+                     "data: batch %d (x %d ranks) with preprocess %s: image sizes vary, so the "
+                     "batch must be 1",
+                     (int)c->batch, (int)c->world, c->preprocess == NGC_PRE_NONE ? "none" : "scale_width");
   return NEGCUT_OK;
 }
 
@@ -442,6 +446,31 @@ negcut_status ngc_data_check_state(const ngc_data *d, const ngc_data_state *s) {
     return ngc_error(d->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "data: state counter %llu does not match epoch %lld index %lld",
                      (unsigned long long)s->counter, (long long)s->epoch, (long long)s->index);
+  return NEGCUT_OK;
+}
+
+negcut_status ngc_data_set_ranks(ngc_data *d, int32_t rank, int32_t world) {
+  if (!d) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "data: NULL argument");
+  ngc_data_cfg c = d->cfg;
+  c.rank = rank;
+  c.world = world;
+  negcut_status st = check_cfg(d->ctx, &c);
+  if (st) return st;
+  const int64_t batches = d->size / ((int64_t)c.batch * world);
+  if (batches == 0)
+    return ngc_error(d->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "data: %lld images per epoch make no batch of %lld (%d ranks of %d)",
+                     (long long)d->size, (long long)c.batch * world, (int)world, (int)c.batch);
+  pthread_mutex_lock(&d->mu);
+  if (d->epoch != 1 || d->index != 0) {
+    pthread_mutex_unlock(&d->mu);
+    return ngc_error(d->ctx, NEGCUT_ERR_STATE, "data: ranks set after the first batch");
+  }
+  d->cfg.rank = rank;
+  d->cfg.world = world;
+  d->batches = batches;
+  reposition(d);
+  pthread_mutex_unlock(&d->mu);
   return NEGCUT_OK;
 }
 

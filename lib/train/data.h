@@ -131,6 +131,13 @@ negcut_status ngc_data_next(ngc_data *d, float *a, float *b, int64_t cap_floats,
 /* B's size in the batch the last ngc_data_next returned (0, 0 before any). */
 void ngc_data_b_size(const ngc_data *d, int64_t *h, int64_t *w);
 
+/* Data parallelism (ngc_data_cfg.rank, world) set on an open instance that
+ * has returned no batch yet; the batches decoded ahead are discarded.
+ * NEGCUT_ERR_INVALID_ARGUMENT for a bad rank or world, too few items for a
+ * global batch, or variable image sizes with a global batch above 1;
+ * NEGCUT_ERR_STATE after the first batch. */
+negcut_status ngc_data_set_ranks(ngc_data *d, int32_t rank, int32_t world);
+
 /* Fine-tune phase: from the next batch on, load_size = crop_size (no resize
  * jitter; flips and crops stay). The reference turns it on for epochs after
  * n_epochs: call it when ngc_data_get_state's epoch first exceeds n_epochs.

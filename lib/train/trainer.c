@@ -61,11 +61,6 @@ static negcut_status to_cfg(negcut_ctx *ctx, const negcut_trainer_options *o, ng
   if (o->conv_algo < NEGCUT_CONV_AUTO || o->conv_algo > NEGCUT_CONV_WINOGRAD)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "trainer: conv_algo %d is not a NEGCUT_CONV_* value", (int)o->conv_algo);
-  if (o->world < 0 || o->world > 65536 || o->rank < 0 || o->rank >= (o->world > 1 ? o->world : 1) ||
-      (o->world > 1 && !o->allreduce))
-    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                     "trainer: rank %d of world %d%s", (int)o->rank, (int)o->world,
-                     o->world > 1 && !o->allreduce ? " without an allreduce function" : "");
   ngc_train_cfg_defaults(c, (ngc_mode)o->mode);
   c->g = (ngc_generator_cfg){o->input_nc, o->output_nc, o->ngf, o->n_blocks, o->no_antialias != 0,
                              o->no_antialias_up != 0};
@@ -89,10 +84,6 @@ static negcut_status to_cfg(negcut_ctx *ctx, const negcut_trainer_options *o, ng
   c->detach_negatives = o->detach_negatives != 0;
   c->ema_from_f = o->ema_from_f != 0;
   c->diversity_all = o->diversity_all_calls != 0;
-  c->rank = o->world > 1 ? o->rank : 0;
-  c->world = o->world > 1 ? o->world : 1;
-  c->allreduce = c->world > 1 ? o->allreduce : NULL;
-  c->allreduce_user = o->allreduce_user;
   if (c->nce_idt && o->input_nc != o->output_nc)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "trainer: the identity loss needs input_nc == output_nc");
@@ -112,14 +103,13 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_trainer_create: options version %u, expected 1 to %u",
                      (unsigned)opts->version, NEGCUT_TRAINER_OPTIONS_VERSION);
-  /* version 1 ends before eager, 2 before tf32, 3 before conv_algo, 4 before rank */
+  /* version 1 ends before eager, version 2 before tf32, version 3 before conv_algo */
   negcut_trainer_options all;
   memset(&all, 0, sizeof all);
   memcpy(&all, opts,
          opts->version == 1   ? offsetof(negcut_trainer_options, eager)
          : opts->version == 2 ? offsetof(negcut_trainer_options, tf32)
          : opts->version == 3 ? offsetof(negcut_trainer_options, conv_algo)
-         : opts->version == 4 ? offsetof(negcut_trainer_options, rank)
                               : sizeof all);
   all.version = NEGCUT_TRAINER_OPTIONS_VERSION;
   opts = &all;
@@ -133,7 +123,7 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
   tr->epoch = 1;
   st = ngc_trainer_init(&tr->t, ctx, &cfg);
   tr->philox = tr->t.rand;
-  tr->t.eager = opts->eager != 0 || cfg.world > 1;
+  tr->t.eager = opts->eager != 0;
   tr->t.tape.tf32 = opts->tf32 != 0;
   /* AUTO: every pass. On CUDA, whose transform algorithms (cuDNN's Winograd
    * and FFT) have not been measured on a GPU yet, AUTO keeps them last in
@@ -161,8 +151,6 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
     dc.channels = opts->input_nc == 1 ? 1 : 3;
     dc.seed = ctx->seed;
     dc.prefetch = opts->prefetch;
-    dc.rank = cfg.rank;
-    dc.world = cfg.world;
     if (!dc.dir_a || !dc.dir_b)
       st = ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "trainer: give dataroot, or both dir_a and dir_b");
     else if (opts->input_nc != 1 && opts->input_nc != 3)
@@ -175,6 +163,30 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
     return st;
   }
   *out = tr;
+  return NEGCUT_OK;
+}
+
+negcut_status negcut_trainer_set_data_parallel(negcut_trainer *t, int32_t rank, int32_t world,
+                                               negcut_allreduce_fn allreduce, void *user) {
+  if (!t) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_set_data_parallel: NULL");
+  if (world < 1 || world > 65536 || rank < 0 || rank >= world || (world > 1 && !allreduce))
+    return ngc_error(t->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_trainer_set_data_parallel: rank %d of world %d%s", (int)rank,
+                     (int)world, world > 1 && !allreduce ? " without an allreduce function" : "");
+  if (t->t.iteration > 0)
+    return ngc_error(t->ctx, NEGCUT_ERR_STATE,
+                     "negcut_trainer_set_data_parallel: after %lld iterations; call it before "
+                     "the first step and before loading a state",
+                     (long long)t->t.iteration);
+  if (t->data) {
+    negcut_status st = ngc_data_set_ranks(t->data, rank, world);
+    if (st) return st;
+  }
+  t->t.cfg.rank = rank;
+  t->t.cfg.world = world;
+  t->t.cfg.allreduce = world > 1 ? allreduce : NULL;
+  t->t.cfg.allreduce_user = user;
+  t->t.eager = t->o.eager != 0 || world > 1;
   return NEGCUT_OK;
 }
 
@@ -395,10 +407,13 @@ static const char *const state_keys[13] = {
 /* A fingerprint of what must match between a saved state and a trainer. */
 static void fingerprint(const negcut_trainer *t, char *buf, size_t cap) {
   const negcut_trainer_options *o = &t->o;
-  snprintf(buf, cap, "mode=%d in=%d out=%d ngf=%d ndf=%d blocks=%d nd=%d aa=%d,%d nce=%d patches=%d nc=%d z=%d batch=%d",
+  int n = snprintf(buf, cap, "mode=%d in=%d out=%d ngf=%d ndf=%d blocks=%d nd=%d aa=%d,%d nce=%d patches=%d nc=%d z=%d batch=%d",
            (int)o->mode, (int)o->input_nc, (int)o->output_nc, (int)o->ngf, (int)o->ndf, (int)o->n_blocks,
            (int)o->n_layers_d, (int)o->no_antialias, (int)o->no_antialias_up, (int)o->n_nce_layers,
            (int)o->num_patches, (int)o->netf_nc, (int)o->z_dim, (int)o->batch_size);
+  /* data parallelism changes the epochs and the data position's meaning */
+  if (t->t.cfg.world > 1 && n > 0 && (size_t)n < cap)
+    snprintf(buf + n, cap - (size_t)n, " world=%d", (int)t->t.cfg.world);
 }
 
 negcut_status negcut_trainer_save_state(const negcut_trainer *ct, const char *path) {

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cpu_conv.h"
+#include "cpu_loops.h" /* NGC_CPU_HAS_CLONES */
 
 static ngc_conv_key conv_key(ngc_backend *be, ngc_conv_op op, const ngc_conv_params *p,
                              const ngc_tensor *src, const ngc_tensor *dst, int64_t k,
@@ -102,21 +103,25 @@ static void bias_grad(ngc_backend *be, const ngc_tensor *dy, ngc_tensor *db) {
  * convolution from few channels to our loops: dx = conv(dy, W~, pad p~) to
  * few channels. */
 static int few_shape(const ngc_conv_params *p, int64_t few, int64_t many, int64_t k) {
-  return few <= NGC_FEW_CHANNELS && many >= 16 && p->stride == 1 && p->pad <= k - 1;
+  return few >= 1 && few <= NGC_FEW_CHANNELS && many >= 16 && p->stride == 1 && p->pad <= k - 1;
 }
 
-/* All of this only where oneDNN runs its AVX-512 kernels: our loops' register
+/* All of this only where oneDNN runs its AVX-512 kernels and our loops have
+ * an AVX-512 copy (NGC_CPU_HAS_CLONES: GCC 12 on x86-64): their register
  * blocking is AVX-512's (32 vector registers), and with oneDNN's AVX2
  * kernels (ONEDNN_MAX_CPU_ISA=AVX2) the backward passes run the other way
  * made a 256x256 CUT step slower (6.35 -> 6.60 s, 43 MiB more). */
+static int few_here(void) { return NGC_CPU_HAS_CLONES && ngc_cpu_avx512(); }
+
 static int few_out(const ngc_conv_params *p, const ngc_tensor *w) {
-  return few_shape(p, w->dim[0], w->dim[1], w->dim[2]) && ngc_cpu_avx512();
+  return few_shape(p, w->dim[0], w->dim[1], w->dim[2]) && few_here();
 }
 
-/* Whether our loops compute the convolution to few channels y (they write
- * plain tensors). */
+/* Whether our loops compute the convolution to few channels y. They write
+ * plain tensors, which a tensor of at most NGC_FEW_CHANNELS channels always
+ * is (blocks are 8 or 16); checked all the same. */
 static int few_loops(ngc_backend *be, const ngc_tensor *y) {
-  return ngc_block_of(be, y) == 1 && ngc_cpu_avx512();
+  return ngc_block_of(be, y) == 1 && few_here();
 }
 
 /* dst (B, A, k, k) (+)= src (A, B, k, k) with its taps reversed. */

@@ -83,9 +83,10 @@ negcut_status ngc_cpu_conv_few(ngc_backend *be, int32_t pad, int flip, const ngc
  * call of a conv or blur slot. NULL (with a message on be->ctx) when out of
  * memory. */
 void *ngc_cpu_work(ngc_backend *be, size_t bytes);
-/* A second growing buffer (64-byte aligned) for what a slot prepares for
- * ngc_cpu_conv_run (which uses the work buffer), valid until the next call
- * of a conv slot. */
+/* A second growing buffer (64-byte aligned) for what a slot prepares beside
+ * the work buffer (which ngc_cpu_conv_run uses): weights reversed for
+ * ngc_cpu_conv_run, packed weights of ngc_cpu_conv_few. Valid until the next
+ * call of a conv slot. */
 void *ngc_cpu_side(ngc_backend *be, size_t bytes);
 
 /* The channel block of the activation layout oneDNN's convolutions prefer on

@@ -113,6 +113,7 @@ static inline __attribute__((always_inline)) void row_l(const few_args *a, int64
   }
 }
 
+/* co in 1..4 and L in {16, 8, 1} (the backend's blocks), checked by the callers. */
 NGC_CPU_CLONES static void few_row(const few_args *a, int64_t n, int64_t oh) {
   switch (a->L) {
   case 16: row_l(a, n, oh, 16); break;

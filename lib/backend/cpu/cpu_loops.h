@@ -43,8 +43,10 @@ static inline int ngc_cpu_nt(ngc_backend *be, int64_t work) {
     defined(__ELF__)
 #define NGC_CPU_CLONES \
   __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define NGC_CPU_HAS_CLONES 1
 #else
 #define NGC_CPU_CLONES
+#define NGC_CPU_HAS_CLONES 0 /* the kernels run as compiled: baseline x86-64 */
 #endif
 
 /* Float partial sums over blocks this long, folded into a double: the inner
