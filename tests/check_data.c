@@ -66,6 +66,15 @@ static void write_image(const char *rel, uint32_t w, uint32_t h, int id) {
   negcut_image_free(img);
 }
 
+/* n identifiable 16x12 images <dir>/00.png, 01.png, ... with ids id0, id0 + 1, ... */
+static void write_images(const char *dir, int n, int id0) {
+  char name[64];
+  for (int i = 0; i < n; i++) {
+    snprintf(name, sizeof name, "%s/%02d.png", dir, i);
+    write_image(name, 16, 12, id0 + i);
+  }
+}
+
 static void write_text(const char *rel, const char *text) {
   make_parents(rel);
   FILE *f = fopen(tpath(rel), "wb");
@@ -333,15 +342,8 @@ END_TEST
 
 static void epoch_run(int na, int nb, int batch) {
   make_tmp_dir();
-  char name[64];
-  for (int i = 0; i < na; i++) {
-    snprintf(name, sizeof name, "A/%02d.png", i);
-    write_image(name, 16, 12, i);
-  }
-  for (int i = 0; i < nb; i++) {
-    snprintf(name, sizeof name, "B/%02d.png", i);
-    write_image(name, 16, 12, i);
-  }
+  write_images("A", na, 0);
+  write_images("B", nb, 0);
   negcut_ctx *ctx = new_ctx();
   ngc_data_cfg c = cfg_for(tpath("A"), tpath("B"), NGC_PRE_CROP, 16, 8);
   c.batch = batch;
@@ -407,15 +409,8 @@ END_TEST
  * a state of one rank restores on another; bad rank / world refused. */
 START_TEST(test_ranks_share_batches) {
   make_tmp_dir();
-  char name[64];
-  for (int i = 0; i < 7; i++) {
-    snprintf(name, sizeof name, "A/%02d.png", i);
-    write_image(name, 16, 12, i);
-  }
-  for (int i = 0; i < 5; i++) {
-    snprintf(name, sizeof name, "B/%02d.png", i);
-    write_image(name, 16, 12, 10 + i);
-  }
+  write_images("A", 7, 0);
+  write_images("B", 5, 10);
   negcut_ctx *ctx = new_ctx();
   ngc_data_cfg c = cfg_for(tpath("A"), tpath("B"), NGC_PRE_CROP, 16, 8);
   enum { PER = 3 * 8 * 8 };
@@ -474,11 +469,7 @@ END_TEST
 /* The A order differs between epochs (shuffle on). */
 START_TEST(test_shuffle_varies) {
   make_tmp_dir();
-  char name[64];
-  for (int i = 0; i < 8; i++) {
-    snprintf(name, sizeof name, "A/%02d.png", i);
-    write_image(name, 16, 12, i);
-  }
+  write_images("A", 8, 0);
   write_image("B/0.png", 16, 12, 0);
   negcut_ctx *ctx = new_ctx();
   ngc_data_cfg c = cfg_for(tpath("A"), tpath("B"), NGC_PRE_CROP, 16, 8);

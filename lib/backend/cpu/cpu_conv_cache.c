@@ -56,9 +56,16 @@ static conv_cache *cache_of(ngc_backend *be) {
   return c->conv_cache;
 }
 
-/* *buf (64-byte aligned, *cap bytes) grown to at least bytes; NULL (with a
- * message on be->ctx) when out of memory. */
-static void *grow(ngc_backend *be, void **buf, size_t *cap, size_t bytes) {
+/* The work buffer (side 0) or the side buffer (1), 64-byte aligned, grown
+ * to at least bytes; NULL (with a message on be->ctx) when out of memory. */
+static void *grown(ngc_backend *be, int side, size_t bytes) {
+  conv_cache *cc = cache_of(be);
+  if (!cc) {
+    ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory");
+    return NULL;
+  }
+  void **buf = side ? &cc->side : &cc->work;
+  size_t *cap = side ? &cc->side_cap : &cc->work_cap;
   if (bytes <= *cap && *buf) return *buf;
   ngc_host_free(be, *buf);
   *buf = ngc_host_alloc(be, bytes ? bytes : NGC_WORK_ALIGN);
@@ -69,23 +76,9 @@ static void *grow(ngc_backend *be, void **buf, size_t *cap, size_t bytes) {
   return *buf;
 }
 
-void *ngc_cpu_work(ngc_backend *be, size_t bytes) {
-  conv_cache *cc = cache_of(be);
-  if (!cc) {
-    ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory");
-    return NULL;
-  }
-  return grow(be, &cc->work, &cc->work_cap, bytes);
-}
+void *ngc_cpu_work(ngc_backend *be, size_t bytes) { return grown(be, 0, bytes); }
 
-void *ngc_cpu_side(ngc_backend *be, size_t bytes) {
-  conv_cache *cc = cache_of(be);
-  if (!cc) {
-    ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory");
-    return NULL;
-  }
-  return grow(be, &cc->side, &cc->side_cap, bytes);
-}
+void *ngc_cpu_side(ngc_backend *be, size_t bytes) { return grown(be, 1, bytes); }
 
 static void entry_free(conv_entry *e) {
   if (!e) return;
