@@ -358,6 +358,51 @@ START_TEST(test_inorm_block_precision) {
 }
 END_TEST
 
+/* The blocked norm shares the chunks of its planes among the threads (a
+ * single 16-channel plane too, and a last chunk shorter than the others):
+ * forward and backward give the same bits on 1, 2 and 3 threads. */
+START_TEST(test_inorm_threads) {
+  static const int64_t shapes[2][4] = {{1, 16, 53, 41}, {3, 16, 24, 40}};
+  for (int s = 0; s < 2; s++) {
+    const int64_t *d = shapes[s], ds[2] = {d[0], d[1]}, n = d[0] * d[1] * d[2] * d[3];
+    ngc_tensor x = tnew(4, d, NGC_LAYOUT_BLOCKED, NAN), g = tnew(4, d, NGC_LAYOUT_BLOCKED, NAN);
+    ngc_tensor y[3], dx[3], m[3], r[3];
+    for (int t = 0; t < 3; t++) {
+      negcut_ctx *c;
+      negcut_ctx_options o;
+      OK(negcut_ctx_options_init(&o));
+      o.backend = NEGCUT_BACKEND_CPU;
+      o.threads = t + 1;
+      OK(negcut_ctx_create(&c, &o));
+      ck_assert_int_eq(c->be->act_block, g_ctx->be->act_block);
+      y[t] = tnew(4, d, NGC_LAYOUT_BLOCKED, NAN), dx[t] = tnew(4, d, NGC_LAYOUT_BLOCKED, NAN);
+      m[t] = tnew(2, ds, NGC_LAYOUT_PLAIN, NAN), r[t] = tnew(2, ds, NGC_LAYOUT_PLAIN, NAN);
+      OK(ngc_inorm_fwd(c, 1e-5f, &x, &y[t], &m[t], &r[t]));
+      OK(ngc_inorm_bwd(c, &y[t], &r[t], &g, &dx[t]));
+      if (t) {
+        ck_assert_int_eq(memcmp(y[t].data, y[0].data, (size_t)n * sizeof(float)), 0);
+        ck_assert_int_eq(memcmp(dx[t].data, dx[0].data, (size_t)n * sizeof(float)), 0);
+        ck_assert_int_eq(memcmp(m[t].data, m[0].data, (size_t)ds[0] * ds[1] * sizeof(float)), 0);
+        ck_assert_int_eq(memcmp(r[t].data, r[0].data, (size_t)ds[0] * ds[1] * sizeof(float)), 0);
+      }
+      negcut_ctx_free(c);
+    }
+    /* and the values: per channel, mean 0 and variance 1 (1 - eps r^2) */
+    const int64_t L = g_ctx->be->act_block, hw = d[2] * d[3];
+    for (int64_t c = 0; c < d[0] * d[1]; c++) {
+      double s1 = 0.0, s2 = 0.0;
+      const float *p = y[0].data + (c / L) * hw * L + c % L;
+      for (int64_t i = 0; i < hw; i++) s1 += p[i * L], s2 += (double)p[i * L] * p[i * L];
+      ck_assert_msg(fabs(s1 / (double)hw) < 1e-5 && fabs(s2 / (double)hw - 1.0) < 1e-3,
+                    "plane %lld: mean %g, variance %g", (long long)c, s1 / (double)hw,
+                    s2 / (double)hw);
+    }
+    for (int t = 0; t < 3; t++) tfree(&y[t]), tfree(&dx[t]), tfree(&m[t]), tfree(&r[t]);
+    tfree(&x), tfree(&g);
+  }
+}
+END_TEST
+
 /* ------------------------------------------------ the op layer's checks */
 
 START_TEST(test_layout_checks) {
@@ -615,6 +660,7 @@ static Suite *suite(void) {
   tcase_add_loop_test(tc, test_slot_blocked_vs_plain, 0, (int)(sizeof k_cases / sizeof k_cases[0]));
   tcase_add_test(tc, test_inorm_act);
   tcase_add_test(tc, test_inorm_block_precision);
+  tcase_add_test(tc, test_inorm_threads);
   tcase_add_test(tc, test_layout_checks);
   tcase_add_test(tc, test_preferred_block);
   tcase_add_loop_test(tc, test_generator_blocked_vs_plain, 0, 2);

@@ -18,6 +18,15 @@ typedef struct ngc_cpu {
    * shapes, before the first convolution (built primitives are cached). */
   int32_t wino_min_channels, wino_min_pixels;
   int64_t few_runs; /* convolutions run by ngc_cpu_conv_few (cpu_conv_few.c); for tests */
+  /* oneDNN's tanh primitives (cpu_eltwise.c), one per element count, the
+   * last NGC_CPU_TANH_KEEP counts kept; tanh_next: the slot replaced next. */
+#define NGC_CPU_TANH_KEEP 4
+  struct ngc_cpu_tanh {
+    int64_t n;
+    dnnl_primitive_t prim;
+    dnnl_memory_t src, dst;
+  } tanh[NGC_CPU_TANH_KEEP];
+  int32_t tanh_next;
 } ngc_cpu;
 
 /* Whose sgemm computes linear layers and batched matmuls. OpenBLAS, unless
@@ -44,6 +53,17 @@ static inline ngc_cpu *ngc_cpu_of(ngc_backend *be) { return (ngc_cpu *)be->impl;
  * at the top of every slot so oneDNN and our loops agree. */
 void ngc_cpu_enter(ngc_backend *be);
 
+/* The backend's growing work buffer (64-byte aligned; cpu_conv_cache.c),
+ * valid until the next call of a slot: the staged arguments and scratchpads
+ * of ngc_cpu_conv_run, the chunk sums of instance norm. NULL (with a message
+ * on be->ctx) when out of memory. */
+void *ngc_cpu_work(ngc_backend *be, size_t bytes);
+/* A second growing buffer (64-byte aligned), for what a slot prepares beside
+ * the work buffer: weights reversed for ngc_cpu_conv_run, packed weights of
+ * ngc_cpu_conv_few. Valid
+ * until the next call of a slot. */
+void *ngc_cpu_side(ngc_backend *be, size_t bytes);
+
 /* Slot groups, each in its own file: convolutions and blurs through oneDNN
  * (cpu_conv.c), the rest through OpenBLAS and own OpenMP loops
  * (cpu_loops.c). Each overrides the reference slots it implements. */
@@ -51,6 +71,8 @@ void ngc_cpu_fill_conv_ops(ngc_backend_ops *ops);
 void ngc_cpu_fill_loop_ops(ngc_backend_ops *ops);
 /* Frees the primitive cache of cpu_conv.c. */
 void ngc_cpu_conv_cache_free(ngc_backend *be);
+/* Frees the tanh primitives of cpu_eltwise.c. */
+void ngc_cpu_tanh_free(ngc_backend *be);
 
 /* Turns a oneDNN status into ours, with a message naming what failed. */
 negcut_status ngc_cpu_check(ngc_backend *be, dnnl_status_t s, const char *what);

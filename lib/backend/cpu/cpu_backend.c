@@ -24,6 +24,7 @@ static void cpu_close(ngc_backend *be) {
   ngc_cpu *c = ngc_cpu_of(be);
   if (c) {
     ngc_cpu_conv_cache_free(be);
+    ngc_cpu_tanh_free(be);
     if (c->stream) dnnl_stream_destroy(c->stream);
     if (c->engine) dnnl_engine_destroy(c->engine);
     free(c);

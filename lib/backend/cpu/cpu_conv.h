@@ -79,16 +79,6 @@ int64_t ngc_cpu_conv_bf16_runs(ngc_backend *be);
 negcut_status ngc_cpu_conv_few(ngc_backend *be, int32_t pad, int flip, const ngc_tensor *x,
                                const float *w, const float *b, ngc_tensor *y);
 
-/* The backend's growing work buffer (64-byte aligned), valid until the next
- * call of a conv or blur slot. NULL (with a message on be->ctx) when out of
- * memory. */
-void *ngc_cpu_work(ngc_backend *be, size_t bytes);
-/* A second growing buffer (64-byte aligned) for what a slot prepares beside
- * the work buffer (which ngc_cpu_conv_run uses): weights reversed for
- * ngc_cpu_conv_run, packed weights of ngc_cpu_conv_few. Valid until the next
- * call of a conv slot. */
-void *ngc_cpu_side(ngc_backend *be, size_t bytes);
-
 /* The channel block of the activation layout oneDNN's convolutions prefer on
  * this machine (16 for nChw16c, 8 for nChw8c), 0 when it prefers none of
  * those: the backend's act_block. */
