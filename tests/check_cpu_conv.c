@@ -13,6 +13,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_conv.h"
+#include "backend/cpu/cpu_loops.h" /* NGC_CPU_HAS_CLONES */
 #include "core/core.h"
 #include "core/tensor.h"
 #include "ngc_test.h"
@@ -496,6 +497,75 @@ START_TEST(test_conv2d_winograd) {
 }
 END_TEST
 
+/* Weights kept prepared (ngc_conv_params.w_store): for a direct, a
+ * Winograd, a bf16 (where the CPU has bf16 dot products), a few-channel and
+ * a transposed convolution, the forward with a store gives the same bits as
+ * without, the first call fills the store and the second reads it (weights
+ * changed after the first call still give the first output: the kept copy
+ * is what runs), a store without room keeps nothing and changes nothing,
+ * and clearing it empties it. */
+static void kept_case(negcut_ctx *ctx, int64_t ci, int64_t co, int64_t h, int64_t k,
+                      int32_t stride, int32_t pad, int transposed, int32_t winograd, int bf16) {
+  ngc_backend *be = ctx->be;
+  const int64_t ho = transposed ? (h - 1) * stride - 2 * pad + k + 1 : (h + 2 * pad - k) / stride + 1;
+  buf x = make(ctx, be, 4, 1, ci, h, h, NAN);
+  buf w = transposed ? make(ctx, be, 4, ci, co, k, k, NAN) : make(ctx, be, 4, co, ci, k, k, NAN);
+  buf b = make(ctx, be, 1, co, 1, 1, 1, NAN);
+  buf y[6];
+  for (int i = 0; i < 6; i++) y[i] = make(ctx, be, 4, 1, co, ho, ho, NAN);
+  const size_t ny = (size_t)ngc_numel(&y[0].t) * sizeof(float);
+  const size_t nw = (size_t)ngc_numel(&w.t) * sizeof(float);
+  ngc_wstore store = {.cap = (size_t)1 << 24}, tiny = {.cap = 64};
+  ngc_conv_params p = {.stride = stride, .pad = pad, .out_pad = transposed, .bf16 = bf16,
+                       .winograd = winograd};
+  negcut_status (*fwd)(ngc_backend *, const ngc_conv_params *, const ngc_tensor *,
+                       const ngc_tensor *, const ngc_tensor *, ngc_tensor *) =
+      transposed ? be->ops.convt2d_fwd : be->ops.conv2d_fwd;
+  char what[96];
+  snprintf(what, sizeof what, "%s %lld -> %lld, %lldx%lld, k %lld, wino %d, bf16 %d",
+           transposed ? "convt" : "conv", (long long)ci, (long long)co, (long long)h,
+           (long long)h, (long long)k, (int)winograd, bf16);
+  ck_assert_int_eq(fwd(be, &p, &x.t, &w.t, &b.t, &y[0].t), NEGCUT_OK);
+  p.w_store = &store;
+  ck_assert_int_eq(fwd(be, &p, &x.t, &w.t, &b.t, &y[1].t), NEGCUT_OK);
+  const size_t used = store.used;
+  ck_assert_msg(used > 0 && store.impl && store.free_impl, "%s: nothing kept", what);
+  ck_assert_int_eq(fwd(be, &p, &x.t, &w.t, &b.t, &y[2].t), NEGCUT_OK);
+  ck_assert_msg(store.used == used, "%s: kept again (%zu -> %zu bytes)", what, used, store.used);
+  float *w0 = malloc(nw);
+  memcpy(w0, w.t.data, nw);
+  for (int64_t i = 0; i < ngc_numel(&w.t); i++) w.t.data[i] *= 0.5f;
+  ck_assert_int_eq(fwd(be, &p, &x.t, &w.t, &b.t, &y[3].t), NEGCUT_OK); /* the kept copy */
+  p.w_store = NULL;
+  ck_assert_int_eq(fwd(be, &p, &x.t, &w.t, &b.t, &y[4].t), NEGCUT_OK); /* the new weights */
+  memcpy(w.t.data, w0, nw);
+  free(w0);
+  p.w_store = &tiny;
+  ck_assert_int_eq(fwd(be, &p, &x.t, &w.t, &b.t, &y[5].t), NEGCUT_OK);
+  ck_assert_msg(tiny.used == 0 && !tiny.impl, "%s: kept beyond the cap", what);
+  for (int i = 1; i < 6; i++)
+    ck_assert_msg((memcmp(y[i].t.data, y[0].t.data, ny) == 0) == (i != 4),
+                  "%s: output %d %s the store-less one", what, i, i == 4 ? "equals" : "differs from");
+  ngc_wstore_clear(&store);
+  ck_assert(store.used == 0 && !store.impl && !store.free_impl);
+  drop(&x), drop(&w), drop(&b);
+  for (int i = 0; i < 6; i++) drop(&y[i]);
+}
+
+START_TEST(test_kept_weights) {
+  negcut_ctx *ctx = open_cpu();
+  const int64_t few0 = ngc_cpu_of(ctx->be)->few_runs;
+  kept_case(ctx, 64, 64, 18, 3, 1, 0, 0, NGC_CONV_TRANSFORM_NONE, 0);  /* direct */
+  kept_case(ctx, 32, 32, 34, 3, 1, 0, 0, NGC_CONV_TRANSFORM_ROOMY, 0); /* Winograd (AVX-512) */
+  kept_case(ctx, 64, 64, 18, 7, 1, 3, 0, NGC_CONV_TRANSFORM_NONE, 1);  /* bf16 where there */
+  kept_case(ctx, 16, 3, 20, 7, 1, 3, 0, NGC_CONV_TRANSFORM_NONE, 0);   /* to few channels */
+  kept_case(ctx, 16, 8, 9, 3, 2, 1, 1, NGC_CONV_TRANSFORM_NONE, 0);    /* transposed */
+  if (ngc_cpu_avx512() && NGC_CPU_HAS_CLONES)
+    ck_assert_int_eq(ngc_cpu_of(ctx->be)->few_runs - few0, 6); /* our loops ran each call */
+  negcut_ctx_free(ctx);
+}
+END_TEST
+
 /* One thread, and more threads than cores; the cache is rebuilt per context. */
 START_TEST(test_threads_and_lifetime) {
   negcut_ctx_options o;
@@ -524,6 +594,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_convt2d);
   tcase_add_test(tc, test_blur);
   tcase_add_test(tc, test_threads_and_lifetime);
+  tcase_add_test(tc, test_kept_weights);
   suite_add_tcase(s, tc);
   return s;
 }

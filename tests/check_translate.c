@@ -102,7 +102,8 @@ START_TEST(test_sizes_kept) {
 END_TEST
 
 /* A multiple-of-4 image gives exactly what the raw generator gives, with
- * the direct convolutions the network API runs. The model holds the same
+ * the direct convolutions the network API runs (and the translator's
+ * weights kept in the backend's layouts, which the network API does not). The model holds the same
  * parameters without the network's gradient slab, and refuses to zero or
  * train one. */
 START_TEST(test_matches_network) {
@@ -133,6 +134,9 @@ START_TEST(test_matches_network) {
   ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, &o), NEGCUT_OK);
   float *got = translate_new(tr, xs, 1, 32, 40);
   ck_assert_int_eq(ngc_test_compare("translator vs network", got, want, 3 * 32 * 40, 0, 0), 0);
+  /* a small model: the translator kept its weights prepared, same bits */
+  ck_assert_uint_eq(tr->w_store.cap, 4 * (size_t)ngc_numel(&model->net.slab) * sizeof(float));
+  ck_assert_uint_gt(tr->w_store.used, 0);
   free(got);
   negcut_translator_free(tr);
   negcut_tensor_free(x);

@@ -45,6 +45,26 @@ enum {
                                   the backend's winograd_scratch_max */
 };
 
+/* Weights kept prepared: a backend's copies of weights in the form its
+ * convolutions take them (oneDNN's blocked or Winograd layouts, the packed
+ * vectors of the CPU's few-channel loops), for an owner whose weights stay
+ * the same while the store lives (a translator: its model never changes).
+ * The backend adds entries up to cap bytes in all (used: so far), keeps them
+ * in impl and sets free_impl with the first; ngc_wstore_clear releases them.
+ * Used by one thread at a time, as its owner. */
+typedef struct ngc_wstore {
+  size_t cap, used;
+  void *impl;
+  void (*free_impl)(struct ngc_wstore *s);
+} ngc_wstore;
+
+static inline void ngc_wstore_clear(ngc_wstore *s) {
+  if (s->free_impl) s->free_impl(s);
+  s->impl = NULL;
+  s->free_impl = NULL;
+  s->used = 0;
+}
+
 /* conv2d: weight (Co, Ci, k, k), zero padding `pad`, bias (Co) or NULL.
  * conv_transpose2d: weight (Ci, Co, k, k) as PyTorch stores it; out_pad
  * extra rows/cols at the bottom/right. */
@@ -59,6 +79,9 @@ typedef struct ngc_conv_params {
                        for this pass: NGC_CONV_TRANSFORM_* */
   const void *w_bf16; /* bf16 forward: w already rounded to bfloat16 (to_bf16), same
                          layout, or NULL; a backend may ignore it */
+  ngc_wstore *w_store; /* forward passes: w stays the same while w_store lives, and the
+                          backend may keep what it makes of w there (NULL: it makes it
+                          at every call); a backend may ignore it */
 } ngc_conv_params;
 
 typedef enum ngc_pad_mode {

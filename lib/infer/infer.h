@@ -21,6 +21,8 @@ struct negcut_translator {
   size_t in_cap, out_cap;
   ngc_graph_cache graphs; /* CUDA graphs of the generator, per recent input shape */
   void *w_bf16;           /* bf16: the model's weights rounded once (tape.w_bf16), or NULL */
+  ngc_wstore w_store;     /* the model's weights as the backend's convolutions take them
+                             (tape.w_store), for small models (translator.c) */
 };
 
 /* Mirror index of i into [0, n): reflection without repeating the edge,

@@ -125,6 +125,12 @@ typedef struct ngc_tape {
    * weights at every call. Owned by whoever sets it (the translator). */
   const uint16_t *w_bf16;
   const ngc_net *w_bf16_net;
+  /* Optional: where the convolutions of w_store_net's forward passes may
+   * keep their weights prepared (ngc_conv_params.w_store), for a net whose
+   * weights do not change while it is set. Owned by whoever sets it (the
+   * translator). */
+  ngc_wstore *w_store;
+  const ngc_net *w_store_net;
 } ngc_tape;
 
 #define NGC_TAPE_SCALARS 64

@@ -100,6 +100,7 @@ static negcut_status conv_forward(negcut_ctx *ctx, ngc_net *net, const ngc_layer
                                                         : NGC_CONV_TRANSFORM;
   if (cp.bf16 && tape->w_bf16 && tape->w_bf16_net == net)
     cp.w_bf16 = tape->w_bf16 + net->params[l->w].offset;
+  if (tape->w_store && tape->w_store_net == net) cp.w_store = tape->w_store;
   return l->kind == NGC_L_CONV ? ngc_conv2d_fwd(ctx, &cp, x, w, b, y)
                                : ngc_convt2d_fwd(ctx, &cp, x, w, b, y);
 }

@@ -147,14 +147,14 @@ static negcut_status few_out_bwd(ngc_backend *be, const ngc_conv_params *p,
     flip_swap(w->data, co, ci, k, t, 0);
     ngc_conv_key key = conv_key(be, NGC_CONV_FWD, &q, dy, dx, k, 0);
     float *const args[NGC_CONV_MAX_ARGS] = {dy->data, t, NULL, dx->data};
-    negcut_status st = ngc_cpu_conv_run(be, &key, args);
+    negcut_status st = ngc_cpu_conv_run(be, &key, args, NULL);
     if (st) return st;
   }
   if (dw) {
     memset(t, 0, (size_t)nw * sizeof(float));
     ngc_conv_key key = conv_key(be, NGC_CONV_BWD_WEIGHTS, &q, dy, x, k, 0);
     float *const args[NGC_CONV_MAX_ARGS] = {dy->data, x->data, t, NULL};
-    negcut_status st = ngc_cpu_conv_run(be, &key, args);
+    negcut_status st = ngc_cpu_conv_run(be, &key, args, NULL);
     if (st) return st;
     flip_swap(t, ci, co, k, dw->data, 1);
   }
@@ -167,11 +167,11 @@ static negcut_status cpu_conv2d_fwd(ngc_backend *be, const ngc_conv_params *p,
   // x (N, Ci, H, W), w (Co, Ci, k, k), b (Co) or NULL, y (N, Co, Ho, Wo)
   ngc_cpu_enter(be);
   if (few_out(p, w) && few_loops(be, y))
-    return ngc_cpu_conv_few(be, p->pad, 0, x, w->data, b ? b->data : NULL, y);
+    return ngc_cpu_conv_few(be, p->pad, 0, x, w->data, b ? b->data : NULL, y, p->w_store);
   ngc_conv_key key = conv_key(be, NGC_CONV_FWD, p, x, y, w->dim[2], b != NULL);
   key.bf16 = p->bf16 && ngc_cpu_bf16(); /* elsewhere the float32 primitives, shared */
   float *const args[NGC_CONV_MAX_ARGS] = {x->data, w->data, b ? b->data : NULL, y->data};
-  return ngc_cpu_conv_run(be, &key, args);
+  return ngc_cpu_conv_run(be, &key, args, p->w_store);
 }
 
 static negcut_status cpu_conv2d_bwd(ngc_backend *be, const ngc_conv_params *p,
@@ -187,19 +187,20 @@ static negcut_status cpu_conv2d_bwd(ngc_backend *be, const ngc_conv_params *p,
     return st;
   }
   if (dx && few_shape(p, w->dim[1], w->dim[0], w->dim[2]) && few_loops(be, dx)) {
-    st = ngc_cpu_conv_few(be, (int32_t)(w->dim[2] - 1 - p->pad), 1, dy, w->data, NULL, dx);
+    st = ngc_cpu_conv_few(be, (int32_t)(w->dim[2] - 1 - p->pad), 1, dy, w->data, NULL, dx,
+                          NULL);
     if (st) return st;
   } else if (dx) {
     ngc_conv_key key = conv_key(be, NGC_CONV_BWD_DATA, p, x, dy, w->dim[2], 0);
     float *const args[NGC_CONV_MAX_ARGS] = {dy->data, w->data, dx->data, NULL};
-    st = ngc_cpu_conv_run(be, &key, args);
+    st = ngc_cpu_conv_run(be, &key, args, NULL);
     if (st) return st;
   }
   if (dw) {
     /* oneDNN reduces the bias gradient inside the weight pass for free. */
     ngc_conv_key key = conv_key(be, NGC_CONV_BWD_WEIGHTS, p, x, dy, w->dim[2], db != NULL);
     float *const args[NGC_CONV_MAX_ARGS] = {x->data, dy->data, dw->data, db ? db->data : NULL};
-    st = ngc_cpu_conv_run(be, &key, args);
+    st = ngc_cpu_conv_run(be, &key, args, NULL);
   } else if (db) {
     bias_grad(be, dy, db);
   }
@@ -214,7 +215,7 @@ static negcut_status cpu_convt2d_fwd(ngc_backend *be, const ngc_conv_params *p,
   /* The adjoint convolution runs y -> x: src is y, dst is x. */
   ngc_conv_key key = conv_key(be, NGC_CONV_BWD_DATA, p, y, x, w->dim[2], 0);
   float *const args[NGC_CONV_MAX_ARGS] = {x->data, w->data, y->data, NULL};
-  negcut_status st = ngc_cpu_conv_run(be, &key, args);
+  negcut_status st = ngc_cpu_conv_run(be, &key, args, p->w_store);
   if (st == NEGCUT_OK && b) bias_add(be, b, y);
   return st;
 }
@@ -229,13 +230,13 @@ static negcut_status cpu_convt2d_bwd(ngc_backend *be, const ngc_conv_params *p,
   if (dx) {
     ngc_conv_key key = conv_key(be, NGC_CONV_FWD, p, dy, x, w->dim[2], 0);
     float *const args[NGC_CONV_MAX_ARGS] = {dy->data, w->data, NULL, dx->data};
-    st = ngc_cpu_conv_run(be, &key, args);
+    st = ngc_cpu_conv_run(be, &key, args, NULL);
     if (st) return st;
   }
   if (dw) {
     ngc_conv_key key = conv_key(be, NGC_CONV_BWD_WEIGHTS, p, dy, x, w->dim[2], 0);
     float *const args[NGC_CONV_MAX_ARGS] = {dy->data, x->data, dw->data, NULL};
-    st = ngc_cpu_conv_run(be, &key, args);
+    st = ngc_cpu_conv_run(be, &key, args, NULL);
     if (st) return st;
   }
   /* The adjoint convolution's bias would be per Ci: reduce dy ourselves. */

@@ -53,9 +53,27 @@ typedef struct ngc_conv_key {
 
 /* Runs the primitive of `key` (built on first use) on plain row-major
  * buffers, in the argument order of ngc_conv_op. Outputs marked += above
- * are accumulated into; the others are assigned. */
+ * are accumulated into; the others are assigned. keep: where the weights
+ * of a forward or backward-data pass may stay in the primitive's layout
+ * (ngc_conv_params.w_store), or NULL. */
 negcut_status ngc_cpu_conv_run(ngc_backend *be, const ngc_conv_key *key,
-                               float *const args[NGC_CONV_MAX_ARGS]);
+                               float *const args[NGC_CONV_MAX_ARGS], ngc_wstore *keep);
+
+/* What a kept copy of weights is (cpu_keep.c): the array w in oneDNN's
+ * layout md, or (few) packed by ngc_cpu_conv_few for few_dims (source
+ * block, kernel size, outputs, taps reversed). */
+typedef struct ngc_cpu_wkey {
+  const float *w;
+  int32_t few;
+  int64_t few_dims[4];
+  dnnl_memory_desc_t md;
+} ngc_cpu_wkey;
+
+/* The copy of key->w kept in s as key says, bytes long: one made before
+ * (*fresh 0), or new room for it now held by s, which the caller fills
+ * (*fresh 1); NULL where s has no room left (or no memory): the caller then
+ * prepares the weights as it does without a store. */
+void *ngc_cpu_kept(ngc_wstore *s, const ngc_cpu_wkey *key, size_t bytes, int *fresh);
 
 /* oneDNN's name of the implementation the last ngc_cpu_conv_run ran (say
  * "jit_wino_4x3:avx512_core"), NULL before any; for tests. */
@@ -75,9 +93,11 @@ int64_t ngc_cpu_conv_bf16_runs(ngc_backend *be);
  * W; plain or the backend's blocked layout) with zero padding pad and
  * weights w (Co, Ci, k, k), or with flip w (Ci, Co, k, k) with its taps
  * reversed; b (Co) or NULL. Co <= NGC_FEW_CHANNELS; k follows from the
- * shapes. */
+ * shapes. keep: where the packed weights may stay (ngc_conv_params.w_store),
+ * or NULL. */
 negcut_status ngc_cpu_conv_few(ngc_backend *be, int32_t pad, int flip, const ngc_tensor *x,
-                               const float *w, const float *b, ngc_tensor *y);
+                               const float *w, const float *b, ngc_tensor *y,
+                               ngc_wstore *keep);
 
 /* The channel block of the activation layout oneDNN's convolutions prefer on
  * this machine (16 for nChw16c, 8 for nChw8c), 0 when it prefers none of

@@ -7,7 +7,7 @@
  * Memory: every staged (reordered) argument and the scratchpads live in the
  * backend's one growing work buffer; an entry only records offsets. Weights
  * are reordered on every call (they change every training step) but by a
- * cached reorder primitive. Accumulated outputs (dw, db) go through a
+ * cached reorder primitive, unless the caller keeps them (ngc_wstore). Accumulated outputs (dw, db) go through a
  * reorder with a sum post-op, so "+=" costs no extra pass. */
 #include <stdlib.h>
 #include <string.h>
@@ -469,8 +469,30 @@ static negcut_status run_reorder(ngc_backend *be, conv_arg *a) {
   return exec(be, a->reorder, a->reorder_scratch ? 3 : 2, args, "reorder");
 }
 
+/* With keep, the weights (argument 1 of a forward or backward-data pass)
+ * in the primitive's layout: kept from an earlier call, or reordered now
+ * into a new entry of keep. 0 where keep has none and no room (the caller
+ * then reorders them into the work buffer as usual). */
+static int weights_kept(ngc_backend *be, ngc_wstore *keep, conv_entry *e, const float *w,
+                        negcut_status *st) {
+  conv_arg *a = &e->a[1];
+  const dnnl_memory_desc_t *md = NULL;
+  *st = NEGCUT_OK;
+  if (!keep || a->arg != DNNL_ARG_WEIGHTS || !a->staged ||
+      dnnl_memory_get_memory_desc(a->prim, &md) != dnnl_success)
+    return 0;
+  ngc_cpu_wkey key = {.w = w, .md = *md};
+  int fresh;
+  void *data = ngc_cpu_kept(keep, &key, dnnl_memory_desc_get_size(md), &fresh);
+  if (!data) return 0;
+  dnnl_memory_set_data_handle(a->prim, data);
+  if (fresh && (*st = run_reorder(be, a)) != NEGCUT_OK)
+    ngc_wstore_clear(keep); /* no half-made entry stays */
+  return 1;
+}
+
 negcut_status ngc_cpu_conv_run(ngc_backend *be, const ngc_conv_key *key,
-                               float *const args[NGC_CONV_MAX_ARGS]) {
+                               float *const args[NGC_CONV_MAX_ARGS], ngc_wstore *keep) {
   ngc_cpu *c = ngc_cpu_of(be);
   conv_cache *cc = cache_of(be);
   conv_entry *e;
@@ -509,7 +531,10 @@ negcut_status ngc_cpu_conv_run(ngc_backend *be, const ngc_conv_key *key,
   }
   if (e->scratch) xa[nx++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, e->scratch};
 
+  const int kept = weights_kept(be, keep, e, args[1], &st);
+  if (st) return st;
   for (int i = 0; i < NGC_CONV_MAX_ARGS; i++) {
+    if (i == 1 && kept) continue;
     if (e->a[i].arg && e->a[i].staged && !e->a[i].output) {
       st = run_reorder(be, &e->a[i]);
       if (st) return st;

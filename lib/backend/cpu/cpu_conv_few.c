@@ -9,7 +9,7 @@
  * times the L channels of one channel block (the source's layout, block L:
  * 16 or 8, or 1 for plain NCHW, where a vector is 16 positions of one
  * channel). A tap multiplies it by the weights of those channels, repeated
- * P times (packed once per call), and accumulates; CO outputs times J
+ * P times (packed once per call, or once while a store keeps them), and accumulates; CO outputs times J
  * vectors stay in registers across all channel blocks and taps, and each
  * output is finally the sum of its L lanes. The sums run in the same order
  * for every thread count; only the split of rows between threads varies. */
@@ -123,13 +123,21 @@ NGC_CPU_CLONES static void few_row(const few_args *a, int64_t n, int64_t oh) {
 }
 
 negcut_status ngc_cpu_conv_few(ngc_backend *be, int32_t pad, int flip, const ngc_tensor *x,
-                               const float *w, const float *b, ngc_tensor *y) {
+                               const float *w, const float *b, ngc_tensor *y,
+                               ngc_wstore *keep) {
   const int64_t L = ngc_block_of(be, x), ci = x->dim[1], co = y->dim[1];
   const int64_t k = x->dim[2] + 2 * pad - y->dim[2] + 1, cb = ci / L;
-  float *wp = ngc_cpu_side(be, (size_t)(cb * k * k * co * VL) * sizeof(float));
+  const size_t bytes = (size_t)(cb * k * k * co * VL) * sizeof(float);
+  const ngc_cpu_wkey key = {.w = w, .few = 1, .few_dims = {L, k, co, flip}};
+  int fresh = 0;
+  float *wp = keep ? ngc_cpu_kept(keep, &key, bytes, &fresh) : NULL;
+  if (!wp) { /* packed now, for this call only */
+    wp = ngc_cpu_side(be, bytes);
+    fresh = 1;
+  }
   if (!wp) return NEGCUT_ERR_OUT_OF_MEMORY;
   /* wp[c][kh][kw][o] = the vector of channels c * L + l % L of that tap */
-  for (int64_t c = 0; c < cb; c++)
+  for (int64_t c = 0; c < cb && fresh; c++)
     for (int64_t t = 0; t < k * k; t++)
       for (int64_t o = 0; o < co; o++)
         for (int64_t l = 0; l < VL; l++) {
