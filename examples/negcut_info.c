@@ -9,7 +9,7 @@ int main(int argc, char **argv) {
   negcut_ctx *ctx = NULL;
   negcut_status st;
 
-  negcut_ctx_options_init(&opts);
+  negcut_ctx_options_init_v2(&opts, NEGCUT_CTX_OPTIONS_VERSION);
   if (argc > 1 && strcmp(argv[1], "--backend") == 0 && argc > 2) {
     for (negcut_backend_kind k = NEGCUT_BACKEND_AUTO; k <= NEGCUT_BACKEND_CUDA; k++)
       if (strcmp(argv[2], negcut_backend_name(k)) == 0) opts.backend = k;

@@ -234,7 +234,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "negcut-train: cannot create %s: %s\n", r.dir, strerror(errno));
     return 1;
   }
-  negcut_ctx_options_init(&co);
+  negcut_ctx_options_init_v2(&co, NEGCUT_CTX_OPTIONS_VERSION);
   co.backend = s.backend;
   co.threads = s.threads;
   co.seed = s.seed;

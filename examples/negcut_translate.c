@@ -153,8 +153,8 @@ int main(int argc, char **argv) {
   int failures = 0, tty = isatty(2);
   char out_path[4096];
 
-  negcut_ctx_options_init(&co);
-  negcut_translator_options_init(&to);
+  negcut_ctx_options_init_v2(&co, NEGCUT_CTX_OPTIONS_VERSION);
+  negcut_translator_options_init_v2(&to, NEGCUT_TRANSLATOR_OPTIONS_VERSION);
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {

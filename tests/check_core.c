@@ -2,6 +2,7 @@
  * pixel conventions of core/pixel.h. */
 #include <check.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,6 +97,133 @@ START_TEST(test_ctx_bad_arguments) {
 }
 END_TEST
 
+/* ------------------------------------------------- versioned options */
+
+/* Every options struct through its init functions. The ends of each version
+ * come from the version notes in the headers, written here independently
+ * of the library's tables: _init_v2(o, v) writes exactly the first ends[v -
+ * 1] bytes (the defaults, with version v), refuses 0 and versions above
+ * the header's without writing anything, and _init keeps filling the
+ * version it had when _v2 came (frozen), whatever the struct grows to. */
+#define END_OF(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+#define GUARD 64
+#define ADAPT(x)                                                                        \
+  static negcut_status x##_init(void *o) { return negcut_##x##_options_init(o); }      \
+  static negcut_status x##_init_v2(void *o, uint32_t v) {                               \
+    return negcut_##x##_options_init_v2(o, v);                                          \
+  }
+ADAPT(ctx)
+ADAPT(image_load)
+ADAPT(image_save)
+ADAPT(loss)
+ADAPT(adam)
+ADAPT(generator)
+ADAPT(discriminator)
+ADAPT(head)
+ADAPT(translator)
+static negcut_status trainer_init(void *o) {
+  return negcut_trainer_options_init(o, NEGCUT_MODE_NEGCUT);
+}
+static negcut_status trainer_init_v2(void *o, uint32_t v) {
+  return negcut_trainer_options_init_v2(o, v, NEGCUT_MODE_NEGCUT);
+}
+
+static const negcut_ctx_options k_ctx = NEGCUT_CTX_OPTIONS_INIT;
+static const negcut_image_load_options k_load = NEGCUT_IMAGE_LOAD_OPTIONS_INIT;
+static const negcut_image_save_options k_save = NEGCUT_IMAGE_SAVE_OPTIONS_INIT;
+static const negcut_loss_options k_loss = NEGCUT_LOSS_OPTIONS_INIT;
+static const negcut_adam_options k_adam = NEGCUT_ADAM_OPTIONS_INIT;
+static const negcut_generator_options k_gen = NEGCUT_GENERATOR_OPTIONS_INIT;
+static const negcut_discriminator_options k_disc = NEGCUT_DISCRIMINATOR_OPTIONS_INIT;
+static const negcut_head_options k_head = NEGCUT_HEAD_OPTIONS_INIT;
+static const negcut_translator_options k_tr = NEGCUT_TRANSLATOR_OPTIONS_INIT;
+
+typedef struct opt_case {
+  const char *name;
+  size_t size;
+  uint32_t current, frozen; /* the header's version; what _init fills */
+  size_t ends[4];           /* where versions 1.. end */
+  negcut_status (*init)(void *o);
+  negcut_status (*init_v2)(void *o, uint32_t version);
+  const void *macro; /* the INIT macro's struct, or NULL (the trainer: by mode) */
+} opt_case;
+
+#define V1(T, last, x, k)                                                                \
+  { #T, sizeof(T), 1, 1, {END_OF(T, last)}, x##_init, x##_init_v2, k }
+static const opt_case k_opts[] = {
+    V1(negcut_ctx_options, seed, ctx, &k_ctx),
+    V1(negcut_image_load_options, max_file_bytes, image_load, &k_load),
+    V1(negcut_image_save_options, jpeg_quality, image_save, &k_save),
+    V1(negcut_loss_options, target_real, loss, &k_loss),
+    V1(negcut_adam_options, weight_decay, adam, &k_adam),
+    V1(negcut_generator_options, init_gain, generator, &k_gen),
+    V1(negcut_discriminator_options, init_gain, discriminator, &k_disc),
+    V1(negcut_head_options, init_gain, head, &k_head),
+    /* translate.h: version 2 added tf32 and eager, version 3 conv_algo */
+    {"negcut_translator_options", sizeof(negcut_translator_options), 3, 3,
+     {END_OF(negcut_translator_options, bf16), END_OF(negcut_translator_options, eager),
+      END_OF(negcut_translator_options, conv_algo)},
+     translator_init, translator_init_v2, &k_tr},
+    /* train.h: version 2 added eager, version 3 tf32, version 4 conv_algo */
+    {"negcut_trainer_options", sizeof(negcut_trainer_options), 4, 4,
+     {END_OF(negcut_trainer_options, diversity_all_calls), END_OF(negcut_trainer_options, eager),
+      END_OF(negcut_trainer_options, tf32), END_OF(negcut_trainer_options, conv_algo)},
+     trainer_init, trainer_init_v2, NULL},
+};
+
+static void expect_untouched(const opt_case *c, const unsigned char *b, size_t from,
+                             const char *what) {
+  for (size_t i = from; i < c->size + GUARD; i++)
+    ck_assert_msg(b[i] == 0xa5, "%s %s: byte %zu written (the version ends at %zu)", c->name,
+                  what, i, from);
+}
+
+START_TEST(test_options_versions) {
+  const opt_case *c = &k_opts[_i];
+  unsigned char buf[1024], full[1024];
+  uint32_t v;
+  ck_assert_uint_le(c->size + GUARD, sizeof buf);
+  ck_assert_int_eq(c->init(NULL), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(c->init_v2(NULL, c->current), NEGCUT_ERR_INVALID_ARGUMENT);
+  /* versions this library does not know: nothing written */
+  const uint32_t unknown[2] = {0, c->current + 1};
+  for (int k = 0; k < 2; k++) {
+    memset(buf, 0xa5, sizeof buf);
+    ck_assert_int_eq(c->init_v2(buf, unknown[k]), NEGCUT_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(NULL), c->name));
+    expect_untouched(c, buf, 0, "unknown version");
+  }
+  /* the current version: the INIT macro's bytes (the trainer's defaults by
+   * mode: spot checks) up to the end of its last field */
+  memset(full, 0xa5, sizeof full);
+  ck_assert_int_eq(c->init_v2(full, c->current), NEGCUT_OK);
+  if (c->macro)
+    ck_assert_mem_eq(full, c->macro, c->ends[c->current - 1]);
+  else {
+    const negcut_trainer_options *t = (const negcut_trainer_options *)full;
+    ck_assert(t->mode == NEGCUT_MODE_NEGCUT && t->ngf == 64 && t->num_patches == 256 &&
+              t->lambda_nce == 1.0f && t->lr == 2e-4 && t->conv_algo == NEGCUT_CONV_AUTO);
+  }
+  /* every version: its own first bytes, its version, nothing beyond */
+  for (v = 1; v <= c->current; v++) {
+    uint32_t got;
+    memset(buf, 0xa5, sizeof buf);
+    ck_assert_int_eq(c->init_v2(buf, v), NEGCUT_OK);
+    memcpy(&got, buf, sizeof got); /* the version field comes first */
+    ck_assert_uint_eq(got, v);
+    ck_assert_msg(memcmp(buf + 4, full + 4, c->ends[v - 1] - 4) == 0, "%s v%u: defaults", c->name,
+                  (unsigned)v);
+    expect_untouched(c, buf, c->ends[v - 1], "_init_v2");
+  }
+  /* _init: the frozen version */
+  memset(buf, 0xa5, sizeof buf);
+  ck_assert_int_eq(c->init(buf), NEGCUT_OK);
+  memcpy(&v, buf, sizeof v);
+  ck_assert_uint_eq(v, c->frozen);
+  expect_untouched(c, buf, c->ends[c->frozen - 1], "_init");
+}
+END_TEST
+
 /* tensor2im's clamp, and NaN (what a generator with a NaN weight gives; a
  * fuzz target found it converted to uint8, undefined behaviour) as -1. */
 START_TEST(test_unit_to_pixel) {
@@ -122,6 +250,7 @@ int main(void) {
   tcase_add_test(tc, test_ctx_defaults);
   tcase_add_test(tc, test_ctx_backends);
   tcase_add_test(tc, test_ctx_bad_arguments);
+  tcase_add_loop_test(tc, test_options_versions, 0, (int)(sizeof k_opts / sizeof k_opts[0]));
   tcase_add_test(tc, test_unit_to_pixel);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

@@ -80,7 +80,7 @@ static void graphs_note(const ngc_graph_cache *gc) {
 static int save_model(const job *j, negcut_ctx *ctx, const char *path) {
   negcut_generator_options go;
   negcut_net *g = NULL;
-  negcut_generator_options_init(&go);
+  negcut_generator_options_init_v2(&go, NEGCUT_GENERATOR_OPTIONS_VERSION);
   go.ngf = j->ngf;
   go.n_blocks = j->blocks;
   go.init_gain = 1.0f; /* as the PyTorch side: no denormals in either */
@@ -108,7 +108,7 @@ static int worker_infer(const job *j, negcut_ctx *ctx) {
       return 1;
     }
   }
-  negcut_translator_options_init(&to);
+  negcut_translator_options_init_v2(&to, NEGCUT_TRANSLATOR_OPTIONS_VERSION);
   to.bf16 = j->bf16;
   to.tf32 = j->tf32;
   to.eager = j->eager;
@@ -140,7 +140,7 @@ static int worker_train(const job *j, negcut_ctx *ctx) {
   negcut_trainer *tr = NULL;
   double t[MAX_SAMPLES];
   size_t n = (size_t)j->batch * 3 * (size_t)j->size * (size_t)j->size;
-  negcut_trainer_options_init(&o, strcmp(j->mode, "negcut") ? NEGCUT_MODE_CUT : NEGCUT_MODE_NEGCUT);
+  negcut_trainer_options_init_v2(&o, NEGCUT_TRAINER_OPTIONS_VERSION, strcmp(j->mode, "negcut") ? NEGCUT_MODE_CUT : NEGCUT_MODE_NEGCUT);
   o.ngf = o.ndf = j->ngf;
   o.n_blocks = j->blocks;
   o.batch_size = j->batch;
@@ -222,7 +222,7 @@ int bench_worker(const bench_opts *o, int argc, char **argv) {
   negcut_ctx_options co;
   negcut_ctx *ctx = NULL;
   if (argc < 1 || parse_job(&j, o, argc - 1, argv + 1, argv[0])) return 2;
-  negcut_ctx_options_init(&co);
+  negcut_ctx_options_init_v2(&co, NEGCUT_CTX_OPTIONS_VERSION);
   co.backend = o->backend;
   co.threads = o->threads;
   co.seed = 1;
@@ -299,7 +299,7 @@ static int compare(const bench_opts *o, int argc, char **argv, const char *what)
     int fd = mkstemp(model);
     if (fd < 0) return 1;
     close(fd);
-    negcut_ctx_options_init(&mo);
+    negcut_ctx_options_init_v2(&mo, NEGCUT_CTX_OPTIONS_VERSION);
     mo.backend = NEGCUT_BACKEND_CPU;
     mo.threads = threads;
     int bad = negcut_ctx_create(&mctx, &mo) ? fail(NULL, "context") : save_model(&j, mctx, model);

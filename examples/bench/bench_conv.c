@@ -400,7 +400,7 @@ static void print_ratio(bench_stat ours, bench_stat best) {
 static int bench_conv_device(const bench_opts *o, int do_conv, int do_blur) {
   negcut_ctx_options co;
   negcut_ctx *ctx = NULL;
-  negcut_ctx_options_init(&co);
+  negcut_ctx_options_init_v2(&co, NEGCUT_CTX_OPTIONS_VERSION);
   co.backend = o->backend;
   co.threads = o->threads;
   if (negcut_ctx_create(&ctx, &co) != NEGCUT_OK) {
@@ -478,7 +478,7 @@ int bench_conv(const bench_opts *o, int argc, char **argv) {
     }
   }
   if (o->backend != NEGCUT_BACKEND_CPU) return bench_conv_device(o, do_conv, do_blur);
-  negcut_ctx_options_init(&co);
+  negcut_ctx_options_init_v2(&co, NEGCUT_CTX_OPTIONS_VERSION);
   co.backend = NEGCUT_BACKEND_CPU;
   co.threads = o->threads;
   if (negcut_ctx_create(&ctx, &co) != NEGCUT_OK) {

@@ -26,7 +26,11 @@ class _Image(ctypes.Structure):
                 ("pixels", ctypes.POINTER(ctypes.c_uint8))]
 
 
-class _TranslatorOptions(ctypes.Structure):  # version 3
+# Each options struct mirrors one version of the C struct, and is filled by
+# negcut_X_options_init_v2 with that version: later libraries, whose structs
+# may be larger, write no byte beyond it.
+class _TranslatorOptions(ctypes.Structure):
+    VERSION = 3
     _fields_ = [("version", ctypes.c_uint32), ("max_memory_bytes", ctypes.c_uint64),
                 ("tile_px", ctypes.c_int32), ("overlap_px", ctypes.c_int32), ("bf16", ctypes.c_int32),
                 ("tf32", ctypes.c_int32), ("eager", ctypes.c_int32), ("conv_algo", ctypes.c_int32)]
@@ -36,6 +40,7 @@ CONV_AUTO, CONV_DIRECT, CONV_WINOGRAD = 0, 1, 2  # negcut_conv_algo
 
 
 class _CtxOptions(ctypes.Structure):
+    VERSION = 1
     _fields_ = [("version", ctypes.c_uint32), ("backend", ctypes.c_int32),
                 ("threads", ctypes.c_int32), ("device", ctypes.c_int32),
                 ("seed", ctypes.c_uint64)]
@@ -49,14 +54,14 @@ def _load(path):
     sig = {
         "negcut_status_str": (ctypes.c_char_p, [I32]),
         "negcut_version_string": (ctypes.c_char_p, []),
-        "negcut_ctx_options_init": (I32, [ctypes.POINTER(_CtxOptions)]),
+        "negcut_ctx_options_init_v2": (I32, [ctypes.POINTER(_CtxOptions), U32]),
         "negcut_ctx_create": (I32, [ctypes.POINTER(P), ctypes.POINTER(_CtxOptions)]),
         "negcut_ctx_free": (None, [P]),
         "negcut_ctx_last_error": (ctypes.c_char_p, [P]),
         "negcut_model_load": (I32, [ctypes.POINTER(P), P, ctypes.c_char_p]),
         "negcut_model_free": (None, [P]),
         "negcut_model_output_channels": (I32, [P]),
-        "negcut_translator_options_init": (I32, [ctypes.POINTER(_TranslatorOptions)]),
+        "negcut_translator_options_init_v2": (I32, [ctypes.POINTER(_TranslatorOptions), U32]),
         "negcut_translator_create": (I32, [ctypes.POINTER(P), P, P, ctypes.POINTER(_TranslatorOptions)]),
         "negcut_translator_free": (None, [P]),
         "negcut_translate_rgb8": (I32, [P, ctypes.c_char_p, U32, U32, S, P, S]),
@@ -77,7 +82,7 @@ class Negcut:
     def __init__(self, library=None, backend=0, threads=0, seed=0):
         self.lib = _load(library)
         opts = _CtxOptions()
-        self.lib.negcut_ctx_options_init(ctypes.byref(opts))
+        self.lib.negcut_ctx_options_init_v2(ctypes.byref(opts), _CtxOptions.VERSION)
         opts.backend, opts.threads, opts.seed = backend, threads, seed
         self.ctx = ctypes.c_void_p()
         self._check(self.lib.negcut_ctx_create(ctypes.byref(self.ctx), ctypes.byref(opts)), None)
@@ -109,7 +114,7 @@ class Translator:
     def __init__(self, ng, model_path, options=None):
         self.ng, lib = ng, ng.lib
         opts = _TranslatorOptions()
-        lib.negcut_translator_options_init(ctypes.byref(opts))
+        lib.negcut_translator_options_init_v2(ctypes.byref(opts), _TranslatorOptions.VERSION)
         for name, value in (options or {}).items():
             if name == "version" or name not in dict(_TranslatorOptions._fields_):
                 raise TypeError("unknown translator option %r" % name)

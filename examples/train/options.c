@@ -401,7 +401,7 @@ int cli_parse(cli_settings *s, int argc, char **argv) {
   memset(s, 0, sizeof *s);
   int m = mode ? choice_index(mode_choices, mode) : 0;
   if (m < 0) return bad(find("mode"), mode, "is one of cut|fastcut|negcut|fastnegcut");
-  negcut_trainer_options_init(&s->o, (negcut_train_mode)m);
+  negcut_trainer_options_init_v2(&s->o, NEGCUT_TRAINER_OPTIONS_VERSION, (negcut_train_mode)m);
   snprintf(s->checkpoints_dir, sizeof s->checkpoints_dir, "checkpoints");
   s->backend = NEGCUT_BACKEND_AUTO;
   s->save_every = 500;
@@ -450,7 +450,7 @@ int cli_parse(cli_settings *s, int argc, char **argv) {
       memset(only_mode, 1, sizeof only_mode);
       only_mode[find("mode") - defs] = 0;
       if ((rc = apply_saved(&probe, path, only_mode, 1))) return rc;
-      if (probe.o.mode != s->o.mode) negcut_trainer_options_init(&s->o, probe.o.mode);
+      if (probe.o.mode != s->o.mode) negcut_trainer_options_init_v2(&s->o, NEGCUT_TRAINER_OPTIONS_VERSION, probe.o.mode);
     }
     if ((rc = apply_saved(s, path, skip, 0))) return rc;
     /* the command line wins, option by option */

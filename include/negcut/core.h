@@ -97,8 +97,24 @@ typedef struct negcut_ctx_options {
 #define NEGCUT_CTX_OPTIONS_INIT                                                \
   { NEGCUT_CTX_OPTIONS_VERSION, NEGCUT_BACKEND_AUTO, 0, 0, 0 }
 
-/* Fills *opts with the defaults above. */
+/* Options structs (this one and every negcut_X_options) start with a
+ * version and only grow at the end; a library accepts every version up to
+ * its own, and the fields a caller's version lacks take their defaults.
+ * Three ways to get the defaults:
+ *  - the NEGCUT_X_OPTIONS_INIT macro (C and C++, the header's version);
+ *  - negcut_X_options_init_v2(opts, NEGCUT_X_OPTIONS_VERSION): fills the
+ *    struct of that version and writes no byte beyond it, so a program
+ *    (or an FFI binding that mirrors one version of the struct) keeps
+ *    working with later libraries whose struct is larger;
+ *  - negcut_X_options_init(opts): the same with the version the struct had
+ *    when _v2 came (NEGCUT_CTX_OPTIONS_VERSION 1 here; the trainer's 4, the
+ *    translator's 3, every other 1), for programs built before; it keeps
+ *    filling that version when the struct grows, so a field added later is
+ *    set through _v2.
+ * _v2 fails with NEGCUT_ERR_INVALID_ARGUMENT for a version this library
+ * does not know (0, or newer than its own). */
 NEGCUT_API negcut_status negcut_ctx_options_init(negcut_ctx_options *opts);
+NEGCUT_API negcut_status negcut_ctx_options_init_v2(negcut_ctx_options *opts, uint32_t version);
 
 /* Creates a context; opts may be NULL for the defaults. On failure *out is
  * NULL and negcut_ctx_last_error(NULL) says why. */

@@ -91,8 +91,11 @@ typedef struct negcut_image_load_options {
 #define NEGCUT_IMAGE_LOAD_OPTIONS_INIT                                         \
   { NEGCUT_IMAGE_LOAD_OPTIONS_VERSION, 0u, 0u, 0u }
 
-/* Fills *opts with the defaults above. */
+/* Fills *opts with the defaults above; _v2 the struct of `version` (core.h,
+ * "Options structs"). */
 NEGCUT_API negcut_status negcut_image_load_options_init(negcut_image_load_options *opts);
+NEGCUT_API negcut_status negcut_image_load_options_init_v2(negcut_image_load_options *opts,
+                                                           uint32_t version);
 
 /* Loads the PNG or JPEG file at path (UTF-8) as RGB8; opts may be NULL for
  * the defaults. On failure *out is NULL: NEGCUT_ERR_IO (cannot open or read,
@@ -124,8 +127,11 @@ typedef struct negcut_image_save_options {
 
 #define NEGCUT_IMAGE_SAVE_OPTIONS_INIT { NEGCUT_IMAGE_SAVE_OPTIONS_VERSION, 95 }
 
-/* Fills *opts with the defaults above. */
+/* Fills *opts with the defaults above; _v2 the struct of `version` (core.h,
+ * "Options structs"). */
 NEGCUT_API negcut_status negcut_image_save_options_init(negcut_image_save_options *opts);
+NEGCUT_API negcut_status negcut_image_save_options_init_v2(negcut_image_save_options *opts,
+                                                           uint32_t version);
 
 /* Writes img to path (UTF-8) as PNG (lossless) or JPEG, chosen by the
  * extension, atomically (see above); opts may be NULL for the defaults. On

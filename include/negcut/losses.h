@@ -39,7 +39,9 @@ typedef struct negcut_loss_options {
 } negcut_loss_options;
 #define NEGCUT_LOSS_OPTIONS_INIT { NEGCUT_LOSS_OPTIONS_VERSION, NEGCUT_LOSS_GAN_LSGAN, 0.0f, 0, 1 }
 
+/* The defaults above; _v2 the struct of `version` (core.h, "Options structs"). */
 NEGCUT_API negcut_status negcut_loss_options_init(negcut_loss_options *o);
+NEGCUT_API negcut_status negcut_loss_options_init_v2(negcut_loss_options *o, uint32_t version);
 NEGCUT_API negcut_status negcut_loss_create(negcut_loss **out, negcut_ctx *ctx,
                                             const negcut_loss_options *opts);
 NEGCUT_API void negcut_loss_free(negcut_loss *loss);
@@ -65,7 +67,9 @@ typedef struct negcut_adam_options {
 } negcut_adam_options;
 #define NEGCUT_ADAM_OPTIONS_INIT { NEGCUT_ADAM_OPTIONS_VERSION, 2e-4, 0.5, 0.999, 1e-8, 0.0 }
 
+/* The defaults above; _v2 the struct of `version` (core.h, "Options structs"). */
 NEGCUT_API negcut_status negcut_adam_options_init(negcut_adam_options *o);
+NEGCUT_API negcut_status negcut_adam_options_init_v2(negcut_adam_options *o, uint32_t version);
 /* Adam (PyTorch semantics) over every trainable parameter of net. */
 NEGCUT_API negcut_status negcut_optimizer_create_adam(negcut_optimizer **out, negcut_net *net,
                                                       const negcut_adam_options *opts);

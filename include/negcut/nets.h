@@ -119,6 +119,12 @@ typedef struct negcut_head_options {
 NEGCUT_API negcut_status negcut_generator_options_init(negcut_generator_options *o);
 NEGCUT_API negcut_status negcut_discriminator_options_init(negcut_discriminator_options *o);
 NEGCUT_API negcut_status negcut_head_options_init(negcut_head_options *o);
+/* The same for the struct of `version` (core.h, "Options structs"). */
+NEGCUT_API negcut_status negcut_generator_options_init_v2(negcut_generator_options *o,
+                                                          uint32_t version);
+NEGCUT_API negcut_status negcut_discriminator_options_init_v2(negcut_discriminator_options *o,
+                                                              uint32_t version);
+NEGCUT_API negcut_status negcut_head_options_init_v2(negcut_head_options *o, uint32_t version);
 
 /* Networks are initialised from the context's seed (xavier-normal, zero
  * biases), as the reference initialises them. opts may be NULL. */

@@ -4,7 +4,7 @@
  * the end with a progress callback, with checkpoints and exact resume.
  *
  *   negcut_trainer_options o;
- *   negcut_trainer_options_init(&o, NEGCUT_MODE_CUT);
+ *   negcut_trainer_options_init_v2(&o, NEGCUT_TRAINER_OPTIONS_VERSION, NEGCUT_MODE_CUT);
  *   o.dataroot = "datasets/horse2zebra";          // trainA/ and trainB/
  *   negcut_trainer_create(&t, ctx, &o);
  *   negcut_trainer_run(t, 0, progress, user);     // to the end of the schedule
@@ -113,9 +113,14 @@ typedef struct negcut_trainer_options {
                                   docs/SPEED.md has the numbers. */
 } negcut_trainer_options;
 
-/* The reference defaults of mode (CUT, FastCUT, NEGCUT, FastNEGCUT). */
+/* The reference defaults of mode (CUT, FastCUT, NEGCUT, FastNEGCUT), in a
+ * version 4 struct; _v2 in the struct of `version` (core.h, "Options
+ * structs"). */
 NEGCUT_API negcut_status negcut_trainer_options_init(negcut_trainer_options *o,
                                                      negcut_train_mode mode);
+NEGCUT_API negcut_status negcut_trainer_options_init_v2(negcut_trainer_options *o,
+                                                        uint32_t version,
+                                                        negcut_train_mode mode);
 
 typedef struct negcut_trainer negcut_trainer;
 

@@ -75,7 +75,11 @@ typedef struct negcut_translator_options {
 
 #define NEGCUT_TRANSLATOR_OPTIONS_INIT { NEGCUT_TRANSLATOR_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0 }
 
+/* The defaults in a version 3 struct; _v2 in the struct of `version`
+ * (core.h, "Options structs"). */
 NEGCUT_API negcut_status negcut_translator_options_init(negcut_translator_options *opts);
+NEGCUT_API negcut_status negcut_translator_options_init_v2(negcut_translator_options *opts,
+                                                           uint32_t version);
 /* ctx: the context this translator runs on (one per thread). */
 NEGCUT_API negcut_status negcut_translator_create(negcut_translator **out, negcut_ctx *ctx,
                                                   const negcut_model *model,

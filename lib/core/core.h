@@ -40,6 +40,28 @@ void ngc_error_clear(negcut_ctx *ctx);
 int ngc_mul_size(size_t a, size_t b, size_t *out);
 int ngc_add_size(size_t a, size_t b, size_t *out);
 
+/* An options struct's versions (options.c): version v (1..n) is the first
+ * ends[v - 1] bytes of the current struct, where its last field ends
+ * (NGC_END_OF; trailing padding is nobody's). Adding a field: append it,
+ * bump the header's VERSION, append NGC_END_OF the new field here. */
+#define NGC_END_OF(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+typedef struct ngc_options_layout {
+  const char *name; /* "negcut_trainer_options" */
+  uint32_t n;
+  const size_t *ends;
+} ngc_options_layout;
+
+/* The caller's struct o of `version`: the first bytes of defaults (a current
+ * struct), its version field set, nothing written beyond. INVALID_ARGUMENT
+ * for a NULL o or a version outside 1..n. */
+negcut_status ngc_options_fill(const ngc_options_layout *L, void *o, uint32_t version,
+                               const void *defaults);
+/* dst (a current struct) = the caller's src of any known version, the
+ * fields its version lacks from defaults; dst's version is the current
+ * one. INVALID_ARGUMENT (on ctx) for an unknown version. */
+negcut_status ngc_options_read(negcut_ctx *ctx, const ngc_options_layout *L, void *dst,
+                               const void *src, const void *defaults);
+
 /* Implemented by lib/backend/registry.c. */
 negcut_status ngc_backend_open(negcut_ctx *ctx, negcut_backend_kind kind,
                                ngc_backend **out);

@@ -5,13 +5,16 @@
 
 #include "core.h"
 
+static const negcut_ctx_options ctx_defaults = NEGCUT_CTX_OPTIONS_INIT;
+static const size_t ctx_ends[] = {NGC_END_OF(negcut_ctx_options, seed)};
+static const ngc_options_layout ctx_layout = {"negcut_ctx_options", 1, ctx_ends};
+
+negcut_status negcut_ctx_options_init_v2(negcut_ctx_options *opts, uint32_t version) {
+  return ngc_options_fill(&ctx_layout, opts, version, &ctx_defaults);
+}
+
 negcut_status negcut_ctx_options_init(negcut_ctx_options *opts) {
-  static const negcut_ctx_options defaults = NEGCUT_CTX_OPTIONS_INIT;
-  if (!opts)
-    return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT,
-                     "negcut_ctx_options_init: opts is NULL");
-  *opts = defaults;
-  return NEGCUT_OK;
+  return negcut_ctx_options_init_v2(opts, 1);
 }
 
 int32_t ngc_cpu_count(void) {
@@ -43,14 +46,8 @@ negcut_status negcut_ctx_create(negcut_ctx **out, const negcut_ctx_options *opts
     return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_ctx_create: out is NULL");
   *out = NULL;
-  if (opts) {
-    if (opts->version != NEGCUT_CTX_OPTIONS_VERSION)
-      return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT,
-                       "negcut_ctx_create: options version %u, expected %u "
-                       "(use negcut_ctx_options_init)",
-                       (unsigned)opts->version, NEGCUT_CTX_OPTIONS_VERSION);
-    o = *opts;
-  }
+  if (opts && (st = ngc_options_read(NULL, &ctx_layout, &o, opts, &ctx_defaults)))
+    return st;
   if (!negcut_backend_name(o.backend))
     return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_ctx_create: unknown backend %d", (int)o.backend);

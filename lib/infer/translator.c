@@ -19,31 +19,37 @@
  * memory. */
 #define NGC_KEEP_WEIGHTS_MAX ((size_t)8 << 20)
 
+static const negcut_translator_options tr_defaults = NEGCUT_TRANSLATOR_OPTIONS_INIT;
+/* Version 2 added tf32 and eager, 3 conv_algo. */
+static const size_t tr_ends[] = {NGC_END_OF(negcut_translator_options, bf16),
+                                 NGC_END_OF(negcut_translator_options, eager),
+                                 NGC_END_OF(negcut_translator_options, conv_algo)};
+static const ngc_options_layout tr_layout = {"negcut_translator_options", 3, tr_ends};
+
+negcut_status negcut_translator_options_init_v2(negcut_translator_options *opts,
+                                                uint32_t version) {
+  return ngc_options_fill(&tr_layout, opts, version, &tr_defaults);
+}
+
 negcut_status negcut_translator_options_init(negcut_translator_options *opts) {
-  static const negcut_translator_options defaults = NEGCUT_TRANSLATOR_OPTIONS_INIT;
-  if (!opts)
-    return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_translator_options_init: NULL");
-  *opts = defaults;
-  return NEGCUT_OK;
+  return negcut_translator_options_init_v2(opts, 3);
 }
 
 negcut_status negcut_translator_create(negcut_translator **out, negcut_ctx *ctx,
                                        const negcut_model *model,
                                        const negcut_translator_options *opts) {
   negcut_translator *tr;
+  negcut_translator_options o = tr_defaults;
   if (!out || !ctx || !model)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_translator_create: NULL argument");
   *out = NULL;
-  if (opts && (opts->version < 1 || opts->version > NEGCUT_TRANSLATOR_OPTIONS_VERSION))
-    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                     "negcut_translator_create: options version %u, expected 1 to %u",
-                     (unsigned)opts->version, NEGCUT_TRANSLATOR_OPTIONS_VERSION);
-  if (opts && opts->version >= 3 &&
-      (opts->conv_algo < NEGCUT_CONV_AUTO || opts->conv_algo > NEGCUT_CONV_WINOGRAD))
+  negcut_status st = opts ? ngc_options_read(ctx, &tr_layout, &o, opts, &tr_defaults) : 0;
+  if (st) return st;
+  if (o.conv_algo < NEGCUT_CONV_AUTO || o.conv_algo > NEGCUT_CONV_WINOGRAD)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_translator_create: conv_algo %d is not a NEGCUT_CONV_* value",
-                     (int)opts->conv_algo);
-  if (opts && (opts->tile_px < 0 || opts->overlap_px < 0 || (opts->tile_px && opts->tile_px < 16)))
+                     (int)o.conv_algo);
+  if (o.tile_px < 0 || o.overlap_px < 0 || (o.tile_px && o.tile_px < 16))
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_translator_create: tile_px must be 0 or >= 16, overlap_px >= 0");
   if (ctx->kind != model->ctx->kind || (!ctx->be->host_memory && ctx->device != model->ctx->device))
@@ -54,13 +60,7 @@ negcut_status negcut_translator_create(negcut_translator **out, negcut_ctx *ctx,
   if (!tr) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translator: out of memory");
   tr->ctx = ctx;
   tr->model = model;
-  negcut_translator_options_init(&tr->opts);
-  if (opts) /* a version 1 struct ends before tf32, version 2 before conv_algo */
-    memcpy(&tr->opts, opts,
-           opts->version == 1   ? offsetof(negcut_translator_options, tf32)
-           : opts->version == 2 ? offsetof(negcut_translator_options, conv_algo)
-                                : sizeof *opts);
-  tr->opts.version = NEGCUT_TRANSLATOR_OPTIONS_VERSION;
+  tr->opts = o;
   if (!tr->opts.max_memory_bytes) tr->opts.max_memory_bytes = NGC_DEFAULT_MEMORY;
   if (!tr->opts.overlap_px) tr->opts.overlap_px = NGC_DEFAULT_OVERLAP;
   tr->opts.overlap_px = (tr->opts.overlap_px + 3) & ~3;
@@ -79,7 +79,6 @@ negcut_status negcut_translator_create(negcut_translator **out, negcut_ctx *ctx,
     /* The model never changes: its weights are rounded to bf16 once here
      * instead of at every convolution. */
     const ngc_tensor *slab = &model->net.slab;
-    negcut_status st = NEGCUT_OK;
     tr->w_bf16 = ngc_backend_alloc(ctx->be, (size_t)ngc_numel(slab) * sizeof(uint16_t));
     if (!tr->w_bf16) st = ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translator: out of device memory");
     if (!st) st = ngc_to_bf16(ctx, slab, tr->w_bf16);

@@ -10,22 +10,29 @@
 
 #include "image_codec.h"
 
+static const negcut_image_load_options load_defaults = NEGCUT_IMAGE_LOAD_OPTIONS_INIT;
+static const size_t load_ends[] = {NGC_END_OF(negcut_image_load_options, max_file_bytes)};
+static const ngc_options_layout load_layout = {"negcut_image_load_options", 1, load_ends};
+static const negcut_image_save_options save_defaults = NEGCUT_IMAGE_SAVE_OPTIONS_INIT;
+static const size_t save_ends[] = {NGC_END_OF(negcut_image_save_options, jpeg_quality)};
+static const ngc_options_layout save_layout = {"negcut_image_save_options", 1, save_ends};
+
+negcut_status negcut_image_load_options_init_v2(negcut_image_load_options *opts,
+                                                uint32_t version) {
+  return ngc_options_fill(&load_layout, opts, version, &load_defaults);
+}
+
 negcut_status negcut_image_load_options_init(negcut_image_load_options *opts) {
-  if (!opts)
-    return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT,
-                     "negcut_image_load_options_init: opts is NULL");
-  const negcut_image_load_options d = NEGCUT_IMAGE_LOAD_OPTIONS_INIT;
-  *opts = d;
-  return NEGCUT_OK;
+  return negcut_image_load_options_init_v2(opts, 1);
+}
+
+negcut_status negcut_image_save_options_init_v2(negcut_image_save_options *opts,
+                                                uint32_t version) {
+  return ngc_options_fill(&save_layout, opts, version, &save_defaults);
 }
 
 negcut_status negcut_image_save_options_init(negcut_image_save_options *opts) {
-  if (!opts)
-    return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT,
-                     "negcut_image_save_options_init: opts is NULL");
-  const negcut_image_save_options d = NEGCUT_IMAGE_SAVE_OPTIONS_INIT;
-  *opts = d;
-  return NEGCUT_OK;
+  return negcut_image_save_options_init_v2(opts, 1);
 }
 
 void negcut_image_free(negcut_image *img) {
@@ -105,14 +112,8 @@ static negcut_status resolve_load_options(negcut_ctx *ctx, const char *fn,
                                           const negcut_image_load_options *opts,
                                           ngc_image_limits *lim, uint64_t *max_file_bytes) {
   negcut_image_load_options o = NEGCUT_IMAGE_LOAD_OPTIONS_INIT;
-  if (opts) {
-    if (opts->version != NEGCUT_IMAGE_LOAD_OPTIONS_VERSION)
-      return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                       "%s: options version %u, expected %u "
-                       "(use negcut_image_load_options_init)",
-                       fn, (unsigned)opts->version, NEGCUT_IMAGE_LOAD_OPTIONS_VERSION);
-    o = *opts;
-  }
+  negcut_status st = opts ? ngc_options_read(ctx, &load_layout, &o, opts, &load_defaults) : 0;
+  if (st) return st;
   const uint32_t known = NEGCUT_IMAGE_LOAD_KEEP_ORIENTATION | NEGCUT_IMAGE_LOAD_ACCEPT_DAMAGED;
   if (o.flags & ~known)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s: unknown flags 0x%x", fn,
@@ -279,14 +280,8 @@ negcut_status negcut_image_save(negcut_ctx *ctx, const negcut_image *img, const 
   if (!img) return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s: img is NULL", fn);
   if (!path || !path[0])
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s: path is NULL or empty", fn);
-  if (opts) {
-    if (opts->version != NEGCUT_IMAGE_SAVE_OPTIONS_VERSION)
-      return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                       "%s: options version %u, expected %u "
-                       "(use negcut_image_save_options_init)",
-                       fn, (unsigned)opts->version, NEGCUT_IMAGE_SAVE_OPTIONS_VERSION);
-    o = *opts;
-  }
+  negcut_status st = opts ? ngc_options_read(ctx, &save_layout, &o, opts, &save_defaults) : 0;
+  if (st) return st;
   if (o.jpeg_quality == 0) o.jpeg_quality = 95;
   if (o.jpeg_quality < 1 || o.jpeg_quality > 100)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s: jpeg_quality %d is not in 1..100",

@@ -11,25 +11,31 @@ struct negcut_loss {
   negcut_loss_options o;
 };
 
+static const negcut_loss_options loss_defaults = NEGCUT_LOSS_OPTIONS_INIT;
+static const size_t loss_ends[] = {NGC_END_OF(negcut_loss_options, target_real)};
+static const ngc_options_layout loss_layout = {"negcut_loss_options", 1, loss_ends};
+
+negcut_status negcut_loss_options_init_v2(negcut_loss_options *o, uint32_t version) {
+  return ngc_options_fill(&loss_layout, o, version, &loss_defaults);
+}
+
 negcut_status negcut_loss_options_init(negcut_loss_options *o) {
-  static const negcut_loss_options d = NEGCUT_LOSS_OPTIONS_INIT;
-  if (!o) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_loss_options_init: NULL");
-  *o = d;
-  return NEGCUT_OK;
+  return negcut_loss_options_init_v2(o, 1);
 }
 
 negcut_status negcut_loss_create(negcut_loss **out, negcut_ctx *ctx, const negcut_loss_options *opts) {
   negcut_loss *l;
   if (!out || !ctx || !opts) return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_loss_create: NULL argument");
   *out = NULL;
-  if (opts->version != NEGCUT_LOSS_OPTIONS_VERSION)
-    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_loss_create: options version %u", (unsigned)opts->version);
-  if (opts->kind < NEGCUT_LOSS_GAN_LSGAN || opts->kind > NEGCUT_LOSS_DIVERSITY || opts->tau < 0 || opts->batch < 0)
+  negcut_loss_options o;
+  negcut_status st = ngc_options_read(ctx, &loss_layout, &o, opts, &loss_defaults);
+  if (st) return st;
+  if (o.kind < NEGCUT_LOSS_GAN_LSGAN || o.kind > NEGCUT_LOSS_DIVERSITY || o.tau < 0 || o.batch < 0)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_loss_create: kind %d, tau %g, batch %d",
-                     (int)opts->kind, opts->tau, (int)opts->batch);
+                     (int)o.kind, o.tau, (int)o.batch);
   if (!(l = calloc(1, sizeof *l))) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "loss: out of memory");
   l->ctx = ctx;
-  l->o = *opts;
+  l->o = o;
   if (!l->o.tau) l->o.tau = 0.07f;
   if (!l->o.batch) l->o.batch = 1;
   *out = l;
@@ -126,11 +132,16 @@ struct negcut_optimizer {
   double lr;
 };
 
+static const negcut_adam_options adam_defaults = NEGCUT_ADAM_OPTIONS_INIT;
+static const size_t adam_ends[] = {NGC_END_OF(negcut_adam_options, weight_decay)};
+static const ngc_options_layout adam_layout = {"negcut_adam_options", 1, adam_ends};
+
+negcut_status negcut_adam_options_init_v2(negcut_adam_options *o, uint32_t version) {
+  return ngc_options_fill(&adam_layout, o, version, &adam_defaults);
+}
+
 negcut_status negcut_adam_options_init(negcut_adam_options *o) {
-  static const negcut_adam_options d = NEGCUT_ADAM_OPTIONS_INIT;
-  if (!o) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_adam_options_init: NULL");
-  *o = d;
-  return NEGCUT_OK;
+  return negcut_adam_options_init_v2(o, 1);
 }
 
 negcut_status negcut_optimizer_create_adam(negcut_optimizer **out, negcut_net *net,
@@ -140,11 +151,7 @@ negcut_status negcut_optimizer_create_adam(negcut_optimizer **out, negcut_net *n
   negcut_status st;
   if (!out || !net) return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_optimizer_create_adam: NULL");
   *out = NULL;
-  if (opts) {
-    if (opts->version != NEGCUT_ADAM_OPTIONS_VERSION)
-      return ngc_error(net->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "adam: options version %u", (unsigned)opts->version);
-    o = *opts;
-  }
+  if (opts && (st = ngc_options_read(net->ctx, &adam_layout, &o, opts, &adam_defaults))) return st;
   if (!(opt = calloc(1, sizeof *opt))) return ngc_error(net->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "adam: out of memory");
   opt->ctx = net->ctx;
   opt->lr = o.lr;

@@ -147,25 +147,39 @@ negcut_record *ngc_api_record(negcut_tape *tape, ngc_record_kind kind, const voi
 
 /* --------------------------------------------------------------- options */
 
+static const negcut_generator_options gen_defaults = NEGCUT_GENERATOR_OPTIONS_INIT;
+static const size_t gen_ends[] = {NGC_END_OF(negcut_generator_options, init_gain)};
+static const ngc_options_layout gen_layout = {"negcut_generator_options", 1, gen_ends};
+static const negcut_discriminator_options disc_defaults = NEGCUT_DISCRIMINATOR_OPTIONS_INIT;
+static const size_t disc_ends[] = {NGC_END_OF(negcut_discriminator_options, init_gain)};
+static const ngc_options_layout disc_layout = {"negcut_discriminator_options", 1, disc_ends};
+static const negcut_head_options head_defaults = NEGCUT_HEAD_OPTIONS_INIT;
+static const size_t head_ends[] = {NGC_END_OF(negcut_head_options, init_gain)};
+static const ngc_options_layout head_layout = {"negcut_head_options", 1, head_ends};
+
+negcut_status negcut_generator_options_init_v2(negcut_generator_options *o, uint32_t version) {
+  return ngc_options_fill(&gen_layout, o, version, &gen_defaults);
+}
+
 negcut_status negcut_generator_options_init(negcut_generator_options *o) {
-  static const negcut_generator_options d = NEGCUT_GENERATOR_OPTIONS_INIT;
-  NEED(NULL, o, "negcut_generator_options_init: NULL");
-  *o = d;
-  return NEGCUT_OK;
+  return negcut_generator_options_init_v2(o, 1);
+}
+
+negcut_status negcut_discriminator_options_init_v2(negcut_discriminator_options *o,
+                                                   uint32_t version) {
+  return ngc_options_fill(&disc_layout, o, version, &disc_defaults);
 }
 
 negcut_status negcut_discriminator_options_init(negcut_discriminator_options *o) {
-  static const negcut_discriminator_options d = NEGCUT_DISCRIMINATOR_OPTIONS_INIT;
-  NEED(NULL, o, "negcut_discriminator_options_init: NULL");
-  *o = d;
-  return NEGCUT_OK;
+  return negcut_discriminator_options_init_v2(o, 1);
+}
+
+negcut_status negcut_head_options_init_v2(negcut_head_options *o, uint32_t version) {
+  return ngc_options_fill(&head_layout, o, version, &head_defaults);
 }
 
 negcut_status negcut_head_options_init(negcut_head_options *o) {
-  static const negcut_head_options d = NEGCUT_HEAD_OPTIONS_INIT;
-  NEED(NULL, o, "negcut_head_options_init: NULL");
-  *o = d;
-  return NEGCUT_OK;
+  return negcut_head_options_init_v2(o, 1);
 }
 
 /* --------------------------------------------------------------- networks */
@@ -188,24 +202,13 @@ static negcut_net *new_net(negcut_ctx *ctx) {
   return n;
 }
 
-static int bad_version(negcut_ctx *ctx, uint32_t got, uint32_t want, const char *who) {
-  if (got == want) return 0;
-  ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s: options version %u, expected %u", who,
-            (unsigned)got, (unsigned)want);
-  return 1;
-}
-
 negcut_status negcut_net_create_generator(negcut_net **out, negcut_ctx *ctx,
                                           const negcut_generator_options *opts) {
   negcut_generator_options o = NEGCUT_GENERATOR_OPTIONS_INIT;
   negcut_net *n;
   NEED(ctx, out && ctx, "negcut_net_create_generator: NULL argument");
   *out = NULL;
-  if (opts) {
-    if (bad_version(ctx, opts->version, NEGCUT_GENERATOR_OPTIONS_VERSION, "generator"))
-      return NEGCUT_ERR_INVALID_ARGUMENT;
-    o = *opts;
-  }
+  if (opts && ngc_options_read(ctx, &gen_layout, &o, opts, &gen_defaults)) return NEGCUT_ERR_INVALID_ARGUMENT;
   if (o.input_nc < 1 || o.output_nc < 1 || o.ngf < 1 || o.n_blocks < 0 || o.ngf > NGC_GEN_MAX_NGF ||
       o.n_blocks > NGC_GEN_MAX_BLOCKS || o.input_nc > NGC_GEN_MAX_NC || o.output_nc > NGC_GEN_MAX_NC)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
@@ -223,11 +226,7 @@ negcut_status negcut_net_create_discriminator(negcut_net **out, negcut_ctx *ctx,
   negcut_net *n;
   NEED(ctx, out && ctx, "negcut_net_create_discriminator: NULL argument");
   *out = NULL;
-  if (opts) {
-    if (bad_version(ctx, opts->version, NEGCUT_DISCRIMINATOR_OPTIONS_VERSION, "discriminator"))
-      return NEGCUT_ERR_INVALID_ARGUMENT;
-    o = *opts;
-  }
+  if (opts && ngc_options_read(ctx, &disc_layout, &o, opts, &disc_defaults)) return NEGCUT_ERR_INVALID_ARGUMENT;
   if (o.input_nc < 1 || o.ndf < 1 || o.n_layers < 1 || o.n_layers > 8 || o.ndf > 4096 || o.input_nc > 64)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "discriminator: input_nc %d, ndf %d, n_layers %d out of range",
                      (int)o.input_nc, (int)o.ndf, (int)o.n_layers);
@@ -242,11 +241,7 @@ static negcut_status create_head(negcut_net **out, negcut_ctx *ctx, const negcut
   negcut_net *n;
   NEED(ctx, out && ctx, "negcut_net_create_projector/neggen: NULL argument");
   *out = NULL;
-  if (opts) {
-    if (bad_version(ctx, opts->version, NEGCUT_HEAD_OPTIONS_VERSION, "head"))
-      return NEGCUT_ERR_INVALID_ARGUMENT;
-    o = *opts;
-  }
+  if (opts && ngc_options_read(ctx, &head_layout, &o, opts, &head_defaults)) return NEGCUT_ERR_INVALID_ARGUMENT;
   if (o.nc > 65536 || o.z_dim > 65536 || o.n_layers > NEGCUT_MAX_NCE_LAYERS)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "head: nc %d, z_dim %d, %d layers out of range",
                      (int)o.nc, (int)o.z_dim, (int)o.n_layers);

@@ -12,43 +12,54 @@
 #include "models/checkpoint.h"
 #include "trainer.h"
 
-negcut_status negcut_trainer_options_init(negcut_trainer_options *o, negcut_train_mode mode) {
+/* Version 2 added eager, 3 tf32, 4 conv_algo. */
+static const size_t trainer_ends[] = {NGC_END_OF(negcut_trainer_options, diversity_all_calls),
+                                      NGC_END_OF(negcut_trainer_options, eager),
+                                      NGC_END_OF(negcut_trainer_options, tf32),
+                                      NGC_END_OF(negcut_trainer_options, conv_algo)};
+static const ngc_options_layout trainer_layout = {"negcut_trainer_options", 4, trainer_ends};
+
+negcut_status negcut_trainer_options_init_v2(negcut_trainer_options *o, uint32_t version,
+                                             negcut_train_mode mode) {
+  negcut_trainer_options d;
   ngc_train_cfg c;
-  if (!o) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_options_init: NULL");
   if (mode < NEGCUT_MODE_CUT || mode > NEGCUT_MODE_FASTNEGCUT)
     return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_options_init: mode %d", (int)mode);
   ngc_train_cfg_defaults(&c, (ngc_mode)mode);
   int fast = mode == NEGCUT_MODE_FASTCUT || mode == NEGCUT_MODE_FASTNEGCUT;
-  memset(o, 0, sizeof *o);
-  o->version = NEGCUT_TRAINER_OPTIONS_VERSION;
-  o->mode = mode;
-  o->input_nc = c.g.input_nc;
-  o->output_nc = c.g.output_nc;
-  o->ngf = c.g.ngf;
-  o->ndf = c.d.ndf;
-  o->n_blocks = c.g.n_blocks;
-  o->n_layers_d = c.d.n_layers;
-  o->n_nce_layers = c.n_nce;
-  memcpy(o->nce_layers, c.nce_layers, sizeof o->nce_layers);
-  o->num_patches = c.num_patches;
-  o->netf_nc = c.netf_nc;
-  o->z_dim = c.z_dim;
-  o->nce_t = c.nce_t;
-  o->lambda_gan = c.lambda_gan;
-  o->lambda_nce = c.lambda_nce;
-  o->lambda_ms_neg = c.lambda_ms;
-  o->nce_idt = c.nce_idt;
-  o->flip_equivariance = c.flip_equivariance;
-  o->lr = c.lr;
-  o->beta1 = c.beta1;
-  o->beta2 = c.beta2;
-  o->n_epochs = fast ? 150 : 200;
-  o->n_epochs_decay = fast ? 50 : 200;
-  o->batch_size = 1;
-  o->load_size = 286;
-  o->crop_size = 256;
-  o->preprocess = NEGCUT_PREPROCESS_RESIZE_AND_CROP;
-  return NEGCUT_OK;
+  memset(&d, 0, sizeof d);
+  d.mode = mode;
+  d.input_nc = c.g.input_nc;
+  d.output_nc = c.g.output_nc;
+  d.ngf = c.g.ngf;
+  d.ndf = c.d.ndf;
+  d.n_blocks = c.g.n_blocks;
+  d.n_layers_d = c.d.n_layers;
+  d.n_nce_layers = c.n_nce;
+  memcpy(d.nce_layers, c.nce_layers, sizeof d.nce_layers);
+  d.num_patches = c.num_patches;
+  d.netf_nc = c.netf_nc;
+  d.z_dim = c.z_dim;
+  d.nce_t = c.nce_t;
+  d.lambda_gan = c.lambda_gan;
+  d.lambda_nce = c.lambda_nce;
+  d.lambda_ms_neg = c.lambda_ms;
+  d.nce_idt = c.nce_idt;
+  d.flip_equivariance = c.flip_equivariance;
+  d.lr = c.lr;
+  d.beta1 = c.beta1;
+  d.beta2 = c.beta2;
+  d.n_epochs = fast ? 150 : 200;
+  d.n_epochs_decay = fast ? 50 : 200;
+  d.batch_size = 1;
+  d.load_size = 286;
+  d.crop_size = 256;
+  d.preprocess = NEGCUT_PREPROCESS_RESIZE_AND_CROP;
+  return ngc_options_fill(&trainer_layout, o, version, &d);
+}
+
+negcut_status negcut_trainer_options_init(negcut_trainer_options *o, negcut_train_mode mode) {
+  return negcut_trainer_options_init_v2(o, 4, mode);
 }
 
 static negcut_status to_cfg(negcut_ctx *ctx, const negcut_trainer_options *o, ngc_train_cfg *c) {
@@ -99,19 +110,11 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
   if (!out || !ctx || !opts)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_create: NULL argument");
   *out = NULL;
-  if (opts->version < 1 || opts->version > NEGCUT_TRAINER_OPTIONS_VERSION)
-    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                     "negcut_trainer_create: options version %u, expected 1 to %u",
-                     (unsigned)opts->version, NEGCUT_TRAINER_OPTIONS_VERSION);
-  /* version 1 ends before eager, version 2 before tf32, version 3 before conv_algo */
-  negcut_trainer_options all;
-  memset(&all, 0, sizeof all);
-  memcpy(&all, opts,
-         opts->version == 1   ? offsetof(negcut_trainer_options, eager)
-         : opts->version == 2 ? offsetof(negcut_trainer_options, tf32)
-         : opts->version == 3 ? offsetof(negcut_trainer_options, conv_algo)
-                              : sizeof all);
-  all.version = NEGCUT_TRAINER_OPTIONS_VERSION;
+  /* the fields an older version lacks are 0, their defaults in every mode */
+  negcut_trainer_options all, zeros;
+  memset(&zeros, 0, sizeof zeros);
+  st = ngc_options_read(ctx, &trainer_layout, &all, opts, &zeros);
+  if (st) return st;
   opts = &all;
   st = to_cfg(ctx, opts, &cfg);
   if (st) return st;
