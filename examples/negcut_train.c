@@ -16,7 +16,12 @@
  *
  * Progress: on a terminal, one line redrawn in place on stderr; otherwise
  * the JSON lines of loss_log.jsonl also go to stdout. Exit status: 0 done,
- * 1 failure, 2 bad command line, 130/143 interrupted. */
+ * 1 failure, 2 bad command line, 130/143 interrupted.
+ *
+ * Built with NEGCUT_TRAIN_MPI this is negcut-train-mpi, each process one
+ * rank of a data-parallel run (docs/PARALLEL.md): rank 0 writes and prints,
+ * the logged losses are every rank's mean, a signal to any rank stops all
+ * after the same iteration. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,6 +57,10 @@ static void on_signal(int sig) {
 
 typedef struct run {
   const cli_settings *s;
+  const cli_world *w;
+  int root;               /* rank 0: writes the files and prints the progress */
+  int stop;               /* the signal that stops every rank after this iteration, or 0 */
+  double ips;             /* images per second of the last iteration, every rank's */
   negcut_ctx *ctx;
   negcut_trainer *t;
   char dir[4400];         /* CHECKPOINTS/NAME */
@@ -94,7 +103,7 @@ static void flush_point(run *r) {
   pt.iter = r->last.iteration;
   pt.epoch = epoch_of(r, pt.iter);
   pt.lr = r->last.lr;
-  pt.images_per_second = r->last.images_per_second;
+  pt.images_per_second = r->ips;
   pt.elapsed_s = r->elapsed_before + now() - r->t0;
   for (int i = 0; i < CLI_NLOSS; i++) pt.loss[i] = r->sum[i] / (double)r->count;
   memset(r->sum, 0, sizeof r->sum);
@@ -128,13 +137,13 @@ static void draw_bar(run *r) {
   int cols = ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col : 100;
   int64_t span = r->end > 0 ? r->end : 1;
   int filled = (int)(20 * p->iteration / span), len;
-  double its = p->images_per_second / (r->s->o.batch_size > 0 ? r->s->o.batch_size : 1);
+  double its = r->ips / (r->s->o.batch_size > 0 ? r->s->o.batch_size : 1) / r->w->size;
   format_duration(eta, sizeof eta, its > 0 ? (double)(r->end - p->iteration) / its : -1);
   /* what matters most first: a narrow terminal cuts the losses, not the ETA */
   len = snprintf(line, sizeof line, "%lld/%lld [%.*s%.*s] ep %lld/%lld %.2f img/s ETA %s |",
                  (long long)p->iteration, (long long)r->end, filled, "####################",
                  20 - filled, "....................", (long long)epoch_of(r, p->iteration),
-                 (long long)(r->s->o.n_epochs + r->s->o.n_epochs_decay), p->images_per_second, eta);
+                 (long long)(r->s->o.n_epochs + r->s->o.n_epochs_decay), r->ips, eta);
   for (int i = 0; i < CLI_NLOSS && len < (int)sizeof line; i++) {
     if (!(r->hist.active >> i & 1) || i == CLI_G) continue;
     double v = r->count ? r->sum[i] / (double)r->count
@@ -146,13 +155,21 @@ static void draw_bar(run *r) {
   fflush(stderr);
 }
 
+/* After every iteration, on every rank: with several, the losses become
+ * the global batch's (the mean of the ranks'), images per second their
+ * sum, and a signal to any rank stops them all after this iteration. */
 static int on_progress(const negcut_train_progress *p, void *user) {
   run *r = user;
-  const double v[CLI_NLOSS] = {p->d_real, p->d_fake, p->g_gan, p->nce_x,
-                               p->nce_y,  p->g_total, p->n_total, p->diversity};
-  for (int i = 0; i < CLI_NLOSS; i++) r->sum[i] += v[i];
-  r->count++;
+  double v[CLI_NLOSS + 1] = {p->d_real,  p->d_fake,  p->g_gan,     p->nce_x,
+                             p->nce_y,   p->g_total, p->n_total,   p->diversity,
+                             p->images_per_second};
+  cli_world_sum(r->w, v, CLI_NLOSS + 1);
+  r->stop = cli_world_max(r->w, stop_signal);
+  r->ips = v[CLI_NLOSS];
   r->last = *p;
+  if (!r->root) return r->stop != 0;
+  for (int i = 0; i < CLI_NLOSS; i++) r->sum[i] += v[i] / r->w->size;
+  r->count++;
   if (p->iteration % r->s->display_every == 0 || p->iteration == r->end) flush_point(r);
   if (r->tty) {
     double t = now();
@@ -161,7 +178,7 @@ static int on_progress(const negcut_train_progress *p, void *user) {
       r->last_draw = t;
     }
   }
-  return stop_signal != 0;
+  return r->stop != 0;
 }
 
 /* Networks, training state and report at the current iteration. */
@@ -207,32 +224,43 @@ static int64_t stop_at(const run *r) {
   return end;
 }
 
-int main(int argc, char **argv) {
+/* After setup every rank learns the worst outcome among them before the
+ * first step, so none waits in a collective call for one that left. */
+enum { SETUP_GO = 0, SETUP_DONE = 1, SETUP_FAILED = 2 /* + rc - 1 */ };
+
+/* The run on this rank; *collective is set once the ranks step together. */
+static int train(const cli_world *w, int argc, char **argv, int *collective) {
   cli_settings s;
   run r;
   negcut_ctx_options co;
   negcut_status st;
   char path[4600];
-  int rc = cli_parse(&s, argc, argv);
-  if (rc) return rc < 0 ? 0 : rc;
+  int done_already = 0;
   memset(&r, 0, sizeof r);
+  int rc = cli_parse(&s, argc, argv);
+  if (rc < 0) return 0; /* --help, the same on every rank */
+  if (rc) goto agree;
   r.s = &s;
-  r.tty = isatty(2);
+  r.w = w;
+  r.root = w->rank == 0;
+  r.tty = r.root && isatty(2);
   r.hist.active = cli_active_losses(&s.o);
   snprintf(r.dir, sizeof r.dir, "%s/%s", s.checkpoints_dir, s.name);
   snprintf(path, sizeof path, "%s/train_state.safetensors", r.dir);
+  rc = 2;
   if (!s.resume && file_exists(path)) {
     fprintf(stderr, "negcut-train: %s already holds a run; add --resume to continue it, or remove "
                     "the folder (or choose another --name) to start over\n", r.dir);
-    return 2;
+    goto agree;
   }
   if (s.resume && !file_exists(path)) {
     fprintf(stderr, "negcut-train: --resume: there is no %s to continue from\n", path);
-    return 2;
+    goto agree;
   }
-  if (cli_mkdirs(r.dir)) {
+  rc = 1;
+  if (r.root && cli_mkdirs(r.dir)) {
     fprintf(stderr, "negcut-train: cannot create %s: %s\n", r.dir, strerror(errno));
-    return 1;
+    goto agree;
   }
   negcut_ctx_options_init_v2(&co, NEGCUT_CTX_OPTIONS_VERSION);
   co.backend = s.backend;
@@ -240,46 +268,60 @@ int main(int argc, char **argv) {
   co.seed = s.seed;
   if (negcut_ctx_create(&r.ctx, &co) != NEGCUT_OK) {
     fprintf(stderr, "negcut-train: %s\n", negcut_ctx_last_error(NULL));
-    return 1;
+    goto agree;
   }
-  rc = 1;
   st = negcut_trainer_create(&r.t, r.ctx, &s.o);
+  if (st == NEGCUT_OK) st = cli_world_attach(w, r.t);
   if (st == NEGCUT_OK && s.resume) st = negcut_trainer_load_state(r.t, path);
   if (st != NEGCUT_OK) {
     fprintf(stderr, "negcut-train: %s (%s)\n", negcut_ctx_last_error(r.ctx), negcut_status_str(st));
     if (st == NEGCUT_ERR_INVALID_ARGUMENT) rc = 2; /* options the trainer refused */
-    goto done;
+    goto agree;
   }
   negcut_trainer_progress(r.t, &r.last);
   r.per_epoch = r.last.iterations_per_epoch;
   r.total = r.last.total_iterations;
   if ((r.end = stop_at(&r)) < 0) {
     rc = 2;
-    goto done;
+    goto agree;
   }
-  snprintf(path, sizeof path, "%s/opt.json", r.dir);
-  if (cli_write_options(&s, path)) goto done;
-  snprintf(path, sizeof path, "%s/loss_log.jsonl", r.dir);
-  if (s.resume ? cli_log_reload(&r.hist, path, r.last.iteration) : cli_write_atomic(path, "", 0)) {
-    fprintf(stderr, "negcut-train: cannot rewrite %s\n", path);
-    goto done;
+  if (r.root) {
+    snprintf(path, sizeof path, "%s/opt.json", r.dir);
+    if (cli_write_options(&s, path)) goto agree;
+    snprintf(path, sizeof path, "%s/loss_log.jsonl", r.dir);
+    if (s.resume ? cli_log_reload(&r.hist, path, r.last.iteration) : cli_write_atomic(path, "", 0)) {
+      fprintf(stderr, "negcut-train: cannot rewrite %s\n", path);
+      goto agree;
+    }
+    if (r.hist.n) r.elapsed_before = r.hist.p[r.hist.n - 1].elapsed_s;
+    if (!(r.log = fopen(path, "a"))) {
+      fprintf(stderr, "negcut-train: cannot open %s: %s\n", path, strerror(errno));
+      goto agree;
+    }
+    char procs[64] = "";
+    if (w->size > 1) snprintf(procs, sizeof procs, " x %d processes", w->size);
+    fprintf(stderr, "negcut-train: %s %s on %s (%d threads%s): %lld iterations per epoch, %lld in the "
+                    "schedule; %s iteration %lld, stopping at %lld\n",
+            cli_mode_name(s.o.mode), s.name, negcut_backend_name(negcut_ctx_backend(r.ctx)),
+            (int)negcut_ctx_threads(r.ctx), procs, (long long)r.per_epoch, (long long)r.total,
+            s.resume ? "resuming after" : "starting at", (long long)r.last.iteration, (long long)r.end);
   }
-  if (r.hist.n) r.elapsed_before = r.hist.p[r.hist.n - 1].elapsed_s;
-  if (!(r.log = fopen(path, "a"))) {
-    fprintf(stderr, "negcut-train: cannot open %s: %s\n", path, strerror(errno));
-    goto done;
-  }
-  fprintf(stderr, "negcut-train: %s %s on %s (%d threads): %lld iterations per epoch, %lld in the "
-                  "schedule; %s iteration %lld, stopping at %lld\n",
-          cli_mode_name(s.o.mode), s.name, negcut_backend_name(negcut_ctx_backend(r.ctx)),
-          (int)negcut_ctx_threads(r.ctx), (long long)r.per_epoch, (long long)r.total,
-          s.resume ? "resuming after" : "starting at", (long long)r.last.iteration, (long long)r.end);
+  rc = 0;
   if (r.last.iteration >= r.end) {
-    fprintf(stderr, "negcut-train: nothing to do: the run is already at iteration %lld\n",
-            (long long)r.last.iteration);
-    rc = 0;
-    goto done;
+    if (r.root)
+      fprintf(stderr, "negcut-train: nothing to do: the run is already at iteration %lld\n",
+              (long long)r.last.iteration);
+    done_already = 1;
   }
+agree: {
+  const int mine = rc ? SETUP_FAILED + rc - 1 : done_already ? SETUP_DONE : SETUP_GO;
+  const int worst = cli_world_max(w, mine);
+  if (worst >= SETUP_FAILED && !rc) {
+    fprintf(stderr, "negcut-train: stopping: another process of the run failed\n");
+    rc = worst - SETUP_FAILED + 1;
+  }
+  if (worst != SETUP_GO) goto done;
+}
 
   /* Ctrl-C and SIGTERM stop after the current iteration, with a checkpoint. */
   struct sigaction sa;
@@ -290,39 +332,61 @@ int main(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
 
+  *collective = 1;
+  rc = 1;
   r.t0 = now();
   while (r.last.iteration < r.end) {
     int64_t it = r.last.iteration, next = (it / s.save_every + 1) * s.save_every;
     if (next > r.end) next = r.end;
     st = negcut_trainer_run(r.t, next - it, on_progress, &r);
     negcut_trainer_progress(r.t, &r.last);
-    if (st == NEGCUT_ERR_CANCELLED && stop_signal) break;
+    if (st == NEGCUT_ERR_CANCELLED && r.stop) break;
     if (st != NEGCUT_OK) {
       clear_bar(&r);
       fprintf(stderr, "negcut-train: iteration %lld failed: %s (%s)\n", (long long)r.last.iteration + 1,
               negcut_ctx_last_error(r.ctx), negcut_status_str(st));
       goto done;
     }
-    if (checkpoint(&r, r.last.iteration >= r.end)) goto done;
+    if (r.root && checkpoint(&r, r.last.iteration >= r.end)) goto done;
   }
-  if (stop_signal && r.last.iteration < r.end) {
-    int sig = stop_signal;
-    clear_bar(&r);
-    fprintf(stderr, "negcut-train: %s at iteration %lld: saving a checkpoint (interrupt again to quit without it)\n",
-            sig == SIGINT ? "interrupted" : "terminated", (long long)r.last.iteration);
-    if (checkpoint(&r, 1) == 0)
-      fprintf(stderr, "negcut-train: saved; continue with the same command and --resume\n");
+  if (r.stop && r.last.iteration < r.end) {
+    int sig = r.stop;
+    if (r.root) {
+      clear_bar(&r);
+      fprintf(stderr, "negcut-train: %s at iteration %lld: saving a checkpoint (interrupt again to quit without it)\n",
+              sig == SIGINT ? "interrupted" : "terminated", (long long)r.last.iteration);
+      if (checkpoint(&r, 1) == 0)
+        fprintf(stderr, "negcut-train: saved; continue with the same command and --resume\n");
+    }
+    /* mpiexec ends the job when a rank exits non-zero: none leaves before rank 0 saved */
+    cli_world_wait(w);
     rc = 128 + sig;
     goto done;
   }
-  fprintf(stderr, "negcut-train: done: iteration %lld in %.1f s; generator %s/latest_net_G.safetensors, "
-                  "report %s/web/index.html\n",
-          (long long)r.last.iteration, now() - r.t0, r.dir, r.dir);
+  if (r.root)
+    fprintf(stderr, "negcut-train: done: iteration %lld in %.1f s; generator %s/latest_net_G.safetensors, "
+                    "report %s/web/index.html\n",
+            (long long)r.last.iteration, now() - r.t0, r.dir, r.dir);
   rc = 0;
 done:
   if (r.log) fclose(r.log);
   cli_history_free(&r.hist);
   negcut_trainer_free(r.t);
   negcut_ctx_free(r.ctx);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  cli_world w;
+  int collective = 0;
+  if (cli_world_init(&w, &argc, &argv)) {
+    fprintf(stderr, "negcut-train: MPI_Init failed\n");
+    return 1;
+  }
+  const int rc = train(&w, argc, argv, &collective);
+  /* A rank that fails while the others step would leave them waiting in
+   * their next collective call: end them all. */
+  if (collective && rc != 0 && rc != 128 + SIGINT && rc != 128 + SIGTERM) cli_world_abort(&w, rc);
+  cli_world_finish(&w);
   return rc;
 }

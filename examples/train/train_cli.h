@@ -1,6 +1,7 @@
 /* negcut-train's parts: the options (options.c), the loss history and its
- * JSON-lines log (log.c), and the HTML report with its loss-curve PNG
- * (report.c). The program itself is negcut_train.c. */
+ * JSON-lines log (log.c), the HTML report with its loss-curve PNG
+ * (report.c), and the processes of a run (world.c). The program itself is
+ * negcut_train.c. */
 #ifndef NEGCUT_TRAIN_CLI_H
 #define NEGCUT_TRAIN_CLI_H
 
@@ -88,6 +89,31 @@ void cli_loss_colour(int i, uint8_t rgb[3]);
  * otherwise. */
 int cli_report_update(negcut_ctx *ctx, negcut_trainer *t, const cli_report *r,
                       const cli_history *h);
+
+/* ------------------------------------------------------------- world */
+
+/* The processes of one run (world.c): with MPI (negcut-train-mpi) every
+ * rank runs the same command on its share of each global batch, and only
+ * rank 0 writes files and prints progress; without it, one process. */
+typedef struct cli_world {
+  int rank, size;
+} cli_world;
+
+/* MPI_Init (where built with MPI); 0 on success. */
+int cli_world_init(cli_world *w, int *argc, char ***argv);
+/* Makes t one rank of w (negcut_trainer_set_data_parallel), where w has
+ * more than one. */
+negcut_status cli_world_attach(const cli_world *w, negcut_trainer *t);
+/* v[0..n) = its sum over the ranks; the maximum of v over the ranks. Every
+ * rank must call them at the same point. */
+void cli_world_sum(const cli_world *w, double *v, int n);
+int cli_world_max(const cli_world *w, int v);
+/* Returns when every rank has called it (MPI_Barrier). */
+void cli_world_wait(const cli_world *w);
+/* Ends every rank with status rc (MPI_Abort), where there are others. */
+void cli_world_abort(const cli_world *w, int rc);
+/* MPI_Finalize, where built with MPI. */
+void cli_world_finish(const cli_world *w);
 
 /* Shared helpers. */
 int cli_mkdirs(const char *path); /* mkdir -p; 0 on success */
