@@ -316,8 +316,8 @@ static int train(const cli_world *w, int argc, char **argv, int *collective) {
 agree: {
   const int mine = rc ? SETUP_FAILED + rc - 1 : done_already ? SETUP_DONE : SETUP_GO;
   const int worst = cli_world_max(w, mine);
-  if (worst >= SETUP_FAILED && !rc) {
-    fprintf(stderr, "negcut-train: stopping: another process of the run failed\n");
+  if (worst >= SETUP_FAILED) { /* every rank exits with the worst status */
+    if (!rc) fprintf(stderr, "negcut-train: stopping: another process of the run failed\n");
     rc = worst - SETUP_FAILED + 1;
   }
   if (worst != SETUP_GO) goto done;
@@ -340,7 +340,10 @@ agree: {
     if (next > r.end) next = r.end;
     st = negcut_trainer_run(r.t, next - it, on_progress, &r);
     negcut_trainer_progress(r.t, &r.last);
-    if (st == NEGCUT_ERR_CANCELLED && r.stop) break;
+    if (st == NEGCUT_ERR_CANCELLED && r.stop) {
+      if (r.last.iteration < r.end) break;
+      st = NEGCUT_OK; /* the stop came with the last iteration: finish as usual */
+    }
     if (st != NEGCUT_OK) {
       clear_bar(&r);
       fprintf(stderr, "negcut-train: iteration %lld failed: %s (%s)\n", (long long)r.last.iteration + 1,

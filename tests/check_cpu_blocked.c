@@ -362,8 +362,9 @@ END_TEST
  * single 16-channel plane too, and a last chunk shorter than the others):
  * forward and backward give the same bits on 1, 2 and 3 threads. */
 START_TEST(test_inorm_threads) {
-  static const int64_t shapes[2][4] = {{1, 16, 53, 41}, {3, 16, 24, 40}};
-  for (int s = 0; s < 2; s++) {
+  /* 1, 3 and 5 planes of 16 channels (2, 6, 10 of 8): each shared on 2 or 3 threads */
+  static const int64_t shapes[3][4] = {{1, 16, 53, 41}, {3, 16, 24, 40}, {5, 16, 20, 24}};
+  for (int s = 0; s < 3; s++) {
     const int64_t *d = shapes[s], ds[2] = {d[0], d[1]}, n = d[0] * d[1] * d[2] * d[3];
     ngc_tensor x = tnew(4, d, NGC_LAYOUT_BLOCKED, NAN), g = tnew(4, d, NGC_LAYOUT_BLOCKED, NAN);
     ngc_tensor y[3], dx[3], m[3], r[3];

@@ -5,7 +5,8 @@
 # are the global batch's; --resume continues on 2 ranks and is refused by a
 # run of another size; SIGINT to rank 1 alone stops both after the same
 # iteration with rank 0's checkpoint and exit 130, and the run resumes from
-# it; bad options exit 2 on every rank.
+# it; a setup failure on one rank ends every rank before the first step;
+# bad options exit 2 on every rank.
 # usage: train_cli_mpi_test.sh BUILD_EXAMPLES_DIR MPIEXEC
 set -euo pipefail
 bin=$1
@@ -72,6 +73,21 @@ grep -q "saved; continue" "$tmp/err4.txt" || fail "rank 0 did not save"
 mpi 2 "${ck[@]}" --name s --resume --iters $((at + 2)) "${tiny[@]}" > /dev/null 2> "$tmp/err5.txt" ||
   { cat "$tmp/err5.txt"; fail "resume after SIGINT failed"; }
 grep -q "resuming after iteration $at," "$tmp/err5.txt" || { cat "$tmp/err5.txt"; fail "not resumed at $at"; }
+
+echo "== a setup failure on rank 1 alone ends both before any step"
+cat > "$tmp/rank1_bad.sh" <<SH
+#!/bin/sh
+# rank 1 gets a data folder that does not exist (the last --dataroot wins)
+if [ "\$OMPI_COMM_WORLD_RANK" = 1 ]; then exec "$bin/negcut-train-mpi" "\$@" --dataroot "$tmp/none"; fi
+exec "$bin/negcut-train-mpi" "\$@"
+SH
+chmod +x "$tmp/rank1_bad.sh"
+rc=0
+timeout -k 5 60 "$mpiexec" -n 2 "$tmp/rank1_bad.sh" "${ck[@]}" --name f --iters 4 "${tiny[@]}" \
+  > /dev/null 2> "$tmp/err6.txt" || rc=$?
+[ "$rc" = 1 ] || { cat "$tmp/err6.txt"; fail "exit $rc, not 1"; }
+grep -q "another process of the run failed" "$tmp/err6.txt" || { cat "$tmp/err6.txt"; fail "rank 0 was not told"; }
+[ ! -e "$tmp/ck/f/train_state.safetensors" ] || fail "a step ran"
 
 echo "== bad options exit 2"
 rc=0

@@ -110,7 +110,9 @@ typedef struct negcut_ctx_options {
  *    when _v2 came (NEGCUT_CTX_OPTIONS_VERSION 1 here; the trainer's 4, the
  *    translator's 3, every other 1), for programs built before; it keeps
  *    filling that version when the struct grows, so a field added later is
- *    set through _v2.
+ *    set through _v2. (A program built against an older header still, the
+ *    trainer's versions 1-3 or the translator's 1-2, must not call it: it
+ *    writes today's struct. Use _v2 or the INIT macro there.)
  * _v2 fails with NEGCUT_ERR_INVALID_ARGUMENT for a version this library
  * does not know (0, or newer than its own). */
 NEGCUT_API negcut_status negcut_ctx_options_init(negcut_ctx_options *opts);

@@ -111,10 +111,11 @@ static int64_t round4(int64_t v) {
 
 /* Working bytes of one generator run on (n, c, h, w): three rotating
  * activation buffers, input, output, as much again for the backend's own
- * scratch (oneDNN's blocked copies), and where Winograd convolutions may
- * run their scratchpad: up to about four times the largest activation
- * (67 MB for the 128 -> 256 convolution at 128x128 of a 256x256 image,
- * whose output is 16.8 MB), at most the backend's bound. */
+ * scratch (oneDNN's blocked copies), where Winograd convolutions may run
+ * their scratchpad: up to about four times the largest activation (67 MB
+ * for the 128 -> 256 convolution at 128x128 of a 256x256 image, whose
+ * output is 16.8 MB), at most the backend's bound; and the kept weights'
+ * bound (w_store). */
 static uint64_t run_bytes(const negcut_translator *tr, int64_t n, int64_t h, int64_t w) {
   const negcut_model *m = tr->model;
   int64_t in[4] = {n, m->cfg.input_nc, h, w};
@@ -122,7 +123,7 @@ static uint64_t run_bytes(const negcut_translator *tr, int64_t n, int64_t h, int
   uint64_t io = (uint64_t)(n * (m->cfg.input_nc + m->cfg.output_nc) * h * w) * sizeof(float);
   uint64_t wino = tr->tape.winograd ? 4 * peak : 0; /* bf16 too (cpu_conv_cache.c) */
   uint64_t wino_max = tr->ctx->be->winograd_scratch_max;
-  return 5 * peak + io + (wino < wino_max ? wino : wino_max);
+  return 5 * peak + io + (wino < wino_max ? wino : wino_max) + tr->w_store.cap;
 }
 
 static negcut_status grow(negcut_ctx *ctx, float **buf, size_t *cap, size_t count) {

@@ -105,9 +105,12 @@ static inline __attribute__((always_inline)) void chunk_stats(const float *restr
   }
 }
 
-/* Merges a plane's chunks (n pixels) into float mean and rstd per lane. */
-static void plane_merge(const chunk_sums *s, int64_t n, int64_t L, float eps, float *mean,
-                        float *rstd) {
+/* Merges a plane's chunks (n pixels) into float mean and rstd per lane.
+ * Compiled per ISA like the chunk kernels: GCC contracts its double
+ * multiply-adds into FMAs where the CPU has them, as it did when the merge
+ * sat inside the per-ISA block kernel, so the bits stay the same. */
+NGC_CPU_CLONES static void plane_merge(const chunk_sums *s, int64_t n, int64_t L, float eps,
+                                       float *mean, float *rstd) {
   double cnt = 0.0, mu[NGC_MAX_LANES] = {0}, m2[NGC_MAX_LANES] = {0};
   for (int64_t b = 0; b < n; b += NGC_CPU_BLK, s++) {
     const double nb = (double)(b + NGC_CPU_BLK < n ? NGC_CPU_BLK : n - b), tot = cnt + nb;
@@ -161,7 +164,8 @@ static inline __attribute__((always_inline)) void chunk_gsums(const float *restr
   }
 }
 
-static void plane_gmerge(const chunk_grads *s, int64_t n, int64_t L, float *mg, float *mgy) {
+NGC_CPU_CLONES static void plane_gmerge(const chunk_grads *s, int64_t n, int64_t L, float *mg,
+                                        float *mgy) {
   double sg[NGC_MAX_LANES] = {0}, sgy[NGC_MAX_LANES] = {0};
   for (int64_t b = 0; b < n; b += NGC_CPU_BLK, s++)
     for (int64_t l = 0; l < L; l++) {
