@@ -16,7 +16,7 @@ typedef struct kept {
 static void keep_free(ngc_wstore *s) {
   for (kept *e = s->impl, *next; e; e = next) {
     next = e->next;
-    free(e->data);
+    ngc_host_free(NULL, e->data);
     free(e);
   }
 }
@@ -35,7 +35,7 @@ void *ngc_cpu_kept(ngc_wstore *s, const ngc_cpu_wkey *key, size_t bytes, int *fr
   if (!bytes || rounded < bytes || rounded > s->cap - (s->used < s->cap ? s->used : s->cap))
     return NULL;
   kept *e = calloc(1, sizeof *e);
-  if (e && posix_memalign(&e->data, 64, rounded) != 0) e->data = NULL;
+  if (e) e->data = ngc_host_alloc(NULL, bytes); /* 64-byte aligned, rounded as above */
   if (!e || !e->data) { /* not an error: the caller prepares w as without a store */
     free(e);
     return NULL;
