@@ -5,6 +5,8 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config          # toolchain
   libdnnl-dev libopenblas-dev               # oneDNN 2.6 convolutions, OpenBLAS sgemm
+  ocl-icd-opencl-dev                        # Debian's oneDNN CMake config requires OpenCL (only a
+                                            # Recommends of libdnnl-dev, so not installed with it)
   libpng-dev libturbojpeg0-dev              # images
   libcjson-dev                              # safetensors headers, JSON logs
   check libsubunit-dev                      # unit tests
