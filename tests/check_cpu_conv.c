@@ -566,6 +566,74 @@ START_TEST(test_kept_weights) {
 }
 END_TEST
 
+/* Our own Winograd F(4x4, 3x3) (cpu_conv_wino.c): the forward of inference
+ * between 16-channel blocked activations, with the transformed weights kept
+ * in a store. Against the defining sums, under the tolerance above: ragged
+ * last tiles, zero padding 0 to 2, batch 2, output counts that leave 1 to 3
+ * vectors for the last register block, tile counts that leave 1 to 5 tiles
+ * for the last one. Without a store, or in a training pass (transform class
+ * NGC_CONV_TRANSFORM), oneDNN's kernels run instead, to the same sums. */
+static void own_wino_case(negcut_ctx *ctx, int64_t n, int64_t ci, int64_t co, int64_t h,
+                          int64_t w, int32_t pad, int bias) {
+  ngc_backend *be = ctx->be;
+  const conv_case c = {n, ci, co, h, w, 3, 1, pad, 0, bias};
+  const int64_t ho = h + 2 * pad - 2, wo = w + 2 * pad - 2;
+  buf x = make(ctx, be, 4, n, ci, h, w, NAN);
+  buf wt = make(ctx, be, 4, co, ci, 3, 3, NAN);
+  buf b = make(ctx, be, 1, co, 1, 1, 1, NAN);
+  buf y = make(ctx, be, 4, n, co, ho, wo, 0.0f);
+  ref_conv(&c, 0, ho, wo, x.t.data, wt.t.data, bias ? b.t.data : NULL, NULL, y.want, NULL,
+           NULL, NULL);
+  ngc_tensor xb, yb;
+  ck_assert_int_eq(ngc_tensor_alloc(ctx, be, &xb, 4, x.t.dim), NEGCUT_OK);
+  ck_assert_int_eq(ngc_tensor_alloc(ctx, be, &yb, 4, y.t.dim), NEGCUT_OK);
+  xb.layout = yb.layout = NGC_LAYOUT_BLOCKED;
+  ck_assert_int_eq(be->ops.relayout(be, &x.t, &xb), NEGCUT_OK);
+  ngc_wstore store = {.cap = (size_t)1 << 24};
+  const int own = ngc_cpu_avx512() && NGC_CPU_HAS_CLONES;
+  char what[128];
+  for (int run = 0; run < 4; run++) {
+    /* 0, 1: with the store (made, then kept); 2: without; 3: a training pass */
+    const ngc_conv_params p = {.stride = 1, .pad = pad,
+                               .winograd = run == 3 ? NGC_CONV_TRANSFORM : NGC_CONV_TRANSFORM_ROOMY,
+                               .w_store = run >= 2 ? NULL : &store};
+    for (int64_t i = 0; i < ngc_numel(&yb); i++) yb.data[i] = 777.0f; /* all overwritten */
+    const int64_t runs0 = ngc_cpu_of(be)->own_wino_runs;
+    ck_assert_int_eq(be->ops.conv2d_fwd(be, &p, &xb, &wt.t, bias ? &b.t : NULL, &yb), NEGCUT_OK);
+    snprintf(what, sizeof what, "own winograd n%lld %lld -> %lld %lldx%lld p%d b%d, run %d",
+             (long long)n, (long long)ci, (long long)co, (long long)h, (long long)w, pad, bias,
+             run);
+    ck_assert_msg(ngc_cpu_of(be)->own_wino_runs - runs0 == (own && run < 2), "%s: ran %s", what,
+                  own && run < 2 ? "oneDNN's" : "ours");
+    ck_assert_int_eq(be->ops.relayout(be, &yb, &y.t), NEGCUT_OK);
+    expect(what, &y.t, y.want, (double)(ci * 9), 1e-6);
+  }
+  if (own) /* kept once: 36 floats per channel pair */
+    ck_assert_uint_eq(store.used, ((size_t)(36 * ci * co) * sizeof(float) + 63) & ~(size_t)63);
+  ngc_wstore_clear(&store);
+  ngc_tensor_release(&xb);
+  ngc_tensor_release(&yb);
+  drop(&x), drop(&wt), drop(&b), drop(&y);
+}
+
+START_TEST(test_own_winograd) {
+  negcut_ctx *ctx = open_cpu();
+  if (ctx->be->act_block != 16) {
+    printf("test_own_winograd: activations are not in 16-channel blocks here (act_block %d); "
+           "our Winograd convolutions do not run\n", (int)ctx->be->act_block);
+    negcut_ctx_free(ctx);
+    return;
+  }
+  /*            n  ci  co   h   w pad bias */
+  own_wino_case(ctx, 1, 64, 64, 18, 18, 0, 1); /* a small generator's residual block: 16 tiles */
+  own_wino_case(ctx, 2, 32, 48, 13, 11, 1, 0); /* ragged tiles, 3 output vectors, 2x4x3 tiles */
+  own_wino_case(ctx, 1, 16, 80, 9, 10, 2, 1);  /* pad 2, 4 + 1 output vectors, 9 tiles */
+  own_wino_case(ctx, 1, 16, 32, 5, 6, 1, 1);   /* one row of tiles, 2 output vectors */
+  own_wino_case(ctx, 1, 32, 16, 64, 64, 1, 1); /* 256 tiles, 1 output vector */
+  negcut_ctx_free(ctx);
+}
+END_TEST
+
 /* One thread, and more threads than cores; the cache is rebuilt per context. */
 START_TEST(test_threads_and_lifetime) {
   negcut_ctx_options o;
@@ -595,6 +663,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_blur);
   tcase_add_test(tc, test_threads_and_lifetime);
   tcase_add_test(tc, test_kept_weights);
+  tcase_add_test(tc, test_own_winograd);
   suite_add_tcase(s, tc);
   return s;
 }

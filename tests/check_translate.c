@@ -14,6 +14,7 @@
 
 #include "backend/cpu/cpu.h"      /* which convolutions ran */
 #include "backend/cpu/cpu_conv.h"
+#include "backend/cpu/cpu_loops.h" /* NGC_CPU_HAS_CLONES */
 #include "infer/infer.h" /* the options a translator kept */
 #include "models/api.h"  /* a network's gradient slab */
 #include "io/safetensors.h"
@@ -137,6 +138,22 @@ START_TEST(test_matches_network) {
   /* a small model: the translator kept its weights prepared, same bits */
   ck_assert_uint_eq(tr->w_store.cap, 4 * (size_t)ngc_numel(&model->net.slab) * sizeof(float));
   ck_assert_uint_gt(tr->w_store.used, 0);
+  free(got);
+  negcut_translator_free(tr);
+  /* The default (AUTO): where the machine has them, our own Winograd
+   * convolutions (cpu_conv_wino.c) run the 3x3 ones between 16-channel
+   * blocks (16 -> 32, the blocks' 32 -> 32, 32 -> 16), on the weights the
+   * translator keeps transformed; within float rounding of the direct sums
+   * (outputs in [-1, 1]; Winograd's transforms add a few times the rounding
+   * of a direct sum). */
+  ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, NULL), NEGCUT_OK);
+  const int64_t own0 = ngc_cpu_of(ctx->be)->own_wino_runs;
+  got = translate_new(tr, xs, 1, 32, 40);
+  const int64_t own = ngc_cpu_of(ctx->be)->own_wino_runs - own0;
+  printf("translator (AUTO): %lld convolutions on our own Winograd\n", (long long)own);
+  if (ctx->be->act_block == 16 && ngc_cpu_avx512() && NGC_CPU_HAS_CLONES)
+    ck_assert_int_eq(own, 6);
+  ck_assert_int_eq(ngc_test_compare("translator (AUTO) vs network", got, want, 3 * 32 * 40, 2e-5, 0), 0);
   free(got);
   negcut_translator_free(tr);
   negcut_tensor_free(x);

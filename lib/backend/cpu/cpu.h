@@ -18,6 +18,7 @@ typedef struct ngc_cpu {
    * shapes, before the first convolution (built primitives are cached). */
   int32_t wino_min_channels, wino_min_pixels;
   int64_t few_runs; /* convolutions run by ngc_cpu_conv_few (cpu_conv_few.c); for tests */
+  int64_t own_wino_runs; /* convolutions run by ngc_cpu_conv_wino (cpu_conv_wino.c); for tests */
   /* oneDNN's tanh primitives (cpu_eltwise.c), one per element count, the
    * last NGC_CPU_TANH_KEEP counts kept; tanh_next: the slot replaced next. */
 #define NGC_CPU_TANH_KEEP 4

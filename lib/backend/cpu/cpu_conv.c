@@ -168,6 +168,10 @@ static negcut_status cpu_conv2d_fwd(ngc_backend *be, const ngc_conv_params *p,
   ngc_cpu_enter(be);
   if (few_out(p, w) && few_loops(be, y))
     return ngc_cpu_conv_few(be, p->pad, 0, x, w->data, b ? b->data : NULL, y, p->w_store);
+  if (ngc_cpu_wino_shape(be, p, x, w, y)) {
+    const float *u = ngc_cpu_wino_weights(be, w->data, w->dim[1], w->dim[0], p->w_store);
+    if (u) return ngc_cpu_conv_wino(be, p->pad, x, u, b ? b->data : NULL, y);
+  }
   ngc_conv_key key = conv_key(be, NGC_CONV_FWD, p, x, y, w->dim[2], b != NULL);
   key.bf16 = p->bf16 && ngc_cpu_bf16(); /* elsewhere the float32 primitives, shared */
   float *const args[NGC_CONV_MAX_ARGS] = {x->data, w->data, b ? b->data : NULL, y->data};

@@ -60,12 +60,19 @@ negcut_status ngc_cpu_conv_run(ngc_backend *be, const ngc_conv_key *key,
                                float *const args[NGC_CONV_MAX_ARGS], ngc_wstore *keep);
 
 /* What a kept copy of weights is (cpu_keep.c): the array w in oneDNN's
- * layout md, or (few) packed by ngc_cpu_conv_few for few_dims (source
- * block, kernel size, outputs, taps reversed). */
+ * layout md (pack NONE), packed by ngc_cpu_conv_few for pack_dims (source
+ * block, kernel size, outputs, taps reversed), or transformed by
+ * ngc_cpu_wino_weights for pack_dims (outputs, inputs). */
+typedef enum ngc_cpu_pack {
+  NGC_CPU_PACK_NONE = 0,
+  NGC_CPU_PACK_FEW = 1,
+  NGC_CPU_PACK_WINOGRAD = 2
+} ngc_cpu_pack;
+
 typedef struct ngc_cpu_wkey {
   const float *w;
-  int32_t few;
-  int64_t few_dims[4];
+  int32_t pack; /* ngc_cpu_pack */
+  int64_t pack_dims[4];
   dnnl_memory_desc_t md;
 } ngc_cpu_wkey;
 
@@ -98,6 +105,30 @@ int64_t ngc_cpu_conv_bf16_runs(ngc_backend *be);
 negcut_status ngc_cpu_conv_few(ngc_backend *be, int32_t pad, int flip, const ngc_tensor *x,
                                const float *w, const float *b, ngc_tensor *y,
                                ngc_wstore *keep);
+
+/* Our own Winograd F(4x4, 3x3) (cpu_conv_wino.c) runs the forward 3x3
+ * stride-1 convolutions of inference (ngc_conv_params.winograd
+ * NGC_CONV_TRANSFORM_ROOMY) between 16-channel blocked activations whose
+ * weights a store keeps transformed (ngc_conv_params.w_store: transforming
+ * them costs more than the convolution), where oneDNN runs AVX-512 kernels
+ * and the transformed tiles take at most this many bytes (measured at
+ * ngc_cpu_wino_shape). */
+#define NGC_OWN_WINOGRAD_MAX_SCRATCH ((size_t)4 << 20)
+
+/* Whether ngc_cpu_conv_wino may compute the forward convolution x -> y with
+ * weights w under p (given transformed weights). */
+int ngc_cpu_wino_shape(ngc_backend *be, const ngc_conv_params *p, const ngc_tensor *x,
+                       const ngc_tensor *w, const ngc_tensor *y);
+/* The weights w (co, ci, 3, 3) transformed for ngc_cpu_conv_wino, kept in
+ * keep (made on the first call for w); NULL where keep is NULL or has no
+ * room left (the caller then runs oneDNN's convolution). */
+const float *ngc_cpu_wino_weights(ngc_backend *be, const float *w, int64_t ci, int64_t co,
+                                  ngc_wstore *keep);
+/* y (N, Co, Ho, Wo) = b + the 3x3 stride-1 convolution of x (N, Ci, H, W)
+ * with zero padding pad, both in 16-channel blocks; u: the weights from
+ * ngc_cpu_wino_weights; b (Co) or NULL. */
+negcut_status ngc_cpu_conv_wino(ngc_backend *be, int32_t pad, const ngc_tensor *x,
+                                const float *u, const float *b, ngc_tensor *y);
 
 /* The channel block of the activation layout oneDNN's convolutions prefer on
  * this machine (16 for nChw16c, 8 for nChw8c), 0 when it prefers none of

@@ -128,7 +128,7 @@ negcut_status ngc_cpu_conv_few(ngc_backend *be, int32_t pad, int flip, const ngc
   const int64_t L = ngc_block_of(be, x), ci = x->dim[1], co = y->dim[1];
   const int64_t k = x->dim[2] + 2 * pad - y->dim[2] + 1, cb = ci / L;
   const size_t bytes = (size_t)(cb * k * k * co * VL) * sizeof(float);
-  const ngc_cpu_wkey key = {.w = w, .few = 1, .few_dims = {L, k, co, flip}};
+  const ngc_cpu_wkey key = {.w = w, .pack = NGC_CPU_PACK_FEW, .pack_dims = {L, k, co, flip}};
   int fresh = 0;
   float *wp = keep ? ngc_cpu_kept(keep, &key, bytes, &fresh) : NULL;
   if (!wp) { /* packed now, for this call only */

@@ -22,8 +22,8 @@ static void keep_free(ngc_wstore *s) {
 }
 
 static int same_key(const ngc_cpu_wkey *a, const ngc_cpu_wkey *b) {
-  if (a->w != b->w || a->few != b->few) return 0;
-  if (a->few) return !memcmp(a->few_dims, b->few_dims, sizeof a->few_dims);
+  if (a->w != b->w || a->pack != b->pack) return 0;
+  if (a->pack) return !memcmp(a->pack_dims, b->pack_dims, sizeof a->pack_dims);
   return dnnl_memory_desc_equal(&a->md, &b->md);
 }
 
