@@ -62,7 +62,7 @@ negcut_status ngc_cpu_conv_run(ngc_backend *be, const ngc_conv_key *key,
 /* What a kept copy of weights is (cpu_keep.c): the array w in oneDNN's
  * layout md (pack NONE), packed by ngc_cpu_conv_few for pack_dims (source
  * block, kernel size, outputs, taps reversed), or transformed by
- * ngc_cpu_wino_weights for pack_dims (outputs, inputs). */
+ * ngc_cpu_wino_weights for pack_dims (inputs, outputs). */
 typedef enum ngc_cpu_pack {
   NGC_CPU_PACK_NONE = 0,
   NGC_CPU_PACK_FEW = 1,

@@ -32,6 +32,10 @@
 #define MAX_KV 4 /* output vectors a register block: MAX_TB * MAX_KV accumulators */
 
 typedef float vec __attribute__((vector_size(VL * sizeof(float))));
+/* For x, y and the bias, which may lie anywhere a float may (a view); the
+ * buffers here (v, m, u) are 64-byte aligned, and every offset into them a
+ * whole number of vectors. */
+typedef float vec_u __attribute__((vector_size(VL * sizeof(float)), aligned(sizeof(float))));
 
 typedef struct wino_args {
   const float *x, *u, *b;
@@ -89,7 +93,7 @@ static inline __attribute__((always_inline)) void in_tile(const wino_args *a, in
     for (int i = 0; i < ALPHA; i++) {
       const int64_t yy = y0 + i;
       d[i] = !edge || (yy >= 0 && yy < a->h && xx >= 0 && xx < a->w)
-                 ? LD(xp + (yy * a->w + xx) * VL)
+                 ? *(const vec_u *)(xp + (yy * a->w + xx) * VL)
                  : (vec){0};
     }
     WINO_BT(d, r);
@@ -180,14 +184,14 @@ NGC_CPU_CLONES static void out_pass(const wino_args *a, int64_t t, int64_t kb) {
 #pragma GCC unroll 4
     for (int i = 0; i < TILE; i++) tmp[i][j] = o[i];
   }
-  const vec bias = a->b ? LD(a->b + kb * VL) : (vec){0};
+  const vec bias = a->b ? *(const vec_u *)(a->b + kb * VL) : (vec){0};
   float *yp = a->y + (n * (a->co / VL) + kb) * a->ho * a->wo * VL;
   for (int i = 0; i < TILE && ty * TILE + i < a->ho; i++) {
     vec o[TILE];
     WINO_AT(tmp[i], o);
     const int64_t yy = ty * TILE + i;
     for (int j = 0; j < TILE && tx * TILE + j < a->wo; j++)
-      *(vec *)(yp + (yy * a->wo + tx * TILE + j) * VL) = o[j] + bias;
+      *(vec_u *)(yp + (yy * a->wo + tx * TILE + j) * VL) = o[j] + bias;
   }
 }
 
