@@ -76,13 +76,12 @@ static inline void tile_pos(const wino_args *a, int64_t t, int64_t *n, int64_t *
   *tx = r % a->tw;
 }
 
-/* Pass 1 for tile t, channel block cb; edge: some input lies outside the
- * image (zero padding, or a last partial tile). */
+/* Pass 1 for tile t of image n, whose inputs start at row y0, column x0,
+ * channel block cb; edge: some input lies outside the image (zero padding,
+ * or a last partial tile). */
 static inline __attribute__((always_inline)) void in_tile(const wino_args *a, int64_t t,
+                                                          int64_t n, int64_t y0, int64_t x0,
                                                           int64_t cb, int edge) {
-  int64_t n, ty, tx;
-  tile_pos(a, t, &n, &ty, &tx);
-  const int64_t y0 = ty * TILE - a->pad, x0 = tx * TILE - a->pad;
   const float *xp = a->x + (n * (a->ci / VL) + cb) * a->h * a->w * VL;
   vec tmp[ALPHA][ALPHA];
 #pragma GCC unroll 6
@@ -115,8 +114,9 @@ NGC_CPU_CLONES static void in_pass(const wino_args *a, int64_t t, int64_t cb) {
   int64_t n, ty, tx;
   tile_pos(a, t, &n, &ty, &tx);
   const int64_t y0 = ty * TILE - a->pad, x0 = tx * TILE - a->pad;
-  if (y0 >= 0 && x0 >= 0 && y0 + ALPHA <= a->h && x0 + ALPHA <= a->w) in_tile(a, t, cb, 0);
-  else in_tile(a, t, cb, 1);
+  if (y0 >= 0 && x0 >= 0 && y0 + ALPHA <= a->h && x0 + ALPHA <= a->w)
+    in_tile(a, t, n, y0, x0, cb, 0);
+  else in_tile(a, t, n, y0, x0, cb, 1);
 }
 
 /* Pass 2 for element e, tiles [t0, t0 + TB), outputs [k0, k0 + KV * VL). */
@@ -195,6 +195,11 @@ NGC_CPU_CLONES static void out_pass(const wino_args *a, int64_t t, int64_t kb) {
   }
 }
 
+/* Tiles of the output y, all images. */
+static int64_t tile_count(const ngc_tensor *y) {
+  return y->dim[0] * ((y->dim[2] + TILE - 1) / TILE) * ((y->dim[3] + TILE - 1) / TILE);
+}
+
 int ngc_cpu_wino_shape(ngc_backend *be, const ngc_conv_params *p, const ngc_tensor *x,
                        const ngc_tensor *w, const ngc_tensor *y) {
   const int64_t ci = x->dim[1], co = y->dim[1];
@@ -202,9 +207,9 @@ int ngc_cpu_wino_shape(ngc_backend *be, const ngc_conv_params *p, const ngc_tens
       p->stride != 1 || ci % VL || co % VL || ngc_block_of(be, x) != VL ||
       ngc_block_of(be, y) != VL || !NGC_CPU_HAS_CLONES || !ngc_cpu_avx512())
     return 0;
-  const int64_t tiles =
-      y->dim[0] * ((y->dim[2] + TILE - 1) / TILE) * ((y->dim[3] + TILE - 1) / TILE);
-  return (uint64_t)(NE * tiles * (ci + co)) * sizeof(float) <= NGC_OWN_WINOGRAD_MAX_SCRATCH;
+  /* the scratch of ngc_cpu_conv_wino: V and M */
+  return (uint64_t)(NE * tile_count(y) * (ci + co)) * sizeof(float) <=
+         NGC_OWN_WINOGRAD_MAX_SCRATCH;
 }
 
 /* U[e][c][k0 .. k0 + VL) = (G g G^T)[e] for the VL kernels g from input c
@@ -261,7 +266,7 @@ negcut_status ngc_cpu_conv_wino(ngc_backend *be, int32_t pad, const ngc_tensor *
                  .wo = y->dim[3], .pad = pad};
   a.th = (a.ho + TILE - 1) / TILE;
   a.tw = (a.wo + TILE - 1) / TILE;
-  a.tiles = x->dim[0] * a.th * a.tw;
+  a.tiles = tile_count(y);
   const size_t vn = (size_t)(NE * a.tiles * a.ci), mn = (size_t)(NE * a.tiles * a.co);
   float *scratch = ngc_cpu_work(be, (vn + mn) * sizeof(float));
   if (!scratch) return NEGCUT_ERR_OUT_OF_MEMORY;
