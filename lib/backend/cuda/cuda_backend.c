@@ -18,8 +18,12 @@ negcut_status ngc_cuda_check(ngc_backend *be, cudaError_t e, const char *what) {
                    cudaGetErrorName(e));
 }
 
+/* A failed library call may leave a runtime error of its own behind, which
+ * the next launch's check would report as its own: both clear it (an error
+ * of the device itself is sticky and comes back anyway). */
 negcut_status ngc_cuda_check_dnn(ngc_backend *be, cudnnStatus_t s, const char *what) {
   if (s == CUDNN_STATUS_SUCCESS) return NEGCUT_OK;
+  (void)cudaGetLastError();
   /* cuDNN 9 statuses are a category (thousands) plus a detail */
   negcut_status st = s == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ||
                              s == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED
@@ -32,6 +36,7 @@ negcut_status ngc_cuda_check_dnn(ngc_backend *be, cudnnStatus_t s, const char *w
 
 negcut_status ngc_cuda_check_blas(ngc_backend *be, cublasStatus_t s, const char *what) {
   if (s == CUBLAS_STATUS_SUCCESS) return NEGCUT_OK;
+  (void)cudaGetLastError();
   negcut_status st = s == CUBLAS_STATUS_ALLOC_FAILED ? NEGCUT_ERR_OUT_OF_MEMORY
                      : s == CUBLAS_STATUS_NOT_SUPPORTED ? NEGCUT_ERR_UNSUPPORTED
                                                         : NEGCUT_ERR_BACKEND;

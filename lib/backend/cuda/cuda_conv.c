@@ -119,7 +119,15 @@ typedef struct candidate {
   cudnnMathType_t math;
 } candidate;
 
-#define MAX_CANDIDATES 16
+/* The math type the heuristics are asked under: cuDNN's default (which may
+ * take tensor cores) for bf16 and TF32 plans, FMA for exact fp32. */
+static cudnnMathType_t listing_math(const conv_key *k) {
+  return k->bf16 || k->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+}
+
+/* cuDNN may list an algorithm once per math type it can take: room for
+ * every algorithm of a direction in several math types */
+#define MAX_CANDIDATES 64
 
 static negcut_status heuristics(ngc_backend *be, conv_plan *p, candidate *cand, int *n) {
   cudnnHandle_t h = ngc_cuda_of(be)->dnn;
@@ -256,7 +264,11 @@ static negcut_status choose_algo(ngc_backend *be, conv_plan *p, int *found) {
   candidate cand[MAX_CANDIDATES];
   int n = 0;
   *found = 0;
-  negcut_status st = heuristics(be, p, cand, &n);
+  /* choose_among leaves its last candidate's math type on the descriptor;
+   * the heuristics must list what the plan's own math allows */
+  negcut_status st = ngc_cuda_check_dnn(
+      be, cudnnSetConvolutionMathType(p->conv, listing_math(&p->key)), "math type");
+  if (!st) st = heuristics(be, p, cand, &n);
   if (st) return st;
   for (int strict = !p->key.winograd; strict >= 0 && !*found; strict--)
     choose_among(be, p, cand, n, strict, found);
@@ -291,13 +303,6 @@ static negcut_status plan_describe(ngc_backend *be, conv_plan *p) {
                                                             CUDNN_CROSS_CORRELATION,
                                                             CUDNN_DATA_FLOAT),
                             "convolution descriptor");
-  /* before the heuristics, so that they list what this math allows */
-  if (!st)
-    st = ngc_cuda_check_dnn(
-        be,
-        cudnnSetConvolutionMathType(p->conv, k->bf16 || k->tf32 ? CUDNN_DEFAULT_MATH
-                                                                : CUDNN_FMA_MATH),
-        "math type");
   if (!st)
     st = ngc_cuda_check_dnn(be,
                             cudnnGetConvolution2dForwardOutputDim(p->conv, p->x, p->w, &on, &oc,

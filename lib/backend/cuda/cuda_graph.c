@@ -165,17 +165,19 @@ negcut_status ngc_cuda_graph_feed(ngc_backend *be, void *dst, const void *src, s
       "upload (recorded)");
 }
 
-/* Points the stream and the library handles at s. */
+/* Points the stream and the library handles at s. Every handle is tried
+ * even after one fails, so that a failed switch back to the backend's
+ * stream leaves as little as it can on the recording stream. */
 static negcut_status bind_stream(ngc_backend *be, cudaStream_t s) {
   ngc_cuda *c = ngc_cuda_of(be);
   c->stream = s;
   negcut_status st = ngc_cuda_check_dnn(be, cudnnSetStream(c->dnn, s), "set stream");
-  if (!st) st = ngc_cuda_check_blas(be, cublasSetStream(c->blas, s), "set stream");
+  negcut_status st2 = ngc_cuda_check_blas(be, cublasSetStream(c->blas, s), "set stream");
   /* cublasSetStream puts the handle back on cuBLAS's own workspace pool */
-  if (!st)
-    st = ngc_cuda_check_blas(be, cublasSetWorkspace(c->blas, c->blas_work, c->blas_work_bytes),
-                             "set workspace");
-  return st;
+  if (!st2)
+    st2 = ngc_cuda_check_blas(be, cublasSetWorkspace(c->blas, c->blas_work, c->blas_work_bytes),
+                              "set workspace");
+  return st ? st : st2;
 }
 
 static void graph_destroy(ngc_backend *be, ngc_cuda_graph *g) {
