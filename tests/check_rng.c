@@ -155,6 +155,14 @@ START_TEST(test_normal_mt) {
       ck_assert_msg(!memcmp(a, b, (n + 1) * sizeof *a), "%zu normals on %d threads differ", n,
                     (int)threads);
       ck_assert_uint_eq(ga.counter, gb.counter);
+      /* from any offset, as a rank's share of a data-parallel draw starts */
+      for (uint64_t off = 1; off <= 6; off += 5) {
+        ngc_philox_normal_at(7, NGC_STREAM_NOISE, off, n, a);
+        ngc_philox_normal_at_mt(7, NGC_STREAM_NOISE, off, n, b, threads);
+        ck_assert_msg(!memcmp(a, b, (n + 1) * sizeof *a),
+                      "%zu normals from offset %d on %d threads differ", n, (int)off,
+                      (int)threads);
+      }
       free(a), free(b);
     }
 }

@@ -58,19 +58,28 @@ void ngc_philox_normal(ngc_philox *g, float *out, size_t n) {
 /* Below this many values a draw stays on the calling thread. */
 #define NORMAL_MT_MIN 16384
 
-void ngc_philox_normal_mt(ngc_philox *g, float *out, size_t n, int32_t threads) {
-  const uint64_t blocks = blocks_for(n);
+/* Where thread k of nt starts in [offset, offset + n): at a block boundary
+ * (a multiple of 4 values), so that no block is computed twice. */
+static uint64_t part_start(uint64_t offset, size_t n, int64_t k, int64_t nt) {
+  if (k == 0) return offset;
+  if (k == nt) return offset + n;
+  const uint64_t at = (offset + (uint64_t)n * (uint64_t)k / (uint64_t)nt) & ~(uint64_t)3;
+  return at < offset ? offset : at;
+}
+
+void ngc_philox_normal_at_mt(uint64_t seed, uint32_t stream, uint64_t offset, size_t n,
+                             float *out, int32_t threads) {
   const int64_t nt = n < NORMAL_MT_MIN || threads < 2 ? 1 : threads;
-  /* Thread k draws blocks [blocks * k / nt, blocks * (k + 1) / nt): values
-   * from a block boundary, so each is the value ngc_philox_normal gives. */
 #pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t k = 0; k < nt; k++) {
-    const uint64_t b0 = blocks * (uint64_t)k / (uint64_t)nt;
-    const uint64_t b1 = blocks * (uint64_t)(k + 1) / (uint64_t)nt;
-    const size_t i0 = (size_t)b0 * 4, i1 = (size_t)b1 * 4 < n ? (size_t)b1 * 4 : n;
-    if (i1 > i0) ngc_philox_normal_at(g->seed, g->stream, (g->counter + b0) << 2, i1 - i0, out + i0);
+    const uint64_t a = part_start(offset, n, k, nt), b = part_start(offset, n, k + 1, nt);
+    if (b > a) ngc_philox_normal_at(seed, stream, a, (size_t)(b - a), out + (a - offset));
   }
-  g->counter += blocks;
+}
+
+void ngc_philox_normal_mt(ngc_philox *g, float *out, size_t n, int32_t threads) {
+  ngc_philox_normal_at_mt(g->seed, g->stream, g->counter << 2, n, out, threads);
+  g->counter += blocks_for(n);
 }
 
 /* Words in order across blocks, for draws that need a variable number of

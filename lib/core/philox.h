@@ -175,6 +175,10 @@ void ngc_philox_normal(ngc_philox *g, float *out, size_t n);
  * numbers: each thread draws whole blocks of the range. For the noise a
  * NEGCUT step draws on the host (about 160k normals at 15 ns each). */
 void ngc_philox_normal_mt(ngc_philox *g, float *out, size_t n, int32_t threads);
+/* ngc_philox_normal_at on up to `threads` threads, with the same numbers
+ * (each value depends on its index only). */
+void ngc_philox_normal_at_mt(uint64_t seed, uint32_t stream, uint64_t offset, size_t n,
+                             float *out, int32_t threads);
 /* Values offset .. offset + n - 1 of (seed, stream), by value index: any
  * split of a range into calls gives the same numbers. */
 void ngc_philox_uniform_at(uint64_t seed, uint32_t stream, uint64_t offset, size_t n,

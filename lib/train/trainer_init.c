@@ -57,8 +57,9 @@ static negcut_status rand_noise(void *user, int32_t layer, int64_t n, float *out
   }
   ngc_philox *g = &t->rng_noise;
   const uint64_t all = (uint64_t)n * (uint64_t)t->cfg.world;
-  ngc_philox_normal_at(g->seed, g->stream, 4u * g->counter + (uint64_t)t->cfg.rank * (uint64_t)n,
-                       (size_t)n, out);
+  ngc_philox_normal_at_mt(g->seed, g->stream,
+                          4u * g->counter + (uint64_t)t->cfg.rank * (uint64_t)n, (size_t)n, out,
+                          t->ctx->threads);
   g->counter += (all + 3) / 4;
   return NEGCUT_OK;
 }
