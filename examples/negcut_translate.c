@@ -99,10 +99,11 @@ static unsigned char *read_stdin(size_t *size) {
   return buf;
 }
 
-/* Translates one image; returns 0 on success. */
+/* Translates one image; returns 0 on success. The result has the model's
+ * output channels (1 gray, 3 RGB, 4 RGBA: main checks). */
 static int translate_one(negcut_ctx *ctx, negcut_translator *tr, const negcut_model *model,
                          const char *in, const char *out) {
-  negcut_image *img = NULL, *res = NULL;
+  negcut_image *img = NULL, res = {0};
   negcut_status st;
   int32_t ci = negcut_model_input_channels(model), co = negcut_model_output_channels(model);
   if (strcmp(in, "-") == 0) {
@@ -113,7 +114,6 @@ static int translate_one(negcut_ctx *ctx, negcut_translator *tr, const negcut_mo
   } else {
     st = negcut_image_load(&img, ctx, in, NULL);
   }
-  if (st == NEGCUT_OK) st = negcut_image_create(&res, ctx, img->width, img->height);
   if (st == NEGCUT_OK && ci == 1) { /* gray model: BT.601 luma in place */
     for (uint32_t y = 0; y < img->height; y++) {
       uint8_t *row = img->pixels + (size_t)y * img->stride_bytes;
@@ -122,18 +122,67 @@ static int translate_one(negcut_ctx *ctx, negcut_translator *tr, const negcut_mo
     }
   }
   if (st == NEGCUT_OK) {
-    res->channels = (uint32_t)co;
-    res->stride_bytes = (size_t)img->width * (size_t)co;
+    res = (negcut_image){img->width, img->height, (uint32_t)co, (size_t)img->width * (size_t)co, NULL};
+    res.pixels = malloc(res.stride_bytes * img->height); /* the loader bounds the size */
+    if (!res.pixels) {
+      fprintf(stderr, "\nnegcut-translate: %s: out of memory\n", in);
+      negcut_image_free(img);
+      return 1;
+    }
     st = negcut_translate_rgb8(tr, img->pixels, img->width, img->height, img->stride_bytes,
-                               res->pixels, res->stride_bytes);
+                               res.pixels, res.stride_bytes);
   }
-  if (st == NEGCUT_OK) st = negcut_image_save(ctx, res, out, NULL);
+  if (st == NEGCUT_OK) st = negcut_image_save(ctx, &res, out, NULL);
   if (st != NEGCUT_OK)
     fprintf(stderr, "\nnegcut-translate: %s: %s (%s)\n", in, negcut_ctx_last_error(ctx),
             negcut_status_str(st));
   negcut_image_free(img);
-  negcut_image_free(res);
+  free(res.pixels);
   return st == NEGCUT_OK ? 0 : 1;
+}
+
+/* A whole decimal int in [lo, hi] from v, or -1 with a message. */
+static int parse_int(const char *opt, const char *v, long lo, long hi, int32_t *out) {
+  char *end = NULL;
+  errno = 0;
+  long x = strtol(v, &end, 10);
+  if (errno || end == v || *end || x < lo || x > hi) {
+    fprintf(stderr, "negcut-translate: %s needs a whole number in [%ld, %ld], got '%s'\n", opt, lo,
+            hi, v);
+    return -1;
+  }
+  *out = (int32_t)x;
+  return 0;
+}
+
+/* The output file name of input i in folder mode. */
+static const char *base_name(const char *in) {
+  if (!strcmp(in, "-")) return "stdin.png";
+  const char *slash = strrchr(in, '/');
+  return slash ? slash + 1 : in;
+}
+
+static int cmp_base(const void *a, const void *b) {
+  return strcmp(base_name(*(char *const *)a), base_name(*(char *const *)b));
+}
+
+/* -1 with a message when two inputs have the same base name. */
+static int same_base_names(const job *j) {
+  char **by = malloc((size_t)j->n * sizeof *by);
+  int bad = -1;
+  if (!by) {
+    fprintf(stderr, "negcut-translate: out of memory\n");
+    return -1;
+  }
+  memcpy(by, j->inputs, (size_t)j->n * sizeof *by);
+  qsort(by, (size_t)j->n, sizeof *by, cmp_base);
+  for (int i = 0; i + 1 < j->n && bad < 0; i++)
+    if (!strcmp(base_name(by[i]), base_name(by[i + 1]))) bad = i;
+  if (bad >= 0)
+    fprintf(stderr, "negcut-translate: %s and %s would both be written as %s; translate them in "
+                    "separate runs or rename one\n", by[bad], by[bad + 1], base_name(by[bad]));
+  free(by);
+  return bad >= 0 ? -1 : 0;
 }
 
 static double now(void) {
@@ -150,7 +199,7 @@ int main(int argc, char **argv) {
   negcut_model *model = NULL;
   negcut_translator *tr = NULL;
   job j = {0};
-  int failures = 0, tty = isatty(2);
+  int failures = 0, tty = isatty(2), any_folder = 0;
   char out_path[4096];
 
   negcut_ctx_options_init_v2(&co, NEGCUT_CTX_OPTIONS_VERSION);
@@ -165,9 +214,11 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--output") && v) {
       output = v, i++;
     } else if (!strcmp(a, "--tile") && v) {
-      to.tile_px = atoi(v), i++;
+      if (parse_int(a, v, 0, 1 << 20, &to.tile_px) < 0) return 2;
+      i++;
     } else if (!strcmp(a, "--threads") && v) {
-      co.threads = atoi(v), i++;
+      if (parse_int(a, v, 0, 4096, &co.threads) < 0) return 2;
+      i++;
     } else if (!strcmp(a, "--backend") && v) {
       co.backend = !strcmp(v, "cpu") ? NEGCUT_BACKEND_CPU : !strcmp(v, "cuda") ? NEGCUT_BACKEND_CUDA
                  : !strcmp(v, "ref") ? NEGCUT_BACKEND_REF : -1;
@@ -187,6 +238,7 @@ int main(int argc, char **argv) {
       usage(stderr);
       return 2;
     } else if (strcmp(a, "-") != 0 && is_dir(a)) {
+      any_folder = 1;
       if (add_folder(&j, a) < 0) return 1;
     } else if (push(&j, a) < 0) {
       fprintf(stderr, "negcut-translate: out of memory\n");
@@ -197,8 +249,11 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  int single = j.n == 1 && output && !is_dir(output);
+  /* one input file (not a folder's one image) and an OUT that is no folder */
+  int single = j.n == 1 && !any_folder && output && !is_dir(output);
   if (!single) {
+    /* results keep their inputs' base names: two alike would overwrite */
+    if (same_base_names(&j) < 0) return 2;
     if (!output) output = "translated";
     if (!is_dir(output) && mkdir(output, 0777) != 0) {
       fprintf(stderr, "negcut-translate: cannot create folder %s: %s\n", output, strerror(errno));
@@ -216,15 +271,22 @@ int main(int argc, char **argv) {
     negcut_ctx_free(ctx);
     return 1;
   }
+  const int32_t mci = negcut_model_input_channels(model), mco = negcut_model_output_channels(model);
+  if ((mci != 1 && mci != 3) || (mco != 1 && mco != 3 && mco != 4)) {
+    fprintf(stderr, "negcut-translate: %s takes %d and gives %d channels; image files need 1 or 3 "
+                    "in and 1, 3 or 4 out\n", model_path, (int)mci, (int)mco);
+    negcut_translator_free(tr);
+    negcut_model_free(model);
+    negcut_ctx_free(ctx);
+    return 2;
+  }
   double t0 = now();
   for (int i = 0; i < j.n; i++) {
     const char *in = j.inputs[i];
     if (single) {
       snprintf(out_path, sizeof out_path, "%s", output);
     } else {
-      const char *base = strcmp(in, "-") ? strrchr(in, '/') : NULL;
-      base = base ? base + 1 : strcmp(in, "-") ? in : "stdin.png";
-      snprintf(out_path, sizeof out_path, "%s/%s", output, base);
+      snprintf(out_path, sizeof out_path, "%s/%s", output, base_name(in));
     }
     if (tty)
       fprintf(stderr, "\r[%d/%d] %s -> %s  (%.1f s)   ", i + 1, j.n, in, out_path, now() - t0);

@@ -71,5 +71,64 @@ with tempfile.TemporaryDirectory() as tmp:
         raise SystemExit("a missing model was accepted")
     except nc.NegcutError as e:
         assert "NEGCUT_ERR_IO" in str(e), e
+
+    # Channels other than RGB in and out: a gray-to-RGBA generator through
+    # both programs (the same bytes, a 1-channel input read as luma, 4 out),
+    # and one with 64 outputs, which neither can write as an image.
+    class GenOptions(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("input_nc", ctypes.c_int32),
+                    ("output_nc", ctypes.c_int32), ("ngf", ctypes.c_int32),
+                    ("n_blocks", ctypes.c_int32), ("no_antialias", ctypes.c_int32),
+                    ("no_antialias_up", ctypes.c_int32), ("init_id", ctypes.c_uint32),
+                    ("init_gain", ctypes.c_float)]
+
+    def odd_model(name, cin, cout):
+        o = GenOptions(1, cin, cout, 8, 2, 0, 0, 0, 0.0)
+        gen, path = ctypes.c_void_p(), os.path.join(tmp, name)
+        ng._check(lib.negcut_net_create_generator(ctypes.byref(gen), ng.ctx, ctypes.byref(o)), ng.ctx)
+        ng._check(lib.negcut_net_save(gen, path.encode()), ng.ctx)
+        lib.negcut_net_free(gen)
+        return path
+
+    gray_rgba, wide = odd_model("g4.safetensors", 1, 4), odd_model("g64.safetensors", 3, 64)
+    with ng.translator(gray_rgba) as tr:
+        assert (tr.in_channels, tr.channels) == (1, 4)
+        assert len(tr.translate_rgb8(bytes(w * h), w, h)) == w * h * 4
+        tr.translate_file(src_png, os.path.join(tmp, "py4.png"))
+    subprocess.run([translate_bin, "--model", gray_rgba, "--threads", "1", "--output",
+                    os.path.join(tmp, "c4.png"), src_png], check=True, stderr=subprocess.DEVNULL)
+    py4, c4 = (open(os.path.join(tmp, f), "rb").read() for f in ("py4.png", "c4.png"))
+    assert py4 == c4, "gray-to-RGBA outputs of ctypes and C differ"
+    assert py4[25] == 6, "not an RGBA PNG"  # IHDR colour type
+    with ng.translator(wide) as tr:
+        try:
+            tr.translate_file(src_png, os.path.join(tmp, "py64.png"))
+            raise SystemExit("a 64-channel result was written as an image")
+        except nc.NegcutError as e:
+            assert "64" in str(e), e
+    r = subprocess.run([translate_bin, "--model", wide, "--output", os.path.join(tmp, "c64.png"),
+                        src_png], stderr=subprocess.PIPE, text=True)
+    assert r.returncode == 2 and "64 channels" in r.stderr, (r.returncode, r.stderr)
+
+    # negcut-translate's folders: two inputs of one base name are refused
+    # before anything is written; a folder's only image goes into OUT/ as a
+    # folder's images do, never to a file named OUT.
+    for d in ("a", "b", "one"):
+        os.mkdir(os.path.join(tmp, d))
+    for d in ("a", "b"):
+        os.link(src_png, os.path.join(tmp, d, "x.png"))
+    r = subprocess.run([translate_bin, "--model", model, "--output", os.path.join(tmp, "ab"),
+                        os.path.join(tmp, "a"), os.path.join(tmp, "b")], stderr=subprocess.PIPE,
+                       text=True)
+    assert r.returncode == 2 and "both be written as x.png" in r.stderr, (r.returncode, r.stderr)
+    assert not os.path.exists(os.path.join(tmp, "ab")), "refused run created its folder"
+    os.link(src_png, os.path.join(tmp, "one", "y.png"))
+    subprocess.run([translate_bin, "--model", model, "--threads", "1", "--output",
+                    os.path.join(tmp, "one_out"), os.path.join(tmp, "one")], check=True,
+                   stderr=subprocess.DEVNULL)
+    assert open(os.path.join(tmp, "one_out", "y.png"), "rb").read() == open(c_png, "rb").read()
+    r = subprocess.run([translate_bin, "--model", model, "--tile", "abc", src_png],
+                       stderr=subprocess.PIPE, text=True)
+    assert r.returncode == 2 and "--tile" in r.stderr, (r.returncode, r.stderr)
 ng.close()
 print("ctypes binding test passed")

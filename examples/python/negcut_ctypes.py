@@ -60,13 +60,13 @@ def _load(path):
         "negcut_ctx_last_error": (ctypes.c_char_p, [P]),
         "negcut_model_load": (I32, [ctypes.POINTER(P), P, ctypes.c_char_p]),
         "negcut_model_free": (None, [P]),
+        "negcut_model_input_channels": (I32, [P]),
         "negcut_model_output_channels": (I32, [P]),
         "negcut_translator_options_init_v2": (I32, [ctypes.POINTER(_TranslatorOptions), U32]),
         "negcut_translator_create": (I32, [ctypes.POINTER(P), P, P, ctypes.POINTER(_TranslatorOptions)]),
         "negcut_translator_free": (None, [P]),
         "negcut_translate_rgb8": (I32, [P, ctypes.c_char_p, U32, U32, S, P, S]),
         "negcut_image_load": (I32, [ctypes.POINTER(ctypes.POINTER(_Image)), P, ctypes.c_char_p, P]),
-        "negcut_image_create": (I32, [ctypes.POINTER(ctypes.POINTER(_Image)), P, U32, U32]),
         "negcut_image_save": (I32, [P, ctypes.POINTER(_Image), ctypes.c_char_p, P]),
         "negcut_image_free": (None, [ctypes.POINTER(_Image)]),
     }
@@ -121,36 +121,51 @@ class Translator:
             setattr(opts, name, int(value))
         self.model, self.tr = ctypes.c_void_p(), ctypes.c_void_p()
         ng._check(lib.negcut_model_load(ctypes.byref(self.model), ng.ctx, model_path.encode()), ng.ctx)
-        ng._check(lib.negcut_translator_create(ctypes.byref(self.tr), ng.ctx, self.model, ctypes.byref(opts)),
-                  ng.ctx)
+        try:
+            ng._check(lib.negcut_translator_create(ctypes.byref(self.tr), ng.ctx, self.model,
+                                                   ctypes.byref(opts)), ng.ctx)
+        except NegcutError:
+            lib.negcut_model_free(self.model)
+            self.model = None
+            raise
+        self.in_channels = lib.negcut_model_input_channels(self.model)
         self.channels = lib.negcut_model_output_channels(self.model)
 
     def translate_rgb8(self, pixels, width, height):
-        """pixels: width * height * 3 bytes, rows packed. Returns the result the same way."""
-        if len(pixels) != width * height * 3:
-            raise ValueError("expected %d bytes" % (width * height * 3))
+        """pixels: width * height * in_channels bytes (3: RGB, 1: gray), rows packed.
+        Returns width * height * channels bytes (the model's output channels) the same way."""
+        if len(pixels) != width * height * self.in_channels:
+            raise ValueError("expected %d bytes" % (width * height * self.in_channels))
         out = ctypes.create_string_buffer(width * height * self.channels)
-        self.ng._check(self.ng.lib.negcut_translate_rgb8(self.tr, bytes(pixels), width, height, width * 3,
-                                                         out, width * self.channels), self.ng.ctx)
+        self.ng._check(self.ng.lib.negcut_translate_rgb8(self.tr, bytes(pixels), width, height,
+                                                         width * self.in_channels, out,
+                                                         width * self.channels), self.ng.ctx)
         return out.raw
 
     def translate_file(self, src, dst):
+        """Translates an image file (PNG or JPEG) into dst, which gets the model's output
+        channels (1 gray, 3 RGB, 4 RGBA; JPEG drops alpha). A gray model reads the image's
+        BT.601 luma."""
         lib, ctx = self.ng.lib, self.ng.ctx
-        img, res = ctypes.POINTER(_Image)(), ctypes.POINTER(_Image)()
+        if self.in_channels not in (1, 3) or self.channels not in (1, 3, 4):
+            raise NegcutError("the model takes %d and gives %d channels; image files need 1 or 3 "
+                              "in and 1, 3 or 4 out" % (self.in_channels, self.channels))
+        img = ctypes.POINTER(_Image)()
         try:
             self.ng._check(lib.negcut_image_load(ctypes.byref(img), ctx, src.encode(), None), ctx)
-            w, h = img.contents.width, img.contents.height
-            self.ng._check(lib.negcut_image_create(ctypes.byref(res), ctx, w, h), ctx)
-            data = ctypes.string_at(img.contents.pixels, img.contents.stride_bytes * h)
-            out = self.translate_rgb8(data, w, h) if img.contents.stride_bytes == w * 3 else None
-            if out is None:
-                raise NegcutError("unexpected row padding")
-            ctypes.memmove(res.contents.pixels, out, len(out))
-            self.ng._check(lib.negcut_image_save(ctx, res, dst.encode(), None), ctx)
-            return w, h
+            w, h, stride = img.contents.width, img.contents.height, img.contents.stride_bytes
+            raw = ctypes.string_at(img.contents.pixels, stride * h)
         finally:
             lib.negcut_image_free(img)
-            lib.negcut_image_free(res)
+        rgb = b"".join(raw[y * stride:y * stride + w * 3] for y in range(h))
+        if self.in_channels == 1:
+            rgb = bytes(int(0.299 * rgb[i] + 0.587 * rgb[i + 1] + 0.114 * rgb[i + 2] + 0.5)
+                        for i in range(0, len(rgb), 3))
+        out = ctypes.create_string_buffer(self.translate_rgb8(rgb, w, h), w * h * self.channels)
+        res = _Image(w, h, self.channels, w * self.channels,
+                     ctypes.cast(out, ctypes.POINTER(ctypes.c_uint8)))
+        self.ng._check(lib.negcut_image_save(ctx, ctypes.byref(res), dst.encode(), None), ctx)
+        return w, h
 
     def close(self):
         if self.tr:
