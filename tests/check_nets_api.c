@@ -140,6 +140,14 @@ START_TEST(test_trainer_set_epoch) {
   ck_assert_int_eq(negcut_trainer_progress(t, &p), NEGCUT_OK);
   ck_assert(fabs(p.lr - 2e-4 * (1.0 - 6.0 / 11.0)) < 1e-12);
   ck_assert_int_eq(negcut_trainer_set_epoch(t, 0), NEGCUT_ERR_INVALID_ARGUMENT);
+  /* the schedule's last epoch (lr / 11), not one past it (lr 0, then negative) */
+  ck_assert_int_eq(negcut_trainer_set_epoch(t, 20), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_progress(t, &p), NEGCUT_OK);
+  ck_assert(fabs(p.lr - 2e-4 / 11.0) < 1e-12);
+  ck_assert_int_eq(negcut_trainer_set_epoch(t, 21), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_set_epoch(t, INT64_MAX), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_progress(t, &p), NEGCUT_OK);
+  ck_assert(fabs(p.lr - 2e-4 / 11.0) < 1e-12); /* a refused epoch changes nothing */
   ck_assert(fabs(negcut_lr_linear(16, 10, 10) - (1.0 - 6.0 / 11.0)) < 1e-12);
   negcut_trainer_free(t);
 }

@@ -174,7 +174,7 @@ START_TEST(options_and_create_contract) {
     negcut_trainer_free(t);
     t = NULL;
   }
-  for (int k = 0; k < 11; k++) {
+  for (int k = 0; k < 12; k++) {
     tiny_options(&o, NEGCUT_MODE_CUT, NULL);
     switch (k) {
     case 0: o.mode = 9; break;
@@ -184,10 +184,11 @@ START_TEST(options_and_create_contract) {
     case 4: o.num_patches = 0; break;
     case 5: o.lr = -1.0; break;
     case 6: o.nce_layers[4] = 3; break;   /* not increasing */
-    case 7: o.output_nc = 1; break;       /* identity loss needs in == out */
+    case 7: o.output_nc = 1; break;       /* the NCE encoder needs in == out */
     case 8: o.dir_a = root; break;        /* dir_a without dir_b */
     case 9: o.conv_algo = NEGCUT_CONV_WINOGRAD + 1; break;
     case 10: o.conv_algo = -1; break;
+    case 11: o.nce_idt = 0, o.output_nc = 1; break; /* without it too */
     }
     t = (negcut_trainer *)&o;
     ck_assert_msg(negcut_trainer_create(&t, ctx, &o) == NEGCUT_ERR_INVALID_ARGUMENT, "bad option %d accepted", k);

@@ -399,6 +399,15 @@ START_TEST(test_bad_arguments) {
   negcut_translator_options_init(&o);
   o.tile_px = 5;
   ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, &o), NEGCUT_ERR_INVALID_ARGUMENT);
+  /* an overlap near INT32_MAX wrapped negative when rounded up to 4 */
+  for (int k = 0; k < 3; k++) {
+    negcut_translator_options_init(&o);
+    if (k == 0) o.overlap_px = INT32_MAX;
+    if (k == 1) o.overlap_px = (1 << 20) + 1;
+    if (k == 2) o.tile_px = INT32_MAX;
+    ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, &o), NEGCUT_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(tr);
+  }
   ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, NULL), NEGCUT_OK);
   ck_assert_int_eq(negcut_translate_rgb8(tr, NULL, 8, 8, 24, px, 24), NEGCUT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(negcut_translate_rgb8(tr, px, 0, 8, 24, px, 24), NEGCUT_ERR_INVALID_ARGUMENT);
@@ -406,6 +415,12 @@ START_TEST(test_bad_arguments) {
   ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "stride"));
   ck_assert_int_eq(negcut_translate_f32(tr, f, 0, 8, 8, f), NEGCUT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(negcut_translate_f32(tr, f, 1, 1u << 20, 1u << 20, f), NEGCUT_ERR_LIMIT);
+  /* a count times size that wraps 64 bits, and strides whose last row's
+   * offset wraps, are refused before anything is read */
+  ck_assert_int_eq(negcut_translate_f32(tr, f, UINT32_MAX, UINT32_MAX, UINT32_MAX, f),
+                   NEGCUT_ERR_LIMIT);
+  ck_assert_int_eq(negcut_translate_rgb8(tr, px, 8, 8, SIZE_MAX, px, 24), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_translate_rgb8(tr, px, 8, 8, 24, px, SIZE_MAX / 4), NEGCUT_ERR_INVALID_ARGUMENT);
   negcut_translator_free(tr);
   negcut_translator_free(NULL);
   negcut_model_free(NULL);

@@ -370,8 +370,9 @@ static int validate(cli_settings *s) {
     fprintf(stderr, "negcut-train: --input-nc and --output-nc are 1 (gray) or 3 (RGB)\n");
     return 2;
   }
-  if (o->nce_idt && o->input_nc != o->output_nc) {
-    fprintf(stderr, "negcut-train: --nce-idt 1 needs --input-nc equal to --output-nc\n");
+  if (o->input_nc != o->output_nc) {
+    fprintf(stderr, "negcut-train: --input-nc and --output-nc must be equal (the NCE loss encodes "
+                    "translations with the generator's encoder)\n");
     return 2;
   }
   if (o->n_epochs + o->n_epochs_decay < 1) {

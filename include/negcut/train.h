@@ -63,7 +63,7 @@ typedef struct negcut_trainer_options {
    * PNG and JPEG); all NULL for a caller-supplied batch (step_batch) */
   const char *dataroot, *dir_a, *dir_b;
   /* architecture (reference defaults) */
-  int32_t input_nc, output_nc; /* 3, 3 */
+  int32_t input_nc, output_nc; /* 3, 3; equal (the NCE loss encodes translations) */
   int32_t ngf, ndf;            /* 64, 64 */
   int32_t n_blocks;            /* 9 */
   int32_t n_layers_d;          /* 3 */
@@ -158,8 +158,8 @@ NEGCUT_API negcut_status negcut_trainer_step_batch(negcut_trainer *t, const floa
                                                    uint32_t width);
 
 /* For caller-supplied batches (step_batch): the 1-based epoch whose
- * learning rate the next iterations use (the `linear` policy); with data
- * folders the epoch follows the data. */
+ * learning rate the next iterations use (the `linear` policy), at most
+ * n_epochs + n_epochs_decay; with data folders the epoch follows the data. */
 NEGCUT_API negcut_status negcut_trainer_set_epoch(negcut_trainer *t, int64_t epoch);
 
 typedef struct negcut_train_progress {

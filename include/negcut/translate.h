@@ -53,8 +53,8 @@ NEGCUT_API int32_t negcut_model_output_channels(const negcut_model *model);
 typedef struct negcut_translator_options {
   uint32_t version;          /* NEGCUT_TRANSLATOR_OPTIONS_VERSION */
   uint64_t max_memory_bytes; /* working memory per translator; 0: 2 GiB */
-  int32_t tile_px;           /* tile side; 0: largest that fits the memory limit */
-  int32_t overlap_px;        /* blended border between tiles; 0: 32 */
+  int32_t tile_px;           /* tile side, 16 to 2^20; 0: largest that fits the memory limit */
+  int32_t overlap_px;        /* blended border between tiles, up to 2^20; 0: 32 */
   int32_t bf16;              /* 1: convolutions may run in bfloat16 where that is faster:
                                 on CPUs with AVX512-BF16 those that run no Winograd
                                 kernel and do not go to 3 channels (all others with

@@ -9,6 +9,8 @@
 
 #define NGC_DEFAULT_MEMORY ((uint64_t)2 << 30)
 #define NGC_DEFAULT_OVERLAP 32
+/* Tiles and overlaps beyond any image the size check lets through. */
+#define NGC_MAX_TILE (1 << 20)
 #define NGC_MIN_SIDE 8 /* reflect pads need >= 4 px at full and >= 2 at 1/4 size */
 /* Models with at most this many bytes of weights keep them in the layouts
  * the backend's convolutions take (ngc_wstore), up to 4 times their size
@@ -49,9 +51,11 @@ negcut_status negcut_translator_create(negcut_translator **out, negcut_ctx *ctx,
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_translator_create: conv_algo %d is not a NEGCUT_CONV_* value",
                      (int)o.conv_algo);
-  if (o.tile_px < 0 || o.overlap_px < 0 || (o.tile_px && o.tile_px < 16))
+  if (o.tile_px < 0 || o.overlap_px < 0 || (o.tile_px && o.tile_px < 16) ||
+      o.tile_px > NGC_MAX_TILE || o.overlap_px > NGC_MAX_TILE)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                     "negcut_translator_create: tile_px must be 0 or >= 16, overlap_px >= 0");
+                     "negcut_translator_create: tile_px must be 0 or in [16, %d], overlap_px in "
+                     "[0, %d]", NGC_MAX_TILE, NGC_MAX_TILE);
   if (ctx->kind != model->ctx->kind || (!ctx->be->host_memory && ctx->device != model->ctx->device))
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_translator_create: the model lives on backend %s, this context uses %s",
@@ -299,7 +303,8 @@ static negcut_status check_size(negcut_translator *tr, uint32_t n, uint32_t h, u
   if (!n || !h || !w)
     return ngc_error(tr->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "translate: empty image (%ux%u, %u)",
                      (unsigned)w, (unsigned)h, (unsigned)n);
-  if ((uint64_t)n * h * w > ((uint64_t)1 << 34))
+  /* each factor < 2^32: the product of two fits, the third is divided out */
+  if ((uint64_t)h * w > ((uint64_t)1 << 34) / n)
     return ngc_error(tr->ctx, NEGCUT_ERR_LIMIT, "translate: %u images of %ux%u is too large",
                      (unsigned)n, (unsigned)w, (unsigned)h);
   return NEGCUT_OK;
@@ -318,7 +323,7 @@ negcut_status negcut_translate_rgb8_batch(negcut_translator *tr, uint32_t count,
                                           uint32_t height, size_t src_stride, uint8_t *const *dst,
                                           size_t dst_stride) {
   const negcut_model *m;
-  int64_t ci, co, H = height, W = width, plane = (int64_t)height * width;
+  int64_t ci, co, H = height, W = width, plane;
   float *in = NULL, *out = NULL;
   negcut_status st;
   if (!tr || !src || !dst)
@@ -328,6 +333,12 @@ negcut_status negcut_translate_rgb8_batch(negcut_translator *tr, uint32_t count,
   co = m->cfg.output_nc;
   st = check_size(tr, count, height, width);
   if (st) return st;
+  plane = H * W;
+  /* the last row starts (height - 1) strides in: that offset must exist */
+  if (src_stride > SIZE_MAX / height || dst_stride > SIZE_MAX / height)
+    return ngc_error(tr->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_translate_rgb8: stride %zu/%zu times %u rows overflows", src_stride,
+                     dst_stride, (unsigned)height);
   if (src_stride < (size_t)W * (size_t)ci || dst_stride < (size_t)W * (size_t)co)
     return ngc_error(tr->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_translate_rgb8: stride %zu/%zu shorter than a row (%lld px x %lld/%lld ch)",

@@ -95,9 +95,13 @@ static negcut_status to_cfg(negcut_ctx *ctx, const negcut_trainer_options *o, ng
   c->detach_negatives = o->detach_negatives != 0;
   c->ema_from_f = o->ema_from_f != 0;
   c->diversity_all = o->diversity_all_calls != 0;
-  if (c->nce_idt && o->input_nc != o->output_nc)
+  /* The NCE losses run the generator's encoder on its translations (and,
+   * with the identity loss, the generator on B): both take input_nc. */
+  if (o->input_nc != o->output_nc)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                     "trainer: the identity loss needs input_nc == output_nc");
+                     "trainer: input_nc %d and output_nc %d differ; the NCE loss encodes the "
+                     "generator's translations with its own encoder, which takes input_nc",
+                     (int)o->input_nc, (int)o->output_nc);
   return NEGCUT_OK;
 }
 
@@ -254,6 +258,11 @@ negcut_status negcut_trainer_set_epoch(negcut_trainer *t, int64_t epoch) {
     return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_set_epoch: epoch must be >= 1");
   if (t->data)
     return ngc_error(t->ctx, NEGCUT_ERR_STATE, "negcut_trainer_set_epoch: the data folders decide the epoch");
+  if (epoch > t->o.n_epochs + t->o.n_epochs_decay)
+    return ngc_error(t->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_trainer_set_epoch: epoch %lld is past the schedule's %lld (n_epochs "
+                     "+ n_epochs_decay), where the linear policy's learning rate is not positive",
+                     (long long)epoch, (long long)(t->o.n_epochs + t->o.n_epochs_decay));
   t->epoch = epoch;
   return NEGCUT_OK;
 }
