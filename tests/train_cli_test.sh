@@ -13,8 +13,9 @@ source "$(dirname "$0")/cuda_device.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$bin/make_demo_data" "$tmp/data" --count 6 --test 2 --size 32 --seed 3 >/dev/null
-tiny=(--ngf 4 --ndf 4 --n-blocks 1 --nce-layers 0,4,8,12 --num-patches 16 --netf-nc 16
-      --load-size 36 --crop-size 32 --threads 1 --display-every 2 --save-every 4 "${backend[@]}")
+net=(--ngf 4 --ndf 4 --n-blocks 1 --nce-layers 0,4,8,12 --num-patches 16 --netf-nc 16
+     --load-size 36 --crop-size 32 --threads 1 "${backend[@]}")
+tiny=("${net[@]}" --display-every 2 --save-every 4)
 run=$tmp/ck/t
 "$bin/negcut-train" --dataroot "$tmp/data" --name t --checkpoints-dir "$tmp/ck" --mode negcut \
   --iters 5 "${tiny[@]}" > "$tmp/out.jsonl"
@@ -31,6 +32,17 @@ echo "== resume"
   --iters 8 "${tiny[@]}" > "$tmp/out2.jsonl" 2> "$tmp/err2.txt"
 grep -q "5" "$tmp/err2.txt" || { cat "$tmp/err2.txt"; echo "resume did not say where it continued"; exit 1; }
 
+echo "== integers beyond 2^53 survive opt.json and --resume"
+big=(--save-every 123456789012345678 --display-every 999999999999999999)
+"$bin/negcut-train" --dataroot "$tmp/data" --name big --checkpoints-dir "$tmp/ck" --mode cut \
+  --iters 1 "${net[@]}" "${big[@]}" > /dev/null 2>&1
+"$bin/negcut-train" --dataroot "$tmp/data" --name big --checkpoints-dir "$tmp/ck" --resume \
+  --iters 2 "${net[@]}" > /dev/null 2> "$tmp/err3.txt" ||
+  { cat "$tmp/err3.txt"; echo "resume with huge integers failed"; exit 1; }
+grep -q '"123456789012345678"' "$tmp/ck/big/opt.json" &&
+  grep -q '"999999999999999999"' "$tmp/ck/big/opt.json" ||
+  { cat "$tmp/ck/big/opt.json"; echo "opt.json lost the huge integers"; exit 1; }
+
 echo "== SIGINT saves and exits 130"
 # A schedule far longer than the 3 s before the signal, on any machine.
 rc=0
@@ -46,7 +58,8 @@ echo "== the generator translates"
 [ "$(ls "$tmp/tr" | wc -l)" = 2 ] || { echo "translations missing"; exit 1; }
 
 echo "== bad options exit 2"
-for bad in "--ngf 0" "--mode nope" "--crop-size 64 --load-size 32" "--nce-layers 0,99"; do
+for bad in "--ngf 0" "--mode nope" "--crop-size 64 --load-size 32" "--nce-layers 0,99" \
+           "--input-nc 1 --output-nc 3 --nce-idt 0"; do
   rc=0
   # shellcheck disable=SC2086
   "$bin/negcut-train" --dataroot "$tmp/data" --name b --checkpoints-dir "$tmp/ck" $bad >/dev/null 2>&1 || rc=$?

@@ -12,6 +12,9 @@
 
 #include "train_cli.h"
 
+/* The largest integer up to which every integer is a double (2^53). */
+#define EXACT_INT 9007199254740992.0
+
 typedef enum kind {
   K_I32,    /* int32_t in [lo, hi] */
   K_I64,    /* int64_t in [lo, hi] */
@@ -300,15 +303,14 @@ static int apply_saved(cli_settings *s, const char *path, const unsigned char *s
     if (skip[d - defs]) continue;
     if (cJSON_IsString(item)) snprintf(val, sizeof val, "%s", item->valuestring);
     else if (cJSON_IsBool(item)) snprintf(val, sizeof val, "%d", cJSON_IsTrue(item) ? 1 : 0);
+    else if (cJSON_IsNumber(item) && (d->k == K_I64 || d->k == K_I32 || d->k == K_U64) &&
+             fabs(item->valuedouble) <= EXACT_INT && item->valuedouble == floor(item->valuedouble))
+      snprintf(val, sizeof val, "%.0f", item->valuedouble); /* integers exactly */
     else if (cJSON_IsNumber(item)) snprintf(val, sizeof val, "%.17g", item->valuedouble);
     else {
       fprintf(stderr, "negcut-train: %s: '%s' has no usable value\n", path, item->string);
       rc = 1;
       break;
-    }
-    if (d->k == K_I64 || d->k == K_I32 || d->k == K_U64) { /* integers printed as %.17g stay integral */
-      char *dot = strchr(val, '.');
-      if (dot) *dot = '\0';
     }
     if (set(s, d, val)) {
       fprintf(stderr, "negcut-train: (in %s)\n", path);
@@ -332,7 +334,10 @@ int cli_write_options(const cli_settings *s, const char *path) {
         (d->k == K_STR && !((const char *)s + d->off)[0]))
       continue; /* not set: --iters, --epochs */
     get(s, d, val, sizeof val);
-    if (d->k == K_CHOICE || d->k == K_LAYERS || d->k == K_STR || d->k == K_U64) item = cJSON_CreateString(val);
+    /* a JSON number is a double: integers beyond 2^53 go as strings */
+    if (d->k == K_CHOICE || d->k == K_LAYERS || d->k == K_STR || d->k == K_U64 ||
+        (d->k == K_I64 && fabs(strtod(val, NULL)) > EXACT_INT))
+      item = cJSON_CreateString(val);
     else if (d->k == K_FLAG) item = cJSON_CreateBool(val[0] == '1');
     else item = cJSON_CreateNumber(strtod(val, NULL)); /* %.7g keeps 0.07f as 0.07 */
     if (!item || !cJSON_AddItemToObject(root, d->name, item)) {
