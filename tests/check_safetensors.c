@@ -459,6 +459,9 @@ START_TEST(test_failed_write_keeps_old_file) {
   signal(SIGXFSZ, SIG_DFL);
   ck_assert_int_eq(st, NEGCUT_ERR_IO);
   ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), path));
+  /* the system's reason, not a generic I/O error */
+  ck_assert_msg(strstr(negcut_ctx_last_error(ctx), strerror(EFBIG)), "%s",
+                negcut_ctx_last_error(ctx));
   ck_assert_int_eq(stray_files("ckpt.safetensors"), 0);
   ck_assert_int_eq(ngc_st_open(ctx, path, &f), NEGCUT_OK);
   check_sample(f);
@@ -481,6 +484,18 @@ START_TEST(test_failed_write_keeps_old_file) {
   ngc_st_close(f);
   ck_assert_int_eq(stray_files("ckpt.safetensors"), 0);
   ngc_st_writer_free(big);
+
+  /* A name of 250 bytes (NAME_MAX is 255): its temporary name must fit too. */
+  char name[251], longp[600];
+  memset(name, 'n', 250);
+  name[250] = '\0';
+  memcpy(name + 238, ".safetensors", 12);
+  path_in(longp, sizeof longp, name);
+  ck_assert_msg(ngc_st_write(ctx, w, longp) == NEGCUT_OK, "%s", negcut_ctx_last_error(ctx));
+  ck_assert_int_eq(ngc_st_open(ctx, longp, &f), NEGCUT_OK);
+  check_sample(f);
+  ngc_st_close(f);
+  ck_assert_int_eq(unlink(longp), 0);
   ngc_st_writer_free(w);
 }
 END_TEST

@@ -9,11 +9,16 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Bytes of the target's name kept in the temporary one (NAME_MAX is 255 on
+ * Linux; the suffix takes up to 30). */
+#define TMP_BASE_MAX 200
+
 struct ngc_atomic_file {
   negcut_ctx *ctx;
   FILE *fp;
   char *path;
   char *tmp_path;
+  int err; /* errno of the first failed ngc_atomic_file_write, 0 if none */
 };
 
 static void atomic_file_release(ngc_atomic_file *f) {
@@ -54,8 +59,13 @@ negcut_status ngc_atomic_file_open(negcut_ctx *ctx, const char *path, ngc_atomic
   int err = 0;
   for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
     seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-    snprintf(f->tmp_path, cap, "%s.tmp.%ld.%08x", path, (long)getpid(),
-             (unsigned)(seed >> 32));
+    /* dir/base.tmp.pid.hex, the base cut to TMP_BASE_MAX bytes so that a
+     * name near NAME_MAX still leaves room for the suffix */
+    const char *slash = strrchr(path, '/');
+    const size_t dir_len = slash ? (size_t)(slash + 1 - path) : 0;
+    const size_t base_len = len - dir_len < TMP_BASE_MAX ? len - dir_len : TMP_BASE_MAX;
+    snprintf(f->tmp_path, cap, "%.*s%.*s.tmp.%ld.%08x", (int)dir_len, path, (int)base_len,
+             path + dir_len, (long)getpid(), (unsigned)(seed >> 32));
     fd = open(f->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     err = errno;
     if (fd < 0 && err != EEXIST) break;
@@ -83,6 +93,15 @@ fail:
 }
 
 FILE *ngc_atomic_file_stream(ngc_atomic_file *f) { return f ? f->fp : NULL; }
+
+int ngc_atomic_file_write(ngc_atomic_file *f, const void *data, size_t size) {
+  if (f->err) return -1;
+  if (size > 0 && fwrite(data, 1, size, f->fp) != size) {
+    f->err = errno ? errno : EIO;
+    return -1;
+  }
+  return 0;
+}
 
 void ngc_atomic_file_abort(ngc_atomic_file *f) {
   if (!f) return;
@@ -120,7 +139,8 @@ negcut_status ngc_atomic_file_commit(ngc_atomic_file *f) {
   int err = 0;
   /* Every step's failure is checked: a full disk often shows only at
    * fflush, fsync or even close. */
-  if (ferror(f->fp)) err = EIO;
+  if (f->err) err = f->err;
+  else if (ferror(f->fp)) err = EIO; /* a writer's own failed fwrite: errno is gone */
   if (!err && fflush(f->fp) != 0) err = errno;
   if (!err && fsync(fileno(f->fp)) != 0) err = errno;
   int close_rc = fclose(f->fp);
@@ -153,11 +173,6 @@ negcut_status ngc_write_file_atomic(negcut_ctx *ctx, const char *path, const voi
   ngc_atomic_file *f = NULL;
   negcut_status st = ngc_atomic_file_open(ctx, path, &f);
   if (st != NEGCUT_OK) return st;
-  if (size > 0 && fwrite(data, 1, size, f->fp) != size) {
-    int err = errno;
-    st = ngc_error(ctx, NEGCUT_ERR_IO, "cannot write %s: %s", path, strerror(err));
-    ngc_atomic_file_abort(f);
-    return st;
-  }
+  ngc_atomic_file_write(f, data, size);
   return ngc_atomic_file_commit(f);
 }

@@ -34,6 +34,10 @@ negcut_status ngc_atomic_file_open(negcut_ctx *ctx, const char *path, ngc_atomic
 /* The stream to write to. A write error may be left to commit, which checks
  * the stream's error flag. Never fclose it. */
 FILE *ngc_atomic_file_stream(ngc_atomic_file *f);
+/* fwrite to the stream, keeping the errno of the first failure for commit's
+ * message (a full disk: ENOSPC, where the stream's error flag alone only
+ * says EIO); nothing more is written after one. 0, or -1 on failure. */
+int ngc_atomic_file_write(ngc_atomic_file *f, const void *data, size_t size);
 
 /* Makes the written bytes the file at path, then frees f. On failure the
  * temporary file is removed, path is untouched and f is freed all the same. */

@@ -684,7 +684,6 @@ negcut_status ngc_st_write(negcut_ctx *ctx, const ngc_st_writer *w, const char *
   unsigned char *head = NULL;
   size_t head_len, data_len;
   ngc_atomic_file *af = NULL;
-  FILE *fp;
   negcut_status st;
 
   if (!w || !path)
@@ -695,11 +694,10 @@ negcut_status ngc_st_write(negcut_ctx *ctx, const ngc_st_writer *w, const char *
     free(head);
     return st;
   }
-  fp = ngc_atomic_file_stream(af);
-  /* A failed fwrite sets the stream's error flag, which commit reports. */
-  if (fwrite(head, 1, head_len, fp) == head_len)
+  /* a failed write is kept for commit, which reports it */
+  if (ngc_atomic_file_write(af, head, head_len) == 0)
     for (int64_t i = 0; i < w->n; i++)
-      if (w->e[i].nbytes && fwrite(w->e[i].data, 1, w->e[i].nbytes, fp) != w->e[i].nbytes) break;
+      if (ngc_atomic_file_write(af, w->e[i].data, (size_t)w->e[i].nbytes) < 0) break;
   free(head);
   return ngc_atomic_file_commit(af);
 }
