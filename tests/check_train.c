@@ -309,6 +309,11 @@ START_TEST(calls_without_data) {
   ck_assert_int_eq(negcut_trainer_step_batch(t, NULL, b, CROP, CROP), NEGCUT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(negcut_trainer_step_batch(t, a, NULL, CROP, CROP), NEGCUT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(negcut_trainer_step_batch(t, a, b, 0, CROP), NEGCUT_ERR_INVALID_ARGUMENT);
+  /* sizes the generator would change (they failed deep inside, NEGCUT's at
+   * its patch ids), refused with the reason */
+  ck_assert_int_eq(negcut_trainer_step_batch(t, a, b, CROP - 2, CROP), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "multiples of 4"));
+  ck_assert_int_eq(negcut_trainer_step_batch(t, a, b, CROP, CROP - 1), NEGCUT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(negcut_trainer_step_batch(NULL, a, b, CROP, CROP), NEGCUT_ERR_INVALID_ARGUMENT);
   path_in(path, sizeof path, "G.safetensors");
   ck_assert_int_eq(negcut_trainer_save_network(t, NEGCUT_NET_N, path), NEGCUT_ERR_INVALID_ARGUMENT); /* CUT has no N */

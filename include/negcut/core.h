@@ -122,6 +122,11 @@ NEGCUT_API negcut_status negcut_ctx_options_init_v2(negcut_ctx_options *opts, ui
  * NULL and negcut_ctx_last_error(NULL) says why. */
 NEGCUT_API negcut_status negcut_ctx_create(negcut_ctx **out,
                                            const negcut_ctx_options *opts);
+/* Frees a context; accepts NULL. Everything made with it (models, their
+ * translators, trainers, nets, tensors, losses, optimizers) keeps using it
+ * and must be freed first: a model loaded with one context and shared with
+ * translators of other contexts keeps the loading context alive until the
+ * model is freed. */
 NEGCUT_API void negcut_ctx_free(negcut_ctx *ctx);
 
 /* The message of the last failure on ctx, or, with ctx NULL, of the last

@@ -17,7 +17,8 @@
  * Ownership and threads: a negcut_model is read-only once loaded and may be
  * shared by any number of translators in different threads, provided each
  * translator was made with its own context (a context and a translator are
- * used by one thread at a time). The model must outlive its translators, and
+ * used by one thread at a time). The model must outlive its translators, the
+ * context it was loaded with must outlive the model (negcut_ctx_free), and
  * every translator's context must use the same backend kind as the model's.
  */
 #ifndef NEGCUT_TRANSLATE_H

@@ -250,6 +250,12 @@ negcut_status negcut_trainer_step_batch(negcut_trainer *t, const float *real_a, 
                                         uint32_t height, uint32_t width) {
   if (!t || !real_a || !real_b || !height || !width)
     return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_step_batch: bad argument");
+  /* the generator downsamples twice and upsamples twice: other sizes come
+   * back changed (the reference's data pipeline makes them multiples of 4) */
+  if (height % 4 || width % 4)
+    return ngc_error(t->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_trainer_step_batch: %ux%u; height and width must be multiples of 4",
+                     (unsigned)width, (unsigned)height);
   return ngc_train_step(&t->t, real_a, real_b, height, width, lr_now(t));
 }
 
