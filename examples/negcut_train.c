@@ -348,6 +348,14 @@ agree: {
       clear_bar(&r);
       fprintf(stderr, "negcut-train: iteration %lld failed: %s (%s)\n", (long long)r.last.iteration + 1,
               negcut_ctx_last_error(r.ctx), negcut_status_str(st));
+      /* An unreadable image fails the step before anything is updated:
+       * keep the iterations since the last checkpoint. (Alone only: another
+       * rank's data failure leaves this one waiting, not here.) */
+      if (w->size == 1 && (st == NEGCUT_ERR_IO || st == NEGCUT_ERR_BAD_FORMAT) &&
+          r.last.iteration > 0 && checkpoint(&r, 0) == 0)
+        fprintf(stderr, "negcut-train: saved iteration %lld; mend or remove the file, then "
+                        "continue with the same command and --resume\n",
+                (long long)r.last.iteration);
       goto done;
     }
     if (r.root && checkpoint(&r, r.last.iteration >= r.end)) goto done;

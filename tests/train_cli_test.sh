@@ -43,6 +43,21 @@ grep -q '"123456789012345678"' "$tmp/ck/big/opt.json" &&
   grep -q '"999999999999999999"' "$tmp/ck/big/opt.json" ||
   { cat "$tmp/ck/big/opt.json"; echo "opt.json lost the huge integers"; exit 1; }
 
+echo "== a damaged image stops the run with a checkpoint; without it, --resume goes on"
+cp -r "$tmp/data" "$tmp/bad"
+victim=$(ls "$tmp/bad/trainA" | sed -n 4p)
+head -c 200 "$tmp/data/trainA/$victim" > "$tmp/bad/trainA/$victim"
+rc=0
+"$bin/negcut-train" --dataroot "$tmp/bad" --name d --checkpoints-dir "$tmp/ck" --mode cut \
+  --iters 30 "${net[@]}" --save-every 100 > /dev/null 2> "$tmp/err4.txt" || rc=$?
+[ "$rc" = 1 ] && grep -q "$victim" "$tmp/err4.txt" && grep -q "saved iteration" "$tmp/err4.txt" &&
+  [ -s "$tmp/ck/d/train_state.safetensors" ] ||
+  { cat "$tmp/err4.txt"; echo "a damaged image gave exit $rc without a checkpoint"; exit 1; }
+rm "$tmp/bad/trainA/$victim"
+"$bin/negcut-train" --dataroot "$tmp/bad" --name d --checkpoints-dir "$tmp/ck" --resume \
+  --iters 30 "${net[@]}" > /dev/null 2> "$tmp/err5.txt" ||
+  { cat "$tmp/err5.txt"; echo "resume after removing the damaged image failed"; exit 1; }
+
 echo "== SIGINT saves and exits 130"
 # A schedule far longer than the 3 s before the signal, on any machine.
 rc=0
