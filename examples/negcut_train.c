@@ -23,10 +23,12 @@
  * the logged losses are every rank's mean, a signal to any rank stops all
  * after the same iteration. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -72,7 +74,31 @@ typedef struct run {
   double sum[CLI_NLOSS];  /* losses since the last logged point */
   int64_t count;
   negcut_train_progress last;
+  int lock_fd;            /* holds CHECKPOINTS/NAME/.lock while the run lives, or -1 */
 } run;
+
+/* Locks dir/.lock for this process (released when it exits), so that two
+ * runs never write one folder; the descriptor, or -1 with a message. */
+static int lock_run(const char *dir) {
+  char path[4500];
+  snprintf(path, sizeof path, "%s/.lock", dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    fprintf(stderr, "negcut-train: cannot open %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    fprintf(stderr, "negcut-train: %s\n", err == EWOULDBLOCK
+                                            ? "another negcut-train is running in this folder; wait "
+                                              "for it, or choose another --name"
+                                            : strerror(err));
+    fprintf(stderr, "negcut-train: (%s)\n", dir);
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
 
 static double now(void) {
   struct timespec ts;
@@ -237,6 +263,7 @@ static int train(const cli_world *w, int argc, char **argv, int *collective) {
   char path[4600];
   int done_already = 0;
   memset(&r, 0, sizeof r);
+  r.lock_fd = -1;
   int rc = cli_parse(&s, argc, argv);
   if (rc < 0) return 0; /* --help, the same on every rank */
   if (rc) goto agree;
@@ -247,6 +274,13 @@ static int train(const cli_world *w, int argc, char **argv, int *collective) {
   r.hist.active = cli_active_losses(&s.o);
   snprintf(r.dir, sizeof r.dir, "%s/%s", s.checkpoints_dir, s.name);
   snprintf(path, sizeof path, "%s/train_state.safetensors", r.dir);
+  /* the folder is this run's before anything in it is looked at */
+  rc = 1;
+  if (r.root && cli_mkdirs(r.dir)) {
+    fprintf(stderr, "negcut-train: cannot create %s: %s\n", r.dir, strerror(errno));
+    goto agree;
+  }
+  if (r.root && (r.lock_fd = lock_run(r.dir)) < 0) goto agree;
   rc = 2;
   if (!s.resume && file_exists(path)) {
     fprintf(stderr, "negcut-train: %s already holds a run; add --resume to continue it, or remove "
@@ -258,10 +292,6 @@ static int train(const cli_world *w, int argc, char **argv, int *collective) {
     goto agree;
   }
   rc = 1;
-  if (r.root && cli_mkdirs(r.dir)) {
-    fprintf(stderr, "negcut-train: cannot create %s: %s\n", r.dir, strerror(errno));
-    goto agree;
-  }
   negcut_ctx_options_init_v2(&co, NEGCUT_CTX_OPTIONS_VERSION);
   co.backend = s.backend;
   co.threads = s.threads;
@@ -381,6 +411,7 @@ agree: {
   rc = 0;
 done:
   if (r.log) fclose(r.log);
+  if (r.lock_fd >= 0) close(r.lock_fd);
   cli_history_free(&r.hist);
   negcut_trainer_free(r.t);
   negcut_ctx_free(r.ctx);

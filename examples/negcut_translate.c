@@ -38,6 +38,11 @@ static int is_dir(const char *p) {
   return stat(p, &s) == 0 && S_ISDIR(s.st_mode);
 }
 
+static int is_file(const char *p) {
+  struct stat s;
+  return stat(p, &s) == 0 && S_ISREG(s.st_mode);
+}
+
 static int has_image_ext(const char *name) {
   const char *dot = strrchr(name, '.');
   return dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
@@ -72,7 +77,7 @@ static int add_folder(job *j, const char *dir) {
   while ((e = readdir(d)))
     if (e->d_name[0] != '.' && has_image_ext(e->d_name)) {
       snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-      if (!is_dir(path) && push(j, path) < 0) break;
+      if (is_file(path) && push(j, path) < 0) break; /* not folders, FIFOs, devices */
     }
   closedir(d);
   qsort(j->inputs + first, (size_t)(j->n - first), sizeof *j->inputs, cmp_str);

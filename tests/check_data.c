@@ -293,6 +293,7 @@ START_TEST(test_listing) {
   write_text("A/c/picture.gif", "GIF89a");
   write_text("A/c/png", "no extension");
   write_image("B/only.png", 16, 12, 6);
+  ck_assert_int_eq(mkfifo(tpath("A/pipe.png"), 0600), 0); /* reading it would block */
   const char *want[] = {"A/a.PNG", "A/b/2.png", "A/c-1.png", "A/c/d/x.JPG", "A/c/y.jpeg",
                         "A/sub.png/inner.png"};
   char **paths = NULL;

@@ -63,7 +63,16 @@ echo "== SIGINT saves and exits 130"
 rc=0
 timeout --preserve-status -s INT 3 "$bin/negcut-train" --dataroot "$tmp/data" --name s \
   --checkpoints-dir "$tmp/ck" --mode cut --n-epochs 2000 --n-epochs-decay 2000 "${tiny[@]}" \
-  > /dev/null 2>&1 || rc=$?
+  > /dev/null 2>&1 &
+first=$!
+# meanwhile a second run on the same folder is refused
+sleep 1
+rc2=0
+"$bin/negcut-train" --dataroot "$tmp/data" --name s --checkpoints-dir "$tmp/ck" --mode cut \
+  --iters 2 "${tiny[@]}" > /dev/null 2> "$tmp/err6.txt" || rc2=$?
+[ "$rc2" = 1 ] && grep -q "another negcut-train is running" "$tmp/err6.txt" ||
+  { cat "$tmp/err6.txt"; echo "a second run on one folder gave exit $rc2"; exit 1; }
+wait "$first" || rc=$?
 [ "$rc" = 130 ] || { echo "SIGINT gave exit $rc"; exit 1; }
 [ -s "$tmp/ck/s/train_state.safetensors" ] || { echo "no state saved on SIGINT"; exit 1; }
 

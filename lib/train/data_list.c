@@ -77,16 +77,18 @@ static negcut_status walk(negcut_ctx *ctx, const char *dir, dir_stack *stack, pa
       rc = ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "listing '%s': out of memory", dir);
       goto fail;
     }
-    int is_dir = e->d_type == DT_DIR;
+    int is_dir = e->d_type == DT_DIR, is_file = e->d_type == DT_REG;
     if (e->d_type == DT_UNKNOWN || e->d_type == DT_LNK) {
       struct stat est;
-      is_dir = stat(p, &est) == 0 && S_ISDIR(est.st_mode); /* follows links */
+      const int ok = stat(p, &est) == 0; /* follows links */
+      is_dir = ok && S_ISDIR(est.st_mode);
+      is_file = ok && S_ISREG(est.st_mode);
     }
     if (is_dir) {
       rc = walk(ctx, p, stack, l);
       free(p);
       if (rc != NEGCUT_OK) goto fail;
-    } else if (is_image_name(e->d_name)) {
+    } else if (is_file && is_image_name(e->d_name)) { /* a FIFO would block the loader */
       if (!push_path(l, p)) {
         free(p);
         rc = ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "listing '%s': out of memory", dir);
