@@ -1,6 +1,6 @@
 /* negcut-translate: translate image files or folders with a generator.
  *
- *   negcut-translate --model M [--output OUT] [--tile N] [--threads N]
+ *   negcut-translate --model M [--output OUT] [--tile N] [--exact-tiles] [--threads N]
  *                    [--backend cpu|cuda|ref] [--bf16] [--tf32] [--direct] INPUT...
  *
  * INPUT is a file, a folder (its PNG and JPEG files) or - (standard input).
@@ -25,8 +25,11 @@ typedef struct job {
 } job;
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: negcut-translate --model M [--output OUT] [--tile N] [--threads N]\n"
+  fprintf(f, "usage: negcut-translate --model M [--output OUT] [--tile N] [--exact-tiles] [--threads N]\n"
              "                        [--backend cpu|cuda|ref] [--bf16] [--tf32] [--direct] INPUT...\n"
+             "--tile N: translate in tiles of N px (0: only where an image exceeds the memory limit);\n"
+             "--exact-tiles: tiles then give the whole-image result (the norms' statistics gathered\n"
+             "  tile by tile first: about 20 times slower than plain tiles for a 9-block generator);\n"
              "--bf16: bfloat16 convolutions where faster (AVX512-BF16 CPUs, GPUs; else fp32);\n"
              "--tf32: TF32 ones on a GPU;\n"
              "--direct: direct convolutions only, no Winograd (slower; PyTorch's CPU arithmetic).\n"
@@ -238,6 +241,8 @@ int main(int argc, char **argv) {
       to.tf32 = 1;
     } else if (!strcmp(a, "--direct")) {
       to.conv_algo = NEGCUT_CONV_DIRECT;
+    } else if (!strcmp(a, "--exact-tiles")) {
+      to.exact_tiles = 1;
     } else if (a[0] == '-' && a[1] != '\0') {
       fprintf(stderr, "negcut-translate: unknown or incomplete option '%s'\n", a);
       usage(stderr);

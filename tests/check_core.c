@@ -159,10 +159,11 @@ static const opt_case k_opts[] = {
     V1(negcut_generator_options, init_gain, generator, &k_gen),
     V1(negcut_discriminator_options, init_gain, discriminator, &k_disc),
     V1(negcut_head_options, init_gain, head, &k_head),
-    /* translate.h: version 2 added tf32 and eager, version 3 conv_algo */
-    {"negcut_translator_options", sizeof(negcut_translator_options), 3, 3,
+    /* translate.h: version 2 added tf32 and eager, version 3 conv_algo, version 4
+     * exact_tiles; _init stays at 3 */
+    {"negcut_translator_options", sizeof(negcut_translator_options), 4, 3,
      {END_OF(negcut_translator_options, bf16), END_OF(negcut_translator_options, eager),
-      END_OF(negcut_translator_options, conv_algo)},
+      END_OF(negcut_translator_options, conv_algo), END_OF(negcut_translator_options, exact_tiles)},
      translator_init, translator_init_v2, &k_tr},
     /* train.h: version 2 added eager, version 3 tf32, version 4 conv_algo */
     {"negcut_trainer_options", sizeof(negcut_trainer_options), 4, 4,

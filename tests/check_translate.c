@@ -254,6 +254,66 @@ START_TEST(test_tiling) {
 }
 END_TEST
 
+/* Exact tiles: the norms use the whole image's statistics, gathered tile by
+ * tile, so the tiles give the whole-image result up to rounding where the
+ * overlap covers what a core's values depend on, and much closer than
+ * plain tiles where it does not. Also with a 1-pixel final tile row and
+ * column (201x161: the padded edge is a core of its own), a batch of 2,
+ * and an old (version 3) options struct, which means no exact tiles. */
+static double mean_abs(const float *a, const float *b, int n, double *worst) {
+  double sum = 0;
+  *worst = 0;
+  for (int i = 0; i < n; i++) {
+    sum += fabs((double)a[i] - b[i]);
+    *worst = fmax(*worst, fabs((double)a[i] - b[i]));
+  }
+  return sum / n;
+}
+
+START_TEST(test_exact_tiles) {
+  enum { H = 161, W = 201 };
+  negcut_translator_options o;
+  negcut_translator *whole = NULL, *tr = NULL;
+  float *x = malloc(2 * 3 * H * W * sizeof *x);
+  smooth_image(x, 3, H, W, 5);
+  smooth_image(x + 3 * H * W, 3, H, W, 9);
+  ck_assert_int_eq(negcut_translator_create(&whole, ctx, model, NULL), NEGCUT_OK);
+  float *a = translate_new(whole, x, 2, H, W);
+  const int32_t overlaps[2] = {16, 64};
+  for (int v = 0; v < 2; v++) {
+    double worst, plain, exact, worst_plain;
+    negcut_translator_options_init_v2(&o, NEGCUT_TRANSLATOR_OPTIONS_VERSION);
+    o.tile_px = 64;
+    o.overlap_px = overlaps[v];
+    ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, &o), NEGCUT_OK);
+    float *b = translate_new(tr, x, 2, H, W);
+    plain = mean_abs(a, b, 2 * 3 * H * W, &worst_plain);
+    negcut_translator_free(tr);
+    free(b);
+    o.exact_tiles = 1;
+    ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, &o), NEGCUT_OK);
+    b = translate_new(tr, x, 2, H, W);
+    exact = mean_abs(a, b, 2 * 3 * H * W, &worst);
+    printf("201x161, tile 64, overlap %d: mean abs diff %.5f (max %.4f) plain, %.2e (max %.2e) "
+           "exact tiles\n", (int)overlaps[v], plain, worst_plain, exact, worst);
+    ck_assert_msg(exact < plain / 3, "exact tiles %g, plain %g", exact, plain);
+    if (v == 1) ck_assert_msg(worst < 1e-4, "exact tiles with a wide overlap differ by %g", worst);
+    negcut_translator_free(tr);
+    free(b);
+  }
+  /* a version 3 struct has no exact_tiles: plain tiles, no error */
+  negcut_translator_options_init(&o);
+  ck_assert_int_eq(o.version, 3);
+  o.tile_px = 64;
+  ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, &o), NEGCUT_OK);
+  ck_assert_int_eq(tr->opts.exact_tiles, 0);
+  negcut_translator_free(tr);
+  free(a);
+  free(x);
+  negcut_translator_free(whole);
+}
+END_TEST
+
 /* bf16 convolutions against fp32: PSNR on the 8-bit scale of the output,
  * for a generator of the default architecture (random weights), and which
  * primitives ran. At 64x64 the convolutions at 64x64 and 32x32 take
@@ -603,9 +663,9 @@ START_TEST(test_options_versions) {
   for (int i = 0; i < 3 * H * W; i++) ck_assert_float_eq_tol(e[i], a[i], 1e-5f);
   o.version = 0;
   ck_assert_int_eq(negcut_translator_create(&bad, ctx, model, &o), NEGCUT_ERR_INVALID_ARGUMENT);
-  o.version = 4;
+  o.version = NEGCUT_TRANSLATOR_OPTIONS_VERSION + 1;
   ck_assert_int_eq(negcut_translator_create(&bad, ctx, model, &o), NEGCUT_ERR_INVALID_ARGUMENT);
-  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "expected 1 to 3"));
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "expected 1 to 4"));
   ck_assert_ptr_null(bad);
   negcut_translator_free(def);
   negcut_translator_free(old);
@@ -625,6 +685,7 @@ int main(void) {
   tcase_add_test(tc, test_matches_network);
   tcase_add_test(tc, test_batch_and_rgb8);
   tcase_add_test(tc, test_tiling);
+  tcase_add_test(tc, test_exact_tiles);
   tcase_add_test(tc, test_threads_share_model);
   tcase_add_test(tc, test_bad_arguments);
   tcase_add_test(tc, test_options_versions);

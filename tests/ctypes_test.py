@@ -61,6 +61,11 @@ with tempfile.TemporaryDirectory() as tmp:
     with ng.translator(model, tile_px=16, overlap_px=4, eager=True) as tr:
         tiled = tr.translate_rgb8(pixels, w, h)
         assert len(tiled) == w * h * 3 and tiled != out, "tiling changed nothing"
+    # exact tiles (version 4 of the struct) give the whole image's bytes
+    # where the overlap covers the generator's reach (here all of the image)
+    with ng.translator(model, tile_px=16, overlap_px=64, exact_tiles=True) as tr:
+        exact = tr.translate_rgb8(pixels, w, h)
+        assert sum(abs(p - q) for p, q in zip(exact, out)) <= len(out) // 100, "exact tiles differ"
     try:
         ng.translator(model, bf17=True)
         raise SystemExit("an unknown option was accepted")

@@ -30,10 +30,11 @@ class _Image(ctypes.Structure):
 # negcut_X_options_init_v2 with that version: later libraries, whose structs
 # may be larger, write no byte beyond it.
 class _TranslatorOptions(ctypes.Structure):
-    VERSION = 3
+    VERSION = 4
     _fields_ = [("version", ctypes.c_uint32), ("max_memory_bytes", ctypes.c_uint64),
                 ("tile_px", ctypes.c_int32), ("overlap_px", ctypes.c_int32), ("bf16", ctypes.c_int32),
-                ("tf32", ctypes.c_int32), ("eager", ctypes.c_int32), ("conv_algo", ctypes.c_int32)]
+                ("tf32", ctypes.c_int32), ("eager", ctypes.c_int32), ("conv_algo", ctypes.c_int32),
+                ("exact_tiles", ctypes.c_int32)]
 
 
 CONV_AUTO, CONV_DIRECT, CONV_WINOGRAD = 0, 1, 2  # negcut_conv_algo

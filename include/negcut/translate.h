@@ -48,14 +48,16 @@ NEGCUT_API void negcut_model_free(negcut_model *model);
 NEGCUT_API int32_t negcut_model_input_channels(const negcut_model *model);
 NEGCUT_API int32_t negcut_model_output_channels(const negcut_model *model);
 
-/* Version 2 added tf32 and eager, version 3 conv_algo; older structs
- * (without them) are still accepted and mean 0 for each. */
-#define NEGCUT_TRANSLATOR_OPTIONS_VERSION 3
+/* Version 2 added tf32 and eager, version 3 conv_algo, version 4
+ * exact_tiles; older structs (without them) are still accepted and mean 0
+ * for each. */
+#define NEGCUT_TRANSLATOR_OPTIONS_VERSION 4
 typedef struct negcut_translator_options {
   uint32_t version;          /* NEGCUT_TRANSLATOR_OPTIONS_VERSION */
   uint64_t max_memory_bytes; /* working memory per translator; 0: 2 GiB */
   int32_t tile_px;           /* tile side, 16 to 2^20; 0: largest that fits the memory limit */
-  int32_t overlap_px;        /* blended border between tiles, up to 2^20; 0: 32 */
+  int32_t overlap_px;        /* blended border between tiles, up to 2^20; 0: 32 (see
+                                exact_tiles) */
   int32_t bf16;              /* 1: convolutions may run in bfloat16 where that is faster:
                                 on CPUs with AVX512-BF16 those that run no Winograd
                                 kernel and do not go to 3 channels (all others with
@@ -72,9 +74,17 @@ typedef struct negcut_translator_options {
                                 about 2x faster on CPUs with AVX-512; NEGCUT_CONV_WINOGRAD
                                 means the same here) or NEGCUT_CONV_DIRECT; Winograd
                                 convolutions stay float32 under bf16 */
+  int32_t exact_tiles;        /* 1: an image translated in tiles gets the whole image's
+                                result (to about 1e-5): every instance norm normalises
+                                with the whole image's statistics, gathered tile by tile
+                                (one partial pass over the tiles per norm), and an
+                                overlap_px of 0 means 32 + 8 per residual block; about
+                                20 times the time of plain tiles for a 9-block
+                                generator. 0: each tile normalises with its own
+                                (docs/TRANSLATE.md, "Tiling and memory") */
 } negcut_translator_options;
 
-#define NEGCUT_TRANSLATOR_OPTIONS_INIT { NEGCUT_TRANSLATOR_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0 }
+#define NEGCUT_TRANSLATOR_OPTIONS_INIT { NEGCUT_TRANSLATOR_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /* The defaults in a version 3 struct; _v2 in the struct of `version`
  * (core.h, "Options structs"). */

@@ -22,11 +22,12 @@
 #define NGC_KEEP_WEIGHTS_MAX ((size_t)8 << 20)
 
 static const negcut_translator_options tr_defaults = NEGCUT_TRANSLATOR_OPTIONS_INIT;
-/* Version 2 added tf32 and eager, 3 conv_algo. */
+/* Version 2 added tf32 and eager, 3 conv_algo, 4 exact_tiles. */
 static const size_t tr_ends[] = {NGC_END_OF(negcut_translator_options, bf16),
                                  NGC_END_OF(negcut_translator_options, eager),
-                                 NGC_END_OF(negcut_translator_options, conv_algo)};
-static const ngc_options_layout tr_layout = {"negcut_translator_options", 3, tr_ends};
+                                 NGC_END_OF(negcut_translator_options, conv_algo),
+                                 NGC_END_OF(negcut_translator_options, exact_tiles)};
+static const ngc_options_layout tr_layout = {"negcut_translator_options", 4, tr_ends};
 
 negcut_status negcut_translator_options_init_v2(negcut_translator_options *opts,
                                                 uint32_t version) {
@@ -66,7 +67,10 @@ negcut_status negcut_translator_create(negcut_translator **out, negcut_ctx *ctx,
   tr->model = model;
   tr->opts = o;
   if (!tr->opts.max_memory_bytes) tr->opts.max_memory_bytes = NGC_DEFAULT_MEMORY;
-  if (!tr->opts.overlap_px) tr->opts.overlap_px = NGC_DEFAULT_OVERLAP;
+  /* exact tiles want the context a core's values depend on: the residual
+   * blocks' convolutions reach 8 px each at full size, the rest about 30 */
+  if (!tr->opts.overlap_px)
+    tr->opts.overlap_px = o.exact_tiles ? 32 + 8 * model->cfg.n_blocks : NGC_DEFAULT_OVERLAP;
   tr->opts.overlap_px = (tr->opts.overlap_px + 3) & ~3;
   ngc_tape_init(&tr->tape, ctx);
   tr->tape.bf16 = tr->opts.bf16 != 0;
@@ -188,9 +192,11 @@ static negcut_status run_generator(negcut_translator *tr, const ngc_tensor *x, n
 
 /* Runs the generator on the region [y0, y0 + rh) x [x0, x0 + rw) of each of
  * the n images in src (n, ci, H, W), reflect-padded to a valid size, and
- * leaves (n, co, rh, rw) in tr->out_host (cropped back). */
+ * leaves (n, co, rh, rw) in tr->out_host (cropped back). With ctl (exact
+ * tiles, n 1) its norms run as ctl says; a measuring pass leaves nothing. */
 static negcut_status run_region(negcut_translator *tr, const float *src, int64_t n, int64_t H,
-                                int64_t W, int64_t y0, int64_t x0, int64_t rh, int64_t rw) {
+                                int64_t W, int64_t y0, int64_t x0, int64_t rh, int64_t rw,
+                                ngc_norm_ctl *ctl) {
   const negcut_model *m = tr->model;
   negcut_ctx *ctx = tr->ctx;
   int64_t ci = m->cfg.input_nc, co = m->cfg.output_nc, ph = round4(rh), pw = round4(rw);
@@ -211,7 +217,10 @@ static negcut_status run_region(negcut_translator *tr, const float *src, int64_t
   if (!st) st = ngc_tape_tensor(&tr->tape, &y, 4, (int64_t[4]){n, co, ph, pw});
   if (!st)
     st = ctx->be->ops.upload(ctx->be, x.data, tr->in_host, (size_t)ngc_numel(&x) * sizeof(float));
-  if (!st) st = run_generator(tr, &x, &y);
+  if (!st)
+    st = ctl ? ngc_seq_forward_ctl((ngc_net *)&m->net, &tr->tape, &x, &y, ctl)
+             : run_generator(tr, &x, &y);
+  if (!st && ctl && ctl->measure) return NEGCUT_OK;
   if (!st)
     st = ctx->be->ops.download(ctx->be, tr->out_host, y.data, (size_t)ngc_numel(&y) * sizeof(float));
   if (st) return st;
@@ -232,13 +241,10 @@ static float ramp(int64_t i, int64_t len, int64_t overlap, int lo_inner, int hi_
   return w;
 }
 
-static negcut_status translate_tiled(negcut_translator *tr, const float *src, int64_t H, int64_t W,
-                                     float *dst) {
-  const negcut_model *m = tr->model;
-  int64_t co = m->cfg.output_nc, ov = tr->opts.overlap_px, t = tr->opts.tile_px;
-  float *wsum = calloc((size_t)(H * W), sizeof *wsum);
-  negcut_status st = NEGCUT_OK;
-  if (!wsum) return ngc_error(tr->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translate: out of memory");
+/* The tile side (a multiple of 4): tile_px, or the largest whose run fits
+ * the memory budget; 0 with an error when none does. */
+static int64_t tile_side(negcut_translator *tr) {
+  int64_t ov = tr->opts.overlap_px, t = tr->opts.tile_px;
   if (!t) { /* the largest tile whose run fits the budget */
     t = 16;
     while (run_bytes(tr, 1, round4(t + 16 + 2 * ov), round4(t + 16 + 2 * ov)) <= tr->opts.max_memory_bytes)
@@ -246,31 +252,136 @@ static negcut_status translate_tiled(negcut_translator *tr, const float *src, in
   }
   t &= ~(int64_t)3;
   if (run_bytes(tr, 1, round4(t + 2 * ov), round4(t + 2 * ov)) > tr->opts.max_memory_bytes && !tr->opts.tile_px) {
-    free(wsum);
-    return ngc_error(tr->ctx, NEGCUT_ERR_LIMIT,
-                     "translate: even a 16 px tile needs more than max_memory_bytes %llu",
-                     (unsigned long long)tr->opts.max_memory_bytes);
+    ngc_error(tr->ctx, NEGCUT_ERR_LIMIT, "translate: even a 16 px tile needs more than max_memory_bytes %llu",
+              (unsigned long long)tr->opts.max_memory_bytes);
+    return 0;
   }
+  return t;
+}
+
+/* Tile i (row-major) of side t and overlap ov of an H x W image: its core
+ * [ty, min(ty + t, H)) x [tx, ...), the cores partitioning the image, and
+ * its region, the core widened by ov within the image. 0 past the last. */
+typedef struct tile {
+  int64_t ty, tx, y0, y1, x0, x1;
+} tile;
+
+static int tile_at(int64_t i, int64_t t, int64_t ov, int64_t H, int64_t W, tile *g) {
+  const int64_t across = (W + t - 1) / t;
+  if (i >= across * ((H + t - 1) / t)) return 0;
+  g->ty = i / across * t;
+  g->tx = i % across * t;
+  g->y0 = g->ty - ov > 0 ? g->ty - ov : 0;
+  g->x0 = g->tx - ov > 0 ? g->tx - ov : 0;
+  g->y1 = g->ty + t + ov < H ? g->ty + t + ov : H;
+  g->x1 = g->tx + t + ov < W ? g->tx + t + ov : W;
+  return 1;
+}
+
+static negcut_status translate_tiled(negcut_translator *tr, const float *src, int64_t H, int64_t W,
+                                     int64_t t, ngc_norm_ctl *ctl, float *dst) {
+  const negcut_model *m = tr->model;
+  int64_t co = m->cfg.output_nc, ov = tr->opts.overlap_px;
+  float *wsum = calloc((size_t)(H * W), sizeof *wsum);
+  negcut_status st = NEGCUT_OK;
+  if (!wsum) return ngc_error(tr->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translate: out of memory");
   memset(dst, 0, (size_t)(co * H * W) * sizeof *dst);
-  for (int64_t ty = 0; ty < H && !st; ty += t)
-    for (int64_t tx = 0; tx < W && !st; tx += t) {
-      int64_t y0 = ty - ov > 0 ? ty - ov : 0, x0 = tx - ov > 0 ? tx - ov : 0;
-      int64_t y1 = ty + t + ov < H ? ty + t + ov : H, x1 = tx + t + ov < W ? tx + t + ov : W;
-      int64_t rh = y1 - y0, rw = x1 - x0;
-      st = run_region(tr, src, 1, H, W, y0, x0, rh, rw);
-      for (int64_t i = 0; i < rh && !st; i++) {
-        float wy = ramp(i, rh, ov, y0 > 0, y1 < H);
-        for (int64_t j = 0; j < rw; j++) {
-          float wgt = wy * ramp(j, rw, ov, x0 > 0, x1 < W);
-          wsum[(y0 + i) * W + x0 + j] += wgt;
-          for (int64_t c = 0; c < co; c++)
-            dst[(c * H + y0 + i) * W + x0 + j] += wgt * tr->out_host[(c * rh + i) * rw + j];
-        }
+  tile g;
+  for (int64_t k = 0; !st && tile_at(k, t, ov, H, W, &g); k++) {
+    const int64_t y0 = g.y0, x0 = g.x0, rh = g.y1 - g.y0, rw = g.x1 - g.x0;
+    st = run_region(tr, src, 1, H, W, y0, x0, rh, rw, ctl);
+    for (int64_t i = 0; i < rh && !st; i++) {
+      /* exact tiles (ctl): each pixel from the tile whose core holds it,
+       * farthest from the region's edges, where the context is cut */
+      const int64_t y = y0 + i;
+      float wy = ctl ? (float)(y >= g.ty && y < g.ty + t) : ramp(i, rh, ov, y0 > 0, g.y1 < H);
+      for (int64_t j = 0; j < rw; j++) {
+        const int64_t xx = x0 + j;
+        float wgt = wy * (ctl ? (float)(xx >= g.tx && xx < g.tx + t) : ramp(j, rw, ov, x0 > 0, g.x1 < W));
+        wsum[(y0 + i) * W + x0 + j] += wgt;
+        for (int64_t c = 0; c < co; c++)
+          dst[(c * H + y0 + i) * W + x0 + j] += wgt * tr->out_host[(c * rh + i) * rw + j];
       }
     }
+  }
   for (int64_t c = 0; c < co && !st; c++)
     for (int64_t p = 0; p < H * W; p++) dst[c * H * W + p] /= wsum[p];
   free(wsum);
+  return st;
+}
+
+/* Exact tiles (docs/TRANSLATE.md, "Tiling and memory"): norm k's statistics
+ * over the whole (reflect-padded) image, merged from the tiles' cores in a
+ * pass that runs each tile up to norm k with norms 0..k-1 already frozen at
+ * theirs; then the blended pass with every norm frozen. The cores and the
+ * regions start at multiples of 4 (t and ov are), so the downsampled grids
+ * and the padding are the whole image's. */
+static negcut_status translate_exact(negcut_translator *tr, const float *src, int64_t H, int64_t W,
+                                     int64_t t, float *dst) {
+  ngc_net *net = (ngc_net *)&tr->model->net;
+  ngc_backend *be = tr->ctx->be;
+  const int64_t ov = tr->opts.overlap_px, Hp = round4(H), Wp = round4(W);
+  const int32_t K = ngc_seq_norm_channels(net, NULL, 0);
+  int64_t *chan = calloc((size_t)K + 1, sizeof *chan), max_c = 1, floats = 0;
+  ngc_tensor *wb = calloc(2 * (size_t)K + 1, sizeof *wb);
+  negcut_status st = NEGCUT_OK;
+  if (!chan || !wb) st = ngc_error(tr->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translate: out of memory");
+  if (!st) ngc_seq_norm_channels(net, chan, K);
+  for (int32_t k = 0; k < K; k++) {
+    floats += chan[k] * chan[k] + chan[k];
+    if (chan[k] > max_c) max_c = chan[k];
+  }
+  /* per channel: the cores' merged count, mean and M2; one core's; the
+   * diagonal weights of one norm */
+  double *mu = malloc((size_t)max_c * 4 * sizeof *mu), *m2 = mu + max_c, *cm = m2 + max_c,
+         *cq = cm + max_c;
+  float *host_w = calloc((size_t)(max_c * max_c + max_c), sizeof *host_w);
+  float *dev = st ? NULL : ngc_backend_alloc(be, (size_t)floats * sizeof *dev);
+  if (!st && (!mu || !host_w || !dev))
+    st = ngc_error(tr->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translate: out of memory for exact tiles");
+  ngc_norm_ctl ctl = {.w = wb, .b = wb + K, .measure = 1, .mean = cm, .m2 = cq};
+  for (int32_t k = 0, off = 0; k < K && !st; off += (int32_t)(chan[k] * chan[k] + chan[k]), k++) {
+    const int64_t C = chan[k];
+    double count = 0.0;
+    ctl.n_frozen = k;
+    tile g;
+    for (int64_t i = 0; !st && tile_at(i, t, ov, H, W, &g); i++) {
+      const int64_t rh = g.y1 - g.y0, rw = g.x1 - g.x0;
+      /* the core, in the padded region; the last ones reach the padded edge */
+      ctl.win[0] = g.ty - g.y0;
+      ctl.win[1] = (g.ty + t < H ? g.ty + t : Hp) - g.y0;
+      ctl.win[2] = g.tx - g.x0;
+      ctl.win[3] = (g.tx + t < W ? g.tx + t : Wp) - g.x0;
+      st = run_region(tr, src, 1, H, W, g.y0, g.x0, rh, rw, &ctl);
+      for (int64_t c = 0; c < C && !st; c++) { /* Chan et al.'s merge, in order */
+        const double n = (double)ctl.count, tot = count + n, d = cm[c] - (count ? mu[c] : 0.0);
+        mu[c] = count ? mu[c] + d * n / tot : cm[c];
+        m2[c] = count ? m2[c] + cq[c] + d * d * count * n / tot : cq[c];
+      }
+      count += (double)ctl.count;
+    }
+    if (st) break;
+    /* the norm's affine map, as inorm_fwd computes it: rstd in double, then float */
+    memset(host_w, 0, (size_t)(C * C + C) * sizeof *host_w);
+    for (int64_t c = 0; c < C; c++) {
+      const float r = (float)(1.0 / sqrt(m2[c] / count + 1e-5)), mean = (float)mu[c];
+      host_w[c * C + c] = r;
+      host_w[C * C + c] = -mean * r;
+    }
+    wb[k] = ngc_tensor_view(be, dev + off, 4, (int64_t[4]){C, C, 1, 1});
+    wb[K + k] = ngc_tensor_view(be, dev + off + C * C, 1, (int64_t[1]){C});
+    st = be->ops.upload(be, dev + off, host_w, (size_t)(C * C + C) * sizeof *host_w);
+  }
+  if (!st) {
+    ctl.n_frozen = K;
+    ctl.measure = 0;
+    st = translate_tiled(tr, src, H, W, t, &ctl, dst);
+  }
+  if (dev) ngc_backend_free(be, dev);
+  free(host_w);
+  free(mu);
+  free(wb);
+  free(chan);
   return st;
 }
 
@@ -282,20 +393,24 @@ static negcut_status translate_planar(negcut_translator *tr, const float *src, i
   negcut_status st = NEGCUT_OK;
   ngc_error_clear(tr->ctx);
   if (run_bytes(tr, n, round4(H), round4(W)) <= tr->opts.max_memory_bytes && !tr->opts.tile_px) {
-    st = run_region(tr, src, n, H, W, 0, 0, H, W);
+    st = run_region(tr, src, n, H, W, 0, 0, H, W, NULL);
     if (!st) memcpy(dst, tr->out_host, (size_t)(n * co * H * W) * sizeof *dst);
     return st;
   }
   if (n > 1 && run_bytes(tr, 1, round4(H), round4(W)) <= tr->opts.max_memory_bytes &&
       !tr->opts.tile_px) {
     for (int64_t i = 0; i < n && !st; i++) {
-      st = run_region(tr, src + i * ci * H * W, 1, H, W, 0, 0, H, W);
+      st = run_region(tr, src + i * ci * H * W, 1, H, W, 0, 0, H, W, NULL);
       if (!st) memcpy(dst + i * co * H * W, tr->out_host, (size_t)(co * H * W) * sizeof *dst);
     }
     return st;
   }
+  const int64_t t = tile_side(tr);
+  if (!t) return NEGCUT_ERR_LIMIT;
   for (int64_t i = 0; i < n && !st; i++)
-    st = translate_tiled(tr, src + i * ci * H * W, H, W, dst + i * co * H * W);
+    st = tr->opts.exact_tiles
+             ? translate_exact(tr, src + i * ci * H * W, H, W, t, dst + i * co * H * W)
+             : translate_tiled(tr, src + i * ci * H * W, H, W, t, NULL, dst + i * co * H * W);
   return st;
 }
 

@@ -265,6 +265,30 @@ int64_t ngc_seq_peak_numel(const ngc_net *net, const int64_t in[4]);
  * NULL, and the features are ngc_seq_module_act(net, rec, m). */
 negcut_status ngc_seq_forward(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
                               int32_t last, ngc_seq_rec *rec, ngc_tensor *y);
+
+/* Inference with the instance norms under the caller's control (the
+ * translator's exact tiles, docs/TRANSLATE.md). Norm k (in the order they
+ * run) for k < n_frozen normalises with given statistics: the per-channel
+ * affine map x r_k + b_k, run as a 1x1 convolution with diagonal weights
+ * w_k (C, C, 1, 1) and bias b_k (C) (backend memory), so every backend runs
+ * it; its activation follows. Where measure is set, norm n_frozen does not
+ * run: the mean and the sum of squared deviations of each channel of its
+ * input over win (y0, y1, x0, x1 at the network input's resolution, each a
+ * multiple of the norm's downscaling) go to mean and m2 (C each), count to
+ * count, and the pass stops there (y untouched, may be NULL). Batch 1. */
+typedef struct ngc_norm_ctl {
+  int32_t n_frozen;
+  const ngc_tensor *w, *b; /* n_frozen each */
+  int32_t measure;
+  int64_t win[4];
+  double *mean, *m2;
+  int64_t count;
+} ngc_norm_ctl;
+negcut_status ngc_seq_forward_ctl(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
+                                  ngc_tensor *y, ngc_norm_ctl *ctl);
+/* The instance norms of net in the order they run: their count, and the
+ * channels of the first cap of them in channels. */
+int32_t ngc_seq_norm_channels(const ngc_net *net, int64_t *channels, int32_t cap);
 const ngc_tensor *ngc_seq_module_act(const ngc_net *net, const ngc_seq_rec *rec,
                                      int32_t m);
 /* The encoder pass for taps[0..n_taps) (increasing module indices): runs

@@ -280,10 +280,56 @@ int64_t ngc_seq_peak_numel(const ngc_net *net, const int64_t in[4]) {
 
 /* Inference: three buffers of the largest activation rotate; the input of
  * the current ResNet block is kept alive until its shortcut is added. */
+/* ctl's measurement of x (plain copy in the free buffer dst, then on the
+ * host): the window's per-channel mean and M2 in double, two passes. */
+static negcut_status measure_window(ngc_tape *tape, const ngc_tensor *x, float *dst,
+                                    int64_t in_h, ngc_norm_ctl *ctl) {
+  const int64_t C = ngc_d(x, 1), H = ngc_d(x, 2), W = ngc_d(x, 3), s = in_h / H;
+  const int64_t y0 = ctl->win[0] / s, y1 = ctl->win[1] / s, x0 = ctl->win[2] / s,
+                x1 = ctl->win[3] / s;
+  if (ngc_d(x, 0) != 1 || in_h % H || y0 < 0 || y1 > H || x0 < 0 || x1 > W || y0 >= y1 ||
+      x0 >= x1)
+    return ngc_error(tape->ctx, NEGCUT_ERR_INTERNAL, "norm window (%lld..%lld, %lld..%lld) in %lldx%lld",
+                     (long long)y0, (long long)y1, (long long)x0, (long long)x1, (long long)H,
+                     (long long)W);
+  ngc_tensor plain = ngc_tensor_view(tape->dev.be, dst, 4, (int64_t[4]){1, C, H, W});
+  float *host = ngc_tape_host(tape, (size_t)(C * H * W) * sizeof *host);
+  if (!host) return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "norm window: out of memory");
+  negcut_status st = ngc_relayout(tape->ctx, x, &plain);
+  if (!st)
+    st = tape->dev.be->ops.download(tape->dev.be, host, plain.data,
+                                    (size_t)(C * H * W) * sizeof *host);
+  if (st) return st;
+  ctl->count = (y1 - y0) * (x1 - x0);
+  for (int64_t c = 0; c < C; c++) {
+    const float *p = host + c * H * W;
+    double sum = 0.0, q = 0.0;
+    for (int64_t i = y0; i < y1; i++)
+      for (int64_t j = x0; j < x1; j++) sum += p[i * W + j];
+    const double m = sum / (double)ctl->count;
+    for (int64_t i = y0; i < y1; i++)
+      for (int64_t j = x0; j < x1; j++) q += (p[i * W + j] - m) * (p[i * W + j] - m);
+    ctl->mean[c] = m;
+    ctl->m2[c] = q;
+  }
+  return NEGCUT_OK;
+}
+
+/* Norm k of ctl with its frozen statistics, then act (the layer after the
+ * norm, or NULL): x -> y. */
+static negcut_status frozen_norm(ngc_tape *tape, const ngc_norm_ctl *ctl, int32_t k,
+                                 const ngc_tensor *x, const ngc_layer *act, ngc_tensor *y) {
+  const ngc_conv_params cp = {.stride = 1}; /* fp32, direct, nothing kept */
+  negcut_status st = ngc_conv2d_fwd(tape->ctx, &cp, x, &ctl->w[k], &ctl->b[k], y);
+  if (!st && act) st = ngc_act_fwd(tape->ctx, act->act, act->alpha, y, y);
+  return st;
+}
+
 static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
                                        int32_t n, ngc_tensor *y, int32_t n_taps,
                                        const int32_t *taps, const int64_t *const *ids,
-                                       const int64_t *n_ids, ngc_tensor *feats) {
+                                       const int64_t *n_ids, ngc_tensor *feats,
+                                       ngc_norm_ctl *ctl) {
   negcut_status st;
   int64_t shape[4] = {ngc_d(x, 0), ngc_d(x, 1), ngc_d(x, 2), ngc_d(x, 3)}, out[4];
   int64_t biggest = ngc_seq_peak_numel(net, shape), max_nc = 1;
@@ -291,6 +337,7 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
   ngc_tensor cur = *x, next, mean, rstd;
   ngc_tensor skip = {0}; /* the shortcut's source while a ResNet block runs */
   const ngc_tensor *pending_bias = NULL; /* left by the convolution to the norm after it */
+  int32_t norms = 0; /* norms run so far (ctl) */
 
   for (int32_t i = 0; i < n; i++) {
     layer_shape(net, &net->layers[i], shape, out);
@@ -335,9 +382,15 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
       mean.dim[1] = rstd.dim[1] = out[1];
     }
     /* A convolution whose output only feeds a norm leaves its bias to the
-     * norm, where the backend can add it as the norm reads: one pass fewer. */
-    const int leave_bias = bias_to_norm(tape->dev.be, net, i, n, n_taps, taps, lay);
-    if (pending_bias)
+     * norm, where the backend can add it as the norm reads: one pass fewer
+     * (not under ctl, whose norms see the whole input). */
+    const int leave_bias = !ctl && bias_to_norm(tape->dev.be, net, i, n, n_taps, taps, lay);
+    const int ctl_norm = ctl && (fuse || l->kind == NGC_L_INORM) ? norms++ : -1;
+    if (ctl_norm >= 0 && ctl->measure && ctl_norm == ctl->n_frozen)
+      return measure_window(tape, &cur, dst, ngc_d(x, 2), ctl);
+    if (ctl_norm >= 0 && ctl_norm < ctl->n_frozen)
+      st = frozen_norm(tape, ctl, ctl_norm, &cur, fuse ? l : NULL, &next);
+    else if (pending_bias)
       st = ngc_inorm_bias_fwd(tape->ctx, 1e-5f, fuse ? (int)l->act : NGC_NO_ACT, fuse ? l->alpha : 0.0f,
                               &cur, pending_bias, &next, &mean, &rstd);
     else if (fuse)
@@ -386,7 +439,29 @@ negcut_status ngc_seq_forward(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
   }
   /* An encoder pass (last >= 0) keeps every module's output for taps. */
   if (rec) return forward_recorded(net, tape, x, n, last >= 0 ? -1 : 0, NULL, rec, y);
-  return forward_inference(net, tape, x, n, y, 0, NULL, NULL, NULL, NULL);
+  return forward_inference(net, tape, x, n, y, 0, NULL, NULL, NULL, NULL, NULL);
+}
+
+int32_t ngc_seq_norm_channels(const ngc_net *net, int64_t *channels, int32_t cap) {
+  int64_t shape[4] = {1, net->in_nc, 1024, 1024}, out[4]; /* channels do not depend on size */
+  int32_t k = 0;
+  for (int32_t i = 0; i < net->n_layers; i++) {
+    if (!layer_shape(net, &net->layers[i], shape, out)) break;
+    if (net->layers[i].kind == NGC_L_INORM && k++ < cap) channels[k - 1] = out[1];
+    memcpy(shape, out, sizeof shape);
+  }
+  return k;
+}
+
+negcut_status ngc_seq_forward_ctl(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
+                                  ngc_tensor *y, ngc_norm_ctl *ctl) {
+  int64_t in[4], out[4];
+  if (!x || x->ndim != 4 || ngc_d(x, 0) != 1 || !ctl || (!y && !ctl->measure))
+    return ngc_error(tape->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "forward_ctl: bad argument");
+  for (int i = 0; i < 4; i++) in[i] = x->dim[i];
+  negcut_status st = ngc_seq_shape(tape->ctx, net, in, -1, out);
+  if (st) return st;
+  return forward_inference(net, tape, x, net->n_layers, y, 0, NULL, NULL, NULL, NULL, ctl);
 }
 
 negcut_status ngc_seq_encode(ngc_net *net, ngc_tape *tape, const ngc_tensor *x, int32_t n_taps,
@@ -412,7 +487,7 @@ negcut_status ngc_seq_features(ngc_net *net, ngc_tape *tape, const ngc_tensor *x
   st = ngc_seq_shape(tape->ctx, net, in, taps[n_taps - 1], out);
   if (st) return st;
   return forward_inference(net, tape, x, layers_to_run(net, taps[n_taps - 1]), NULL, n_taps, taps,
-                           ids, n_ids, feats);
+                           ids, n_ids, feats, NULL);
 }
 
 const ngc_tensor *ngc_seq_module_act(const ngc_net *net, const ngc_seq_rec *rec, int32_t m) {
