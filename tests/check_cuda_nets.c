@@ -507,6 +507,17 @@ START_TEST(test_translator_graphs) {
   printf("  %-60s %s\n", "translator tf32 vs fp32",
          memcmp(a, b, (size_t)n * sizeof *a) ? "(tf32 ran)" : "(identical: no TF32 algorithm chosen)");
   expect_nmse("translator tf32 vs fp32 on cuda", b, a, n, TF32_NMSE);
+  negcut_translator_free(ttf);
+  /* exact tiles (the norms' statistics gathered tile by tile: downloads,
+   * diagonal 1x1 convolutions) against the whole image; an overlap that
+   * covers it makes them the same up to rounding */
+  negcut_translator_options_init_v2(&o, NEGCUT_TRANSLATOR_OPTIONS_VERSION);
+  o.tile_px = 32;
+  o.overlap_px = 64;
+  o.exact_tiles = 1;
+  OK(g_cu, negcut_translator_create(&ttf, g_cu, m, &o));
+  OK(g_cu, negcut_translate_f32(ttf, x, 1, h, w, b));
+  expect_nmse("translator exact tiles 32 + 64 vs whole on cuda", b, a, n, 1e-9);
   negcut_translator_free(t32);
   negcut_translator_free(ttf);
   negcut_model_free(m);
