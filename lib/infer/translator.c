@@ -313,7 +313,8 @@ static negcut_status translate_tiled(negcut_translator *tr, const float *src, in
 /* Exact tiles (docs/TRANSLATE.md, "Tiling and memory"): norm k's statistics
  * over the whole (reflect-padded) image, merged from the tiles' cores in a
  * pass that runs each tile up to norm k with norms 0..k-1 already frozen at
- * theirs; then the blended pass with every norm frozen. The cores and the
+ * theirs; then a pass with every norm frozen that keeps each tile's core
+ * (translate_tiled with ctl). The cores and the
  * regions start at multiples of 4 (t and ov are), so the downsampled grids
  * and the padding are the whole image's. */
 static negcut_status translate_exact(negcut_translator *tr, const float *src, int64_t H, int64_t W,
@@ -335,15 +336,21 @@ static negcut_status translate_exact(negcut_translator *tr, const float *src, in
    * diagonal weights of one norm */
   double *mu = malloc((size_t)max_c * 4 * sizeof *mu), *m2 = mu + max_c, *cm = m2 + max_c,
          *cq = cm + max_c;
-  float *host_w = calloc((size_t)(max_c * max_c + max_c), sizeof *host_w);
+  /* the maps take C^2 floats per norm: 5 MB for ngf 64, more than any
+   * budget for the widest models */
+  if (!st && (uint64_t)floats * sizeof(float) > tr->opts.max_memory_bytes / 2)
+    st = ngc_error(tr->ctx, NEGCUT_ERR_LIMIT,
+                   "translate: exact tiles need %llu MB for this model's norms, over half of "
+                   "max_memory_bytes", (unsigned long long)((uint64_t)floats * sizeof(float) >> 20));
+  float *host_w = st ? NULL : calloc((size_t)(max_c * max_c + max_c), sizeof *host_w);
   float *dev = st ? NULL : ngc_backend_alloc(be, (size_t)floats * sizeof *dev);
   if (!st && (!mu || !host_w || !dev))
     st = ngc_error(tr->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translate: out of memory for exact tiles");
   ngc_norm_ctl ctl = {.w = wb, .b = wb + K, .measure = 1, .mean = cm, .m2 = cq};
-  for (int32_t k = 0, off = 0; k < K && !st; off += (int32_t)(chan[k] * chan[k] + chan[k]), k++) {
+  for (int64_t k = 0, off = 0; k < K && !st; off += chan[k] * chan[k] + chan[k], k++) {
     const int64_t C = chan[k];
     double count = 0.0;
-    ctl.n_frozen = k;
+    ctl.n_frozen = (int32_t)k;
     tile g;
     for (int64_t i = 0; !st && tile_at(i, t, ov, H, W, &g); i++) {
       const int64_t rh = g.y1 - g.y0, rw = g.x1 - g.x0;

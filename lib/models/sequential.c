@@ -278,8 +278,6 @@ int64_t ngc_seq_peak_numel(const ngc_net *net, const int64_t in[4]) {
   return biggest;
 }
 
-/* Inference: three buffers of the largest activation rotate; the input of
- * the current ResNet block is kept alive until its shortcut is added. */
 /* ctl's measurement of x (plain copy in the free buffer dst, then on the
  * host): the window's per-channel mean and M2 in double, two passes. */
 static negcut_status measure_window(ngc_tape *tape, const ngc_tensor *x, float *dst,
@@ -325,6 +323,8 @@ static negcut_status frozen_norm(ngc_tape *tape, const ngc_norm_ctl *ctl, int32_
   return st;
 }
 
+/* Inference: three buffers of the largest activation rotate; the input of
+ * the current ResNet block is kept alive until its shortcut is added. */
 static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
                                        int32_t n, ngc_tensor *y, int32_t n_taps,
                                        const int32_t *taps, const int64_t *const *ids,
