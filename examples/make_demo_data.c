@@ -154,9 +154,12 @@ static int generate(const char *out, int count, int test, int size, uint64_t see
 static double psnr(const char *pa, const char *pb) {
   negcut_image *a = NULL, *b = NULL;
   double se = 0, result = -1;
-  if (negcut_image_load(&a, NULL, pa, NULL) == NEGCUT_OK &&
-      negcut_image_load(&b, NULL, pb, NULL) == NEGCUT_OK && a->width == b->width &&
-      a->height == b->height) {
+  const int loaded = negcut_image_load(&a, NULL, pa, NULL) == NEGCUT_OK &&
+                     negcut_image_load(&b, NULL, pb, NULL) == NEGCUT_OK;
+  if (loaded && (a->width != b->width || a->height != b->height)) {
+    fprintf(stderr, "make_demo_data: cannot compare %s (%ux%u) with %s (%ux%u): sizes differ\n", pa,
+            (unsigned)a->width, (unsigned)a->height, pb, (unsigned)b->width, (unsigned)b->height);
+  } else if (loaded) {
     for (uint32_t y = 0; y < a->height; y++)
       for (uint32_t x = 0; x < a->width * 3; x++) {
         double d = (double)a->pixels[y * a->stride_bytes + x] - b->pixels[y * b->stride_bytes + x];

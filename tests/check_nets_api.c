@@ -93,6 +93,10 @@ START_TEST(test_generator_params_and_shapes) {
   int64_t odd[4] = {1, 3, 250, 333};
   ck_assert_int_eq(negcut_net_output_shape(g, odd, out), NEGCUT_OK);
   ck_assert(out[2] == 252 && out[3] == 336);
+  /* sizes no image has are refused, not overflowed */
+  const int64_t huge[3][4] = {{1, 3, INT64_MAX, 64}, {1, 3, 64, 0}, {INT64_MAX, 3, 64, 64}};
+  for (int k = 0; k < 3; k++)
+    ck_assert_int_eq(negcut_net_output_shape(g, huge[k], out), NEGCUT_ERR_SHAPE);
   ck_assert_int_eq(negcut_net_create_discriminator(&d, ctx, NULL), NEGCUT_OK);
   ck_assert_int_eq(negcut_net_output_shape(d, in, out), NEGCUT_OK);
   ck_assert(out[1] == 1 && out[2] == 30 && out[3] == 30); /* REFERENCE.md 2 */
@@ -149,6 +153,8 @@ START_TEST(test_trainer_set_epoch) {
   ck_assert_int_eq(negcut_trainer_progress(t, &p), NEGCUT_OK);
   ck_assert(fabs(p.lr - 2e-4 / 11.0) < 1e-12); /* a refused epoch changes nothing */
   ck_assert(fabs(negcut_lr_linear(16, 10, 10) - (1.0 - 6.0 / 11.0)) < 1e-12);
+  ck_assert(negcut_lr_linear(INT64_MIN, 10, 10) == 1.0); /* before the decay, no overflow */
+  ck_assert(negcut_lr_linear(INT64_MAX, 10, INT64_MAX) < 1.0);
   negcut_trainer_free(t);
 }
 END_TEST

@@ -116,8 +116,8 @@ negcut_status negcut_tensor_slice(negcut_tensor **out, negcut_tape *tape, const 
   *out = NULL;
   if (first < 0 || count < 1 || first > t->t.dim[0] - count)
     return ngc_error(tape->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                     "negcut_tensor_slice: items [%lld, %lld) of %lld", (long long)first,
-                     (long long)(first + count), (long long)t->t.dim[0]);
+                     "negcut_tensor_slice: %lld items from item %lld of %lld", (long long)count,
+                     (long long)first, (long long)t->t.dim[0]);
   for (int32_t i = 1; i < t->t.ndim; i++) item *= t->t.dim[i];
   v = t->t;
   v.owns = 0;

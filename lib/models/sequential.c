@@ -70,6 +70,11 @@ negcut_status ngc_seq_shape(negcut_ctx *ctx, const ngc_net *net, const int64_t i
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "network has no module %d",
                      (int)last);
   memcpy(cur, in, sizeof cur);
+  /* sizes beyond any image keep the shape arithmetic far from overflow */
+  for (int i = 0; i < 4; i++)
+    if (cur[i] < 1 || cur[i] > ((int64_t)1 << 31))
+      return ngc_error(ctx, NEGCUT_ERR_SHAPE, "network input dimension %d is %lld; 1 to 2^31 expected",
+                       i, (long long)cur[i]);
   if (cur[1] != net->in_nc)
     return ngc_error(ctx, NEGCUT_ERR_SHAPE, "network expects %d input channels, got %lld",
                      (int)net->in_nc, (long long)cur[1]);

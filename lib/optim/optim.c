@@ -58,8 +58,9 @@ negcut_status ngc_adam_update(negcut_ctx *ctx, ngc_adam *a, double lr) {
 }
 
 double ngc_lr_linear(int64_t epoch, int64_t epoch_count, int64_t n_epochs, int64_t n_epochs_decay) {
-  int64_t over = epoch + epoch_count - 1 - n_epochs;
-  return 1.0 - (double)(over > 0 ? over : 0) / (double)(n_epochs_decay + 1);
+  /* in double: any int64 arguments, no overflow (the reference's epochs are small) */
+  const double over = (double)epoch + (double)epoch_count - 1.0 - (double)n_epochs;
+  return 1.0 - (over > 0.0 ? over : 0.0) / ((double)n_epochs_decay + 1.0);
 }
 
 negcut_status ngc_ema_nets(negcut_ctx *ctx, ngc_net *target, const ngc_net *src, float decay) {
