@@ -122,8 +122,8 @@ static int64_t round4(int64_t v) {
  * scratch (oneDNN's blocked copies), where Winograd convolutions may run
  * their scratchpad: up to about four times the largest activation (67 MB
  * for the 128 -> 256 convolution at 128x128 of a 256x256 image, whose
- * output is 16.8 MB), at most the backend's bound; and the kept weights'
- * bound (w_store). */
+ * output is 16.8 MB), at most the backend's bound; the kept weights'
+ * bound (w_store); with exact tiles, a host copy of an activation. */
 static uint64_t run_bytes(const negcut_translator *tr, int64_t n, int64_t h, int64_t w) {
   const negcut_model *m = tr->model;
   int64_t in[4] = {n, m->cfg.input_nc, h, w};
@@ -131,7 +131,9 @@ static uint64_t run_bytes(const negcut_translator *tr, int64_t n, int64_t h, int
   uint64_t io = (uint64_t)(n * (m->cfg.input_nc + m->cfg.output_nc) * h * w) * sizeof(float);
   uint64_t wino = tr->tape.winograd ? 4 * peak : 0; /* bf16 too (cpu_conv_cache.c) */
   uint64_t wino_max = tr->ctx->be->winograd_scratch_max;
-  return 5 * peak + io + (wino < wino_max ? wino : wino_max) + tr->w_store.cap;
+  /* exact tiles: a norm's input copied to the host to be measured */
+  const uint64_t measured = tr->opts.exact_tiles ? peak : 0;
+  return 5 * peak + io + (wino < wino_max ? wino : wino_max) + tr->w_store.cap + measured;
 }
 
 static negcut_status grow(negcut_ctx *ctx, float **buf, size_t *cap, size_t count) {
