@@ -301,6 +301,14 @@ START_TEST(test_exact_tiles) {
     negcut_translator_free(tr);
     free(b);
   }
+  /* an image that fits runs whole with exact_tiles too: the same bits */
+  negcut_translator_options_init_v2(&o, NEGCUT_TRANSLATOR_OPTIONS_VERSION);
+  o.exact_tiles = 1;
+  ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, &o), NEGCUT_OK);
+  float *c = translate_new(tr, x, 2, H, W);
+  ck_assert_mem_eq(a, c, 2 * 3 * H * W * sizeof *a);
+  negcut_translator_free(tr);
+  free(c);
   /* a version 3 struct has no exact_tiles: plain tiles, no error */
   negcut_translator_options_init(&o);
   ck_assert_int_eq(o.version, 3);

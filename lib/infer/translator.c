@@ -123,16 +123,17 @@ static int64_t round4(int64_t v) {
  * their scratchpad: up to about four times the largest activation (67 MB
  * for the 128 -> 256 convolution at 128x128 of a 256x256 image, whose
  * output is 16.8 MB), at most the backend's bound; the kept weights'
- * bound (w_store); with exact tiles, a host copy of an activation. */
-static uint64_t run_bytes(const negcut_translator *tr, int64_t n, int64_t h, int64_t w) {
+ * bound (w_store); for a tile (tile 1) with exact tiles, a host copy of an
+ * activation. */
+static uint64_t run_bytes(const negcut_translator *tr, int64_t n, int64_t h, int64_t w, int tile) {
   const negcut_model *m = tr->model;
   int64_t in[4] = {n, m->cfg.input_nc, h, w};
   uint64_t peak = (uint64_t)ngc_seq_peak_numel(&m->net, in) * sizeof(float);
   uint64_t io = (uint64_t)(n * (m->cfg.input_nc + m->cfg.output_nc) * h * w) * sizeof(float);
   uint64_t wino = tr->tape.winograd ? 4 * peak : 0; /* bf16 too (cpu_conv_cache.c) */
   uint64_t wino_max = tr->ctx->be->winograd_scratch_max;
-  /* exact tiles: a norm's input copied to the host to be measured */
-  const uint64_t measured = tr->opts.exact_tiles ? peak : 0;
+  /* a tile with exact tiles: a norm's input copied to the host to be measured */
+  const uint64_t measured = tile && tr->opts.exact_tiles ? peak : 0;
   return 5 * peak + io + (wino < wino_max ? wino : wino_max) + tr->w_store.cap + measured;
 }
 
@@ -249,11 +250,11 @@ static int64_t tile_side(negcut_translator *tr) {
   int64_t ov = tr->opts.overlap_px, t = tr->opts.tile_px;
   if (!t) { /* the largest tile whose run fits the budget */
     t = 16;
-    while (run_bytes(tr, 1, round4(t + 16 + 2 * ov), round4(t + 16 + 2 * ov)) <= tr->opts.max_memory_bytes)
+    while (run_bytes(tr, 1, round4(t + 16 + 2 * ov), round4(t + 16 + 2 * ov), 1) <= tr->opts.max_memory_bytes)
       t += 16;
   }
   t &= ~(int64_t)3;
-  if (run_bytes(tr, 1, round4(t + 2 * ov), round4(t + 2 * ov)) > tr->opts.max_memory_bytes && !tr->opts.tile_px) {
+  if (run_bytes(tr, 1, round4(t + 2 * ov), round4(t + 2 * ov), 1) > tr->opts.max_memory_bytes && !tr->opts.tile_px) {
     ngc_error(tr->ctx, NEGCUT_ERR_LIMIT, "translate: even a 16 px tile needs more than max_memory_bytes %llu",
               (unsigned long long)tr->opts.max_memory_bytes);
     return 0;
@@ -330,7 +331,12 @@ static negcut_status translate_exact(negcut_translator *tr, const float *src, in
   negcut_status st = NEGCUT_OK;
   if (!chan || !wb) st = ngc_error(tr->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translate: out of memory");
   if (!st) ngc_seq_norm_channels(net, chan, K);
-  for (int32_t k = 0; k < K; k++) {
+  if (!st && !K) { /* nothing to freeze: plain tiles are exact */
+    free(chan);
+    free(wb);
+    return translate_tiled(tr, src, H, W, t, NULL, dst);
+  }
+  for (int32_t k = 0; k < K && !st; k++) {
     floats += chan[k] * chan[k] + chan[k];
     if (chan[k] > max_c) max_c = chan[k];
   }
@@ -401,12 +407,12 @@ static negcut_status translate_planar(negcut_translator *tr, const float *src, i
   int64_t ci = m->cfg.input_nc, co = m->cfg.output_nc;
   negcut_status st = NEGCUT_OK;
   ngc_error_clear(tr->ctx);
-  if (run_bytes(tr, n, round4(H), round4(W)) <= tr->opts.max_memory_bytes && !tr->opts.tile_px) {
+  if (run_bytes(tr, n, round4(H), round4(W), 0) <= tr->opts.max_memory_bytes && !tr->opts.tile_px) {
     st = run_region(tr, src, n, H, W, 0, 0, H, W, NULL);
     if (!st) memcpy(dst, tr->out_host, (size_t)(n * co * H * W) * sizeof *dst);
     return st;
   }
-  if (n > 1 && run_bytes(tr, 1, round4(H), round4(W)) <= tr->opts.max_memory_bytes &&
+  if (n > 1 && run_bytes(tr, 1, round4(H), round4(W), 0) <= tr->opts.max_memory_bytes &&
       !tr->opts.tile_px) {
     for (int64_t i = 0; i < n && !st; i++) {
       st = run_region(tr, src + i * ci * H * W, 1, H, W, 0, 0, H, W, NULL);
