@@ -204,6 +204,17 @@ START_TEST(test_batch_and_rgb8) {
 }
 END_TEST
 
+/* Mean absolute difference of a and b (n values), the largest in *worst. */
+static double mean_abs(const float *a, const float *b, int n, double *worst) {
+  double sum = 0;
+  *worst = 0;
+  for (int i = 0; i < n; i++) {
+    sum += fabs((double)a[i] - b[i]);
+    *worst = fmax(*worst, fabs((double)a[i] - b[i]));
+  }
+  return sum / n;
+}
+
 /* Tiles with feathered overlap: the result stays close to the whole-image
  * result; the seam error is printed (docs/TRANSLATE.md quotes it). */
 START_TEST(test_tiling) {
@@ -218,25 +229,20 @@ START_TEST(test_tiling) {
   o.overlap_px = 16;
   ck_assert_int_eq(negcut_translator_create(&tiled, ctx, model, &o), NEGCUT_OK);
   float *a = translate_new(whole, x, 1, H, W), *b = translate_new(tiled, x, 1, H, W);
-  double sum = 0, worst = 0;
-  for (int i = 0; i < 3 * H * W; i++) {
-    double d = fabs((double)a[i] - b[i]);
-    sum += d;
-    worst = fmax(worst, d);
-  }
+  double worst;
+  const double mean = mean_abs(a, b, 3 * H * W, &worst);
   printf("tiling 200x160, tile 64, overlap 16: mean abs diff %.4f, max %.4f (output range [-1, 1])\n",
-         sum / (3 * H * W), worst);
-  ck_assert_msg(sum / (3 * H * W) < 0.1, "tiles differ from the whole image by %g on average", sum / (3 * H * W));
+         mean, worst);
+  ck_assert_msg(mean < 0.1, "tiles differ from the whole image by %g on average", mean);
   /* A memory limit too small for the whole image tiles by itself. */
   negcut_translator_options_init(&o);
   o.max_memory_bytes = 6u << 20;
   ck_assert_int_eq(negcut_translator_create(&limited, ctx, model, &o), NEGCUT_OK);
   float *c = translate_new(limited, x, 1, H, W);
-  double lsum = 0;
-  for (int i = 0; i < 3 * H * W; i++) lsum += fabs((double)a[i] - c[i]);
-  printf("memory limit 6 MiB: mean abs diff %.4f\n", lsum / (3 * H * W));
-  ck_assert(lsum / (3 * H * W) < 0.1);
-  ck_assert(lsum > 0); /* it did tile */
+  const double lmean = mean_abs(a, c, 3 * H * W, &worst);
+  printf("memory limit 6 MiB: mean abs diff %.4f\n", lmean);
+  ck_assert(lmean < 0.1);
+  ck_assert(lmean > 0); /* it did tile */
   /* An absurd limit is refused with a reason, not a crash. */
   negcut_translator *tiny = NULL;
   o.max_memory_bytes = 1024;
@@ -260,16 +266,6 @@ END_TEST
  * plain tiles where it does not. Also with a 1-pixel final tile row and
  * column (201x161: the padded edge is a core of its own), a batch of 2,
  * and an old (version 3) options struct, which means no exact tiles. */
-static double mean_abs(const float *a, const float *b, int n, double *worst) {
-  double sum = 0;
-  *worst = 0;
-  for (int i = 0; i < n; i++) {
-    sum += fabs((double)a[i] - b[i]);
-    *worst = fmax(*worst, fabs((double)a[i] - b[i]));
-  }
-  return sum / n;
-}
-
 START_TEST(test_exact_tiles) {
   enum { H = 161, W = 201 };
   negcut_translator_options o;

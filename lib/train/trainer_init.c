@@ -50,17 +50,13 @@ static negcut_status rand_ids(void *user, int32_t layer, int64_t hw, int64_t n, 
  * numbers. */
 static negcut_status rand_noise(void *user, int32_t layer, int64_t n, float *out) {
   ngc_trainer *t = user;
-  (void)layer;
-  if (t->cfg.world <= 1) {
-    ngc_philox_normal_mt(&t->rng_noise, out, (size_t)n, t->ctx->threads);
-    return NEGCUT_OK;
-  }
   ngc_philox *g = &t->rng_noise;
-  const uint64_t all = (uint64_t)n * (uint64_t)t->cfg.world;
-  ngc_philox_normal_at_mt(g->seed, g->stream,
-                          4u * g->counter + (uint64_t)t->cfg.rank * (uint64_t)n, (size_t)n, out,
-                          t->ctx->threads);
-  g->counter += (all + 3) / 4;
+  (void)layer;
+  const uint64_t world = t->cfg.world > 1 ? (uint64_t)t->cfg.world : 1;
+  const uint64_t rank = world > 1 ? (uint64_t)t->cfg.rank : 0;
+  ngc_philox_normal_at_mt(g->seed, g->stream, 4u * g->counter + rank * (uint64_t)n, (size_t)n,
+                          out, t->ctx->threads);
+  g->counter += ((uint64_t)n * world + 3) / 4;
   return NEGCUT_OK;
 }
 
