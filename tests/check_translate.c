@@ -318,6 +318,76 @@ START_TEST(test_exact_tiles) {
 }
 END_TEST
 
+/* Exact tiles keep where each tile's pass stopped, where the budget leaves
+ * room, and the next pass resumes there: with the norm's input and the open
+ * ResNet block's input kept, with the block's input alone (its layers run
+ * again), or from the image. The same operations on the same values: the
+ * same bits every way, and the counts say which ran. The budget that leaves
+ * room for a block's input but not for both comes from the translator's own
+ * plan (ngc_exact_plan) and the network's (ngc_seq_norm_plan), so a plan
+ * that disagrees with what a pass keeps fails here. */
+START_TEST(test_exact_tile_states) {
+  enum { H = 161, W = 201, T = 64, OV = 64 };
+  negcut_translator_options o;
+  negcut_translator *whole = NULL, *tr = NULL;
+  float *x = malloc(3 * H * W * sizeof *x);
+  smooth_image(x, 3, H, W, 5);
+  ck_assert_int_eq(negcut_translator_create(&whole, ctx, model, NULL), NEGCUT_OK);
+  float *ref = translate_new(whole, x, 1, H, W);
+  negcut_translator_options_init_v2(&o, NEGCUT_TRANSLATOR_OPTIONS_VERSION);
+  o.tile_px = T;
+  o.overlap_px = OV;
+  o.exact_tiles = 1;
+  /* the default budget: every stopping point kept whole */
+  ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, &o), NEGCUT_OK);
+  float *a = translate_new(tr, x, 1, H, W);
+  double worst, mean = mean_abs(ref, a, 3 * H * W, &worst);
+  ck_assert_msg(worst < 1e-4, "exact tiles resumed differ from the whole image by %g", worst);
+  const int32_t K = ngc_seq_norm_channels(&model->net, NULL, 0);
+  const int64_t n_tiles = ((H + T - 1) / T) * ((W + T - 1) / T);
+  ck_assert_int_eq(tr->exact_kept[0], (int64_t)K * n_tiles); /* every norm of every tile */
+  ck_assert_int_eq(tr->exact_kept[1], 0);
+  ck_assert_int_eq(tr->exact_resumed, (int64_t)K * n_tiles); /* every pass but the first */
+  size_t cap;
+  ck_assert(ngc_exact_plan(tr, H, W, T, &cap) > 0.0);
+  const uint64_t used = tr->opts.max_memory_bytes - (uint64_t)cap * n_tiles * sizeof(float);
+  negcut_translator_free(tr);
+  /* room for the first residual block's input, not for it and the norm's */
+  ngc_norm_plan *plan = calloc((size_t)K, sizeof *plan);
+  const int64_t rh = (T + 2 * OV < H ? T + 2 * OV : H + 3) & ~3, rw = (T + 2 * OV < W ? T + 2 * OV : W + 3) & ~3;
+  ck_assert(ngc_seq_norm_plan(&model->net, (int64_t[4]){1, 3, rh, rw}, plan, K) > 0.0);
+  int32_t k = 0;
+  while (k < K && !plan[k].block_numel) k++;
+  ck_assert_int_lt(k, K);
+  ck_assert_int_gt(plan[k].state_numel, plan[k].block_numel);
+  o.max_memory_bytes = used + (uint64_t)((plan[k].block_numel + plan[k].state_numel) / 2) * n_tiles * sizeof(float);
+  ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, &o), NEGCUT_OK);
+  float *b = translate_new(tr, x, 1, H, W);
+  printf("exact tiles 201x161, tile 64: %.2e (max %.2e) from the whole image; kept %lld whole, then "
+         "with %llu bytes %lld whole and %lld blocks' inputs, %lld passes resumed\n",
+         mean, worst, (long long)K * n_tiles, (unsigned long long)o.max_memory_bytes,
+         (long long)tr->exact_kept[0], (long long)tr->exact_kept[1], (long long)tr->exact_resumed);
+  ck_assert_int_gt(tr->exact_kept[1], 0);
+  ck_assert_int_lt(tr->exact_kept[0], (int64_t)K * n_tiles);
+  ck_assert_mem_eq(a, b, 3 * H * W * sizeof *a);
+  negcut_translator_free(tr);
+  /* no room (the norms' maps fit): every pass from the image */
+  o.max_memory_bytes = 1 << 20;
+  ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, &o), NEGCUT_OK);
+  float *c = translate_new(tr, x, 1, H, W);
+  ck_assert_int_eq(tr->exact_kept[0] + tr->exact_kept[1] + tr->exact_resumed, 0);
+  ck_assert_mem_eq(a, c, 3 * H * W * sizeof *a);
+  negcut_translator_free(tr);
+  free(plan);
+  free(a);
+  free(b);
+  free(c);
+  free(ref);
+  free(x);
+  negcut_translator_free(whole);
+}
+END_TEST
+
 /* bf16 convolutions against fp32: PSNR on the 8-bit scale of the output,
  * for a generator of the default architecture (random weights), and which
  * primitives ran. At 64x64 the convolutions at 64x64 and 32x32 take
@@ -690,6 +760,7 @@ int main(void) {
   tcase_add_test(tc, test_batch_and_rgb8);
   tcase_add_test(tc, test_tiling);
   tcase_add_test(tc, test_exact_tiles);
+  tcase_add_test(tc, test_exact_tile_states);
   tcase_add_test(tc, test_threads_share_model);
   tcase_add_test(tc, test_bad_arguments);
   tcase_add_test(tc, test_options_versions);

@@ -23,7 +23,13 @@ struct negcut_translator {
   void *w_bf16;           /* bf16: the model's weights rounded once (tape.w_bf16), or NULL */
   ngc_wstore w_store;     /* the model's weights as the backend's convolutions take them
                              (tape.w_store), for small models (translator.c) */
+  int64_t exact_kept[2], exact_resumed; /* the last exact-tiles image's ngc_norm_ctl counts */
 };
+
+/* Exact tiles of side t on an H x W image: the floats each tile may keep of
+ * where its last pass stopped into *cap, and the estimated work of all
+ * passes (translator.c); 0 when a tile's run does not fit the budget. */
+double ngc_exact_plan(const negcut_translator *tr, int64_t H, int64_t W, int64_t t, size_t *cap);
 
 /* Mirror index of i into [0, n): reflection without repeating the edge,
  * periodic for any i (so pads wider than the image work too). */

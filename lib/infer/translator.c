@@ -204,11 +204,13 @@ static negcut_status run_region(negcut_translator *tr, const float *src, int64_t
   negcut_ctx *ctx = tr->ctx;
   int64_t ci = m->cfg.input_nc, co = m->cfg.output_nc, ph = round4(rh), pw = round4(rw);
   ngc_tensor x, y;
+  /* a pass that resumes where an earlier one stopped does not read its input */
+  const int resumed = ctl && ctl->state && ctl->state->layer >= 0;
   negcut_status st = grow(ctx, &tr->in_host, &tr->in_cap, (size_t)(n * ci * ph * pw));
   if (!st) st = grow(ctx, &tr->out_host, &tr->out_cap, (size_t)(n * co * ph * pw));
   if (st) return st;
   /* Reflect-pad inside the region: the padding sits at the bottom/right. */
-  for (int64_t p = 0; p < n * ci; p++)
+  for (int64_t p = 0; p < n * ci && !resumed; p++)
     for (int64_t i = 0; i < ph; i++) {
       const float *row = src + (p * H + y0 + ngc_reflect_index(i, rh)) * W + x0;
       float *dst = tr->in_host + (p * ph + i) * pw;
@@ -218,7 +220,7 @@ static negcut_status run_region(negcut_translator *tr, const float *src, int64_t
   st = ngc_tape_reset(&tr->tape);
   if (!st) st = ngc_tape_tensor(&tr->tape, &x, 4, (int64_t[4]){n, ci, ph, pw});
   if (!st) st = ngc_tape_tensor(&tr->tape, &y, 4, (int64_t[4]){n, co, ph, pw});
-  if (!st)
+  if (!st && !resumed)
     st = ctx->be->ops.upload(ctx->be, x.data, tr->in_host, (size_t)ngc_numel(&x) * sizeof(float));
   if (!st)
     st = ctl ? ngc_seq_forward_ctl((ngc_net *)&m->net, &tr->tape, &x, &y, ctl)
@@ -281,8 +283,75 @@ static int tile_at(int64_t i, int64_t t, int64_t ov, int64_t H, int64_t W, tile 
   return 1;
 }
 
+/* The floats of the norms' affine maps that exact tiles upload: C^2 + C
+ * per norm. */
+static int64_t maps_floats(const ngc_net *net) {
+  const int32_t K = ngc_seq_norm_channels(net, NULL, 0);
+  int64_t *chan = malloc(((size_t)K + 1) * sizeof *chan), floats = 0;
+  if (!chan) return INT64_MAX / 8;
+  ngc_seq_norm_channels(net, chan, K);
+  for (int32_t k = 0; k < K; k++) floats += chan[k] * chan[k] + chan[k];
+  free(chan);
+  return floats;
+}
+
+/* Exact tiles of side t on an H x W image: the floats each tile may keep of
+ * where its last pass stopped (an ngc_norm_state: what the budget leaves
+ * after a tile's run and the norms' maps, split evenly) into *cap, and the
+ * estimated multiply-adds of all passes over all tiles, each pass from the
+ * last stopping point kept; 0 when a tile's run does not fit the budget. */
+double ngc_exact_plan(const negcut_translator *tr, int64_t H, int64_t W, int64_t t, size_t *cap) {
+  const ngc_net *net = &tr->model->net;
+  const int64_t ov = tr->opts.overlap_px, n_tiles = ((H + t - 1) / t) * ((W + t - 1) / t);
+  const int64_t rh = round4(t + 2 * ov < H ? t + 2 * ov : H), rw = round4(t + 2 * ov < W ? t + 2 * ov : W);
+  const uint64_t budget = tr->opts.max_memory_bytes;
+  const uint64_t used = run_bytes(tr, 1, rh, rw, 1) + (uint64_t)maps_floats(net) * sizeof(float);
+  const int32_t K = ngc_seq_norm_channels(net, NULL, 0);
+  *cap = used < budget ? (size_t)((budget - used) / (uint64_t)n_tiles / sizeof(float)) : 0;
+  ngc_norm_plan *plan = malloc(((size_t)K + 1) * sizeof *plan);
+  if (!plan) return 0.0;
+  const double total = ngc_seq_norm_plan(net, (int64_t[4]){1, tr->model->cfg.input_nc, rh, rw}, plan, K);
+  double work = 0.0, from = 0.0, area = 0.0;
+  for (int32_t k = 0; k < K; k++) { /* pass k runs from the last kept stopping point to norm k */
+    work += plan[k].work_before - from;
+    if ((size_t)plan[k].state_numel <= *cap)
+      from = plan[k].work_before;
+    else if (plan[k].block_numel && (size_t)plan[k].block_numel <= *cap && plan[k].block_work > from)
+      from = plan[k].block_work; /* the block's input alone */
+  }
+  work += total - from; /* and the last pass to the end */
+  free(plan);
+  tile g;
+  for (int64_t i = 0; tile_at(i, t, ov, H, W, &g); i++)
+    area += (double)(round4(g.y1 - g.y0) * round4(g.x1 - g.x0));
+  return used <= budget && total > 0.0 ? work * area / (double)(rh * rw) : 0.0;
+}
+
+/* Exact tiles' side when tile_px is 0: the multiple of 16 whose passes are
+ * estimated (ngc_exact_plan) to take the least work of those whose run fits;
+ * 0 with an error when none does. Smaller tiles repeat more overlap but
+ * may leave room to keep where each pass stopped, so that a pass runs the
+ * layers between two norms rather than all before its norm. */
+static int64_t exact_tile_side(negcut_translator *tr, int64_t H, int64_t W) {
+  const int64_t side = H > W ? H : W;
+  int64_t best = 0;
+  double least = 0.0;
+  size_t cap;
+  for (int64_t t = 16; t < side + 16; t += 16) {
+    const double work = ngc_exact_plan(tr, H, W, t, &cap);
+    if (work > 0.0 && (!best || work <= least)) best = t, least = work;
+  }
+  if (!best)
+    ngc_error(tr->ctx, NEGCUT_ERR_LIMIT, "translate: even a 16 px tile needs more than max_memory_bytes %llu",
+              (unsigned long long)tr->opts.max_memory_bytes);
+  return best;
+}
+
+/* The tiles' results blended (plain tiles) or their cores pasted (ctl:
+ * exact tiles' last pass, tile k resuming from states[k] where not NULL). */
 static negcut_status translate_tiled(negcut_translator *tr, const float *src, int64_t H, int64_t W,
-                                     int64_t t, ngc_norm_ctl *ctl, float *dst) {
+                                     int64_t t, ngc_norm_ctl *ctl, ngc_norm_state *states,
+                                     float *dst) {
   const negcut_model *m = tr->model;
   int64_t co = m->cfg.output_nc, ov = tr->opts.overlap_px;
   float *wsum = calloc((size_t)(H * W), sizeof *wsum);
@@ -292,6 +361,7 @@ static negcut_status translate_tiled(negcut_translator *tr, const float *src, in
   tile g;
   for (int64_t k = 0; !st && tile_at(k, t, ov, H, W, &g); k++) {
     const int64_t y0 = g.y0, x0 = g.x0, rh = g.y1 - g.y0, rw = g.x1 - g.x0;
+    if (ctl) ctl->state = states ? &states[k] : NULL;
     st = run_region(tr, src, 1, H, W, y0, x0, rh, rw, ctl);
     for (int64_t i = 0; i < rh && !st; i++) {
       /* exact tiles (ctl): each pixel from the tile whose core holds it,
@@ -326,20 +396,20 @@ static negcut_status translate_exact(negcut_translator *tr, const float *src, in
   ngc_backend *be = tr->ctx->be;
   const int64_t ov = tr->opts.overlap_px, Hp = round4(H), Wp = round4(W);
   const int32_t K = ngc_seq_norm_channels(net, NULL, 0);
-  int64_t *chan = calloc((size_t)K + 1, sizeof *chan), max_c = 1, floats = 0;
+  int64_t *chan = calloc((size_t)K + 1, sizeof *chan), max_c = 1, floats = maps_floats(net);
   ngc_tensor *wb = calloc(2 * (size_t)K + 1, sizeof *wb);
   negcut_status st = NEGCUT_OK;
+  memset(tr->exact_kept, 0, sizeof tr->exact_kept);
+  tr->exact_resumed = 0;
   if (!chan || !wb) st = ngc_error(tr->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translate: out of memory");
   if (!st) ngc_seq_norm_channels(net, chan, K);
   if (!st && !K) { /* nothing to freeze: plain tiles are exact */
     free(chan);
     free(wb);
-    return translate_tiled(tr, src, H, W, t, NULL, dst);
+    return translate_tiled(tr, src, H, W, t, NULL, NULL, dst);
   }
-  for (int32_t k = 0; k < K && !st; k++) {
-    floats += chan[k] * chan[k] + chan[k];
+  for (int32_t k = 0; k < K && !st; k++)
     if (chan[k] > max_c) max_c = chan[k];
-  }
   /* per channel: the cores' merged count, mean and M2; one core's; the
    * diagonal weights of one norm */
   double *mu = malloc((size_t)max_c * 4 * sizeof *mu), *m2 = mu + max_c, *cm = m2 + max_c,
@@ -352,8 +422,17 @@ static negcut_status translate_exact(negcut_translator *tr, const float *src, in
                    "max_memory_bytes", (unsigned long long)((uint64_t)floats * sizeof(float) >> 20));
   float *host_w = st ? NULL : calloc((size_t)(max_c * max_c + max_c), sizeof *host_w);
   float *dev = st ? NULL : ngc_backend_alloc(be, (size_t)floats * sizeof *dev);
-  if (!st && (!mu || !host_w || !dev))
+  /* each tile's stopping point, where the budget leaves room for it */
+  const int64_t n_tiles = ((H + t - 1) / t) * ((W + t - 1) / t);
+  ngc_norm_state *states = st ? NULL : calloc((size_t)n_tiles, sizeof *states);
+  if (!st && (!mu || !host_w || !dev || !states))
     st = ngc_error(tr->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translate: out of memory for exact tiles");
+  size_t cap = 0;
+  ngc_exact_plan(tr, H, W, t, &cap);
+  for (int64_t i = 0; i < n_tiles && states; i++) {
+    states[i].layer = -1;
+    states[i].cap = cap;
+  }
   ngc_norm_ctl ctl = {.w = wb, .b = wb + K, .measure = 1, .mean = cm, .m2 = cq};
   for (int64_t k = 0, off = 0; k < K && !st; off += chan[k] * chan[k] + chan[k], k++) {
     const int64_t C = chan[k];
@@ -367,6 +446,7 @@ static negcut_status translate_exact(negcut_translator *tr, const float *src, in
       ctl.win[1] = (g.ty + t < H ? g.ty + t : Hp) - g.y0;
       ctl.win[2] = g.tx - g.x0;
       ctl.win[3] = (g.tx + t < W ? g.tx + t : Wp) - g.x0;
+      ctl.state = &states[i];
       st = run_region(tr, src, 1, H, W, g.y0, g.x0, rh, rw, &ctl);
       for (int64_t c = 0; c < C && !st; c++) { /* Chan et al.'s merge, in order */
         const double n = (double)ctl.count, tot = count + n, d = cm[c] - (count ? mu[c] : 0.0);
@@ -390,8 +470,12 @@ static negcut_status translate_exact(negcut_translator *tr, const float *src, in
   if (!st) {
     ctl.n_frozen = K;
     ctl.measure = 0;
-    st = translate_tiled(tr, src, H, W, t, &ctl, dst);
+    st = translate_tiled(tr, src, H, W, t, &ctl, states, dst);
   }
+  memcpy(tr->exact_kept, ctl.kept, sizeof ctl.kept);
+  tr->exact_resumed = ctl.resumed;
+  for (int64_t i = 0; i < n_tiles && states; i++) ngc_norm_state_clear(&states[i]);
+  free(states);
   if (dev) ngc_backend_free(be, dev);
   free(host_w);
   free(mu);
@@ -420,12 +504,12 @@ static negcut_status translate_planar(negcut_translator *tr, const float *src, i
     }
     return st;
   }
-  const int64_t t = tile_side(tr);
+  const int64_t t = tr->opts.exact_tiles && !tr->opts.tile_px ? exact_tile_side(tr, H, W) : tile_side(tr);
   if (!t) return NEGCUT_ERR_LIMIT;
   for (int64_t i = 0; i < n && !st; i++)
     st = tr->opts.exact_tiles
              ? translate_exact(tr, src + i * ci * H * W, H, W, t, dst + i * co * H * W)
-             : translate_tiled(tr, src + i * ci * H * W, H, W, t, NULL, dst + i * co * H * W);
+             : translate_tiled(tr, src + i * ci * H * W, H, W, t, NULL, NULL, dst + i * co * H * W);
   return st;
 }
 

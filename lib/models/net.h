@@ -275,7 +275,29 @@ negcut_status ngc_seq_forward(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
  * run: the mean and the sum of squared deviations of each channel of its
  * input over win (y0, y1, x0, x1 at the network input's resolution, each a
  * multiple of the norm's downscaling) go to mean and m2 (C each), count to
- * count, and the pass stops there (y untouched, may be NULL). Batch 1. */
+ * count, and the pass stops there (y untouched, may be NULL). Batch 1.
+ *
+ * With state, a pass resumes where an earlier one on the same input shape
+ * stopped (state->layer >= 0; the input's data is then not read), and a
+ * measuring pass keeps its own stopping point there when it fits in
+ * state->cap floats, or else, inside a ResNet block, where the block began
+ * (its input alone: the block's layers run again), when that fits and is
+ * later than the point kept before (otherwise the earlier one stays): each
+ * pass then runs only the layers between two norms (or since the block
+ * began) instead of all before its norm. */
+typedef struct ngc_norm_state {
+  int32_t layer;          /* the layer to resume at; < 0: nothing kept, run from the input */
+  int32_t norms;          /* norms before it */
+  int32_t n_acts;         /* its input, and the open ResNet block's input (the shortcut's) */
+  int32_t block_layer;    /* with 2 acts: that block's first layer and the norms before it */
+  int32_t block_norms;
+  int64_t dim[2][4];
+  ngc_layout layout[2];
+  float *data;            /* host memory (malloc): the activations, as the backend holds them */
+  size_t cap, held;       /* the most floats it may hold; floats allocated */
+} ngc_norm_state;
+void ngc_norm_state_clear(ngc_norm_state *s); /* frees data; nothing kept */
+
 typedef struct ngc_norm_ctl {
   int32_t n_frozen;
   const ngc_tensor *w, *b; /* n_frozen each */
@@ -283,12 +305,26 @@ typedef struct ngc_norm_ctl {
   int64_t win[4];
   double *mean, *m2;
   int64_t count;
+  ngc_norm_state *state;  /* NULL: every pass from the input */
+  int64_t kept[2], resumed; /* counts, added to: stopping points kept whole and as a
+                               block's input; passes resumed */
 } ngc_norm_ctl;
 negcut_status ngc_seq_forward_ctl(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
                                   ngc_tensor *y, ngc_norm_ctl *ctl);
 /* The instance norms of net in the order they run: their count, and the
  * channels of the first cap of them in channels. */
 int32_t ngc_seq_norm_channels(const ngc_net *net, int64_t *channels, int32_t cap);
+/* For planning exact tiles, an inference pass on an input of shape in:
+ * the multiply-adds of the whole pass (0 when in is too small), and for
+ * each of the first cap norms the floats an ngc_norm_state keeps there and
+ * the multiply-adds before it (convolutions; every other layer counts one
+ * per output value), and the same for the start of the ResNet block it is
+ * in (block_numel 0: none). */
+typedef struct ngc_norm_plan {
+  int64_t state_numel, block_numel;
+  double work_before, block_work;
+} ngc_norm_plan;
+double ngc_seq_norm_plan(const ngc_net *net, const int64_t in[4], ngc_norm_plan *plan, int32_t cap);
 const ngc_tensor *ngc_seq_module_act(const ngc_net *net, const ngc_seq_rec *rec,
                                      int32_t m);
 /* The encoder pass for taps[0..n_taps) (increasing module indices): runs

@@ -1,4 +1,5 @@
 /* The sequential executor shared by the generator and the discriminator. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "net.h"
@@ -283,37 +284,114 @@ int64_t ngc_seq_peak_numel(const ngc_net *net, const int64_t in[4]) {
   return biggest;
 }
 
-/* ctl's measurement of x (plain copy in the free buffer dst, then on the
- * host): the window's per-channel mean and M2 in double, two passes. */
-static negcut_status measure_window(ngc_tape *tape, const ngc_tensor *x, float *dst,
-                                    int64_t in_h, ngc_norm_ctl *ctl) {
+void ngc_norm_state_clear(ngc_norm_state *s) {
+  free(s->data);
+  s->data = NULL;
+  s->held = 0;
+  s->layer = -1;
+}
+
+/* Where an inference pass stands: the layer about to run, the norms run
+ * before it, and the open ResNet block's first layer and norms before it
+ * (-1: none open). */
+typedef struct pass_point {
+  int32_t layer, norms, block_layer, block_norms;
+} pass_point;
+
+/* Keeps where a measuring pass stopped (at, before norm at->norms, whose
+ * input is x; skip the open block's input) in ks: both activations (*kept
+ * 1), or the block's input alone, a later point than ks holds (2); 0 when
+ * neither fits or memory runs out, and ks stays as it was. */
+static negcut_status keep_point(ngc_tape *tape, ngc_norm_state *ks, const pass_point *at,
+                                const ngc_tensor *x, const ngc_tensor *skip, int *kept) {
+  ngc_backend *be = tape->dev.be;
+  const ngc_tensor *acts[2] = {x, skip && skip->data ? skip : NULL};
+  const size_t n0 = (size_t)ngc_numel(x), n1 = acts[1] ? (size_t)ngc_numel(skip) : 0;
+  const int whole = n0 + n1 <= ks->cap;
+  const int block = !whole && acts[1] && n1 <= ks->cap && at->block_layer > ks->layer;
+  const size_t need = whole ? n0 + n1 : n1;
+  *kept = 0;
+  if (!whole && !block) return NEGCUT_OK;
+  if (ks->held < need) {
+    float *grown = realloc(ks->data, need * sizeof *grown);
+    if (!grown) return NEGCUT_OK; /* a pass more from the older point */
+    ks->data = grown;
+    ks->held = need;
+  }
+  if (block) acts[0] = acts[1]; /* resume at the block's start, its input as the pass's */
+  ks->layer = -1;
+  ks->n_acts = whole && acts[1] ? 2 : 1;
+  float *dst = ks->data;
+  for (int a = 0; a < ks->n_acts; a++) {
+    const size_t n = (size_t)ngc_numel(acts[a]);
+    negcut_status st = be->ops.download(be, dst, acts[a]->data, n * sizeof *dst);
+    if (st) return st;
+    memcpy(ks->dim[a], acts[a]->dim, sizeof ks->dim[a]);
+    ks->layout[a] = acts[a]->layout;
+    dst += n;
+  }
+  ks->layer = block ? at->block_layer : at->layer;
+  ks->norms = block ? at->block_norms : at->norms;
+  ks->block_layer = at->block_layer;
+  ks->block_norms = at->block_norms;
+  *kept = block ? 2 : 1;
+  return NEGCUT_OK;
+}
+
+/* ctl's measurement of x, the input of the norm at `at` (skip: the open
+ * block's input), copied to the host as the backend holds it: the window's
+ * per-channel mean and M2 in double, two passes. The pass's stopping point
+ * goes to ctl->state (keep_point). */
+static negcut_status measure_window(ngc_tape *tape, const ngc_tensor *x, const ngc_tensor *skip,
+                                    int64_t in_h, const pass_point *at, ngc_norm_ctl *ctl) {
+  ngc_backend *be = tape->dev.be;
   const int64_t C = ngc_d(x, 1), H = ngc_d(x, 2), W = ngc_d(x, 3), s = in_h / H;
   const int64_t y0 = ctl->win[0] / s, y1 = ctl->win[1] / s, x0 = ctl->win[2] / s,
-                x1 = ctl->win[3] / s;
+                x1 = ctl->win[3] / s, B = ngc_block_of(be, x);
+  int kept = 0; /* 1: x is the state's first activation */
   if (ngc_d(x, 0) != 1 || in_h % H || y0 < 0 || y1 > H || x0 < 0 || x1 > W || y0 >= y1 ||
       x0 >= x1)
     return ngc_error(tape->ctx, NEGCUT_ERR_INTERNAL, "norm window (%lld..%lld, %lld..%lld) in %lldx%lld",
                      (long long)y0, (long long)y1, (long long)x0, (long long)x1, (long long)H,
                      (long long)W);
-  ngc_tensor plain = ngc_tensor_view(tape->dev.be, dst, 4, (int64_t[4]){1, C, H, W});
-  float *host = ngc_tape_host(tape, (size_t)(C * H * W) * sizeof *host);
+  negcut_status st = ctl->state ? keep_point(tape, ctl->state, at, x, skip, &kept) : NEGCUT_OK;
+  if (st) return st;
+  if (kept) ctl->kept[kept - 1]++;
+  float *host = kept == 1 ? ctl->state->data : ngc_tape_host(tape, (size_t)ngc_numel(x) * sizeof *host);
   if (!host) return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "norm window: out of memory");
-  negcut_status st = ngc_relayout(tape->ctx, x, &plain);
-  if (!st)
-    st = tape->dev.be->ops.download(tape->dev.be, host, plain.data,
-                                    (size_t)(C * H * W) * sizeof *host);
+  if (kept != 1) st = be->ops.download(be, host, x->data, (size_t)ngc_numel(x) * sizeof *host);
   if (st) return st;
   ctl->count = (y1 - y0) * (x1 - x0);
-  for (int64_t c = 0; c < C; c++) {
-    const float *p = host + c * H * W;
+  for (int64_t c = 0; c < C; c++) { /* (c, i, j) of a layout with channel block B */
+    const float *p = host + (c / B) * H * W * B + c % B;
     double sum = 0.0, q = 0.0;
     for (int64_t i = y0; i < y1; i++)
-      for (int64_t j = x0; j < x1; j++) sum += p[i * W + j];
+      for (int64_t j = x0; j < x1; j++) sum += p[(i * W + j) * B];
     const double m = sum / (double)ctl->count;
     for (int64_t i = y0; i < y1; i++)
-      for (int64_t j = x0; j < x1; j++) q += (p[i * W + j] - m) * (p[i * W + j] - m);
+      for (int64_t j = x0; j < x1; j++) q += (p[(i * W + j) * B] - m) * (p[(i * W + j) * B] - m);
     ctl->mean[c] = m;
     ctl->m2[c] = q;
+  }
+  return NEGCUT_OK;
+}
+
+/* Resumes a pass at ctl->state's norm: its activations into buf[0] (cur)
+ * and buf[1] (skip), each at most biggest floats. */
+static negcut_status resume_state(ngc_tape *tape, const ngc_norm_state *ks, float *const *buf,
+                                  int64_t biggest, ngc_tensor *cur, ngc_tensor *skip) {
+  ngc_backend *be = tape->dev.be;
+  const float *src = ks->data;
+  for (int a = 0; a < ks->n_acts; a++) {
+    ngc_tensor t = ngc_tensor_view(be, buf[a], 4, ks->dim[a]);
+    t.layout = ks->layout[a];
+    const int64_t n = ngc_numel(&t);
+    if (n > biggest)
+      return ngc_error(tape->ctx, NEGCUT_ERR_INTERNAL, "resumed pass: a kept activation does not fit");
+    negcut_status st = be->ops.upload(be, t.data, src, (size_t)n * sizeof *src);
+    if (st) return st;
+    src += n;
+    *(a ? skip : cur) = t;
   }
   return NEGCUT_OK;
 }
@@ -358,7 +436,18 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
   if (st != NEGCUT_OK) return st;
 
   memcpy(shape, (int64_t[4]){ngc_d(x, 0), ngc_d(x, 1), ngc_d(x, 2), ngc_d(x, 3)}, sizeof shape);
-  for (int32_t i = 0; i < n; i++) {
+  int32_t i0 = 0, block_layer = -1, block_norms = 0; /* the open ResNet block (ctl) */
+  if (ctl && ctl->state && ctl->state->layer >= 0) { /* where an earlier pass stopped */
+    const ngc_norm_state *ks = ctl->state;
+    st = resume_state(tape, ks, buf, biggest, &cur, &skip);
+    if (st != NEGCUT_OK) return st;
+    i0 = ks->layer;
+    norms = ks->norms;
+    if (ks->n_acts == 2) block_layer = ks->block_layer, block_norms = ks->block_norms;
+    ctl->resumed++;
+    memcpy(shape, cur.dim, sizeof shape);
+  }
+  for (int32_t i = i0; i < n; i++) {
     const ngc_layer *l = &net->layers[i];
     float *dst = NULL;
     layer_shape(net, l, shape, out);
@@ -367,6 +456,8 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
     for (int32_t j = i; j < n; j++)
       if (net->layers[j].kind == NGC_L_ADD && net->layers[j].skip == i) {
         skip = cur;
+        block_layer = i;
+        block_norms = norms;
         break;
       }
     for (int b = 0; b < 3 && !dst; b++)
@@ -392,7 +483,8 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
     const int leave_bias = !ctl && bias_to_norm(tape->dev.be, net, i, n, n_taps, taps, lay);
     const int ctl_norm = ctl && (fuse || l->kind == NGC_L_INORM) ? norms++ : -1;
     if (ctl_norm >= 0 && ctl->measure && ctl_norm == ctl->n_frozen)
-      return measure_window(tape, &cur, dst, ngc_d(x, 2), ctl);
+      return measure_window(tape, &cur, &skip, ngc_d(x, 2),
+                            &(pass_point){fuse ? i - 1 : i, ctl_norm, block_layer, block_norms}, ctl);
     if (ctl_norm >= 0 && ctl_norm < ctl->n_frozen)
       st = frozen_norm(tape, ctl, ctl_norm, &cur, fuse ? l : NULL, &next);
     else if (pending_bias)
@@ -406,7 +498,7 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
       st = layer_forward(tape->ctx, net, l, &cur, &skip, &next, &mean, &rstd, tape, 0);
     pending_bias = leave_bias ? &net->params[l->b].value : NULL;
     if (st != NEGCUT_OK) return st;
-    if (l->kind == NGC_L_ADD) skip.data = NULL;
+    if (l->kind == NGC_L_ADD) skip.data = NULL, block_layer = -1;
     for (int32_t k = 0; k < n_taps && !st; k++) /* keep a copy of each tapped output */
       if (l->module == taps[k] && ids) {
         st = ngc_tape_tensor(tape, &feats[k], 2, (int64_t[2]){out[0] * n_ids[k], out[1]});
@@ -456,6 +548,42 @@ int32_t ngc_seq_norm_channels(const ngc_net *net, int64_t *channels, int32_t cap
     memcpy(shape, out, sizeof shape);
   }
   return k;
+}
+
+double ngc_seq_norm_plan(const ngc_net *net, const int64_t in[4], ngc_norm_plan *plan, int32_t cap) {
+  int64_t shape[4], out[4], skip_numel = 0;
+  int32_t k = 0, skip_until = -1; /* the open block's ADD */
+  double work = 0.0, block_work = 0.0;
+  memcpy(shape, in, sizeof shape);
+  for (int32_t i = 0; i < net->n_layers; i++) {
+    const ngc_layer *l = &net->layers[i];
+    const int64_t numel = shape[0] * shape[1] * shape[2] * shape[3];
+    for (int32_t j = i; j < net->n_layers; j++) /* the input of i is a shortcut's source */
+      if (net->layers[j].kind == NGC_L_ADD && net->layers[j].skip == i) {
+        skip_until = j;
+        skip_numel = numel;
+        block_work = work;
+        break;
+      }
+    if (!layer_shape(net, l, shape, out)) return 0.0;
+    if (l->kind == NGC_L_INORM && k++ < cap) {
+      const int open = skip_until >= i;
+      plan[k - 1].state_numel = numel + (open ? skip_numel : 0);
+      plan[k - 1].work_before = work;
+      plan[k - 1].block_numel = open ? skip_numel : 0;
+      plan[k - 1].block_work = open ? block_work : 0.0;
+    }
+    const ngc_tensor *w = l->w >= 0 ? &net->params[l->w].value : NULL;
+    const double out_numel = (double)(out[0] * out[1] * out[2] * out[3]);
+    if (l->kind == NGC_L_CONV) /* w (co, ci, kh, kw) */
+      work += out_numel * (double)(w->dim[1] * w->dim[2] * w->dim[3]);
+    else if (l->kind == NGC_L_CONVT) /* w (ci, co, kh, kw): every input value to co kh kw outputs */
+      work += (double)numel * (double)(w->dim[1] * w->dim[2] * w->dim[3]);
+    else
+      work += out_numel;
+    memcpy(shape, out, sizeof shape);
+  }
+  return work;
 }
 
 negcut_status ngc_seq_forward_ctl(ngc_net *net, ngc_tape *tape, const ngc_tensor *x,
