@@ -29,7 +29,7 @@ static void usage(FILE *f) {
              "                        [--backend cpu|cuda|ref] [--bf16] [--tf32] [--direct] INPUT...\n"
              "--tile N: translate in tiles of N px (0: only where an image exceeds the memory limit);\n"
              "--exact-tiles: tiles then give the whole-image result (the norms' statistics gathered\n"
-             "  tile by tile first: about 3 to 6 times slower than plain tiles for a 9-block generator);\n"
+             "  tile by tile first: about 2 to 6 times slower than plain tiles for a 9-block generator);\n"
              "--bf16: bfloat16 convolutions where faster (AVX512-BF16 CPUs, GPUs; else fp32);\n"
              "--tf32: TF32 ones on a GPU;\n"
              "--direct: direct convolutions only, no Winograd (slower; PyTorch's CPU arithmetic).\n"

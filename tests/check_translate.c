@@ -18,6 +18,7 @@
 #include "infer/infer.h" /* the options a translator kept */
 #include "models/api.h"  /* a network's gradient slab */
 #include "io/safetensors.h"
+#include "ops/ops.h" /* ngc_fill */
 #include "ngc_test.h"
 
 static char model_path[512];
@@ -75,7 +76,8 @@ static void smooth_image(float *x, int c, int h, int w, int seed) {
 
 static float *translate_new(negcut_translator *tr, const float *x, int n, int h, int w) {
   float *y = malloc((size_t)(n * 3 * h * w) * sizeof *y);
-  ck_assert_int_eq(negcut_translate_f32(tr, x, (uint32_t)n, (uint32_t)h, (uint32_t)w, y), NEGCUT_OK);
+  const negcut_status st = negcut_translate_f32(tr, x, (uint32_t)n, (uint32_t)h, (uint32_t)w, y);
+  ck_assert_msg(st == NEGCUT_OK, "translate %dx%d: %d, %s", w, h, (int)st, negcut_ctx_last_error(ctx));
   return y;
 }
 
@@ -371,7 +373,8 @@ START_TEST(test_exact_tile_states) {
   ck_assert_int_lt(tr->exact_kept[0], (int64_t)K * n_tiles);
   ck_assert_mem_eq(a, b, 3 * H * W * sizeof *a);
   negcut_translator_free(tr);
-  /* no room (the norms' maps fit): every pass from the image */
+  /* no room (the norms' maps fit; an explicit tile_px runs whatever the budget):
+   * every pass from the image */
   o.max_memory_bytes = 1 << 20;
   ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, &o), NEGCUT_OK);
   float *c = translate_new(tr, x, 1, H, W);
@@ -384,6 +387,89 @@ START_TEST(test_exact_tile_states) {
   free(c);
   free(ref);
   free(x);
+  negcut_translator_free(whole);
+}
+END_TEST
+
+/* A pass resumes only from a state kept on an input of its own shape: one
+ * kept at norm 0 of a 64x64 pass is refused by a 64x68 one (an internal
+ * error with both sizes, nothing run). */
+START_TEST(test_exact_state_input_checked) {
+  ngc_tape tape;
+  ngc_tensor x, x2;
+  double mean[64], m2[64];
+  ngc_norm_state state = {.layer = -1, .cap = (size_t)1 << 24};
+  ck_assert_int_eq(ngc_tape_init(&tape, ctx), NEGCUT_OK);
+  ck_assert_int_eq(ngc_tape_tensor(&tape, &x, 4, (int64_t[4]){1, 3, 64, 64}), NEGCUT_OK);
+  ck_assert_int_eq(ngc_tape_tensor(&tape, &x2, 4, (int64_t[4]){1, 3, 64, 68}), NEGCUT_OK);
+  ck_assert_int_eq(ngc_fill(ctx, &x, 0.25f), NEGCUT_OK);
+  ngc_norm_ctl ctl = {.measure = 1, .win = {0, 64, 0, 64}, .mean = mean, .m2 = m2, .state = &state};
+  ck_assert_int_eq(ngc_seq_forward_ctl(&model->net, &tape, &x, NULL, &ctl), NEGCUT_OK);
+  ck_assert_int_ge(state.layer, 0);
+  ck_assert_int_eq(ctl.kept[0], 1);
+  ctl.n_frozen = 1;
+  ck_assert_int_eq(ngc_seq_forward_ctl(&model->net, &tape, &x2, NULL, &ctl), NEGCUT_ERR_INTERNAL);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "kept from a 64x64 input, not 68x64"));
+  ck_assert_int_eq(ctl.resumed, 0);
+  ngc_error_clear(ctx);
+  ngc_norm_state_clear(&state);
+  ngc_tape_free(&tape);
+}
+END_TEST
+
+/* Exact tiles with tile_px 0 (the side picked by estimated work,
+ * exact_tile_side) under a sweep of budgets, none of which fits the image
+ * whole: the whole image's result every time. Each time a translator first
+ * runs the largest square image that fits whole: before exact tiles it
+ * gives back what that run left (release_for_exact), which would sit
+ * beside the tiles' stopping points; it then holds what a fresh translator
+ * holds (at most a tile's estimated run), with the same bits. */
+START_TEST(test_exact_tiles_auto) {
+  enum { H = 161, W = 201, OV = 48 };
+  negcut_translator_options o;
+  negcut_translator *whole = NULL, *tr = NULL, *fresh = NULL;
+  float *x = malloc(3 * H * W * sizeof *x), *xs = malloc(3 * H * W * sizeof *xs);
+  smooth_image(x, 3, H, W, 6);
+  ck_assert_int_eq(negcut_translator_create(&whole, ctx, model, NULL), NEGCUT_OK);
+  float *ref = translate_new(whole, x, 1, H, W);
+  const uint64_t full = ngc_run_bytes(whole, 1, (H + 3) & ~3, (W + 3) & ~3, 0);
+  negcut_translator_options_init_v2(&o, NEGCUT_TRANSLATOR_OPTIONS_VERSION);
+  o.exact_tiles = 1;
+  o.overlap_px = OV;
+  for (int f = 100; f >= 50; f -= 10) {
+    o.max_memory_bytes = full * (uint64_t)f / 100 - 1;
+    int S = 4; /* the largest square that runs whole */
+    while (S + 4 < H && ngc_run_bytes(whole, 1, S + 4, S + 4, 0) <= o.max_memory_bytes) S += 4;
+    smooth_image(xs, 3, S, S, 7);
+    ck_assert_int_eq(negcut_translator_create(&tr, ctx, model, &o), NEGCUT_OK);
+    ck_assert_int_eq(negcut_translator_create(&fresh, ctx, model, &o), NEGCUT_OK);
+    float *ys = translate_new(tr, xs, 1, S, S);
+    ck_assert_int_eq(tr->exact_tile, 0); /* whole */
+    const size_t held_whole = ngc_translator_held_bytes(tr);
+    float *a = translate_new(tr, x, 1, H, W), *b = translate_new(fresh, x, 1, H, W);
+    const int64_t t = tr->exact_tile, rh = (t + 2 * OV < H ? t + 2 * OV : H + 3) & ~3,
+                  rw = (t + 2 * OV < W ? t + 2 * OV : W + 3) & ~3;
+    const size_t held = ngc_translator_held_bytes(tr);
+    double worst, mean = mean_abs(ref, a, 3 * H * W, &worst);
+    printf("exact tiles 201x161, overlap %d, under %llu bytes: %lld px tiles, %.2e (max %.2e) from the "
+           "whole image, %lld passes resumed; held %zu after %dx%d whole, %zu after\n", OV,
+           (unsigned long long)o.max_memory_bytes, (long long)t, mean, worst,
+           (long long)tr->exact_resumed, held_whole, S, S, held);
+    ck_assert_int_gt(t, 0);
+    ck_assert_msg(worst < 1e-4, "budget %llu: exact tiles differ from the whole image by %g",
+                  (unsigned long long)o.max_memory_bytes, worst);
+    ck_assert_mem_eq(a, b, 3 * H * W * sizeof *a);
+    ck_assert_uint_eq(held, ngc_translator_held_bytes(fresh));
+    ck_assert_uint_le(held, ngc_run_bytes(tr, 1, rh, rw, 1) - tr->w_store.cap);
+    free(ys);
+    free(a);
+    free(b);
+    negcut_translator_free(tr);
+    negcut_translator_free(fresh);
+  }
+  free(ref);
+  free(x);
+  free(xs);
   negcut_translator_free(whole);
 }
 END_TEST
@@ -761,6 +847,8 @@ int main(void) {
   tcase_add_test(tc, test_tiling);
   tcase_add_test(tc, test_exact_tiles);
   tcase_add_test(tc, test_exact_tile_states);
+  tcase_add_test(tc, test_exact_tiles_auto);
+  tcase_add_test(tc, test_exact_state_input_checked);
   tcase_add_test(tc, test_threads_share_model);
   tcase_add_test(tc, test_bad_arguments);
   tcase_add_test(tc, test_options_versions);

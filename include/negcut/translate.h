@@ -80,7 +80,7 @@ typedef struct negcut_translator_options {
                                 (one partial pass over the tiles per norm, each resuming
                                 where the last stopped where max_memory_bytes leaves room),
                                 and an overlap_px of 0 means 32 + 8 per residual block;
-                                about 3 to 6 times the time of plain tiles for a 9-block
+                                about 2 to 6 times the time of plain tiles for a 9-block
                                 generator. 0: each tile normalises with its own
                                 (docs/TRANSLATE.md, "Tiling and memory") */
 } negcut_translator_options;

@@ -24,12 +24,22 @@ struct negcut_translator {
   ngc_wstore w_store;     /* the model's weights as the backend's convolutions take them
                              (tape.w_store), for small models (translator.c) */
   int64_t exact_kept[2], exact_resumed; /* the last exact-tiles image's ngc_norm_ctl counts */
+  int64_t exact_tile;      /* and its tile side; 0: the last image took no exact tiles */
+  int64_t exact_region[2]; /* the largest region of the last run's exact tiles; 0: not exact */
 };
 
+/* The working bytes a run of the generator on (n, c, h, w) is estimated to
+ * take; tile 1: a tile's (translator.c). Whatever fits max_memory_bytes
+ * runs whole. */
+uint64_t ngc_run_bytes(const negcut_translator *tr, int64_t n, int64_t h, int64_t w, int tile);
 /* Exact tiles of side t on an H x W image: the floats each tile may keep of
  * where its last pass stopped into *cap, and the estimated work of all
- * passes (translator.c); 0 when a tile's run does not fit the budget. */
+ * passes (translator.c); 0 when a tile's run does not fit the budget, -1
+ * when out of memory. */
 double ngc_exact_plan(const negcut_translator *tr, int64_t H, int64_t W, int64_t t, size_t *cap);
+/* The working memory the translator holds now (tape and staging buffers;
+ * not the weights' copies). */
+size_t ngc_translator_held_bytes(const negcut_translator *tr);
 
 /* Mirror index of i into [0, n): reflection without repeating the edge,
  * periodic for any i (so pads wider than the image work too). */

@@ -125,7 +125,7 @@ static int64_t round4(int64_t v) {
  * output is 16.8 MB), at most the backend's bound; the kept weights'
  * bound (w_store); for a tile (tile 1) with exact tiles, a host copy of an
  * activation. */
-static uint64_t run_bytes(const negcut_translator *tr, int64_t n, int64_t h, int64_t w, int tile) {
+uint64_t ngc_run_bytes(const negcut_translator *tr, int64_t n, int64_t h, int64_t w, int tile) {
   const negcut_model *m = tr->model;
   int64_t in[4] = {n, m->cfg.input_nc, h, w};
   uint64_t peak = (uint64_t)ngc_seq_peak_numel(&m->net, in) * sizeof(float);
@@ -206,6 +206,7 @@ static negcut_status run_region(negcut_translator *tr, const float *src, int64_t
   ngc_tensor x, y;
   /* a pass that resumes where an earlier one stopped does not read its input */
   const int resumed = ctl && ctl->state && ctl->state->layer >= 0;
+  if (!ctl) tr->exact_region[0] = tr->exact_region[1] = 0; /* not a run of exact tiles */
   negcut_status st = grow(ctx, &tr->in_host, &tr->in_cap, (size_t)(n * ci * ph * pw));
   if (!st) st = grow(ctx, &tr->out_host, &tr->out_cap, (size_t)(n * co * ph * pw));
   if (st) return st;
@@ -252,11 +253,11 @@ static int64_t tile_side(negcut_translator *tr) {
   int64_t ov = tr->opts.overlap_px, t = tr->opts.tile_px;
   if (!t) { /* the largest tile whose run fits the budget */
     t = 16;
-    while (run_bytes(tr, 1, round4(t + 16 + 2 * ov), round4(t + 16 + 2 * ov), 1) <= tr->opts.max_memory_bytes)
+    while (ngc_run_bytes(tr, 1, round4(t + 16 + 2 * ov), round4(t + 16 + 2 * ov), 1) <= tr->opts.max_memory_bytes)
       t += 16;
   }
   t &= ~(int64_t)3;
-  if (run_bytes(tr, 1, round4(t + 2 * ov), round4(t + 2 * ov), 1) > tr->opts.max_memory_bytes && !tr->opts.tile_px) {
+  if (ngc_run_bytes(tr, 1, round4(t + 2 * ov), round4(t + 2 * ov), 1) > tr->opts.max_memory_bytes && !tr->opts.tile_px) {
     ngc_error(tr->ctx, NEGCUT_ERR_LIMIT, "translate: even a 16 px tile needs more than max_memory_bytes %llu",
               (unsigned long long)tr->opts.max_memory_bytes);
     return 0;
@@ -295,21 +296,37 @@ static int64_t maps_floats(const ngc_net *net) {
   return floats;
 }
 
+/* The largest region (padded) of exact tiles of side t on an H x W image,
+ * into rh, rw. */
+static void exact_region(const negcut_translator *tr, int64_t H, int64_t W, int64_t t, int64_t *rh,
+                         int64_t *rw) {
+  const int64_t ov = tr->opts.overlap_px;
+  *rh = round4(t + 2 * ov < H ? t + 2 * ov : H);
+  *rw = round4(t + 2 * ov < W ? t + 2 * ov : W);
+}
+
+size_t ngc_translator_held_bytes(const negcut_translator *tr) {
+  return ngc_tape_held_bytes(&tr->tape) + (tr->in_cap + tr->out_cap) * sizeof(float);
+}
+
 /* Exact tiles of side t on an H x W image: the floats each tile may keep of
  * where its last pass stopped (an ngc_norm_state: what the budget leaves
- * after a tile's run and the norms' maps, split evenly) into *cap, and the
- * estimated multiply-adds of all passes over all tiles, each pass from the
- * last stopping point kept; 0 when a tile's run does not fit the budget. */
+ * after a tile's run, the norms' maps and the states themselves, split
+ * evenly) into *cap, and the estimated multiply-adds of all passes over all
+ * tiles, each pass from the last stopping point kept; 0 when a tile's run
+ * does not fit the budget, -1 when out of memory. */
 double ngc_exact_plan(const negcut_translator *tr, int64_t H, int64_t W, int64_t t, size_t *cap) {
   const ngc_net *net = &tr->model->net;
   const int64_t ov = tr->opts.overlap_px, n_tiles = ((H + t - 1) / t) * ((W + t - 1) / t);
-  const int64_t rh = round4(t + 2 * ov < H ? t + 2 * ov : H), rw = round4(t + 2 * ov < W ? t + 2 * ov : W);
+  int64_t rh, rw;
+  exact_region(tr, H, W, t, &rh, &rw);
   const uint64_t budget = tr->opts.max_memory_bytes;
-  const uint64_t used = run_bytes(tr, 1, rh, rw, 1) + (uint64_t)maps_floats(net) * sizeof(float);
+  const uint64_t used = ngc_run_bytes(tr, 1, rh, rw, 1) + (uint64_t)maps_floats(net) * sizeof(float) +
+                        (uint64_t)n_tiles * sizeof(ngc_norm_state);
   const int32_t K = ngc_seq_norm_channels(net, NULL, 0);
   *cap = used < budget ? (size_t)((budget - used) / (uint64_t)n_tiles / sizeof(float)) : 0;
   ngc_norm_plan *plan = malloc(((size_t)K + 1) * sizeof *plan);
-  if (!plan) return 0.0;
+  if (!plan) return -1.0;
   const double total = ngc_seq_norm_plan(net, (int64_t[4]){1, tr->model->cfg.input_nc, rh, rw}, plan, K);
   double work = 0.0, from = 0.0, area = 0.0;
   for (int32_t k = 0; k < K; k++) { /* pass k runs from the last kept stopping point to norm k */
@@ -327,24 +344,44 @@ double ngc_exact_plan(const negcut_translator *tr, int64_t H, int64_t W, int64_t
   return used <= budget && total > 0.0 ? work * area / (double)(rh * rw) : 0.0;
 }
 
-/* Exact tiles' side when tile_px is 0: the multiple of 16 whose passes are
- * estimated (ngc_exact_plan) to take the least work of those whose run fits;
- * 0 with an error when none does. Smaller tiles repeat more overlap but
- * may leave room to keep where each pass stopped, so that a pass runs the
- * layers between two norms rather than all before its norm. */
-static int64_t exact_tile_side(negcut_translator *tr, int64_t H, int64_t W) {
+/* Exact tiles' side when tile_px is 0 into *t: the multiple of 16 whose
+ * passes are estimated (ngc_exact_plan) to take the least work of those
+ * whose run fits. Smaller tiles repeat more overlap but may leave room to
+ * keep where each pass stopped, so that a pass runs the layers between two
+ * norms rather than all before its norm. */
+static negcut_status exact_tile_side(negcut_translator *tr, int64_t H, int64_t W, int64_t *t) {
   const int64_t side = H > W ? H : W;
-  int64_t best = 0;
   double least = 0.0;
   size_t cap;
-  for (int64_t t = 16; t < side + 16; t += 16) {
-    const double work = ngc_exact_plan(tr, H, W, t, &cap);
-    if (work > 0.0 && (!best || work <= least)) best = t, least = work;
+  *t = 0;
+  for (int64_t s = 16; s < side + 16; s += 16) {
+    const double work = ngc_exact_plan(tr, H, W, s, &cap);
+    if (work < 0.0) return ngc_error(tr->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translate: out of memory");
+    if (work > 0.0 && (!*t || work <= least)) *t = s, least = work;
   }
-  if (!best)
-    ngc_error(tr->ctx, NEGCUT_ERR_LIMIT, "translate: even a 16 px tile needs more than max_memory_bytes %llu",
-              (unsigned long long)tr->opts.max_memory_bytes);
-  return best;
+  if (!*t)
+    return ngc_error(tr->ctx, NEGCUT_ERR_LIMIT,
+                     "translate: even a 16 px tile needs more than max_memory_bytes %llu",
+                     (unsigned long long)tr->opts.max_memory_bytes);
+  return NEGCUT_OK;
+}
+
+/* Gives back the translator's working memory (its tape's, its staging
+ * buffers) unless its last run was a tile of exact tiles on regions of
+ * reg_h x reg_w: what an earlier run of another shape left would sit
+ * beside exact tiles' states, which the budget sizes from what is left
+ * after one tile's run. */
+static void release_for_exact(negcut_translator *tr, int64_t reg_h, int64_t reg_w) {
+  const int same = tr->exact_region[0] == reg_h && tr->exact_region[1] == reg_w;
+  tr->exact_region[0] = reg_h; /* run_region clears it when a run is not */
+  tr->exact_region[1] = reg_w;
+  if (same || !ngc_translator_held_bytes(tr)) return;
+  ngc_graph_forget(&tr->graphs, tr->ctx->be); /* their memory goes */
+  ngc_tape_release(&tr->tape);
+  free(tr->in_host);
+  free(tr->out_host);
+  tr->in_host = tr->out_host = NULL;
+  tr->in_cap = tr->out_cap = 0;
 }
 
 /* The tiles' results blended (plain tiles) or their cores pasted (ctl:
@@ -399,8 +436,12 @@ static negcut_status translate_exact(negcut_translator *tr, const float *src, in
   int64_t *chan = calloc((size_t)K + 1, sizeof *chan), max_c = 1, floats = maps_floats(net);
   ngc_tensor *wb = calloc(2 * (size_t)K + 1, sizeof *wb);
   negcut_status st = NEGCUT_OK;
+  int64_t reg_h, reg_w;
   memset(tr->exact_kept, 0, sizeof tr->exact_kept);
   tr->exact_resumed = 0;
+  exact_region(tr, H, W, t, &reg_h, &reg_w);
+  release_for_exact(tr, reg_h, reg_w);
+  tr->exact_tile = t;
   if (!chan || !wb) st = ngc_error(tr->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translate: out of memory");
   if (!st) ngc_seq_norm_channels(net, chan, K);
   if (!st && !K) { /* nothing to freeze: plain tiles are exact */
@@ -491,12 +532,13 @@ static negcut_status translate_planar(negcut_translator *tr, const float *src, i
   int64_t ci = m->cfg.input_nc, co = m->cfg.output_nc;
   negcut_status st = NEGCUT_OK;
   ngc_error_clear(tr->ctx);
-  if (run_bytes(tr, n, round4(H), round4(W), 0) <= tr->opts.max_memory_bytes && !tr->opts.tile_px) {
+  tr->exact_tile = 0;
+  if (ngc_run_bytes(tr, n, round4(H), round4(W), 0) <= tr->opts.max_memory_bytes && !tr->opts.tile_px) {
     st = run_region(tr, src, n, H, W, 0, 0, H, W, NULL);
     if (!st) memcpy(dst, tr->out_host, (size_t)(n * co * H * W) * sizeof *dst);
     return st;
   }
-  if (n > 1 && run_bytes(tr, 1, round4(H), round4(W), 0) <= tr->opts.max_memory_bytes &&
+  if (n > 1 && ngc_run_bytes(tr, 1, round4(H), round4(W), 0) <= tr->opts.max_memory_bytes &&
       !tr->opts.tile_px) {
     for (int64_t i = 0; i < n && !st; i++) {
       st = run_region(tr, src + i * ci * H * W, 1, H, W, 0, 0, H, W, NULL);
@@ -504,8 +546,12 @@ static negcut_status translate_planar(negcut_translator *tr, const float *src, i
     }
     return st;
   }
-  const int64_t t = tr->opts.exact_tiles && !tr->opts.tile_px ? exact_tile_side(tr, H, W) : tile_side(tr);
-  if (!t) return NEGCUT_ERR_LIMIT;
+  int64_t t = 0;
+  if (tr->opts.exact_tiles && !tr->opts.tile_px)
+    st = exact_tile_side(tr, H, W, &t);
+  else if (!(t = tile_side(tr)))
+    st = NEGCUT_ERR_LIMIT; /* tile_side said why */
+  if (st) return st;
   for (int64_t i = 0; i < n && !st; i++)
     st = tr->opts.exact_tiles
              ? translate_exact(tr, src + i * ci * H * W, H, W, t, dst + i * co * H * W)

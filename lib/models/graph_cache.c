@@ -76,7 +76,7 @@ negcut_status ngc_graph_record(ngc_graph_cache *gc, ngc_backend *be, const ngc_t
   return NEGCUT_OK;
 }
 
-static void free_graphs(ngc_graph_cache *gc, ngc_backend *be) {
+void ngc_graph_forget(ngc_graph_cache *gc, ngc_backend *be) {
   for (int i = 0; i < NGC_GRAPH_SLOTS; i++) {
     if (gc->slot[i].graph) be->ops.graph_free(be, gc->slot[i].graph);
     memset(&gc->slot[i], 0, sizeof gc->slot[i]);
@@ -87,10 +87,10 @@ void ngc_graph_off(ngc_graph_cache *gc, negcut_ctx *ctx) {
   snprintf(gc->why, sizeof gc->why, "%s", negcut_ctx_last_error(ctx));
   gc->off = 1;
   ngc_error_clear(ctx);
-  free_graphs(gc, ctx->be);
+  ngc_graph_forget(gc, ctx->be);
 }
 
 void ngc_graph_cache_free(ngc_graph_cache *gc, ngc_backend *be) {
-  free_graphs(gc, be);
+  ngc_graph_forget(gc, be);
   memset(gc, 0, sizeof *gc);
 }

@@ -45,6 +45,17 @@ void ngc_tape_free(ngc_tape *tape) {
   tape->n_scalars = 0;
 }
 
+void ngc_tape_release(ngc_tape *tape) {
+  ngc_backend *dev = tape->dev.be, *host = tape->host.be;
+  ngc_tape_free(tape);
+  ngc_arena_init(&tape->dev, dev);
+  ngc_arena_init(&tape->host, host);
+}
+
+size_t ngc_tape_held_bytes(const ngc_tape *tape) {
+  return tape->dev.reserved_bytes + tape->host.reserved_bytes + tape->scratch_bytes;
+}
+
 negcut_status ngc_tape_tensor(ngc_tape *tape, ngc_tensor *t, int32_t ndim,
                               const int64_t *dim) {
   return ngc_arena_tensor(tape->ctx, &tape->dev, t, ndim, dim);

@@ -138,6 +138,11 @@ typedef struct ngc_tape {
 negcut_status ngc_tape_init(ngc_tape *tape, negcut_ctx *ctx);
 negcut_status ngc_tape_reset(ngc_tape *tape);
 void ngc_tape_free(ngc_tape *tape);
+/* Frees the tape's memory (arenas and scratch) and leaves it ready to use
+ * again, with its settings; what it handed out becomes invalid. */
+void ngc_tape_release(ngc_tape *tape);
+/* The backend and host memory the tape holds now. */
+size_t ngc_tape_held_bytes(const ngc_tape *tape);
 /* A device tensor from the tape. */
 negcut_status ngc_tape_tensor(ngc_tape *tape, ngc_tensor *t, int32_t ndim,
                               const int64_t *dim);
@@ -210,6 +215,10 @@ negcut_status ngc_graph_record(ngc_graph_cache *gc, ngc_backend *be, const ngc_t
 /* After a failed recording or replay: turns graphs off for good, frees the
  * recordings and moves the context's error message to gc->why. */
 void ngc_graph_off(ngc_graph_cache *gc, negcut_ctx *ctx);
+/* Frees the recordings and forgets their keys, for a tape about to be
+ * released (ngc_tape_release: its next arena could repeat a key at other
+ * addresses); graphs stay on or off, the statistics stay. */
+void ngc_graph_forget(ngc_graph_cache *gc, ngc_backend *be);
 void ngc_graph_cache_free(ngc_graph_cache *gc, ngc_backend *be);
 
 /* ----------------------------------------------------------- net basics */
@@ -291,6 +300,7 @@ typedef struct ngc_norm_state {
   int32_t n_acts;         /* its input, and the open ResNet block's input (the shortcut's) */
   int32_t block_layer;    /* with 2 acts: that block's first layer and the norms before it */
   int32_t block_norms;
+  int64_t input[4];       /* the pass's input it was kept from (a resumed pass checks) */
   int64_t dim[2][4];
   ngc_layout layout[2];
   float *data;            /* host memory (malloc): the activations, as the backend holds them */

@@ -298,12 +298,14 @@ typedef struct pass_point {
   int32_t layer, norms, block_layer, block_norms;
 } pass_point;
 
-/* Keeps where a measuring pass stopped (at, before norm at->norms, whose
- * input is x; skip the open block's input) in ks: both activations (*kept
- * 1), or the block's input alone, a later point than ks holds (2); 0 when
- * neither fits or memory runs out, and ks stays as it was. */
+/* Keeps where a measuring pass on input `in` stopped (at, before norm
+ * at->norms, whose input is x; skip the open block's input) in ks: both
+ * activations (*kept 1), or the block's input alone, a later point than ks
+ * holds (2); 0 when neither fits or memory runs out, and ks stays as it
+ * was. */
 static negcut_status keep_point(ngc_tape *tape, ngc_norm_state *ks, const pass_point *at,
-                                const ngc_tensor *x, const ngc_tensor *skip, int *kept) {
+                                const ngc_tensor *in, const ngc_tensor *x, const ngc_tensor *skip,
+                                int *kept) {
   ngc_backend *be = tape->dev.be;
   const ngc_tensor *acts[2] = {x, skip && skip->data ? skip : NULL};
   const size_t n0 = (size_t)ngc_numel(x), n1 = acts[1] ? (size_t)ngc_numel(skip) : 0;
@@ -330,6 +332,7 @@ static negcut_status keep_point(ngc_tape *tape, ngc_norm_state *ks, const pass_p
     ks->layout[a] = acts[a]->layout;
     dst += n;
   }
+  memcpy(ks->input, in->dim, sizeof ks->input);
   ks->layer = block ? at->block_layer : at->layer;
   ks->norms = block ? at->block_norms : at->norms;
   ks->block_layer = at->block_layer;
@@ -339,13 +342,15 @@ static negcut_status keep_point(ngc_tape *tape, ngc_norm_state *ks, const pass_p
 }
 
 /* ctl's measurement of x, the input of the norm at `at` (skip: the open
- * block's input), copied to the host as the backend holds it: the window's
- * per-channel mean and M2 in double, two passes. The pass's stopping point
- * goes to ctl->state (keep_point). */
-static negcut_status measure_window(ngc_tape *tape, const ngc_tensor *x, const ngc_tensor *skip,
-                                    int64_t in_h, const pass_point *at, ngc_norm_ctl *ctl) {
+ * block's input) in a pass on `in`, copied to the host as the backend holds
+ * it: the window's per-channel mean and M2 in double, two passes. The
+ * pass's stopping point goes to ctl->state (keep_point). */
+static negcut_status measure_window(ngc_tape *tape, const ngc_tensor *in, const ngc_tensor *x,
+                                    const ngc_tensor *skip, const pass_point *at,
+                                    ngc_norm_ctl *ctl) {
   ngc_backend *be = tape->dev.be;
-  const int64_t C = ngc_d(x, 1), H = ngc_d(x, 2), W = ngc_d(x, 3), s = in_h / H;
+  const int64_t C = ngc_d(x, 1), H = ngc_d(x, 2), W = ngc_d(x, 3), in_h = ngc_d(in, 2),
+                s = in_h / H;
   const int64_t y0 = ctl->win[0] / s, y1 = ctl->win[1] / s, x0 = ctl->win[2] / s,
                 x1 = ctl->win[3] / s, B = ngc_block_of(be, x);
   int kept = 0; /* 1: x is the state's first activation */
@@ -354,7 +359,7 @@ static negcut_status measure_window(ngc_tape *tape, const ngc_tensor *x, const n
     return ngc_error(tape->ctx, NEGCUT_ERR_INTERNAL, "norm window (%lld..%lld, %lld..%lld) in %lldx%lld",
                      (long long)y0, (long long)y1, (long long)x0, (long long)x1, (long long)H,
                      (long long)W);
-  negcut_status st = ctl->state ? keep_point(tape, ctl->state, at, x, skip, &kept) : NEGCUT_OK;
+  negcut_status st = ctl->state ? keep_point(tape, ctl->state, at, in, x, skip, &kept) : NEGCUT_OK;
   if (st) return st;
   if (kept) ctl->kept[kept - 1]++;
   float *host = kept == 1 ? ctl->state->data : ngc_tape_host(tape, (size_t)ngc_numel(x) * sizeof *host);
@@ -439,6 +444,11 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
   int32_t i0 = 0, block_layer = -1, block_norms = 0; /* the open ResNet block (ctl) */
   if (ctl && ctl->state && ctl->state->layer >= 0) { /* where an earlier pass stopped */
     const ngc_norm_state *ks = ctl->state;
+    if (memcmp(ks->input, x->dim, sizeof ks->input))
+      return ngc_error(tape->ctx, NEGCUT_ERR_INTERNAL,
+                       "resumed pass: the state was kept from a %lldx%lld input, not %lldx%lld",
+                       (long long)ks->input[3], (long long)ks->input[2], (long long)ngc_d(x, 3),
+                       (long long)ngc_d(x, 2));
     st = resume_state(tape, ks, buf, biggest, &cur, &skip);
     if (st != NEGCUT_OK) return st;
     i0 = ks->layer;
@@ -483,7 +493,7 @@ static negcut_status forward_inference(ngc_net *net, ngc_tape *tape, const ngc_t
     const int leave_bias = !ctl && bias_to_norm(tape->dev.be, net, i, n, n_taps, taps, lay);
     const int ctl_norm = ctl && (fuse || l->kind == NGC_L_INORM) ? norms++ : -1;
     if (ctl_norm >= 0 && ctl->measure && ctl_norm == ctl->n_frozen)
-      return measure_window(tape, &cur, &skip, ngc_d(x, 2),
+      return measure_window(tape, x, &cur, &skip,
                             &(pass_point){fuse ? i - 1 : i, ctl_norm, block_layer, block_norms}, ctl);
     if (ctl_norm >= 0 && ctl_norm < ctl->n_frozen)
       st = frozen_norm(tape, ctl, ctl_norm, &cur, fuse ? l : NULL, &next);
