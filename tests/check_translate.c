@@ -436,7 +436,7 @@ START_TEST(test_exact_tiles_auto) {
   negcut_translator_options_init_v2(&o, NEGCUT_TRANSLATOR_OPTIONS_VERSION);
   o.exact_tiles = 1;
   o.overlap_px = OV;
-  for (int f = 100; f >= 50; f -= 10) {
+  for (int f = 100; f >= 50; f -= 25) { /* sides 64, 48 and 16 px */
     o.max_memory_bytes = full * (uint64_t)f / 100 - 1;
     int S = 4; /* the largest square that runs whole */
     while (S + 4 < H && ngc_run_bytes(whole, 1, S + 4, S + 4, 0) <= o.max_memory_bytes) S += 4;
