@@ -475,6 +475,69 @@ START_TEST(test_translator_fusions) {
 }
 END_TEST
 
+/* A translator under a budget that runs a small image whole (recorded and
+ * launched as a graph), then a larger one in exact tiles (which first gives
+ * back the tape and forgets the recordings on it), then the small one
+ * again (recorded anew on the new tape): the bits of an eager translator
+ * for the small image, those of a fresh translator for the large one. */
+static int live_recordings(const negcut_translator *tr) {
+  int live = 0;
+  for (int i = 0; i < NGC_GRAPH_SLOTS; i++) live += tr->graphs.slot[i].graph != NULL;
+  return live;
+}
+
+static void exact_after_graphs(negcut_model *m, const negcut_translator *sizer, const float *big,
+                               uint32_t h, uint32_t w) {
+  const uint32_t s = h / 2;
+  const int64_t ns = 3 * (int64_t)s * s, nb = 3 * (int64_t)h * w;
+  negcut_translator *tr = NULL, *fresh = NULL, *eager = NULL;
+  negcut_translator_options o;
+  float *xs = frand(ns, -1, 1), *want = malloc((size_t)ns * sizeof *want),
+        *got = malloc((size_t)ns * sizeof *got), *a = malloc((size_t)nb * sizeof *a),
+        *b = malloc((size_t)nb * sizeof *b);
+  ck_assert(want && got && a && b);
+  negcut_translator_options_init_v2(&o, NEGCUT_TRANSLATOR_OPTIONS_VERSION);
+  o.exact_tiles = 1;
+  o.overlap_px = 16;
+  o.max_memory_bytes = ngc_run_bytes(sizer, 1, h, w, 0) - 1; /* the large image takes tiles */
+  ck_assert_uint_le(ngc_run_bytes(sizer, 1, s, s, 0), o.max_memory_bytes);
+  OK(g_cu, negcut_translator_create(&tr, g_cu, m, &o));
+  OK(g_cu, negcut_translator_create(&fresh, g_cu, m, &o));
+  o.eager = 1;
+  OK(g_cu, negcut_translator_create(&eager, g_cu, m, &o));
+  OK(g_cu, negcut_translate_f32(eager, xs, 1, s, s, want));
+  for (int r = 0; r < 3; r++) { /* unrecorded, recorded and launched, launched */
+    OK(g_cu, negcut_translate_f32(tr, xs, 1, s, s, got));
+    expect_same("exact-tiles translator, small image whole: graph vs eager", got, want, ns);
+  }
+  ck_assert_msg(!tr->graphs.off, "graphs turned off: %s", tr->graphs.why);
+  ck_assert_uint_eq(tr->graphs.n_recorded, 1);
+  ck_assert_uint_eq(tr->graphs.n_replayed, 2);
+  ck_assert_int_eq(live_recordings(tr), 1);
+  OK(g_cu, negcut_translate_f32(tr, big, 1, h, w, a));
+  ck_assert_int_gt(tr->exact_tile, 0);
+  /* a recording kept would launch on memory given back, were the new
+   * tape's memory to take the old addresses (the key it is found by) */
+  ck_assert_int_eq(live_recordings(tr), 0);
+  OK(g_cu, negcut_translate_f32(fresh, big, 1, h, w, b));
+  printf("  exact tiles of %lld px after graphs, under %llu bytes\n", (long long)tr->exact_tile,
+         (unsigned long long)o.max_memory_bytes);
+  expect_same("exact tiles after whole runs vs a fresh translator", a, b, nb);
+  ck_assert_uint_eq(ngc_translator_held_bytes(tr), ngc_translator_held_bytes(fresh));
+  for (int r = 0; r < 3; r++) {
+    OK(g_cu, negcut_translate_f32(tr, xs, 1, s, s, got));
+    expect_same("the small image again after exact tiles: graph vs eager", got, want, ns);
+  }
+  ck_assert_msg(!tr->graphs.off, "graphs turned off: %s", tr->graphs.why);
+  ck_assert_uint_eq(tr->graphs.n_recorded, 2); /* the first recording was forgotten */
+  ck_assert_uint_eq(tr->graphs.n_replayed, 4);
+  ck_assert_int_eq(live_recordings(tr), 1);
+  negcut_translator_free(tr);
+  negcut_translator_free(fresh);
+  negcut_translator_free(eager);
+  free(xs), free(want), free(got), free(a), free(b);
+}
+
 START_TEST(test_translator_graphs) {
   negcut_model *m = NULL;
   negcut_translator_options o;
@@ -518,8 +581,9 @@ START_TEST(test_translator_graphs) {
   OK(g_cu, negcut_translator_create(&ttf, g_cu, m, &o));
   OK(g_cu, negcut_translate_f32(ttf, x, 1, h, w, b));
   expect_nmse("translator exact tiles 32 + 64 vs whole on cuda", b, a, n, 1e-9);
-  negcut_translator_free(t32);
   negcut_translator_free(ttf);
+  exact_after_graphs(m, t32, x, h, w);
+  negcut_translator_free(t32);
   negcut_model_free(m);
   free(x), free(a), free(b);
 }
