@@ -821,6 +821,42 @@ static void expect_same_states(const char *name, negcut_trainer *const t[2], con
   ngc_test_rmtree(dir);
 }
 
+/* The steady state of training (docs/CUDA.md, "Design"): after its first
+ * steps (the last of them the first launch of its recording) a trainer
+ * takes no memory from the driver, and each step makes the host wait for
+ * the device want_waits times (not checked when negative). */
+static void steady_case(negcut_train_mode mode, const char *name, int eager, int64_t want_waits) {
+  enum { WARM = 3, STEADY = 4 };
+  negcut_trainer_options o;
+  negcut_trainer *t = NULL;
+  negcut_train_progress p;
+  const uint32_t px = 32;
+  ngc_backend *be = g_cu->be;
+  ngc_test_tiny_trainer(&o, mode, 32);
+  o.eager = eager;
+  OK(g_cu, negcut_trainer_create(&t, g_cu, &o));
+  float *a = frand(3 * px * px, -1, 1), *b = frand(3 * px * px, -1, 1);
+  for (int it = 0; it < WARM; it++) {
+    OK(g_cu, negcut_trainer_step_batch(t, a, b, px, px));
+    OK(g_cu, negcut_trainer_progress(t, &p));
+  }
+  const uint64_t allocs = be->n_driver_allocs, waits = be->n_host_waits,
+                 launched = t->t.graphs.n_replayed;
+  for (int it = 0; it < STEADY; it++) {
+    OK(g_cu, negcut_trainer_step_batch(t, a, b, px, px));
+    OK(g_cu, negcut_trainer_progress(t, &p));
+  }
+  printf("  %-60s %llu driver allocations, %.2f host waits per step, %llu launched\n", name,
+         (unsigned long long)(be->n_driver_allocs - allocs),
+         (double)(be->n_host_waits - waits) / STEADY,
+         (unsigned long long)(t->t.graphs.n_replayed - launched));
+  ck_assert_uint_eq(be->n_driver_allocs - allocs, 0);
+  if (want_waits >= 0) ck_assert_uint_eq(be->n_host_waits - waits, (uint64_t)(STEADY * want_waits));
+  ck_assert_uint_eq(t->t.graphs.n_replayed - launched, (eager ? 0 : STEADY));
+  negcut_trainer_free(t);
+  free(a), free(b);
+}
+
 /* CUDA graphs of the training step: a trainer that records and replays
  * against one that never does (eager), same seed, same batches: every
  * iteration's losses and, at the end, every parameter, moment and counter
@@ -951,6 +987,20 @@ START_TEST(test_train_graphs) {
 }
 END_TEST
 
+START_TEST(test_train_steady) {
+  /* one wait: the losses' download at the end of the step */
+  steady_case(NEGCUT_MODE_CUT, "CUT steady state, graphs", 0, 1);
+  steady_case(NEGCUT_MODE_NEGCUT, "NEGCUT steady state, graphs", 0, 1);
+  steady_case(NEGCUT_MODE_CUT, "CUT steady state, eager", 1, 1);
+  /* Unrecorded, NEGCUT sends about 130 small uploads a step (patch ids for
+   * each gather and scatter, the negatives' noise) through the 32 staging
+   * buffers, so most wait for the upload 32 before theirs, of the same
+   * step: waits for work long enqueued, not for the whole queue to drain
+   * (about 100 a step at 32x32). */
+  steady_case(NEGCUT_MODE_NEGCUT, "NEGCUT steady state, eager", 1, -1);
+}
+END_TEST
+
 static const int k_fp32[2] = {0, 0};
 
 START_TEST(test_train_cut) {
@@ -1016,6 +1066,7 @@ int main(void) {
   tcase_add_test(tc[1], test_train_fusions);
   tcase_add_test(tc[2], test_train_tf32);
   tcase_add_test(tc[3], test_train_graphs);
+  tcase_add_test(tc[3], test_train_steady);
   int rc = ngc_test_run_nofork(s);
   negcut_ctx_free(g_cpu);
   negcut_ctx_free(g_cu);

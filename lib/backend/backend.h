@@ -316,6 +316,11 @@ struct ngc_backend {
    * convolutions' needs; 0 where transform algorithms need no memory of
    * the caller's to count. */
   size_t winograd_scratch_max;
+  /* Counted by the device backend (0 on the host ones), for tests and
+   * benchmarks: allocations from the driver (cudaMalloc: the caching
+   * allocator's misses) and calls that make the host wait for the device
+   * (synchronising with a stream, an event or the whole device). */
+  uint64_t n_driver_allocs, n_host_waits;
   negcut_ctx *ctx;     /* for error messages and the thread budget */
   void *impl;          /* private state */
   ngc_backend_ops ops;

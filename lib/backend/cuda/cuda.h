@@ -53,6 +53,10 @@ typedef struct ngc_cuda {
   void *blas_work;       /* cuBLAS's workspace, ours: it never allocates, not even
                             on a stream it first sees while a graph is recorded */
   size_t blas_work_bytes;
+  /* How often the host has seen all the work enqueued so far finish (a
+   * download or a sync): an event recorded before the latest of them has
+   * fired, and waiting for it is no wait (cuda_transfer.c, cuda_graph.c). */
+  uint64_t drains;
 } ngc_cuda;
 
 static inline ngc_cuda *ngc_cuda_of(ngc_backend *be) { return (ngc_cuda *)be->impl; }
@@ -104,6 +108,10 @@ void ngc_cuda_stage_destroy(ngc_backend *be);
  * returns, and the host does not wait for the device. */
 negcut_status ngc_cuda_stage_copy(ngc_backend *be, void *dst, const void *src, size_t bytes,
                                   cudaStream_t s);
+/* The host waits for stream s, or for event ev (counted in
+ * be->n_host_waits); what names the call in an error message. */
+negcut_status ngc_cuda_wait_stream(ngc_backend *be, cudaStream_t s, const char *what);
+negcut_status ngc_cuda_wait_event(ngc_backend *be, cudaEvent_t ev, const char *what);
 /* alloc, free, upload, download, sync. */
 void ngc_cuda_fill_memory_ops(ngc_backend_ops *ops);
 

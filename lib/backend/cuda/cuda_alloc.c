@@ -50,6 +50,17 @@ struct ngc_cuda_cache {
   size_t cap_live, n_live; /* cap_live is a power of two */
 };
 
+/* cudaMalloc and cudaDeviceSynchronize, counted (ngc_backend). */
+static cudaError_t driver_alloc(ngc_backend *be, void **p, size_t bytes) {
+  be->n_driver_allocs++;
+  return cudaMalloc(p, bytes);
+}
+
+static cudaError_t device_wait(ngc_backend *be) {
+  be->n_host_waits++;
+  return cudaDeviceSynchronize();
+}
+
 /* The class size for a request, or 0 when it is absurdly large. */
 static size_t class_bytes(size_t bytes) {
   if (bytes <= MIN_BLOCK) return MIN_BLOCK;
@@ -200,19 +211,19 @@ void *ngc_cuda_alloc(ngc_backend *be, size_t bytes) {
     p = held_block;
   } else if (b && b->n) {
     p = b->free[--b->n];
-  } else if (cudaMalloc(&p, cls) != cudaSuccess) {
+  } else if (driver_alloc(be, &p, cls) != cudaSuccess) {
     (void)cudaGetLastError();
     p = NULL;
     /* Cached blocks may still be read by work in flight: let it finish,
      * then give them back and retry. Not while recording (a device-wide
      * synchronisation is illegal during a capture): the recording fails
      * and the caller's unrecorded run gets here again. */
-    if (c->hold || cudaDeviceSynchronize() != cudaSuccess) {
+    if (c->hold || device_wait(be) != cudaSuccess) {
       (void)cudaGetLastError();
       return NULL;
     }
     release_cached(c);
-    if (cudaMalloc(&p, cls) != cudaSuccess) {
+    if (driver_alloc(be, &p, cls) != cudaSuccess) {
       (void)cudaGetLastError();
       return NULL;
     }
@@ -228,7 +239,7 @@ void *ngc_cuda_alloc(ngc_backend *be, size_t bytes) {
 
 /* Puts block p of class cls on its free list (or, on host out-of-memory,
  * gives it back to the driver once nothing in flight reads it). */
-static void cache_put(ngc_cuda_cache *c, void *p, size_t cls) {
+static void cache_put(ngc_backend *be, ngc_cuda_cache *c, void *p, size_t cls) {
   bucket *b = find_bucket(c, cls, 1);
   if (b && b->n == b->cap) {
     int32_t cap = b->cap ? 2 * b->cap : 8;
@@ -240,7 +251,7 @@ static void cache_put(ngc_cuda_cache *c, void *p, size_t cls) {
   }
   if (b && b->n < b->cap) {
     b->free[b->n++] = p;
-  } else if (!c->hold && cudaDeviceSynchronize() == cudaSuccess) {
+  } else if (!c->hold && device_wait(be) == cudaSuccess) {
     cudaFree(p);
   } /* else: recording (no synchronisation allowed) or a failed device:
      * the block is lost rather than freed under work that may read it */
@@ -262,7 +273,7 @@ void ngc_cuda_free(ngc_backend *be, void *p) {
     /* host out of memory (hold failed, the recording is discarded): the
      * block goes back to the cache as usual */
   }
-  cache_put(c, p, cls);
+  cache_put(be, c, p, cls);
 }
 
 ngc_cuda_hold *ngc_cuda_hold_create(void) { return calloc(1, sizeof(ngc_cuda_hold)); }
@@ -280,7 +291,7 @@ void ngc_cuda_hold_release(ngc_backend *be, ngc_cuda_hold *h) {
   ngc_cuda_cache *c = ngc_cuda_of(be)->cache;
   if (!h) return;
   for (int32_t i = 0; i < h->n; i++)
-    if (!h->b[i].in_use && c) cache_put(c, h->b[i].p, h->b[i].cls);
+    if (!h->b[i].in_use && c) cache_put(be, c, h->b[i].p, h->b[i].cls);
   free(h->b);
   free(h);
 }

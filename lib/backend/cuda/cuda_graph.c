@@ -73,6 +73,7 @@ struct ngc_cuda_graph {
   call_sig recorded, replayed;
   cudaEvent_t launched;        /* recorded after each launch */
   int32_t ever_launched;
+  uint64_t launch_drains;      /* ngc_cuda.drains at the latest launch */
   int32_t feeds_allowed; /* graph_begin's feeds */
 };
 
@@ -297,7 +298,10 @@ static negcut_status cuda_graph_launch(ngc_backend *be, void *graph) {
   if (!st) st = ngc_cuda_outside_graphs(be, "graph launch");
   if (!st) st = ngc_cuda_check(be, cudaGraphLaunch(g->exec, c->run_stream), "launch graph");
   if (!st) st = ngc_cuda_check(be, cudaEventRecord(g->launched, c->run_stream), "graph event");
-  if (!st) g->ever_launched = 1;
+  if (!st) {
+    g->ever_launched = 1;
+    g->launch_drains = c->drains;
+  }
   return st;
 }
 
@@ -306,9 +310,10 @@ static negcut_status cuda_graph_replay_begin(ngc_backend *be, void *graph) {
   ngc_cuda_graph *g = graph;
   negcut_status st = ngc_cuda_enter(be);
   if (!st) st = ngc_cuda_outside_graphs(be, "graph replay");
-  /* the previous launch may still be reading the feeds this replay refills */
-  if (!st && g->ever_launched)
-    st = ngc_cuda_check(be, cudaEventSynchronize(g->launched), "graph replay (wait)");
+  /* the previous launch may still be reading the feeds this replay refills
+   * (not when a download or sync has seen everything finish since) */
+  if (!st && g->ever_launched && g->launch_drains == c->drains)
+    st = ngc_cuda_wait_event(be, g->launched, "graph replay (wait)");
   if (st) return st;
   g->next_feed = 0;
   g->diverged = 0;

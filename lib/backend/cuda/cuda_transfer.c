@@ -69,12 +69,22 @@ void ngc_cuda_stage_destroy(ngc_backend *be) {
   c->stage = NULL;
 }
 
+negcut_status ngc_cuda_wait_stream(ngc_backend *be, cudaStream_t s, const char *what) {
+  be->n_host_waits++;
+  return ngc_cuda_check(be, cudaStreamSynchronize(s), what);
+}
+
+negcut_status ngc_cuda_wait_event(ngc_backend *be, cudaEvent_t ev, const char *what) {
+  be->n_host_waits++;
+  return ngc_cuda_check(be, cudaEventSynchronize(ev), what);
+}
+
 /* Pageable copy that returns only when the device has the bytes. */
 static negcut_status copy_sync(ngc_backend *be, void *dst, const void *src, size_t bytes,
                                cudaStream_t s) {
   negcut_status st =
       ngc_cuda_check(be, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s), "upload");
-  if (!st) st = ngc_cuda_check(be, cudaStreamSynchronize(s), "upload (synchronise)");
+  if (!st) st = ngc_cuda_wait_stream(be, s, "upload (synchronise)");
   return st;
 }
 
@@ -90,7 +100,7 @@ negcut_status ngc_cuda_stage_copy(ngc_backend *be, void *dst, const void *src, s
   stage_slot *slot = &g->slot[idx];
   g->next = (idx + 1) % STAGE_SLOTS;
   if (slot->pending) {
-    st = ngc_cuda_check(be, cudaEventSynchronize(slot->done), "upload (staging buffer)");
+    st = ngc_cuda_wait_event(be, slot->done, "upload (staging buffer)");
     if (st) return st;
     slot->pending = 0;
   }
@@ -122,6 +132,14 @@ static negcut_status cuda_upload(ngc_backend *be, void *dst, const void *host, s
   return st ? st : ngc_cuda_stage_copy(be, dst, host, bytes, cudaStreamLegacy);
 }
 
+/* The host has seen everything enqueued so far finish: no staging buffer
+ * is still being read. */
+static void drained(ngc_backend *be) {
+  ngc_cuda *c = ngc_cuda_of(be);
+  c->drains++;
+  for (int32_t i = 0; i < STAGE_SLOTS; i++) c->stage->slot[i].pending = 0;
+}
+
 static negcut_status cuda_download(ngc_backend *be, void *host, const void *src, size_t bytes) {
   cudaStream_t s = ngc_cuda_stream(be);
   negcut_status st = ngc_cuda_enter(be);
@@ -129,7 +147,8 @@ static negcut_status cuda_download(ngc_backend *be, void *host, const void *src,
   if (st || !bytes) return st;
   st = ngc_cuda_check(be, cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, s),
                       "download");
-  if (!st) st = ngc_cuda_check(be, cudaStreamSynchronize(s), "download (synchronise)");
+  if (!st) st = ngc_cuda_wait_stream(be, s, "download (synchronise)");
+  if (!st) drained(be); /* the copy ran after every earlier upload too */
   return st;
 }
 
@@ -139,10 +158,10 @@ static negcut_status cuda_sync(ngc_backend *be) {
   ngc_cuda *c = ngc_cuda_of(be);
   negcut_status st = ngc_cuda_enter(be);
   if (!st) st = ngc_cuda_outside_graphs(be, "synchronise");
-  if (!st) st = ngc_cuda_check(be, cudaStreamSynchronize(c->stream), "synchronise");
+  if (!st) st = ngc_cuda_wait_stream(be, c->stream, "synchronise");
   if (!st && c->stage->last >= 0)
-    st = ngc_cuda_check(be, cudaEventSynchronize(c->stage->slot[c->stage->last].done),
-                        "synchronise (uploads)");
+    st = ngc_cuda_wait_event(be, c->stage->slot[c->stage->last].done, "synchronise (uploads)");
+  if (!st) drained(be);
   return st;
 }
 
