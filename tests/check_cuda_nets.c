@@ -475,17 +475,18 @@ START_TEST(test_translator_fusions) {
 }
 END_TEST
 
-/* A translator under a budget that runs a small image whole (recorded and
- * launched as a graph), then a larger one in exact tiles (which first gives
- * back the tape and forgets the recordings on it), then the small one
- * again (recorded anew on the new tape): the bits of an eager translator
- * for the small image, those of a fresh translator for the large one. */
+/* How many graphs tr holds recorded. */
 static int live_recordings(const negcut_translator *tr) {
   int live = 0;
   for (int i = 0; i < NGC_GRAPH_SLOTS; i++) live += tr->graphs.slot[i].graph != NULL;
   return live;
 }
 
+/* A translator under a budget that runs a small image whole (recorded and
+ * launched as a graph), then a larger one in exact tiles (which first gives
+ * back the tape and forgets the recordings on it), then the small one
+ * again (recorded anew on the new tape): the bits of an eager translator
+ * for the small image, those of a fresh translator for the large one. */
 static void exact_after_graphs(negcut_model *m, const negcut_translator *sizer, const float *big,
                                uint32_t h, uint32_t w) {
   const uint32_t s = h / 2;
@@ -1067,9 +1068,9 @@ int main(void) {
   tcase_add_test(tc[1], test_train_cut);
   tcase_add_test(tc[1], test_train_negcut);
   tcase_add_test(tc[1], test_train_fusions);
+  tcase_add_test(tc[1], test_train_steady);
   tcase_add_test(tc[2], test_train_tf32);
   tcase_add_test(tc[3], test_train_graphs);
-  tcase_add_test(tc[1], test_train_steady);
   int rc = ngc_test_run_nofork(s);
   negcut_ctx_free(g_cpu);
   negcut_ctx_free(g_cu);
