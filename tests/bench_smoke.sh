@@ -2,7 +2,8 @@
 # negcut-bench runs its cases end to end on a backend (tiny networks, our
 # side only; timings are not checked): every case prints its row, and on a
 # backend with CUDA graphs the non-eager cases say that they were recorded
-# and launched. usage: bench_smoke.sh NEGCUT_BENCH BACKEND
+# and launched; on CUDA no timed run takes memory from the driver.
+# usage: bench_smoke.sh NEGCUT_BENCH BACKEND
 set -euo pipefail
 bench=$1
 backend=$2
@@ -26,6 +27,10 @@ for c in "${cases[@]}"; do
   if [ "$backend" = cuda ] && [[ "$c" != *--eager* ]]; then
     grep -q "CUDA graphs: [1-9][0-9]* recorded, [1-9][0-9]* launched" "$out" ||
       { cat "$out"; echo "'$c': no CUDA graphs"; exit 1; }
+  fi
+  if [ "$backend" = cuda ]; then
+    grep -q "per timed run: 0.00 cudaMalloc" "$out" ||
+      { cat "$out"; echo "'$c': cudaMalloc in the timed runs"; exit 1; }
   fi
   echo "ok: $c"
 done

@@ -189,14 +189,20 @@ START_TEST(test_memory) {
   memset(dst, 0, big);
   OK(g_be->ops.download(g_be, dst, dev, big));
   ck_assert_msg(!memcmp(src, dst, big), "9 MiB round trip differs");
-  for (int k = 0; k < 100; k++) { /* 100 uploads of 1003 bytes at offsets 4 + 1003 k */
+  /* 400 uploads of 1003 bytes at offsets 4 + 1003 k, more than the 256
+   * staged copies that may be in flight: the host waits only for the
+   * oldest, and only once 256 are. */
+  const uint64_t waits = g_be->n_host_waits;
+  for (int k = 0; k < 400; k++) {
     unsigned char chunk[1003];
     for (size_t i = 0; i < sizeof chunk; i++) chunk[i] = (unsigned char)(k + 3 * i);
     OK(g_be->ops.upload(g_be, dev + 4 + 1003 * k, chunk, sizeof chunk));
+    if (k < 256) ck_assert_uint_eq(g_be->n_host_waits, waits);
   }
+  ck_assert_uint_eq(g_be->n_host_waits, waits + 400 - 256);
   OK(g_be->ops.sync(g_be));
-  OK(g_be->ops.download(g_be, dst, dev + 4, 100 * 1003));
-  for (int k = 0; k < 100; k++)
+  OK(g_be->ops.download(g_be, dst, dev + 4, 400 * 1003));
+  for (int k = 0; k < 400; k++)
     for (size_t i = 0; i < 1003; i++)
       ck_assert_msg(dst[1003 * k + i] == (unsigned char)(k + 3 * i), "staged upload %d byte %zu", k,
                     i);
@@ -205,7 +211,100 @@ START_TEST(test_memory) {
   g_be->ops.free(g_be, dev);
   free(src);
   free(dst);
+
+  /* Rounds of 48 uploads of 64 KiB (3 MiB) and a sync, as a training step
+   * sends them: the staging ring grows in the first round until it holds
+   * them all, and from the second on only the sync waits (for the stream
+   * and for the newest copy). */
+  enum { ROUND = 48, PIECE = 64 << 10 };
+  unsigned char *piece = malloc(PIECE), *pdev = g_be->ops.alloc(g_be, (size_t)ROUND * PIECE);
+  ck_assert_ptr_nonnull(piece);
+  ck_assert_ptr_nonnull(pdev);
+  for (int r = 0; r < 3; r++) {
+    const uint64_t before = g_be->n_host_waits;
+    for (int k = 0; k < ROUND; k++) {
+      memset(piece, r * ROUND + k, PIECE);
+      OK(g_be->ops.upload(g_be, pdev + (size_t)k * PIECE, piece, PIECE));
+    }
+    OK(g_be->ops.sync(g_be));
+    if (r > 0) ck_assert_uint_eq(g_be->n_host_waits - before, 2);
+    for (int k = 0; k < ROUND; k++) {
+      OK(g_be->ops.download(g_be, piece, pdev + (size_t)k * PIECE, PIECE));
+      ck_assert_msg(piece[0] == (unsigned char)(r * ROUND + k) &&
+                        piece[PIECE - 1] == (unsigned char)(r * ROUND + k),
+                    "round %d upload %d", r, k);
+    }
+  }
+  g_be->ops.free(g_be, pdev);
+  free(piece);
+
+  /* Sixteen uploads of 8 MiB, the largest staged, with no sync: the ring
+   * grows to its largest (64 MiB, by the 7th upload at the latest), fills
+   * and goes round, each later upload waiting for the copy that read its
+   * bytes before, never writing under a copy still queued (the emulator
+   * runs copies late, when the host waits: an early overwrite would arrive
+   * instead of the bytes of its upload). */
+  enum { PARTS = 16 };
+  const size_t part = (size_t)8 << 20, whole = PARTS * part;
+  src = malloc(whole);
+  dst = malloc(whole);
+  dev = g_be->ops.alloc(g_be, whole);
+  ck_assert_ptr_nonnull(src);
+  ck_assert_ptr_nonnull(dst);
+  ck_assert_ptr_nonnull(dev);
+  for (size_t i = 0; i < whole; i++) src[i] = (unsigned char)(i / part * 101 + i % 251);
+  for (int k = 0; k < PARTS; k++)
+    OK(g_be->ops.upload(g_be, dev + (size_t)k * part, src + (size_t)k * part, part));
+  memset(dst, 0, whole);
+  OK(g_be->ops.download(g_be, dst, dev, whole));
+  ck_assert_msg(!memcmp(src, dst, whole), "uploads round the staging ring differ");
+  g_be->ops.free(g_be, dev);
+  free(src);
+  free(dst);
   printf("  memory: cache reuse, round trips, staging ring: ok\n");
+}
+END_TEST
+
+/* A replay is lent its graph's scratch (cuda_alloc.c): a tensor the
+ * recording allocated and freed comes back to each replay at the same
+ * address, without the driver, and the launch computes from the replay's
+ * fresh upload. A replay that keeps a lent block is refused, and so is
+ * every later launch of that graph. */
+START_TEST(test_graph_lend) {
+  enum { N = 1000 };
+  const int64_t dim[1] = {N};
+  ngc_tensor out, s;
+  float in[N], back[N];
+  void *g = NULL, *recorded = NULL;
+  OK(ngc_tensor_alloc(g_cu, g_be, &out, 1, dim));
+  for (int r = 0; r <= 3; r++) {
+    for (int i = 0; i < N; i++) in[i] = (float)(i * (r + 1));
+    const uint64_t allocs = g_be->n_driver_allocs;
+    if (r == 0) OK(g_be->ops.graph_begin(g_be, 1));
+    else OK(g_be->ops.graph_replay_begin(g_be, g));
+    OK(ngc_tensor_alloc(g_cu, g_be, &s, 1, dim));
+    if (r == 0) recorded = s.data;
+    else ck_assert_ptr_eq(s.data, recorded);
+    OK(g_be->ops.upload(g_be, s.data, in, sizeof in));
+    OK(g_be->ops.axpby(g_be, 2.0f, &s, 0.0f, &out));
+    if (r == 3) { /* kept past the replay */
+      ck_assert_int_eq(g_be->ops.graph_replay_end(g_be, 1), NEGCUT_ERR_INTERNAL);
+      ck_assert_int_eq(g_be->ops.graph_launch(g_be, g), NEGCUT_ERR_STATE);
+      ngc_tensor_release(&s);
+      ck_assert_int_eq(g_be->ops.graph_launch(g_be, g), NEGCUT_ERR_STATE);
+      break;
+    }
+    ngc_tensor_release(&s);
+    if (r == 0) OK(g_be->ops.graph_end(g_be, 1, &g));
+    else OK(g_be->ops.graph_replay_end(g_be, 1));
+    if (r > 0) ck_assert_uint_eq(g_be->n_driver_allocs, allocs);
+    OK(g_be->ops.graph_launch(g_be, g));
+    OK(g_be->ops.download(g_be, back, out.data, sizeof back));
+    for (int i = 0; i < N; i++) ck_assert_float_eq(back[i], 2.0f * in[i]);
+  }
+  g_be->ops.graph_free(g_be, g);
+  ngc_tensor_release(&out);
+  printf("  graphs: a replay's scratch is its graph's own: ok\n");
 }
 END_TEST
 
@@ -1003,6 +1102,7 @@ int main(void) {
   tcase_add_test(tc, test_gather_mean_diag);
   tcase_add_test(tc, test_losses);
   tcase_add_test(tc, test_adam_ema);
+  tcase_add_test(tc, test_graph_lend); /* last: a failure leaves a replay open */
   suite_add_tcase(s, tc);
   int rc = ngc_test_run_nofork(s);
   negcut_ctx_free(g_ref);

@@ -76,6 +76,26 @@ static void graphs_note(const ngc_graph_cache *gc) {
                                    (unsigned long long)gc->n_recorded, (unsigned long long)gc->n_replayed);
 }
 
+/* The backend's counts of cudaMalloc calls and host waits (zero on the
+ * CPU), so that the timed runs' share of them can be printed. */
+typedef struct device_counts {
+  uint64_t allocs, waits;
+} device_counts;
+
+static device_counts counts_now(const negcut_ctx *ctx) {
+  device_counts c = {ctx->be->n_driver_allocs, ctx->be->n_host_waits};
+  return c;
+}
+
+static void counts_note(const negcut_ctx *ctx, device_counts since, int reps) {
+  if (ctx->be->kind != NEGCUT_BACKEND_CUDA || reps <= 0) return;
+  const device_counts now = counts_now(ctx);
+  fprintf(stderr,
+          "negcut-bench: per timed run: %.2f cudaMalloc, %.2f host waits (the timing's sync "
+          "included)\n",
+          (double)(now.allocs - since.allocs) / reps, (double)(now.waits - since.waits) / reps);
+}
+
 /* A random default-architecture generator of the job's size, saved to path. */
 static int save_model(const job *j, negcut_ctx *ctx, const char *path) {
   negcut_generator_options go;
@@ -119,7 +139,9 @@ static int worker_infer(const job *j, negcut_ctx *ctx) {
   if (bad) return fail(ctx, "setup");
   float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
   random_image(x, n, 1);
+  device_counts since = counts_now(ctx);
   for (int i = 1 - warm_runs(ctx); i <= j->reps; i++) {
+    if (i == 1) since = counts_now(ctx);
     double t0 = bench_now();
     if (negcut_translate_f32(tr, x, (uint32_t)j->batch, (uint32_t)j->size, (uint32_t)j->size, y) ||
         device_sync(ctx))
@@ -127,6 +149,7 @@ static int worker_infer(const job *j, negcut_ctx *ctx) {
     if (i > 0) t[i - 1] = bench_now() - t0;
   }
   graphs_note(&tr->graphs);
+  counts_note(ctx, since, j->reps);
   print_result(t, j->reps);
   free(x);
   free(y);
@@ -152,13 +175,16 @@ static int worker_train(const job *j, negcut_ctx *ctx) {
   float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
   random_image(a, n, 1);
   random_image(b, n, 2);
+  device_counts since = counts_now(ctx);
   for (int i = 1 - warm_runs(ctx); i <= j->reps; i++) {
+    if (i == 1) since = counts_now(ctx);
     double t0 = bench_now();
     if (negcut_trainer_step_batch(tr, a, b, (uint32_t)j->size, (uint32_t)j->size) || device_sync(ctx))
       return fail(ctx, "step");
     if (i > 0) t[i - 1] = bench_now() - t0;
   }
   graphs_note(&tr->t.graphs);
+  counts_note(ctx, since, j->reps);
   print_result(t, j->reps);
   free(a);
   free(b);

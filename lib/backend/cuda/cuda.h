@@ -99,6 +99,12 @@ ngc_cuda_hold *ngc_cuda_hold_create(void);
 void ngc_cuda_cache_hold(ngc_backend *be, ngc_cuda_hold *h); /* NULL detaches */
 int ngc_cuda_hold_usable(const ngc_cuda_hold *h);
 void ngc_cuda_hold_release(ngc_backend *be, ngc_cuda_hold *h);
+/* A replay (which enqueues nothing: its slots only work out their
+ * arguments) is lent its graph's hold: alloc takes from the hold's free
+ * blocks first and free gives those back to it; every other block comes
+ * from and goes to the cache as usual. So a replay's scratch is the
+ * graph's own, untouched, and never a cudaMalloc. NULL ends the loan. */
+void ngc_cuda_cache_lend(ngc_backend *be, ngc_cuda_hold *h);
 
 /* --------------------------------------------------- transfers (cuda_transfer.c) */
 negcut_status ngc_cuda_stage_create(ngc_backend *be);

@@ -13,7 +13,8 @@
  * will touch it again at every replay; alloc serves the recording from the
  * hold's free blocks first (the recording is one stream, so reuse inside it
  * is as safe as outside). The hold's blocks return to the cache when the
- * graph is freed. */
+ * graph is freed. A replay is lent the hold: its scratch comes from the
+ * hold's blocks, as the recording's did, and goes back to them. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,7 @@ struct ngc_cuda_hold {
 
 struct ngc_cuda_cache {
   ngc_cuda_hold *hold; /* attached while a graph is recorded */
+  ngc_cuda_hold *lent; /* a graph's, while it is replayed */
   bucket *buckets; /* sorted by bytes */
   int32_t n_buckets, cap_buckets;
   /* blocks in use: open addressing with linear probing, key 0 = empty */
@@ -200,13 +202,24 @@ static void *hold_take(ngc_cuda_hold *h, size_t cls) {
   return NULL;
 }
 
+/* Marks the hold's block p free again; 0 if p is not the hold's. */
+static int hold_give_back(ngc_cuda_hold *h, void *p) {
+  for (int32_t i = 0; i < h->n; i++)
+    if (h->b[i].p == p) {
+      h->b[i].in_use = 0;
+      return 1;
+    }
+  return 0;
+}
+
 void *ngc_cuda_alloc(ngc_backend *be, size_t bytes) {
   ngc_cuda_cache *c = ngc_cuda_of(be)->cache;
   size_t cls = class_bytes(bytes);
   void *p = NULL;
   if (!c || !cls || cudaSetDevice(ngc_cuda_of(be)->device) != cudaSuccess) return NULL;
   bucket *b = find_bucket(c, cls, 0);
-  void *held_block = c->hold ? hold_take(c->hold, cls) : NULL;
+  ngc_cuda_hold *from = c->hold ? c->hold : c->lent;
+  void *held_block = from ? hold_take(from, cls) : NULL;
   if (held_block) {
     p = held_block;
   } else if (b && b->n) {
@@ -229,6 +242,10 @@ void *ngc_cuda_alloc(ngc_backend *be, size_t bytes) {
     }
   }
   if (!live_insert(c, p, cls)) {
+    if (held_block && !c->hold) { /* lent: it stays the graph's */
+      hold_give_back(c->lent, p);
+      return NULL;
+    }
     cudaFree(p); /* (a hold's block too: the hold then has failed) */
     if (c->hold) c->hold->failed = 1;
     return NULL;
@@ -262,12 +279,9 @@ void ngc_cuda_free(ngc_backend *be, void *p) {
   if (!p || !c) return;
   size_t cls = live_remove(c, p);
   if (!cls) return; /* not ours: never hand it out again */
+  if (c->lent && hold_give_back(c->lent, p)) return;
   if (c->hold) {
-    for (int32_t i = 0; i < c->hold->n; i++)
-      if (c->hold->b[i].p == p) {
-        c->hold->b[i].in_use = 0;
-        return;
-      }
+    if (hold_give_back(c->hold, p)) return;
     /* allocated before the recording: the graph may read it, keep it too */
     if (hold_add(c->hold, p, cls, 0)) return;
     /* host out of memory (hold failed, the recording is discarded): the
@@ -279,6 +293,8 @@ void ngc_cuda_free(ngc_backend *be, void *p) {
 ngc_cuda_hold *ngc_cuda_hold_create(void) { return calloc(1, sizeof(ngc_cuda_hold)); }
 
 void ngc_cuda_cache_hold(ngc_backend *be, ngc_cuda_hold *h) { ngc_cuda_of(be)->cache->hold = h; }
+
+void ngc_cuda_cache_lend(ngc_backend *be, ngc_cuda_hold *h) { ngc_cuda_of(be)->cache->lent = h; }
 
 int ngc_cuda_hold_usable(const ngc_cuda_hold *h) {
   if (h->failed) return 0;

@@ -397,8 +397,11 @@ static negcut_status run_plan(ngc_backend *be, const conv_plan *p, const void *a
   cudnnStatus_t s;
   ngc_cuda *c = ngc_cuda_of(be);
   if (p->work_bytes > c->work_peak) c->work_peak = p->work_bytes;
+  /* (a replay takes no workspace: the shared one must never become a block
+   * its graph was lent, cuda_alloc.c) */
+  if (ngc_cuda_skip(be, op_name(k->op))) return NEGCUT_OK;
   negcut_status st = workspace(be, p->work_bytes, &ws);
-  if (st || ngc_cuda_skip(be, op_name(k->op))) return st;
+  if (st) return st;
   if (k->op == CONV_FWD)
     s = cudnnConvolutionForward(h, &one, p->x, a, p->w, b, p->conv,
                                 (cudnnConvolutionFwdAlgo_t)p->algo, ws, p->work_bytes, &zero,

@@ -296,6 +296,8 @@ static negcut_status cuda_graph_launch(ngc_backend *be, void *graph) {
   ngc_cuda_graph *g = graph;
   negcut_status st = ngc_cuda_enter(be);
   if (!st) st = ngc_cuda_outside_graphs(be, "graph launch");
+  if (!st && !ngc_cuda_hold_usable(g->hold)) /* a replay kept one of its blocks */
+    st = ngc_error(be->ctx, NEGCUT_ERR_STATE, "cuda graph: its memory is in use elsewhere");
   if (!st) st = ngc_cuda_check(be, cudaGraphLaunch(g->exec, c->run_stream), "launch graph");
   if (!st) st = ngc_cuda_check(be, cudaEventRecord(g->launched, c->run_stream), "graph event");
   if (!st) {
@@ -319,6 +321,7 @@ static negcut_status cuda_graph_replay_begin(ngc_backend *be, void *graph) {
   g->diverged = 0;
   g->replayed = (call_sig){0, 0};
   c->replaying = g;
+  ngc_cuda_cache_lend(be, g->hold);
   return NEGCUT_OK;
 }
 
@@ -327,8 +330,12 @@ static negcut_status cuda_graph_replay_end(ngc_backend *be, int ok) {
   ngc_cuda_graph *g = c->replaying;
   if (!g) return ngc_error(be->ctx, NEGCUT_ERR_STATE, "cuda graph: not replaying");
   c->replaying = NULL;
+  ngc_cuda_cache_lend(be, NULL);
   c->work_peak = 0;
   ngc_cuda_adam_graph_end(be);
+  if (!ngc_cuda_hold_usable(g->hold)) /* a slot kept scratch it was lent */
+    return ngc_error(be->ctx, NEGCUT_ERR_INTERNAL,
+                     "cuda graph replay: memory of the graph outlives the replay");
   if (!ok) return NEGCUT_OK;
   if (g->diverged || g->next_feed != g->n_feeds || g->replayed.n != g->recorded.n ||
       g->replayed.hash != g->recorded.hash)
@@ -352,6 +359,7 @@ static void cuda_graph_free(ngc_backend *be, void *graph) {
 void ngc_cuda_graphs_close(ngc_backend *be) {
   ngc_cuda *c = ngc_cuda_of(be);
   c->replaying = NULL;
+  ngc_cuda_cache_lend(be, NULL);
   ngc_cuda_adam_graph_end(be);
   if (c->recording) {
     void *none = NULL;

@@ -1,42 +1,55 @@
-/* Host <-> device transfers: the memory slots, and a ring of pinned staging
- * buffers that lets uploads (and the patch ids of gather) go out without the
- * host waiting for the device.
+/* Host <-> device transfers: the memory slots, and a ring of pinned host
+ * memory that lets uploads (and the patch ids of gather, Adam's scalars)
+ * go out without the host waiting for the device.
  *
  * A copy from pageable host memory may make the host wait until the stream
- * has drained; a copy from pinned memory does not, but the pinned buffer
+ * has drained; a copy from pinned memory does not, but the pinned bytes
  * must then stay untouched until the copy ran. So each upload is copied
- * into the next of STAGE_SLOTS pinned buffers, sent with cudaMemcpyAsync,
- * and followed by an event; a slot is reused only after its event fired
- * (normally long ago). Uploads larger than STAGE_MAX_BYTES are rare (never
- * inside a training step) and go synchronously.
+ * into the next free bytes of one pinned ring, sent with cudaMemcpyAsync
+ * and followed by an event; the copies in flight are kept oldest first
+ * with the bytes they read. Bytes are written again only after the newest
+ * copy that read them has finished: a wait only when the ring has gone
+ * round faster than the device, or when STAGE_COPIES copies are in flight.
+ * A download or a sync sees everything enqueued finish and empties the
+ * list. The ring grows (one wait, up to STAGE_RING_MAX_BYTES) to hold twice
+ * the largest upload, and whenever it went round onto copies still in the
+ * list: then all uploads between two downloads or syncs fit, and a
+ * training step (which ends with one) stops waiting for its own uploads
+ * after its first steps, however many it sends. Uploads larger than
+ * STAGE_MAX_BYTES are rare (never inside a training step) and go
+ * synchronously.
  *
  * Uploads run on the legacy default stream. The backend's stream is a
  * blocking stream, so an upload waits for the work enqueued before it and
  * the work enqueued after it waits for the upload: in one backend the order
- * is the host's order. It also orders uploads against other contexts'
- * streams on the device, which is what makes a model uploaded through one
- * context safe to read from a translator on another (the price: an upload
- * also waits for other contexts' work in flight). */
+ * is the host's order, and the staged copies finish in the order they were
+ * made (an event that fired says every earlier copy finished). It also
+ * orders uploads against other contexts' streams on the device, which is
+ * what makes a model uploaded through one context safe to read from a
+ * translator on another (the price: an upload also waits for other
+ * contexts' work in flight). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda.h"
 
-#define STAGE_SLOTS 32
-#define STAGE_MIN_BYTES ((size_t)64 << 10)
+#define STAGE_COPIES 256
+#define STAGE_ALIGN ((size_t)256)
 #define STAGE_MAX_BYTES ((size_t)8 << 20)
+#define STAGE_RING_MIN_BYTES ((size_t)1 << 20)
+#define STAGE_RING_MAX_BYTES ((size_t)64 << 20)
 
-typedef struct stage_slot {
-  void *host; /* pinned, cap bytes */
-  size_t cap;
-  cudaEvent_t done; /* recorded after the copy out of host */
-  int32_t pending;  /* done was recorded and not yet waited for */
-} stage_slot;
+typedef struct stage_copy {
+  cudaEvent_t done;   /* recorded after the copy */
+  size_t begin, end; /* the ring's bytes it reads */
+} stage_copy;
 
 struct ngc_cuda_stage {
-  stage_slot slot[STAGE_SLOTS];
-  int32_t next; /* the slot the next copy uses */
-  int32_t last; /* the slot of the latest copy, -1 before the first */
+  unsigned char *ring; /* pinned, cap bytes; NULL before the first upload */
+  size_t cap;
+  size_t head; /* where the next copy's bytes start, unless they must wrap */
+  stage_copy copy[STAGE_COPIES]; /* in flight: n of them from first, circularly */
+  int32_t first, n;
 };
 
 negcut_status ngc_cuda_stage_create(ngc_backend *be) {
@@ -44,28 +57,28 @@ negcut_status ngc_cuda_stage_create(ngc_backend *be) {
   c->stage = calloc(1, sizeof *c->stage);
   if (!c->stage)
     return ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "cuda staging: out of host memory");
-  c->stage->last = -1;
-  for (int32_t i = 0; i < STAGE_SLOTS; i++) {
+  for (int32_t i = 0; i < STAGE_COPIES; i++) {
     negcut_status st = ngc_cuda_check(
-        be, cudaEventCreateWithFlags(&c->stage->slot[i].done, cudaEventDisableTiming),
+        be, cudaEventCreateWithFlags(&c->stage->copy[i].done, cudaEventDisableTiming),
         "create staging event");
     if (st) return st;
   }
   return NEGCUT_OK;
 }
 
+static stage_copy *newest(ngc_cuda_stage *g) {
+  return g->n ? &g->copy[(g->first + g->n - 1) % STAGE_COPIES] : NULL;
+}
+
 void ngc_cuda_stage_destroy(ngc_backend *be) {
   ngc_cuda *c = ngc_cuda_of(be);
-  if (!c->stage) return;
-  for (int32_t i = 0; i < STAGE_SLOTS; i++) {
-    stage_slot *s = &c->stage->slot[i];
-    if (s->done) {
-      cudaEventSynchronize(s->done);
-      cudaEventDestroy(s->done);
-    }
-    if (s->host) cudaFreeHost(s->host);
-  }
-  free(c->stage);
+  ngc_cuda_stage *g = c->stage;
+  if (!g) return;
+  if (newest(g)) cudaEventSynchronize(newest(g)->done);
+  for (int32_t i = 0; i < STAGE_COPIES; i++)
+    if (g->copy[i].done) cudaEventDestroy(g->copy[i].done);
+  if (g->ring) cudaFreeHost(g->ring);
+  free(g);
   c->stage = NULL;
 }
 
@@ -88,42 +101,91 @@ static negcut_status copy_sync(ngc_backend *be, void *dst, const void *src, size
   return st;
 }
 
+/* Waits for the first k copies in flight (the newest of them: the copies
+ * finish in order) and forgets them. */
+static negcut_status retire(ngc_backend *be, ngc_cuda_stage *g, int32_t k) {
+  if (k <= 0) return NEGCUT_OK;
+  negcut_status st = ngc_cuda_wait_event(be, g->copy[(g->first + k - 1) % STAGE_COPIES].done,
+                                         "upload (staging buffer)");
+  if (st) return st;
+  g->first = (g->first + k) % STAGE_COPIES;
+  g->n -= k;
+  return NEGCUT_OK;
+}
+
+/* Replaces the ring by one of cap bytes, once no copy in flight reads the
+ * old one. *no_memory: no pinned memory could be had (the old ring stays). */
+static negcut_status grow(ngc_backend *be, ngc_cuda_stage *g, size_t cap, int *no_memory) {
+  void *ring = NULL;
+  *no_memory = 0;
+  if (cudaHostAlloc(&ring, cap, cudaHostAllocDefault) != cudaSuccess) {
+    (void)cudaGetLastError();
+    *no_memory = 1;
+    return NEGCUT_OK;
+  }
+  negcut_status st = retire(be, g, g->n);
+  if (st) {
+    cudaFreeHost(ring);
+    return st;
+  }
+  if (g->ring) cudaFreeHost(g->ring);
+  g->ring = ring;
+  g->cap = cap;
+  g->head = 0;
+  return NEGCUT_OK;
+}
+
+/* How many of the oldest copies in flight must finish before the bytes
+ * [begin, begin + need) are free: up to the newest that reads any. */
+static int32_t readers(const ngc_cuda_stage *g, size_t begin, size_t need) {
+  int32_t k = 0;
+  for (int32_t i = 0; i < g->n; i++) {
+    const stage_copy *c = &g->copy[(g->first + i) % STAGE_COPIES];
+    if (c->begin < begin + need && begin < c->end) k = i + 1;
+  }
+  return k;
+}
+
 negcut_status ngc_cuda_stage_copy(ngc_backend *be, void *dst, const void *src, size_t bytes,
                                   cudaStream_t s) {
   ngc_cuda_stage *g = ngc_cuda_of(be)->stage;
   negcut_status st;
+  int no_memory = 0;
   if (!bytes) return NEGCUT_OK;
   if (ngc_cuda_of(be)->recording || ngc_cuda_of(be)->replaying)
     return ngc_cuda_graph_feed(be, dst, src, bytes);
   if (bytes > STAGE_MAX_BYTES) return copy_sync(be, dst, src, bytes, s);
-  int32_t idx = g->next;
-  stage_slot *slot = &g->slot[idx];
-  g->next = (idx + 1) % STAGE_SLOTS;
-  if (slot->pending) {
-    st = ngc_cuda_wait_event(be, slot->done, "upload (staging buffer)");
+  const size_t need = (bytes + STAGE_ALIGN - 1) / STAGE_ALIGN * STAGE_ALIGN;
+  if (g->cap < 2 * need) {
+    size_t cap = g->cap ? g->cap : STAGE_RING_MIN_BYTES;
+    while (cap < 2 * need) cap *= 2;
+    st = grow(be, g, cap, &no_memory);
     if (st) return st;
-    slot->pending = 0;
+    if (no_memory) return copy_sync(be, dst, src, bytes, s); /* slow but correct */
   }
-  if (slot->cap < bytes) {
-    size_t cap = STAGE_MIN_BYTES;
-    while (cap < bytes) cap *= 2;
-    if (slot->host) cudaFreeHost(slot->host);
-    slot->host = NULL;
-    slot->cap = 0;
-    if (cudaHostAlloc(&slot->host, cap, cudaHostAllocDefault) != cudaSuccess) {
-      (void)cudaGetLastError();
-      slot->host = NULL;
-      return copy_sync(be, dst, src, bytes, s); /* no pinned memory: slow but correct */
-    }
-    slot->cap = cap;
+  size_t begin = g->head + need <= g->cap ? g->head : 0;
+  int32_t k = readers(g, begin, need);
+  if (k && g->cap < STAGE_RING_MAX_BYTES) { /* gone round since the last drain */
+    st = grow(be, g, 2 * g->cap, &no_memory);
+    if (st) return st;
+    if (!no_memory) begin = 0, k = 0;
   }
-  memcpy(slot->host, src, bytes);
-  st = ngc_cuda_check(be, cudaMemcpyAsync(dst, slot->host, bytes, cudaMemcpyHostToDevice, s),
-                      "upload");
-  if (!st) st = ngc_cuda_check(be, cudaEventRecord(slot->done, s), "upload (record event)");
+  if (k == 0 && g->n == STAGE_COPIES) k = 1;
+  st = retire(be, g, k);
   if (st) return st;
-  slot->pending = 1;
-  g->last = idx;
+  stage_copy *c = &g->copy[(g->first + g->n) % STAGE_COPIES];
+  memcpy(g->ring + begin, src, bytes);
+  st = ngc_cuda_check(be, cudaMemcpyAsync(dst, g->ring + begin, bytes, cudaMemcpyHostToDevice, s),
+                      "upload");
+  if (!st) {
+    st = ngc_cuda_check(be, cudaEventRecord(c->done, s), "upload (record event)");
+    if (st) (void)cudaStreamSynchronize(s); /* nothing would say when the bytes are free */
+  }
+  if (st) return st;
+  c->begin = begin;
+  c->end = begin + need;
+  g->n++;
+  g->head = begin + need;
   return NEGCUT_OK;
 }
 
@@ -137,7 +199,7 @@ static negcut_status cuda_upload(ngc_backend *be, void *dst, const void *host, s
 static void drained(ngc_backend *be) {
   ngc_cuda *c = ngc_cuda_of(be);
   c->drains++;
-  for (int32_t i = 0; i < STAGE_SLOTS; i++) c->stage->slot[i].pending = 0;
+  c->stage->first = c->stage->n = 0;
 }
 
 static negcut_status cuda_download(ngc_backend *be, void *host, const void *src, size_t bytes) {
@@ -152,15 +214,15 @@ static negcut_status cuda_download(ngc_backend *be, void *host, const void *src,
   return st;
 }
 
-/* Everything enqueued so far has run: the stream, and the latest staged
- * copy (stream order makes every earlier one complete before it). */
+/* Everything enqueued so far has run: the stream, and the newest staged
+ * copy in flight (every earlier one finishes before it). */
 static negcut_status cuda_sync(ngc_backend *be) {
   ngc_cuda *c = ngc_cuda_of(be);
   negcut_status st = ngc_cuda_enter(be);
   if (!st) st = ngc_cuda_outside_graphs(be, "synchronise");
   if (!st) st = ngc_cuda_wait_stream(be, c->stream, "synchronise");
-  if (!st && c->stage->last >= 0)
-    st = ngc_cuda_wait_event(be, c->stage->slot[c->stage->last].done, "synchronise (uploads)");
+  if (!st && newest(c->stage))
+    st = ngc_cuda_wait_event(be, newest(c->stage)->done, "synchronise (uploads)");
   if (!st) drained(be);
   return st;
 }
