@@ -2,7 +2,8 @@
 # negcut-bench runs its cases end to end on a backend (tiny networks, our
 # side only; timings are not checked): every case prints its row, and on a
 # backend with CUDA graphs the non-eager cases say that they were recorded
-# and launched; on CUDA no timed run takes memory from the driver.
+# and launched; on CUDA no timed run takes memory from the driver, and each
+# waits for the device twice (the run's own download and the timing's sync).
 # usage: bench_smoke.sh NEGCUT_BENCH BACKEND
 set -euo pipefail
 bench=$1
@@ -39,4 +40,9 @@ table=$(python3 "$(dirname "$0")/../tools/bench_table.py" "$all") ||
   { cat "$all"; echo "bench_table.py failed on these rows"; exit 1; }
 rows=$(grep -c "^| $backend | " <<< "$table" || true)
 [ "$rows" = "${#cases[@]}" ] || { echo "$table"; echo "bench_table.py: $rows rows of ${#cases[@]}"; exit 1; }
+if [ "$backend" = cuda ]; then
+  steady=$(grep -c "^| cuda | .*| 0, 2 |$" <<< "$table" || true)
+  [ "$steady" = "${#cases[@]}" ] ||
+    { echo "$table"; echo "$steady rows of ${#cases[@]} with 0 cudaMalloc and 2 waits per run"; exit 1; }
+fi
 echo "negcut-bench smoke test passed ($backend)"

@@ -7,7 +7,9 @@ the row meets it.
     tools/bench_table.py LOG...      (for example: tools/bench_table.py gpu-out/*.log)
 
 A row reads "case | ours s (min-max) MiB | theirs s (min-max) MiB | speed | RSS";
-rows whose other side did not run are listed without a ratio.
+rows whose other side did not run are listed without a ratio. On CUDA, the
+workers' "per timed run: A cudaMalloc, W host waits" lines before a row (one
+per round; the largest counts) fill its "per run" column.
 """
 import re
 import sys
@@ -38,6 +40,7 @@ TARGETS = {
     ],
 }
 BACKEND = re.compile(r"\| libnegcut \((?P<b>\w+)\)")
+COUNTS = re.compile(r"per timed run: (?P<allocs>[0-9.]+) cudaMalloc, (?P<waits>[0-9.]+) host waits")
 SKIPPED = re.compile(r"^skipped \(GPU_CHECK_DEADLINE\): (?:\S*negcut-bench )?(?P<args>.*)$")
 
 
@@ -49,21 +52,27 @@ def target_of(backend, case):
 
 
 def rows(paths):
-    """(backend, match) for every row; the backend from the table header above it."""
+    """(backend, match, counts) for every row; the backend from the table header above
+    it, counts (cudaMalloc calls, host waits per timed run) from the workers' lines of
+    its run, or None."""
     seen = []
     for path in paths:
-        backend = "?"
+        backend, counts, fresh = "?", None, True
         with open(path, errors="replace") as f:
             for line in f:
+                line = line.rstrip("\n")
                 b = BACKEND.search(line)
                 if b:
                     backend = b.group("b")
-                m = ROW.match(line.rstrip("\n"))
+                c = COUNTS.search(line)
+                if c:
+                    now = (float(c.group("allocs")), float(c.group("waits")))
+                    counts = now if fresh or counts is None else tuple(map(max, counts, now))
+                    fresh = False
+                m = ROW.match(line) or SKIPPED.match(line)
                 if m:
-                    seen.append((backend, m))
-                m = SKIPPED.match(line.rstrip("\n"))
-                if m:
-                    seen.append((backend, m))
+                    seen.append((backend, m, counts if backend == "cuda" else None))
+                    fresh = True
     return seen
 
 
@@ -86,11 +95,11 @@ def main(argv):
         sys.stderr.write("bench_table.py: no negcut-bench rows in %s\n" % " ".join(argv[1:]))
         return 1
     print("| backend | case | ours: median (min-max) | other side: median (min-max) | speed | RSS ratio "
-          "| target | met |")
-    print("|---|---|---|---|---|---|---|---|")
-    for backend, m in found:
+          "| target | met | per run: cudaMalloc, host waits |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for backend, m, counts in found:
         if "args" in m.groupdict():
-            print("| %s | skipped (deadline): %s |  |  |  |  |  |  |" % (backend, m.group("args")))
+            print("| %s | skipped (deadline): %s |  |  |  |  |  |  |  |" % (backend, m.group("args")))
             continue
         case = m.group("case").strip()
         ours = "%s (%s-%s)" % (ms(m.group("ours")), ms(m.group("omin")), ms(m.group("omax")))
@@ -108,7 +117,9 @@ def main(argv):
                 met = "yes" if ratio > tg[1] else "no"
             elif tg[2] is not None:
                 met = "yes" if float(m.group("ours")) < tg[2] else "no"
-        print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (backend, case, ours, theirs, speed, rss, goal, met))
+        per_run = "%g, %g" % counts if counts else ""
+        print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |"
+              % (backend, case, ours, theirs, speed, rss, goal, met, per_run))
     return 0
 
 
