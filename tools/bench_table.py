@@ -9,7 +9,7 @@ the row meets it.
 A row reads "case | ours s (min-max) MiB | theirs s (min-max) MiB | speed | RSS";
 rows whose other side did not run are listed without a ratio. On CUDA, the
 workers' "per timed run: A cudaMalloc, W host waits" lines before a row (one
-per round; the largest counts) fill its "per run" column.
+per round; the largest counts) fill its "per run" column (empty without them).
 """
 import re
 import sys
@@ -57,7 +57,7 @@ def rows(paths):
     its run, or None."""
     seen = []
     for path in paths:
-        backend, counts, fresh = "?", None, True
+        backend, counts = "?", None
         with open(path, errors="replace") as f:
             for line in f:
                 line = line.rstrip("\n")
@@ -67,12 +67,11 @@ def rows(paths):
                 c = COUNTS.search(line)
                 if c:
                     now = (float(c.group("allocs")), float(c.group("waits")))
-                    counts = now if fresh or counts is None else tuple(map(max, counts, now))
-                    fresh = False
+                    counts = now if counts is None else tuple(map(max, counts, now))
                 m = ROW.match(line) or SKIPPED.match(line)
                 if m:
                     seen.append((backend, m, counts if backend == "cuda" else None))
-                    fresh = True
+                    counts = None  # each run prints its own
     return seen
 
 

@@ -741,6 +741,14 @@ cudaError_t cudaEventSynchronize(cudaEvent_t ev) {
   return cudaSuccess;
 }
 
+/* Runs nothing (queued work runs only when the host waits), so an event the
+ * host has not waited past has not fired; "not ready" is also left as the
+ * thread's last error, as the runtime may leave it. */
+cudaError_t cudaEventQuery(cudaEvent_t ev) {
+  auto lock = emu_lock();
+  return ev->seq <= g_done ? cudaSuccess : fail(cudaErrorNotReady);
+}
+
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMode mode) {
   auto lock = emu_lock();
   CUstream_st *s = resolve(stream);

@@ -4,7 +4,7 @@
  * everything here has C linkage.
  *
  * Ordering model: every op slot enqueues work on the backend's one stream
- * and returns without waiting. Uploads go through pinned staging buffers on
+ * and returns without waiting. Uploads go through a pinned staging ring on
  * the legacy default stream, which the backend's (blocking) stream is
  * ordered against in both directions; only download and sync wait on the
  * host. Memory freed back to the cache may be handed out again at once:
@@ -44,7 +44,7 @@ typedef struct ngc_cuda {
   cudnnHandle_t dnn;     /* bound to stream */
   cublasHandle_t blas;   /* bound to stream, fp32 without TF32 */
   ngc_cuda_cache *cache; /* device memory: size-class free lists */
-  ngc_cuda_stage *stage; /* pinned host buffers for uploads */
+  ngc_cuda_stage *stage; /* the pinned ring uploads go through */
   ngc_cuda_convs *convs; /* cuDNN plans keyed by shape */
   void *work;            /* the shared cuDNN workspace (from the cache) */
   size_t work_bytes;
@@ -110,8 +110,11 @@ void ngc_cuda_cache_lend(ngc_backend *be, ngc_cuda_hold *h);
 negcut_status ngc_cuda_stage_create(ngc_backend *be);
 void ngc_cuda_stage_destroy(ngc_backend *be);
 /* Copies bytes of host memory at src to device memory at dst on stream s
- * through a pinned staging buffer: src may be reused as soon as this
- * returns, and the host does not wait for the device. */
+ * through the pinned staging ring: src may be reused as soon as this
+ * returns. The host waits for the device only while the ring grows, when it
+ * has gone round onto a copy still running at its largest, with 256 copies
+ * in flight, or for an upload over 8 MiB or without pinned memory. While a
+ * graph is recorded or replayed, the copy is a feed instead (cuda_graph.c). */
 negcut_status ngc_cuda_stage_copy(ngc_backend *be, void *dst, const void *src, size_t bytes,
                                   cudaStream_t s);
 /* The host waits for stream s, or for event ev (counted in

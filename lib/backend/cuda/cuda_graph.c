@@ -18,7 +18,10 @@
  * swapped for one the graph owns: the shared one may later be replaced by a
  * larger one and its memory handed out. graph_end refuses a recording that
  * left a block allocated during it in use (that block would be written by
- * every replay while someone else owns it).
+ * every replay while someone else owns it). A replay is lent the hold (its
+ * slots' scratch is the graph's own, never touched: a replay enqueues
+ * nothing); replay_end refuses a replay that kept one of those blocks, and
+ * launch refuses a graph whose hold has a block in use.
  *
  * Launch: on the backend's own stream, ordered like any slot, and, that
  * stream being blocking, against uploads on the legacy stream.
@@ -349,6 +352,10 @@ static negcut_status cuda_graph_replay_end(ngc_backend *be, int ok) {
 static void cuda_graph_free(ngc_backend *be, void *graph) {
   ngc_cuda *c = ngc_cuda_of(be);
   if (!graph) return;
+  if (c->replaying == graph) { /* (no caller does this; the loan must not outlive it) */
+    c->replaying = NULL;
+    ngc_cuda_cache_lend(be, NULL);
+  }
   cudaSetDevice(c->device);
   /* graph_destroy waits for a launch still running (it reads the feeds);
    * the graph's blocks go back to the cache in stream order (cuda_alloc.c). */

@@ -8,15 +8,17 @@
  * into the next free bytes of one pinned ring, sent with cudaMemcpyAsync
  * and followed by an event; the copies in flight are kept oldest first
  * with the bytes they read. Bytes are written again only after the newest
- * copy that read them has finished: a wait only when the ring has gone
- * round faster than the device, or when STAGE_COPIES copies are in flight.
- * A download or a sync sees everything enqueued finish and empties the
- * list. The ring grows (one wait, up to STAGE_RING_MAX_BYTES) to hold twice
- * the largest upload, and whenever it went round onto copies still in the
- * list: then all uploads between two downloads or syncs fit, and a
- * training step (which ends with one) stops waiting for its own uploads
- * after its first steps, however many it sends. Uploads larger than
- * STAGE_MAX_BYTES are rare (never inside a training step) and go
+ * copy that read them has finished. A download or a sync sees everything
+ * enqueued finish and empties the list; where a copy's bytes or its place
+ * in the list are wanted, the copies whose events have fired are dropped
+ * first (a query, no wait). The ring grows (one wait, up to
+ * STAGE_RING_MAX_BYTES) to hold twice the largest upload, and whenever it
+ * went round onto a copy still running: then all uploads between two
+ * downloads or syncs fit, and a training step (which ends with one) stops
+ * waiting for its own uploads after its first steps, however many it
+ * sends. At the largest ring an upload waits for the copy that read its
+ * bytes, and with STAGE_COPIES in flight for the oldest. Uploads larger
+ * than STAGE_MAX_BYTES are rare (never inside a training step) and go
  * synchronously.
  *
  * Uploads run on the legacy default stream. The backend's stream is a
@@ -50,6 +52,7 @@ struct ngc_cuda_stage {
   size_t head; /* where the next copy's bytes start, unless they must wrap */
   stage_copy copy[STAGE_COPIES]; /* in flight: n of them from first, circularly */
   int32_t first, n;
+  size_t refused; /* the smallest ring cudaHostAlloc refused; 0: none */
 };
 
 negcut_status ngc_cuda_stage_create(ngc_backend *be) {
@@ -117,9 +120,11 @@ static negcut_status retire(ngc_backend *be, ngc_cuda_stage *g, int32_t k) {
  * old one. *no_memory: no pinned memory could be had (the old ring stays). */
 static negcut_status grow(ngc_backend *be, ngc_cuda_stage *g, size_t cap, int *no_memory) {
   void *ring = NULL;
-  *no_memory = 0;
+  *no_memory = g->refused && cap >= g->refused; /* not asked again */
+  if (*no_memory) return NEGCUT_OK;
   if (cudaHostAlloc(&ring, cap, cudaHostAllocDefault) != cudaSuccess) {
     (void)cudaGetLastError();
+    g->refused = cap;
     *no_memory = 1;
     return NEGCUT_OK;
   }
@@ -133,6 +138,21 @@ static negcut_status grow(ngc_backend *be, ngc_cuda_stage *g, size_t cap, int *n
   g->cap = cap;
   g->head = 0;
   return NEGCUT_OK;
+}
+
+/* Drops the oldest copies whose events have fired (no wait). */
+static void forget_finished(ngc_cuda_stage *g) {
+  while (g->n) {
+    const cudaError_t e = cudaEventQuery(g->copy[g->first].done);
+    if (e != cudaSuccess) {
+      /* "not ready" is no error: not left for the next launch's check (a
+       * failed device answers the next call that waits, too) */
+      (void)cudaGetLastError();
+      return;
+    }
+    g->first = (g->first + 1) % STAGE_COPIES;
+    g->n--;
+  }
 }
 
 /* How many of the oldest copies in flight must finish before the bytes
@@ -165,7 +185,11 @@ negcut_status ngc_cuda_stage_copy(ngc_backend *be, void *dst, const void *src, s
   }
   size_t begin = g->head + need <= g->cap ? g->head : 0;
   int32_t k = readers(g, begin, need);
-  if (k && g->cap < STAGE_RING_MAX_BYTES) { /* gone round since the last drain */
+  if (k || g->n == STAGE_COPIES) {
+    forget_finished(g);
+    k = readers(g, begin, need);
+  }
+  if (k && g->cap < STAGE_RING_MAX_BYTES) { /* gone round onto a copy still running */
     st = grow(be, g, 2 * g->cap, &no_memory);
     if (st) return st;
     if (!no_memory) begin = 0, k = 0;
@@ -179,7 +203,10 @@ negcut_status ngc_cuda_stage_copy(ngc_backend *be, void *dst, const void *src, s
                       "upload");
   if (!st) {
     st = ngc_cuda_check(be, cudaEventRecord(c->done, s), "upload (record event)");
-    if (st) (void)cudaStreamSynchronize(s); /* nothing would say when the bytes are free */
+    if (st) { /* nothing would say when the bytes are free */
+      be->n_host_waits++;
+      (void)cudaStreamSynchronize(s);
+    }
   }
   if (st) return st;
   c->begin = begin;
