@@ -150,6 +150,16 @@ START_TEST(test_every_slot_filled) {
 }
 END_TEST
 
+/* ROUND uploads of PIECE bytes into dev, upload k filled with the byte
+ * value + k (a training step's worth of them, 3 MiB). */
+enum { ROUND = 48, PIECE = 64 << 10 };
+static void upload_round(unsigned char *dev, unsigned char *piece, int value) {
+  for (int k = 0; k < ROUND; k++) {
+    memset(piece, value + k, PIECE);
+    OK(g_be->ops.upload(g_be, dev + (size_t)k * PIECE, piece, PIECE));
+  }
+}
+
 START_TEST(test_memory) {
   /* The cache hands a freed block back for the same size class. */
   void *a = g_be->ops.alloc(g_be, 1000);
@@ -217,21 +227,19 @@ START_TEST(test_memory) {
    * forgets the copies before it, so a round may end with a ring that holds
    * only its rest) until it holds a whole round; from then on only the sync
    * waits (for the stream and for the newest copy). */
-  enum { ROUND = 48, PIECE = 64 << 10, ROUNDS = 6 };
+  enum { ROUNDS = 6 };
   int settled = -1;
   unsigned char *piece = malloc(PIECE), *pdev = g_be->ops.alloc(g_be, (size_t)ROUND * PIECE);
   ck_assert_ptr_nonnull(piece);
   ck_assert_ptr_nonnull(pdev);
   for (int r = 0; r < ROUNDS; r++) {
     const uint64_t before = g_be->n_host_waits;
-    for (int k = 0; k < ROUND; k++) {
-      memset(piece, r * ROUND + k, PIECE);
-      OK(g_be->ops.upload(g_be, pdev + (size_t)k * PIECE, piece, PIECE));
-    }
+    upload_round(pdev, piece, r * ROUND);
     OK(g_be->ops.sync(g_be));
     const uint64_t waits_r = g_be->n_host_waits - before;
     if (settled < 0 && waits_r == 2) settled = r;
-    if (settled >= 0) ck_assert_msg(waits_r == 2, "round %d: %llu waits", r, (unsigned long long)waits_r);
+    if (settled >= 0)
+      ck_assert_msg(waits_r == 2, "round %d: %llu waits", r, (unsigned long long)waits_r);
     for (int k = 0; k < ROUND; k++) {
       OK(g_be->ops.download(g_be, piece, pdev + (size_t)k * PIECE, PIECE));
       ck_assert_msg(piece[0] == (unsigned char)(r * ROUND + k) &&
@@ -246,10 +254,7 @@ START_TEST(test_memory) {
    * copies neither wait nor grow it. Six rounds (18 MiB) go round it. */
   const uint64_t before_rounds = g_be->n_host_waits;
   for (int r = 0; r < ROUNDS; r++) {
-    for (int k = 0; k < ROUND; k++) {
-      memset(piece, r + k, PIECE);
-      OK(g_be->ops.upload(g_be, pdev + (size_t)k * PIECE, piece, PIECE));
-    }
+    upload_round(pdev, piece, r);
     ck_assert_ptr_null(g_be->ops.alloc(g_be, (size_t)1 << 44)); /* one wait */
   }
   ck_assert_uint_eq(g_be->n_host_waits - before_rounds, ROUNDS);

@@ -69,8 +69,17 @@ negcut_status ngc_cuda_stage_create(ngc_backend *be) {
   return NEGCUT_OK;
 }
 
-static stage_copy *newest(ngc_cuda_stage *g) {
-  return g->n ? &g->copy[(g->first + g->n - 1) % STAGE_COPIES] : NULL;
+/* The i-th copy in flight, oldest first (i == n: the next copy's place). */
+static stage_copy *at(ngc_cuda_stage *g, int32_t i) {
+  return &g->copy[(g->first + i) % STAGE_COPIES];
+}
+
+static stage_copy *newest(ngc_cuda_stage *g) { return g->n ? at(g, g->n - 1) : NULL; }
+
+/* Forgets the k oldest copies in flight (they have finished). */
+static void forget(ngc_cuda_stage *g, int32_t k) {
+  g->first = (g->first + k) % STAGE_COPIES;
+  g->n -= k;
 }
 
 void ngc_cuda_stage_destroy(ngc_backend *be) {
@@ -108,12 +117,9 @@ static negcut_status copy_sync(ngc_backend *be, void *dst, const void *src, size
  * finish in order) and forgets them. */
 static negcut_status retire(ngc_backend *be, ngc_cuda_stage *g, int32_t k) {
   if (k <= 0) return NEGCUT_OK;
-  negcut_status st = ngc_cuda_wait_event(be, g->copy[(g->first + k - 1) % STAGE_COPIES].done,
-                                         "upload (staging buffer)");
-  if (st) return st;
-  g->first = (g->first + k) % STAGE_COPIES;
-  g->n -= k;
-  return NEGCUT_OK;
+  negcut_status st = ngc_cuda_wait_event(be, at(g, k - 1)->done, "upload (staging buffer)");
+  if (!st) forget(g, k);
+  return st;
 }
 
 /* Replaces the ring by one of cap bytes, once no copy in flight reads the
@@ -143,24 +149,22 @@ static negcut_status grow(ngc_backend *be, ngc_cuda_stage *g, size_t cap, int *n
 /* Drops the oldest copies whose events have fired (no wait). */
 static void forget_finished(ngc_cuda_stage *g) {
   while (g->n) {
-    const cudaError_t e = cudaEventQuery(g->copy[g->first].done);
-    if (e != cudaSuccess) {
+    if (cudaEventQuery(at(g, 0)->done) != cudaSuccess) {
       /* "not ready" is no error: not left for the next launch's check (a
        * failed device answers the next call that waits, too) */
       (void)cudaGetLastError();
       return;
     }
-    g->first = (g->first + 1) % STAGE_COPIES;
-    g->n--;
+    forget(g, 1);
   }
 }
 
 /* How many of the oldest copies in flight must finish before the bytes
  * [begin, begin + need) are free: up to the newest that reads any. */
-static int32_t readers(const ngc_cuda_stage *g, size_t begin, size_t need) {
+static int32_t readers(ngc_cuda_stage *g, size_t begin, size_t need) {
   int32_t k = 0;
   for (int32_t i = 0; i < g->n; i++) {
-    const stage_copy *c = &g->copy[(g->first + i) % STAGE_COPIES];
+    const stage_copy *c = at(g, i);
     if (c->begin < begin + need && begin < c->end) k = i + 1;
   }
   return k;
@@ -197,7 +201,7 @@ negcut_status ngc_cuda_stage_copy(ngc_backend *be, void *dst, const void *src, s
   if (k == 0 && g->n == STAGE_COPIES) k = 1;
   st = retire(be, g, k);
   if (st) return st;
-  stage_copy *c = &g->copy[(g->first + g->n) % STAGE_COPIES];
+  stage_copy *c = at(g, g->n);
   memcpy(g->ring + begin, src, bytes);
   st = ngc_cuda_check(be, cudaMemcpyAsync(dst, g->ring + begin, bytes, cudaMemcpyHostToDevice, s),
                       "upload");
@@ -221,12 +225,12 @@ static negcut_status cuda_upload(ngc_backend *be, void *dst, const void *host, s
   return st ? st : ngc_cuda_stage_copy(be, dst, host, bytes, cudaStreamLegacy);
 }
 
-/* The host has seen everything enqueued so far finish: no staging buffer
- * is still being read. */
+/* The host has seen everything enqueued so far finish: no staged copy is
+ * still reading the ring. */
 static void drained(ngc_backend *be) {
   ngc_cuda *c = ngc_cuda_of(be);
   c->drains++;
-  c->stage->first = c->stage->n = 0;
+  forget(c->stage, c->stage->n);
 }
 
 static negcut_status cuda_download(ngc_backend *be, void *host, const void *src, size_t bytes) {
