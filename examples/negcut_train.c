@@ -295,6 +295,7 @@ static int train(const cli_world *w, int argc, char **argv, int *collective) {
   negcut_ctx_options_init_v2(&co, NEGCUT_CTX_OPTIONS_VERSION);
   co.backend = s.backend;
   co.threads = s.threads;
+  co.device = s.device >= 0 ? s.device : cli_world_device(w);
   co.seed = s.seed;
   if (negcut_ctx_create(&r.ctx, &co) != NEGCUT_OK) {
     fprintf(stderr, "negcut-train: %s\n", negcut_ctx_last_error(NULL));
@@ -328,12 +329,14 @@ static int train(const cli_world *w, int argc, char **argv, int *collective) {
       fprintf(stderr, "negcut-train: cannot open %s: %s\n", path, strerror(errno));
       goto agree;
     }
-    char procs[64] = "";
+    char procs[64] = "", device[32] = "";
     if (w->size > 1) snprintf(procs, sizeof procs, " x %d processes", w->size);
-    fprintf(stderr, "negcut-train: %s %s on %s (%d threads%s): %lld iterations per epoch, %lld in the "
+    if (negcut_ctx_backend(r.ctx) == NEGCUT_BACKEND_CUDA)
+      snprintf(device, sizeof device, "device %d, ", (int)co.device);
+    fprintf(stderr, "negcut-train: %s %s on %s (%s%d threads%s): %lld iterations per epoch, %lld in the "
                     "schedule; %s iteration %lld, stopping at %lld\n",
             cli_mode_name(s.o.mode), s.name, negcut_backend_name(negcut_ctx_backend(r.ctx)),
-            (int)negcut_ctx_threads(r.ctx), procs, (long long)r.per_epoch, (long long)r.total,
+            device, (int)negcut_ctx_threads(r.ctx), procs, (long long)r.per_epoch, (long long)r.total,
             s.resume ? "resuming after" : "starting at", (long long)r.last.iteration, (long long)r.end);
   }
   rc = 0;

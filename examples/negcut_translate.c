@@ -1,7 +1,7 @@
 /* negcut-translate: translate image files or folders with a generator.
  *
  *   negcut-translate --model M [--output OUT] [--tile N] [--exact-tiles] [--threads N]
- *                    [--backend cpu|cuda|ref] [--bf16] [--tf32] [--direct] INPUT...
+ *                    [--backend cpu|cuda|ref] [--device N] [--bf16] [--tf32] [--direct] INPUT...
  *
  * INPUT is a file, a folder (its PNG and JPEG files) or - (standard input).
  * With one input file and an OUT that is not a folder, OUT is the output
@@ -26,7 +26,9 @@ typedef struct job {
 
 static void usage(FILE *f) {
   fprintf(f, "usage: negcut-translate --model M [--output OUT] [--tile N] [--exact-tiles] [--threads N]\n"
-             "                        [--backend cpu|cuda|ref] [--bf16] [--tf32] [--direct] INPUT...\n"
+             "                        [--backend cpu|cuda|ref] [--device N] [--bf16] [--tf32] [--direct]\n"
+             "                        INPUT...\n"
+             "--device N: the GPU (0);\n"
              "--tile N: translate in tiles of N px (0: only where an image exceeds the memory limit);\n"
              "--exact-tiles: tiles then give the whole-image result (the norms' statistics gathered\n"
              "  tile by tile first: about 2 to 6 times slower than plain tiles for a 9-block generator);\n"
@@ -226,6 +228,9 @@ int main(int argc, char **argv) {
       i++;
     } else if (!strcmp(a, "--threads") && v) {
       if (parse_int(a, v, 0, 4096, &co.threads) < 0) return 2;
+      i++;
+    } else if (!strcmp(a, "--device") && v) {
+      if (parse_int(a, v, 0, 4096, &co.device) < 0) return 2;
       i++;
     } else if (!strcmp(a, "--backend") && v) {
       co.backend = !strcmp(v, "cpu") ? NEGCUT_BACKEND_CPU : !strcmp(v, "cuda") ? NEGCUT_BACKEND_CUDA

@@ -8,10 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DNEGCUT_WITH_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
-cmake --build build-cuda -j"$(nproc)" --target check_cuda_ops check_cuda_nets negcut-bench \
+cmake --build build-cuda -j"$(nproc)" --target check_cuda_ops check_cuda_nets check_params check_parallel negcut-bench \
   negcut-train negcut-translate negcut-info make_demo_data
 rm -rf build-gpu && mkdir -p build-gpu/p/bin build-gpu/p/lib
-cp build-cuda/tests/check_cuda_ops build-cuda/tests/check_cuda_nets build-gpu/p/bin/
+cp build-cuda/tests/{check_cuda_ops,check_cuda_nets,check_params,check_parallel} build-gpu/p/bin/
 cp build-cuda/examples/{negcut-bench,negcut-train,negcut-translate,negcut-info,make_demo_data} \
   build-gpu/p/bin/
 cp -P build-cuda/libnegcut.so* build-gpu/p/lib/ # the CLI programs link it

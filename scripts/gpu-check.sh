@@ -42,8 +42,10 @@ bounded() { # limit, then a command: run under timeout, within the deadline
   timeout "$limit" "$@"
 }
 if [ "$what" = tests ] || [ "$what" = all ]; then
-  for t in check_cuda_ops check_cuda_nets; do
-    bounded 400 env CK_FORK=no "$G/bin/$t" 2>&1 | tee "$out/$t.log"
+  for t in check_cuda_ops check_cuda_nets "check_params cuda" "check_parallel cuda"; do
+    log=${t%% *}
+    # shellcheck disable=SC2086 # a program and its argument
+    bounded 400 env CK_FORK=no $G/bin/$t 2>&1 | tee "$out/$log.log"
     r=${PIPESTATUS[0]}
     echo "$t rc=$r"
     [ "$r" = 0 ] || rc=1

@@ -38,8 +38,12 @@ if [ -f "$cuda_inc/cuda_runtime.h" ] &&
    { [ -f "$cuda_inc/cudnn.h" ] || [ -f /usr/include/cudnn.h ] || ls /usr/include/*/cudnn.h >/dev/null 2>&1; }; then
   cmake -S . -B build-emu -DNEGCUT_WITH_CUDA=OFF -DNEGCUT_CUDA_EMU=ON -DNEGCUT_BUILD_EXAMPLES=ON \
     -DNEGCUT_WERROR=ON >/dev/null
-  cmake --build build-emu -j"$jobs" --target check_cuda_ops check_cuda_nets check_params negcut-train \
-    negcut-translate negcut-bench negcut-info make_demo_data >/dev/null
+  emu_targets=(check_cuda_ops check_cuda_nets check_params check_parallel negcut-train
+               negcut-translate negcut-bench negcut-info make_demo_data)
+  # negcut-train-mpi exists where CMake found MPI
+  emu_help=$(cmake --build build-emu --target help)
+  [[ $emu_help == *negcut-train-mpi* ]] && emu_targets+=(negcut-train-mpi)
+  cmake --build build-emu -j"$jobs" --target "${emu_targets[@]}" >/dev/null
   ctest --test-dir build-emu --output-on-failure -L cuda -j"$jobs"
 else
   echo "SKIPPED: no CUDA toolkit headers (cuda_runtime.h, cudnn.h) for the emulated CUDA build"

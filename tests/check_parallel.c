@@ -1,7 +1,12 @@
 /* Data-parallel training (negcut_trainer_set_data_parallel):
  * two trainers of batch 1, ranks 0 and 1 stepped on two threads, whose
  * allreduce function sums through shared memory, against one trainer of
- * batch 2 given both ranks' images. The oracle is that single trainer: the
+ * batch 2 given both ranks' images, all on one backend: the CPU's, or with
+ * the argument "cuda" the CUDA backend's (skipped, 77, without a GPU). On
+ * the CPU the allreduce function is given the gradients in place, and with
+ * NEGCUT_ALLREDUCE_HOST (which changes nothing there); on CUDA it is given
+ * the trainer's host copies (NEGCUT_ALLREDUCE_HOST), which it reads and
+ * writes as host memory. The oracle is that single trainer: the
  * same step up to float rounding (its convolutions sum both images' weight
  * gradients in one pass; the ranks each their own, added by the allreduce).
  *
@@ -36,14 +41,27 @@
 #define STEPS 3
 #define SEED 7
 
+static negcut_backend_kind g_backend = NEGCUT_BACKEND_CPU;
+
 static negcut_ctx *new_ctx(void) {
   negcut_ctx_options co = NEGCUT_CTX_OPTIONS_INIT;
   negcut_ctx *ctx = NULL;
-  co.backend = NEGCUT_BACKEND_CPU;
+  co.backend = g_backend;
   co.threads = 1;
   co.seed = SEED;
   ck_assert_msg(negcut_ctx_create(&ctx, &co) == NEGCUT_OK, "%s", negcut_ctx_last_error(NULL));
   return ctx;
+}
+
+/* A host copy of a trainer's tensor (backend memory), to free. */
+static float *host_copy(const negcut_trainer *t, const ngc_tensor *x) {
+  const size_t bytes = (size_t)ngc_numel(x) * sizeof(float);
+  float *h = malloc(bytes ? bytes : 1);
+  ck_assert_ptr_nonnull(h);
+  ngc_backend *be = t->ctx->be;
+  ck_assert_msg(be->ops.download(be, h, x->data, bytes) == NEGCUT_OK, "%s",
+                negcut_ctx_last_error(t->ctx));
+  return h;
 }
 
 /* ----------------------------------------------- a two-rank "communicator" */
@@ -144,22 +162,30 @@ static ngc_adam *adam_of(negcut_trainer *t, int i) {
   return i == 0 ? &n->opt_g : i == 1 ? &n->opt_d : i == 2 ? &n->opt_f : &n->opt_n;
 }
 
-static void copy_tensor(ngc_tensor *dst, const ngc_tensor *src) {
+/* dst (trainer td's) := src (trainer ts's), through the host. */
+static void copy_tensor(negcut_trainer *td, ngc_tensor *dst, const negcut_trainer *ts,
+                        const ngc_tensor *src) {
   ck_assert_int_eq(ngc_numel(dst), ngc_numel(src));
-  memcpy(dst->data, src->data, (size_t)ngc_numel(src) * sizeof(float));
+  float *h = host_copy(ts, src);
+  ngc_backend *be = td->ctx->be;
+  ck_assert_msg(be->ops.upload(be, dst->data, h, (size_t)ngc_numel(src) * sizeof(float)) ==
+                    NEGCUT_OK,
+                "%s", negcut_ctx_last_error(td->ctx));
+  free(h);
 }
 
 /* Teacher forcing: dst's parameters (with F_'s) and Adam moments := src's. */
 static void force(negcut_trainer *dst, negcut_trainer *src, negcut_train_mode mode) {
   for (int i = 0; i < n_nets(mode); i++) {
-    copy_tensor(&((ngc_net *)net_of(dst, i))->slab, &net_of(src, i)->slab);
-    copy_tensor(&adam_of(dst, i)->m_all, &adam_of(src, i)->m_all);
-    copy_tensor(&adam_of(dst, i)->v_all, &adam_of(src, i)->v_all);
+    copy_tensor(dst, &((ngc_net *)net_of(dst, i))->slab, src, &net_of(src, i)->slab);
+    copy_tensor(dst, &adam_of(dst, i)->m_all, src, &adam_of(src, i)->m_all);
+    copy_tensor(dst, &adam_of(dst, i)->v_all, src, &adam_of(src, i)->v_all);
   }
-  if (n_nets(mode) == 4) copy_tensor(&dst->t.F_ema.slab, &src->t.F_ema.slab);
+  if (n_nets(mode) == 4) copy_tensor(dst, &dst->t.F_ema.slab, src, &src->t.F_ema.slab);
 }
 
-static void run_mode(negcut_train_mode mode, const char *root) {
+/* flags: negcut_trainer_set_data_parallel_v2's */
+static void run_mode(negcut_train_mode mode, const char *root, uint32_t flags) {
   float a[2 * 3 * PX * PX], b[2 * 3 * PX * PX];
   const size_t img = 3 * PX * PX;
   smooth_images(a, 2, 1);
@@ -184,7 +210,8 @@ static void run_mode(negcut_train_mode mode, const char *root) {
     if (!root) r[k].a = a + k * img, r[k].b = b + k * img;
     options(&o, mode, root);
     ck_assert_int_eq(negcut_trainer_create(&r[k].t, new_ctx(), &o), NEGCUT_OK);
-    ck_assert_int_eq(negcut_trainer_set_data_parallel(r[k].t, k, 2, sum_two, &r[k]), NEGCUT_OK);
+    ck_assert_int_eq(negcut_trainer_set_data_parallel_v2(r[k].t, k, 2, sum_two, &r[k], flags),
+                     NEGCUT_OK);
   }
 
   for (int s = 0; s < STEPS; s++) {
@@ -200,17 +227,22 @@ static void run_mode(negcut_train_mode mode, const char *root) {
     ck_assert_int_eq(c.mismatch, 0);
 
     for (int i = 0; i < n_nets(mode); i++) {
-      const ngc_tensor *g0 = &net_of(r[0].t, i)->grads, *g1 = &net_of(r[1].t, i)->grads;
-      const ngc_tensor *p0 = &net_of(r[0].t, i)->trained, *q = &net_of(r[1].t, i)->trained;
-      const int64_t n = ngc_numel(g0);
+      const int64_t n = ngc_numel(&net_of(r[0].t, i)->grads);
       ck_assert_int_eq(n, ngc_numel(&net_of(one, i)->grads));
-      ck_assert_int_eq(memcmp(g0->data, g1->data, (size_t)n * sizeof(float)), 0);
-      ck_assert_int_eq(memcmp(p0->data, q->data, (size_t)n * sizeof(float)), 0);
-      const double e = rel_l2(g0->data, net_of(one, i)->grads.data, n);
-      printf("mode %d%s step %d %s: gradient rel L2 %.2e (rank mean vs batch 2)\n", (int)mode,
-             root ? " (folders)" : "", s + 1, net_name[i], e);
+      float *g0 = host_copy(r[0].t, &net_of(r[0].t, i)->grads);
+      float *g1 = host_copy(r[1].t, &net_of(r[1].t, i)->grads);
+      float *p0 = host_copy(r[0].t, &net_of(r[0].t, i)->trained);
+      float *q = host_copy(r[1].t, &net_of(r[1].t, i)->trained);
+      float *g = host_copy(one, &net_of(one, i)->grads);
+      ck_assert_int_eq(memcmp(g0, g1, (size_t)n * sizeof(float)), 0);
+      ck_assert_int_eq(memcmp(p0, q, (size_t)n * sizeof(float)), 0);
+      const double e = rel_l2(g0, g, n);
+      printf("%s mode %d%s%s step %d %s: gradient rel L2 %.2e (rank mean vs batch 2)\n",
+             negcut_backend_name(g_backend), (int)mode, root ? " (folders)" : "",
+             flags ? " (host copies)" : "", s + 1, net_name[i], e);
       ck_assert_msg(e <= 1e-4, "mode %d step %d %s gradients: rel L2 %g", (int)mode, s + 1,
                     net_name[i], e);
+      free(g0), free(g1), free(p0), free(q), free(g);
     }
     const negcut_train_progress *q0 = &r[0].last, *q1 = &r[1].last;
     const float l0[] = {q0->d_real, q0->d_fake, q0->g_gan, q0->nce_x, q0->g_total, q0->n_total};
@@ -242,11 +274,19 @@ static void run_mode(negcut_train_mode mode, const char *root) {
   negcut_ctx_free(ctx);
 }
 
-START_TEST(test_cut) { run_mode(NEGCUT_MODE_CUT, NULL); }
+/* Each way this backend's allreduce function can be given the gradients:
+ * in place and as host copies on the CPU, host copies on CUDA (in place,
+ * sum_two would read device memory). */
+static void run_ways(negcut_train_mode mode, const char *root) {
+  if (g_backend != NEGCUT_BACKEND_CUDA) run_mode(mode, root, 0);
+  run_mode(mode, root, NEGCUT_ALLREDUCE_HOST);
+}
+
+START_TEST(test_cut) { run_ways(NEGCUT_MODE_CUT, NULL); }
 END_TEST
-START_TEST(test_fastcut) { run_mode(NEGCUT_MODE_FASTCUT, NULL); }
+START_TEST(test_fastcut) { run_ways(NEGCUT_MODE_FASTCUT, NULL); }
 END_TEST
-START_TEST(test_negcut) { run_mode(NEGCUT_MODE_NEGCUT, NULL); }
+START_TEST(test_negcut) { run_ways(NEGCUT_MODE_NEGCUT, NULL); }
 END_TEST
 
 /* The same from data folders (negcut_trainer_step): the ranks read their
@@ -270,8 +310,8 @@ START_TEST(test_folders) {
       negcut_image_free(im);
     }
   }
-  run_mode(NEGCUT_MODE_CUT, root);
-  run_mode(NEGCUT_MODE_NEGCUT, root);
+  run_ways(NEGCUT_MODE_CUT, root);
+  run_ways(NEGCUT_MODE_NEGCUT, root);
   ngc_test_rmtree(root);
   negcut_ctx_free(ctx);
 }
@@ -302,8 +342,15 @@ START_TEST(test_contract) {
     ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "rank"));
   }
   ck_assert_int_eq(negcut_trainer_set_data_parallel(t, 0, 1, NULL, NULL), NEGCUT_OK); /* alone */
-  /* a failing allreduce fails the step, named */
-  ck_assert_int_eq(negcut_trainer_set_data_parallel(t, 1, 2, refuse, &calls), NEGCUT_OK);
+  /* flags: NEGCUT_ALLREDUCE_HOST only */
+  ck_assert_int_eq(negcut_trainer_set_data_parallel_v2(t, 1, 2, refuse, NULL, 2u),
+                   NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "flags 0x2"));
+  /* a failing allreduce fails the step, named (given host copies: refuse
+   * reads nothing, but CUDA then downloads before it) */
+  ck_assert_int_eq(
+      negcut_trainer_set_data_parallel_v2(t, 1, 2, refuse, &calls, NEGCUT_ALLREDUCE_HOST),
+      NEGCUT_OK);
   float a[3 * PX * PX], b[3 * PX * PX];
   smooth_images(a, 1, 3);
   smooth_images(b, 1, 4);
@@ -336,7 +383,17 @@ START_TEST(test_contract) {
 }
 END_TEST
 
-int main(void) {
+/* check_parallel: on the CPU backend; check_parallel cuda: on the CUDA
+ * backend, or skipped (77) without a GPU. */
+int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "cuda")) {
+    negcut_ctx_options o = NEGCUT_CTX_OPTIONS_INIT;
+    negcut_ctx *probe = NULL;
+    const int rc = ngc_test_open_cuda(&probe, &o, "check_parallel");
+    if (rc) return rc;
+    negcut_ctx_free(probe);
+    g_backend = NEGCUT_BACKEND_CUDA;
+  }
   Suite *s = suite_create("data parallel");
   TCase *tc = tcase_create("two ranks against batch 2");
   tcase_set_timeout(tc, 300);

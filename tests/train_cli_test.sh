@@ -81,9 +81,23 @@ echo "== the generator translates"
   "$tmp/data/testA" 2>/dev/null
 [ "$(ls "$tmp/tr" | wc -l)" = 2 ] || { echo "translations missing"; exit 1; }
 
+if [ "${2:-}" = cuda ]; then
+  echo "== a GPU that is not there is named (--device)"
+  rc=0
+  "$bin/negcut-translate" --model "$run/latest_net_G.safetensors" --output "$tmp/tr9" \
+    "${backend[@]}" --device 4096 "$tmp/data/testA" 2> "$tmp/err9.txt" || rc=$?
+  [ "$rc" != 0 ] && grep -q "device 4096, but" "$tmp/err9.txt" ||
+    { cat "$tmp/err9.txt"; echo "negcut-translate --device 4096 gave exit $rc"; exit 1; }
+  rc=0
+  "$bin/negcut-train" --dataroot "$tmp/data" --name gpu9 --checkpoints-dir "$tmp/ck" "${backend[@]}" \
+    --device 4096 --iters 1 > /dev/null 2> "$tmp/err10.txt" || rc=$?
+  [ "$rc" = 1 ] && grep -q "device 4096, but" "$tmp/err10.txt" ||
+    { cat "$tmp/err10.txt"; echo "negcut-train --device 4096 gave exit $rc"; exit 1; }
+fi
+
 echo "== bad options exit 2"
 for bad in "--ngf 0" "--mode nope" "--crop-size 64 --load-size 32" "--nce-layers 0,99" \
-           "--input-nc 1 --output-nc 3 --nce-idt 0"; do
+           "--input-nc 1 --output-nc 3 --nce-idt 0" "--device -1"; do
   rc=0
   # shellcheck disable=SC2086
   "$bin/negcut-train" --dataroot "$tmp/data" --name b --checkpoints-dir "$tmp/ck" $bad >/dev/null 2>&1 || rc=$?

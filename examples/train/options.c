@@ -56,6 +56,8 @@ static const opt_def defs[] = {
     {"seed", K_U64, S(seed), 0, 0, NULL, 1, "seed of every random draw (0)"},
     {"threads", K_I32, S(threads), 0, 4096, NULL, 1, "CPU threads; 0: all cores (0)"},
     {"backend", K_CHOICE, S(backend), 0, 0, "auto|ref|cpu|cuda", 1, "compute backend (auto)"},
+    {"device", K_I32, S(device), 0, 4096, NULL, 0,
+     "GPU ordinal (0; negcut-train-mpi: each rank's rank on its machine)"},
     {"eager", K_FLAG, O(eager), 0, 1, NULL, 0, "GPU: run every step unrecorded (no CUDA graphs)"},
     {"tf32", K_FLAG, O(tf32), 0, 1, NULL, 1, "GPU: convolutions may round to TF32 (PyTorch's default)"},
     {"conv", K_CHOICE, O(conv_algo), 0, 0, "auto|direct|winograd", 1,
@@ -410,6 +412,7 @@ int cli_parse(cli_settings *s, int argc, char **argv) {
   negcut_trainer_options_init_v2(&s->o, NEGCUT_TRAINER_OPTIONS_VERSION, (negcut_train_mode)m);
   snprintf(s->checkpoints_dir, sizeof s->checkpoints_dir, "checkpoints");
   s->backend = NEGCUT_BACKEND_AUTO;
+  s->device = -1;
   s->save_every = 500;
   s->display_every = 100;
   for (int i = 1; i < argc; i++) {

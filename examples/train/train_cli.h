@@ -22,6 +22,7 @@ typedef struct cli_settings {
   uint64_t seed;
   int32_t threads;
   negcut_backend_kind backend;
+  int32_t device; /* GPU ordinal; -1: the world's (cli_world_device) */
   int64_t save_every, display_every; /* iterations */
   int32_t resume;
 } cli_settings;
@@ -97,13 +98,19 @@ int cli_report_update(negcut_ctx *ctx, negcut_trainer *t, const cli_report *r,
  * rank 0 writes files and prints progress; without it, one process. */
 typedef struct cli_world {
   int rank, size;
+  int local_rank; /* among the ranks on this machine */
+  int cuda_aware; /* the MPI reads and writes device memory */
 } cli_world;
 
 /* MPI_Init (where built with MPI); 0 on success. */
 int cli_world_init(cli_world *w, int *argc, char ***argv);
-/* Makes t one rank of w (negcut_trainer_set_data_parallel), where w has
- * more than one. */
+/* Makes t one rank of w (negcut_trainer_set_data_parallel_v2), where w has
+ * more than one: the MPI sums the gradients where they are if it is
+ * CUDA-aware, and the trainer's host copies of them otherwise. */
 negcut_status cli_world_attach(const cli_world *w, negcut_trainer *t);
+/* The GPU a rank uses unless --device says: its rank on this machine (one
+ * GPU per rank); 0 alone. */
+int cli_world_device(const cli_world *w);
 /* v[0..n) = its sum over the ranks; the maximum of v over the ranks. Every
  * rank must call them at the same point. */
 void cli_world_sum(const cli_world *w, double *v, int n);

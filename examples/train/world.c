@@ -7,6 +7,9 @@
 
 #ifdef NEGCUT_TRAIN_MPI
 #include <mpi.h>
+#if __has_include(<mpi-ext.h>)
+#include <mpi-ext.h> /* Open MPI's MPIX_Query_cuda_support */
+#endif
 
 /* negcut_allreduce_fn: sums in place over the ranks, in pieces of at most
  * INT_MAX floats (MPI's count is an int). */
@@ -23,16 +26,26 @@ static int allreduce(float *data, size_t count, void *user) {
 }
 
 int cli_world_init(cli_world *w, int *argc, char ***argv) {
-  w->rank = 0;
-  w->size = 1;
+  MPI_Comm node;
+  *w = (cli_world){0, 1, 0, 0};
   if (MPI_Init(argc, argv) != MPI_SUCCESS) return 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &w->rank);
   MPI_Comm_size(MPI_COMM_WORLD, &w->size);
+  if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+      MPI_SUCCESS) {
+    MPI_Comm_rank(node, &w->local_rank);
+    MPI_Comm_free(&node);
+  }
+#if defined(MPIX_CUDA_AWARE_SUPPORT) && MPIX_CUDA_AWARE_SUPPORT
+  w->cuda_aware = MPIX_Query_cuda_support() == 1;
+#endif
   return 0;
 }
 
 negcut_status cli_world_attach(const cli_world *w, negcut_trainer *t) {
-  return w->size > 1 ? negcut_trainer_set_data_parallel(t, w->rank, w->size, allreduce, NULL)
+  const uint32_t flags = w->cuda_aware ? 0u : NEGCUT_ALLREDUCE_HOST;
+  return w->size > 1 ? negcut_trainer_set_data_parallel_v2(t, w->rank, w->size, allreduce, NULL,
+                                                           flags)
                      : NEGCUT_OK;
 }
 
@@ -63,8 +76,7 @@ void cli_world_finish(const cli_world *w) {
 int cli_world_init(cli_world *w, int *argc, char ***argv) {
   (void)argc;
   (void)argv;
-  w->rank = 0;
-  w->size = 1;
+  *w = (cli_world){0, 1, 0, 0};
   return 0;
 }
 
@@ -95,3 +107,5 @@ void cli_world_abort(const cli_world *w, int rc) {
 void cli_world_finish(const cli_world *w) { (void)w; }
 
 #endif
+
+int cli_world_device(const cli_world *w) { return w->local_rank; }

@@ -149,6 +149,24 @@ NEGCUT_API negcut_status negcut_trainer_set_data_parallel(negcut_trainer *t, int
                                                           negcut_allreduce_fn allreduce,
                                                           void *user);
 
+/* A flag of negcut_trainer_set_data_parallel_v2: allreduce is given host
+ * memory on every backend. On the CUDA backend the trainer copies each
+ * network's gradients to a host buffer of its own before allreduce and back
+ * after it, for an allreduce that cannot read device memory (an MPI that is
+ * not CUDA-aware). It costs two copies of the gradients (G's are 45 MB at
+ * ngf 64) per iteration over PCIe, and a host buffer as large as the
+ * largest network's gradients. On the host backends (ref, cpu) it changes
+ * nothing. */
+#define NEGCUT_ALLREDUCE_HOST 1u
+
+/* negcut_trainer_set_data_parallel with flags (0, or NEGCUT_ALLREDUCE_HOST);
+ * flags 0 is negcut_trainer_set_data_parallel. Unknown flags give
+ * NEGCUT_ERR_INVALID_ARGUMENT. */
+NEGCUT_API negcut_status negcut_trainer_set_data_parallel_v2(negcut_trainer *t, int32_t rank,
+                                                             int32_t world,
+                                                             negcut_allreduce_fn allreduce,
+                                                             void *user, uint32_t flags);
+
 /* One iteration on the next batch of the data folders. */
 NEGCUT_API negcut_status negcut_trainer_step(negcut_trainer *t);
 /* One iteration on a caller's batch: real_a, real_b (batch_size, input_nc,

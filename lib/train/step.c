@@ -1,5 +1,6 @@
 /* One training iteration (REFERENCE.md 4-7). Shapes: B images per domain,
  * L NCE layers, S patches per layer, nc projection width. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "train.h"
@@ -277,17 +278,37 @@ static ngc_tensor half_view(const ngc_tensor *x, int64_t b, int second) {
 }
 
 /* Data parallelism (ngc_train_cfg.world): net's gradients become their
- * mean over the ranks, before its optimiser update. */
+ * mean over the ranks, before its optimiser update. With allreduce_host
+ * the function sums a host copy, which goes back to the device after. */
 static negcut_status reduce_grads(ngc_trainer *t, ngc_net *net) {
   const ngc_train_cfg *c = &t->cfg;
   negcut_ctx *ctx = t->ctx;
+  ngc_backend *be = ctx->be;
   if (c->world <= 1) return NEGCUT_OK;
-  negcut_status st = ctx->be->ops.sync(ctx->be);
+  const size_t n = (size_t)ngc_numel(&net->grads), bytes = n * sizeof(float);
+  float *data = net->grads.data;
+  negcut_status st;
+  if (c->allreduce_host) {
+    if (n > t->reduce_cap) {
+      float *buf = malloc(bytes);
+      if (!buf)
+        return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY,
+                         "trainer: no host memory for the allreduce's copy (%zu bytes)", bytes);
+      free(t->reduce_buf);
+      t->reduce_buf = buf;
+      t->reduce_cap = n;
+    }
+    data = t->reduce_buf;
+    st = be->ops.download(be, data, net->grads.data, bytes); /* waits for the gradients */
+  } else {
+    st = be->ops.sync(be);
+  }
   if (st) return st;
-  if (c->allreduce(net->grads.data, (size_t)ngc_numel(&net->grads), c->allreduce_user) != 0)
+  if (c->allreduce(data, n, c->allreduce_user) != 0)
     return ngc_error(ctx, NEGCUT_ERR_IO,
-                     "trainer: the allreduce function failed (rank %d of %d, %lld floats)",
-                     (int)c->rank, (int)c->world, (long long)ngc_numel(&net->grads));
+                     "trainer: the allreduce function failed (rank %d of %d, %zu floats)",
+                     (int)c->rank, (int)c->world, n);
+  if (c->allreduce_host && (st = be->ops.upload(be, net->grads.data, data, bytes))) return st;
   return ngc_axpby(ctx, 1.0f / (float)c->world, &net->grads, 0.0f, &net->grads);
 }
 

@@ -41,10 +41,13 @@ typedef struct ngc_train_cfg {
   int32_t ema_from_f;        /* start F_ as a copy of F (reference: own init) */
   int32_t diversity_all;     /* diversity averaged over every NCE call of the N step (reference: last call only) */
   /* Data parallelism (negcut_trainer_options): rank of world (1: alone);
-   * allreduce sums a gradient slab over the ranks, NULL when alone. */
+   * allreduce sums a gradient slab over the ranks, NULL when alone;
+   * allreduce_host: it is given a host copy of a slab in device memory
+   * (NEGCUT_ALLREDUCE_HOST on a device backend). */
   int32_t rank, world;
   negcut_allreduce_fn allreduce;
   void *allreduce_user;
+  int32_t allreduce_host;
 } ngc_train_cfg;
 
 /* Where an iteration's random draws come from. The default reads the
@@ -79,6 +82,9 @@ typedef struct ngc_trainer {
   /* CUDA graphs of the step (step.c), one per image size and flip state */
   ngc_graph_cache graphs;
   int32_t eager; /* never record the step */
+  /* cfg.allreduce_host's host copy of a gradient slab (the largest yet) */
+  float *reduce_buf;
+  size_t reduce_cap; /* floats */
 } ngc_trainer;
 
 /* Fills cfg with the reference defaults of mode. */

@@ -175,7 +175,16 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
 
 negcut_status negcut_trainer_set_data_parallel(negcut_trainer *t, int32_t rank, int32_t world,
                                                negcut_allreduce_fn allreduce, void *user) {
+  return negcut_trainer_set_data_parallel_v2(t, rank, world, allreduce, user, 0);
+}
+
+negcut_status negcut_trainer_set_data_parallel_v2(negcut_trainer *t, int32_t rank, int32_t world,
+                                                  negcut_allreduce_fn allreduce, void *user,
+                                                  uint32_t flags) {
   if (!t) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_set_data_parallel: NULL");
+  if (flags & ~NEGCUT_ALLREDUCE_HOST)
+    return ngc_error(t->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_trainer_set_data_parallel: unknown flags 0x%x", (unsigned)flags);
   if (world < 1 || world > 65536 || rank < 0 || rank >= world || (world > 1 && !allreduce))
     return ngc_error(t->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_trainer_set_data_parallel: rank %d of world %d%s", (int)rank,
@@ -193,6 +202,7 @@ negcut_status negcut_trainer_set_data_parallel(negcut_trainer *t, int32_t rank, 
   t->t.cfg.world = world;
   t->t.cfg.allreduce = world > 1 ? allreduce : NULL;
   t->t.cfg.allreduce_user = user;
+  t->t.cfg.allreduce_host = (flags & NEGCUT_ALLREDUCE_HOST) && !t->ctx->be->host_memory;
   t->t.eager = t->o.eager != 0 || world > 1;
   return NEGCUT_OK;
 }

@@ -1,4 +1,5 @@
 /* Building the networks and optimisers of a trainer. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "train.h"
@@ -135,5 +136,6 @@ void ngc_trainer_release(ngc_trainer *t) {
   ngc_net_release(&t->N);
   ngc_net_release(&t->F_ema);
   ngc_tape_free(&t->tape);
+  free(t->reduce_buf);
   memset(t, 0, sizeof *t);
 }

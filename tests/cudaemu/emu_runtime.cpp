@@ -542,13 +542,23 @@ const char *cudaGetErrorString(cudaError_t e) {
   }
 }
 
+/* NGC_EMU_DEVICES: how many devices there are (1 by default), for the
+ * programs that choose one; they share this process's device memory. */
+static int device_count() {
+  static const int n = [] {
+    const char *e = getenv("NGC_EMU_DEVICES");
+    return e && atoi(e) > 0 ? atoi(e) : 1;
+  }();
+  return n;
+}
+
 cudaError_t cudaGetDeviceCount(int *count) {
-  *count = 1;
+  *count = device_count();
   return cudaSuccess;
 }
 
 cudaError_t cudaSetDevice(int device) {
-  return device == 0 ? cudaSuccess : fail(cudaErrorInvalidDevice);
+  return device >= 0 && device < device_count() ? cudaSuccess : fail(cudaErrorInvalidDevice);
 }
 
 cudaError_t cudaRuntimeGetVersion(int *version) {
