@@ -5,6 +5,8 @@
  *     backward to the input and to every parameter;
  *   - the translator in fp32 against the CPU's, and in bf16 against fp32;
  *   - the translator's CUDA graphs against eager runs, TF32 against fp32;
+ *   - translators of one model in several threads, each on its own context,
+ *     while another context is freed in the middle of a recording;
  *   - CUT, NEGCUT and FastCUT steps replayed from CUDA graphs against eager ones;
  *   - two CUT iterations and one NEGCUT iteration (test_train_negcut says
  *     why one): losses, and every parameter and Adam moment of every
@@ -17,8 +19,11 @@
  * noise there (and Adam steps of either sign), held to noise floors
  * instead. Skips (77) without a GPU. */
 #define NEGCUT_EXPERIMENTAL /* train/trainer.h reads negcut_random_source */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "infer/infer.h"   /* the translator's graph statistics */
 #include "models/api.h"    /* a recorded pass's module outputs */
@@ -400,6 +405,162 @@ static void graphs_case(negcut_model *m, const char *what, negcut_translator_opt
 }
 
 /* Counts the calls of the CUDA slot it stands in for. */
+/* One model shared by translators of three threads, each on its own CUDA
+ * context (translate.h: a model may serve translators in several threads).
+ * Each thread translates four images of its own: the first call runs
+ * eagerly, the second records the generator, the later ones launch the
+ * recording, while the other threads record, launch and at the end free
+ * theirs. Meanwhile a fourth thread opens a context, translates once and,
+ * as soon as thread 0 has begun recording, frees it all: cudaFree, which
+ * synchronises the whole device and so would invalidate a recording under
+ * way on it (the backend holds device-wide calls back until no recording
+ * is under way). Every output equals the main thread's eager translator's
+ * bit for bit (the same kernels and cuDNN algorithms on the same data;
+ * contexts share nothing but the device), and no thread's recording failed. */
+enum { SHARE_THREADS = 3, SHARE_CALLS = 4, SHARE_PX = 48 };
+
+typedef struct share_worker {
+  const negcut_model *model;
+  const float *x;        /* (SHARE_CALLS, 3, SHARE_PX, SHARE_PX) */
+  float *y;              /* the same shape */
+  int hook;              /* thread 0: tells the fourth thread when it records */
+  uint64_t recorded, launched;
+  char why[300];         /* a failure, or why graphs were turned off */
+} share_worker;
+
+/* The fourth thread's cue: thread 0 is recording (go), and it has freed its
+ * context (freed). */
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int go, freed;
+} g_share = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+/* Sets *flag and waits up to ms for *other (0: does not wait). */
+static void share_signal(int *flag, const int *other, int ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+  pthread_mutex_lock(&g_share.mu);
+  *flag = 1;
+  pthread_cond_broadcast(&g_share.cv);
+  while (other && !*other && pthread_cond_timedwait(&g_share.cv, &g_share.mu, &until) == 0) {
+  }
+  pthread_mutex_unlock(&g_share.mu);
+}
+
+static negcut_status (*g_graph_begin)(ngc_backend *, int);
+
+/* Thread 0's graph_begin: with the recording begun, lets the fourth thread
+ * free its context, and gives it 300 ms to do so. Held back until the
+ * recording ends, it cannot: thread 0 goes on. */
+static negcut_status cueing_graph_begin(ngc_backend *be, int feeds) {
+  negcut_status st = g_graph_begin(be, feeds);
+  if (!st) share_signal(&g_share.go, &g_share.freed, 300);
+  return st;
+}
+
+static void *share_run(void *arg) {
+  share_worker *wk = arg;
+  const int64_t img = 3 * SHARE_PX * SHARE_PX;
+  negcut_ctx_options o;
+  negcut_ctx *c = NULL;
+  negcut_translator *tr = NULL;
+  negcut_ctx_options_init(&o);
+  o.backend = NEGCUT_BACKEND_CUDA;
+  o.seed = SEED;
+  negcut_status st = negcut_ctx_create(&c, &o);
+  if (!st && wk->hook) {
+    g_graph_begin = c->be->ops.graph_begin;
+    c->be->ops.graph_begin = cueing_graph_begin;
+  }
+  if (!st) st = negcut_translator_create(&tr, c, wk->model, NULL);
+  for (int k = 0; k < SHARE_CALLS && !st; k++)
+    st = negcut_translate_f32(tr, wk->x + k * img, 1, SHARE_PX, SHARE_PX, wk->y + k * img);
+  if (st)
+    snprintf(wk->why, sizeof wk->why, "%s", negcut_ctx_last_error(c));
+  else if (tr->graphs.off)
+    snprintf(wk->why, sizeof wk->why, "graphs turned off: %s", tr->graphs.why);
+  if (tr) wk->recorded = tr->graphs.n_recorded, wk->launched = tr->graphs.n_replayed;
+  negcut_translator_free(tr);
+  negcut_ctx_free(c);
+  if (wk->hook) share_signal(&g_share.go, NULL, 0); /* had it not recorded */
+  return NULL;
+}
+
+/* The fourth thread: a context that has taken device memory, freed once
+ * thread 0 records. */
+static void *share_free_run(void *arg) {
+  const negcut_model *model = arg;
+  float x[3 * 16 * 16], y[3 * 16 * 16];
+  negcut_ctx_options o;
+  negcut_ctx *c = NULL;
+  negcut_translator *tr = NULL;
+  for (int i = 0; i < 3 * 16 * 16; i++) x[i] = (float)(i % 7) / 7.0f - 0.5f;
+  negcut_ctx_options_init(&o);
+  o.backend = NEGCUT_BACKEND_CUDA;
+  negcut_status st = negcut_ctx_create(&c, &o);
+  if (!st) st = negcut_translator_create(&tr, c, model, NULL);
+  if (!st) st = negcut_translate_f32(tr, x, 1, 16, 16, y);
+  pthread_mutex_lock(&g_share.mu);
+  while (!g_share.go) pthread_cond_wait(&g_share.cv, &g_share.mu);
+  pthread_mutex_unlock(&g_share.mu);
+  negcut_translator_free(tr);
+  negcut_ctx_free(c); /* cudaFree of every block it took */
+  share_signal(&g_share.freed, NULL, 0);
+  return (void *)(intptr_t)(st != NEGCUT_OK);
+}
+
+START_TEST(test_translator_threads) {
+  char path[] = "/tmp/ngc_cuda_gen_XXXXXX";
+  const int64_t img = 3 * SHARE_PX * SHARE_PX, n = SHARE_CALLS * img;
+  negcut_model *m = NULL;
+  negcut_translator *eager = NULL;
+  negcut_translator_options to;
+  share_worker wk[SHARE_THREADS];
+  pthread_t th[SHARE_THREADS], freer;
+  void *freer_failed = NULL;
+  save_generator(path);
+  OK(g_cu, negcut_model_load(&m, g_cu, path));
+  unlink(path);
+  for (int t = 0; t < SHARE_THREADS; t++) {
+    wk[t] = (share_worker){.model = m, .x = frand(n, -1, 1), .y = malloc((size_t)n * sizeof(float)),
+                           .hook = t == 0};
+    ck_assert_ptr_nonnull(wk[t].y);
+  }
+  ck_assert_int_eq(pthread_create(&freer, NULL, share_free_run, m), 0);
+  for (int t = 0; t < SHARE_THREADS; t++)
+    ck_assert_int_eq(pthread_create(&th[t], NULL, share_run, &wk[t]), 0);
+  for (int t = 0; t < SHARE_THREADS; t++) ck_assert_int_eq(pthread_join(th[t], NULL), 0);
+  ck_assert_int_eq(pthread_join(freer, &freer_failed), 0);
+  ck_assert_msg(!freer_failed, "the fourth thread's translation failed");
+  negcut_translator_options_init(&to);
+  to.eager = 1;
+  OK(g_cu, negcut_translator_create(&eager, g_cu, m, &to));
+  float *want = malloc((size_t)img * sizeof *want);
+  ck_assert_ptr_nonnull(want);
+  for (int t = 0; t < SHARE_THREADS; t++) {
+    ck_assert_msg(!wk[t].why[0], "thread %d: %s", t, wk[t].why);
+    char name[96];
+    printf("  thread %d: %llu recorded, %llu launched\n", t, (unsigned long long)wk[t].recorded,
+           (unsigned long long)wk[t].launched);
+    ck_assert_uint_eq(wk[t].recorded, 1);
+    ck_assert_uint_eq(wk[t].launched, SHARE_CALLS - 1);
+    for (int k = 0; k < SHARE_CALLS; k++) {
+      OK(g_cu, negcut_translate_f32(eager, wk[t].x + k * img, 1, SHARE_PX, SHARE_PX, want));
+      snprintf(name, sizeof name, "thread %d call %d vs eager on one thread", t, k + 1);
+      expect_same(name, wk[t].y + k * img, want, img);
+    }
+    free((void *)wk[t].x), free(wk[t].y);
+  }
+  free(want);
+  negcut_translator_free(eager);
+  negcut_model_free(m);
+}
+END_TEST
+
 static int g_bias_calls;
 static negcut_status (*g_inorm_bias)(ngc_backend *, float, int, float, const ngc_tensor *,
                                      const ngc_tensor *, ngc_tensor *, ngc_tensor *, ngc_tensor *);
@@ -1062,6 +1223,7 @@ int main(void) {
   tcase_add_test(tc[0], test_generator);
   tcase_add_test(tc[0], test_translator);
   tcase_add_test(tc[0], test_translator_fusions);
+  tcase_add_test(tc[0], test_translator_threads);
   tcase_add_test(tc[3], test_translator_graphs);
   tcase_add_test(tc[1], test_train_cut);
   tcase_add_test(tc[1], test_train_negcut);

@@ -124,6 +124,20 @@ negcut_status ngc_cuda_wait_event(ngc_backend *be, cudaEvent_t ev, const char *w
 /* alloc, free, upload, download, sync. */
 void ngc_cuda_fill_memory_ops(ngc_backend_ops *ops);
 
+/* ------------------------------------- captures and device-wide calls (cuda_capture.c) */
+/* Around a capture (cudaStreamBeginCapture .. cudaStreamEndCapture): held
+ * shared with the process's other captures. */
+void ngc_cuda_capture_enter(void);
+void ngc_cuda_capture_leave(void);
+/* Around calls that synchronise the whole device: they wait until no other
+ * thread is capturing (nested sections are one). */
+void ngc_cuda_wide_enter(void);
+void ngc_cuda_wide_leave(void);
+/* cudaFree, cudaFreeHost and cudaDeviceSynchronize, each in such a section. */
+cudaError_t ngc_cuda_device_free(void *p);
+cudaError_t ngc_cuda_host_free(void *p);
+cudaError_t ngc_cuda_device_sync(void);
+
 /* ----------------------------------------------------- graphs (cuda_graph.c) */
 /* graph_begin, graph_end, graph_launch, graph_free, graph_replay_begin,
  * graph_replay_end. */

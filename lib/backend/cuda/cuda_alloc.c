@@ -60,7 +60,7 @@ static cudaError_t driver_alloc(ngc_backend *be, void **p, size_t bytes) {
 
 static cudaError_t device_wait(ngc_backend *be) {
   be->n_host_waits++;
-  return cudaDeviceSynchronize();
+  return ngc_cuda_device_sync();
 }
 
 /* The class size for a request, or 0 when it is absurdly large. */
@@ -162,10 +162,12 @@ static size_t live_remove(ngc_cuda_cache *c, void *p) {
 
 /* Hands every cached (free) block back to the driver. */
 static void release_cached(ngc_cuda_cache *c) {
+  ngc_cuda_wide_enter(); /* one section for them all */
   for (int32_t b = 0; b < c->n_buckets; b++) {
-    for (int32_t i = 0; i < c->buckets[b].n; i++) cudaFree(c->buckets[b].free[i]);
+    for (int32_t i = 0; i < c->buckets[b].n; i++) ngc_cuda_device_free(c->buckets[b].free[i]);
     c->buckets[b].n = 0;
   }
+  ngc_cuda_wide_leave();
 }
 
 negcut_status ngc_cuda_cache_create(ngc_backend *be) {
@@ -246,7 +248,7 @@ void *ngc_cuda_alloc(ngc_backend *be, size_t bytes) {
       hold_give_back(c->lent, p);
       return NULL;
     }
-    cudaFree(p); /* (a hold's block too: the hold then has failed) */
+    ngc_cuda_device_free(p); /* (a hold's block too: the hold then has failed) */
     if (c->hold) c->hold->failed = 1;
     return NULL;
   }
@@ -269,7 +271,7 @@ static void cache_put(ngc_backend *be, ngc_cuda_cache *c, void *p, size_t cls) {
   if (b && b->n < b->cap) {
     b->free[b->n++] = p;
   } else if (!c->hold && device_wait(be) == cudaSuccess) {
-    cudaFree(p);
+    ngc_cuda_device_free(p);
   } /* else: recording (no synchronisation allowed) or a failed device:
      * the block is lost rather than freed under work that may read it */
 }
@@ -318,7 +320,7 @@ void ngc_cuda_cache_destroy(ngc_backend *be) {
   if (!c) return;
   release_cached(c);
   for (size_t i = 0; i < c->cap_live; i++)
-    if (c->keys[i]) cudaFree((void *)c->keys[i]);
+    if (c->keys[i]) ngc_cuda_device_free((void *)c->keys[i]);
   for (int32_t b = 0; b < c->n_buckets; b++) free(c->buckets[b].free);
   free(c->buckets);
   free(c->keys);

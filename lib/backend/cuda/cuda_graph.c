@@ -189,7 +189,7 @@ static void graph_destroy(ngc_backend *be, ngc_cuda_graph *g) {
   /* A launch may still read the feeds; cudaFreeHost is not documented to
    * wait for it (it does in practice), so wait here. */
   if (g->ever_launched) cudaEventSynchronize(g->launched);
-  for (int32_t i = 0; i < g->n_slabs; i++) cudaFreeHost(g->slabs[i].base);
+  for (int32_t i = 0; i < g->n_slabs; i++) ngc_cuda_host_free(g->slabs[i].base);
   free(g->slabs);
   free(g->feeds);
   if (g->launched) cudaEventDestroy(g->launched);
@@ -238,6 +238,7 @@ static negcut_status cuda_graph_begin(ngc_backend *be, int feeds) {
     c->work_bytes = c->work ? c->work_peak : 0;
   }
   c->work_peak = 0;
+  ngc_cuda_capture_enter(); /* until graph_end: other threads' device-wide calls wait */
   st = ngc_cuda_check(be, cudaStreamBeginCapture(c->record_stream, cudaStreamCaptureModeRelaxed),
                       "begin recording");
   if (!st) {
@@ -249,6 +250,7 @@ static negcut_status cuda_graph_begin(ngc_backend *be, int feeds) {
     }
     return st;
   }
+  ngc_cuda_capture_leave();
   if (c->work) ngc_cuda_free(be, c->work);
   ngc_cuda_cache_hold(be, NULL);
   c->work = g->saved_work;
@@ -265,6 +267,7 @@ static negcut_status cuda_graph_end(ngc_backend *be, int keep, void **out) {
   if (!g) return ngc_error(be->ctx, NEGCUT_ERR_STATE, "cuda graph: not recording");
   cudaSetDevice(c->device);
   const cudaError_t ended = cudaStreamEndCapture(c->record_stream, &graph);
+  ngc_cuda_capture_leave();
   c->recording = NULL;
   c->work_peak = 0;
   /* the graph's own workspace and Adam's scalars join its hold (the hold

@@ -89,7 +89,7 @@ void ngc_cuda_stage_destroy(ngc_backend *be) {
   if (newest(g)) cudaEventSynchronize(newest(g)->done);
   for (int32_t i = 0; i < STAGE_COPIES; i++)
     if (g->copy[i].done) cudaEventDestroy(g->copy[i].done);
-  if (g->ring) cudaFreeHost(g->ring);
+  if (g->ring) ngc_cuda_host_free(g->ring);
   free(g);
   c->stage = NULL;
 }
@@ -136,10 +136,10 @@ static negcut_status grow(ngc_backend *be, ngc_cuda_stage *g, size_t cap, int *n
   }
   negcut_status st = retire(be, g, g->n);
   if (st) {
-    cudaFreeHost(ring);
+    ngc_cuda_host_free(ring);
     return st;
   }
-  if (g->ring) cudaFreeHost(g->ring);
+  if (g->ring) ngc_cuda_host_free(g->ring);
   g->ring = ring;
   g->cap = cap;
   g->head = 0;
