@@ -302,7 +302,7 @@ static int train(const cli_world *w, int argc, char **argv, int *collective) {
     goto agree;
   }
   st = negcut_trainer_create(&r.t, r.ctx, &s.o);
-  if (st == NEGCUT_OK) st = cli_world_attach(w, r.t);
+  if (st == NEGCUT_OK) st = cli_world_attach(w, r.t, s.allreduce_host);
   if (st == NEGCUT_OK && s.resume) st = negcut_trainer_load_state(r.t, path);
   if (st != NEGCUT_OK) {
     fprintf(stderr, "negcut-train: %s (%s)\n", negcut_ctx_last_error(r.ctx), negcut_status_str(st));
@@ -347,6 +347,16 @@ static int train(const cli_world *w, int argc, char **argv, int *collective) {
     done_already = 1;
   }
 agree: {
+  /* every process on one backend (--backend auto could part them) */
+  const int kind = r.ctx ? (int)negcut_ctx_backend(r.ctx) : -1;
+  const int hi = cli_world_max(w, kind), lo = -cli_world_max(w, -kind);
+  if (!rc && lo >= 0 && lo != hi) {
+    if (r.root)
+      fprintf(stderr, "negcut-train: the processes run on different backends (%s and %s): give "
+                      "them all one --backend\n",
+              negcut_backend_name((negcut_backend_kind)lo), negcut_backend_name((negcut_backend_kind)hi));
+    rc = 1;
+  }
   const int mine = rc ? SETUP_FAILED + rc - 1 : done_already ? SETUP_DONE : SETUP_GO;
   const int worst = cli_world_max(w, mine);
   if (worst >= SETUP_FAILED) { /* every rank exits with the worst status */

@@ -404,17 +404,17 @@ static void graphs_case(negcut_model *m, const char *what, negcut_translator_opt
   negcut_translator_free(tr);
 }
 
-/* Counts the calls of the CUDA slot it stands in for. */
 /* One model shared by translators of three threads, each on its own CUDA
  * context (translate.h: a model may serve translators in several threads).
  * Each thread translates four images of its own: the first call runs
  * eagerly, the second records the generator, the later ones launch the
  * recording, while the other threads record, launch and at the end free
  * theirs. Meanwhile a fourth thread opens a context, translates once and,
- * as soon as thread 0 has begun recording, frees it all: cudaFree, which
- * synchronises the whole device and so would invalidate a recording under
- * way on it (the backend holds device-wide calls back until no recording
- * is under way). Every output equals the main thread's eager translator's
+ * as soon as thread 0 has begun recording, frees it all: cudaFree and
+ * cublasDestroy, which synchronise the whole device and so would invalidate
+ * a recording under way on it (the backend holds device-wide calls back
+ * until no recording is under way; thread 0 goes on once the fourth thread
+ * has freed its context or waits to). Every output equals the main thread's eager translator's
  * bit for bit (the same kernels and cuDNN algorithms on the same data;
  * contexts share nothing but the device), and no thread's recording failed. */
 enum { SHARE_THREADS = 3, SHARE_CALLS = 4, SHARE_PX = 48 };
@@ -436,29 +436,33 @@ static struct {
   int go, freed;
 } g_share = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
 
-/* Sets *flag and waits up to ms for *other (0: does not wait). */
-static void share_signal(int *flag, const int *other, int ms) {
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += ms / 1000;
-  until.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+/* Sets *flag. */
+static void share_signal(int *flag) {
   pthread_mutex_lock(&g_share.mu);
   *flag = 1;
   pthread_cond_broadcast(&g_share.cv);
-  while (other && !*other && pthread_cond_timedwait(&g_share.cv, &g_share.mu, &until) == 0) {
-  }
   pthread_mutex_unlock(&g_share.mu);
 }
+
+/* Threads waiting to make a device-wide call (lib/backend/cuda/cuda.h). */
+int ngc_cuda_wide_waiting(void);
 
 static negcut_status (*g_graph_begin)(ngc_backend *, int);
 
 /* Thread 0's graph_begin: with the recording begun, lets the fourth thread
- * free its context, and gives it 300 ms to do so. Held back until the
- * recording ends, it cannot: thread 0 goes on. */
+ * free its context, and goes on once it has (no lock: the recording is
+ * invalidated) or once it waits to (held back until the recording ends). */
 static negcut_status cueing_graph_begin(ngc_backend *be, int feeds) {
   negcut_status st = g_graph_begin(be, feeds);
-  if (!st) share_signal(&g_share.go, &g_share.freed, 300);
+  if (st) return st;
+  share_signal(&g_share.go);
+  for (int ms = 0; ms < 120000; ms += 5) { /* 2 minutes: a stuck fourth thread */
+    pthread_mutex_lock(&g_share.mu);
+    const int freed = g_share.freed;
+    pthread_mutex_unlock(&g_share.mu);
+    if (freed || ngc_cuda_wide_waiting() > 0) break;
+    nanosleep(&(struct timespec){0, 5000000L}, NULL);
+  }
   return st;
 }
 
@@ -486,7 +490,7 @@ static void *share_run(void *arg) {
   if (tr) wk->recorded = tr->graphs.n_recorded, wk->launched = tr->graphs.n_replayed;
   negcut_translator_free(tr);
   negcut_ctx_free(c);
-  if (wk->hook) share_signal(&g_share.go, NULL, 0); /* had it not recorded */
+  if (wk->hook) share_signal(&g_share.go); /* had it not recorded */
   return NULL;
 }
 
@@ -509,7 +513,7 @@ static void *share_free_run(void *arg) {
   pthread_mutex_unlock(&g_share.mu);
   negcut_translator_free(tr);
   negcut_ctx_free(c); /* cudaFree of every block it took */
-  share_signal(&g_share.freed, NULL, 0);
+  share_signal(&g_share.freed);
   return (void *)(intptr_t)(st != NEGCUT_OK);
 }
 
@@ -561,6 +565,7 @@ START_TEST(test_translator_threads) {
 }
 END_TEST
 
+/* Counts the calls of the CUDA slot it stands in for. */
 static int g_bias_calls;
 static negcut_status (*g_inorm_bias)(ngc_backend *, float, int, float, const ngc_tensor *,
                                      const ngc_tensor *, ngc_tensor *, ngc_tensor *, ngc_tensor *);

@@ -3,9 +3,11 @@
 # here is not CUDA-aware, so the trainers hand it host copies of their
 # gradients, NEGCUT_ALLREDUCE_HOST): each rank takes the GPU of its rank on
 # the machine, so with one GPU rank 1 fails before any step, naming device 1,
-# and every rank exits 1; with two they train; --device 0 puts both on GPU 0.
+# and every rank exits 1; with two they train; --device 0 puts both on GPU 0
+# (with --allreduce-host, which asks for the host copies whatever MPI says).
 # The losses logged at every iteration are the CPU backend's 2-rank run's
-# (to 1e-3 relative: cuDNN and oneDNN sum in different orders).
+# (to 1e-3 relative: cuDNN and oneDNN sum in different orders). Ranks on
+# different backends are refused before any step.
 # usage: train_cli_mpi_cuda_test.sh BUILD_EXAMPLES_DIR MPIEXEC
 set -euo pipefail
 bin=$1
@@ -43,9 +45,24 @@ else
 fi
 
 echo "== --device 0: both ranks on GPU 0"
-mpi "${ck[@]}" --name one --backend cuda --device 0 "${tiny[@]}" > "$tmp/one.jsonl" 2> "$tmp/one.err" ||
-  { cat "$tmp/one.err"; fail "the run on GPU 0 failed"; }
+mpi "${ck[@]}" --name one --backend cuda --device 0 --allreduce-host "${tiny[@]}" \
+  > "$tmp/one.jsonl" 2> "$tmp/one.err" || { cat "$tmp/one.err"; fail "the run on GPU 0 failed"; }
 runs+=(one)
+
+echo "== rank 1 on the CPU, rank 0 on the GPU: refused"
+cat > "$tmp/rank1_cpu.sh" <<SH
+#!/bin/sh
+# rank 1 gets --backend cpu (the last one wins)
+if [ "\$OMPI_COMM_WORLD_RANK" = 1 ]; then exec "$bin/negcut-train-mpi" "\$@" --backend cpu; fi
+exec "$bin/negcut-train-mpi" "\$@"
+SH
+chmod +x "$tmp/rank1_cpu.sh"
+rc=0
+timeout -k 5 300 "$mpiexec" -n 2 "$tmp/rank1_cpu.sh" "${ck[@]}" --name mixed --backend cuda \
+  --device 0 "${tiny[@]}" > /dev/null 2> "$tmp/mixed.err" || rc=$?
+[ "$rc" = 1 ] || { cat "$tmp/mixed.err"; fail "exit $rc, not 1, with ranks on two backends"; }
+grep -q "different backends" "$tmp/mixed.err" || { cat "$tmp/mixed.err"; fail "not named"; }
+[ ! -e "$tmp/ck/mixed/train_state.safetensors" ] || fail "a step ran on mixed backends"
 
 for r in "${runs[@]}"; do
   python3 - "$tmp/cpu.jsonl" "$tmp/$r.jsonl" "$r" <<'PY' || fail "$r: losses differ from the CPU's"

@@ -23,6 +23,7 @@ typedef struct cli_settings {
   int32_t threads;
   negcut_backend_kind backend;
   int32_t device; /* GPU ordinal; -1: the world's (cli_world_device) */
+  int32_t allreduce_host; /* host copies for MPI even where it is CUDA-aware */
   int64_t save_every, display_every; /* iterations */
   int32_t resume;
 } cli_settings;
@@ -106,8 +107,9 @@ typedef struct cli_world {
 int cli_world_init(cli_world *w, int *argc, char ***argv);
 /* Makes t one rank of w (negcut_trainer_set_data_parallel_v2), where w has
  * more than one: the MPI sums the gradients where they are if it is
- * CUDA-aware, and the trainer's host copies of them otherwise. */
-negcut_status cli_world_attach(const cli_world *w, negcut_trainer *t);
+ * CUDA-aware and host is 0, and the trainer's host copies of them
+ * otherwise. */
+negcut_status cli_world_attach(const cli_world *w, negcut_trainer *t, int host);
 /* The GPU a rank uses unless --device says: its rank on this machine (one
  * GPU per rank); 0 alone. */
 int cli_world_device(const cli_world *w);

@@ -42,8 +42,8 @@ int cli_world_init(cli_world *w, int *argc, char ***argv) {
   return 0;
 }
 
-negcut_status cli_world_attach(const cli_world *w, negcut_trainer *t) {
-  const uint32_t flags = w->cuda_aware ? 0u : NEGCUT_ALLREDUCE_HOST;
+negcut_status cli_world_attach(const cli_world *w, negcut_trainer *t, int host) {
+  const uint32_t flags = w->cuda_aware && !host ? 0u : NEGCUT_ALLREDUCE_HOST;
   return w->size > 1 ? negcut_trainer_set_data_parallel_v2(t, w->rank, w->size, allreduce, NULL,
                                                            flags)
                      : NEGCUT_OK;
@@ -80,9 +80,10 @@ int cli_world_init(cli_world *w, int *argc, char ***argv) {
   return 0;
 }
 
-negcut_status cli_world_attach(const cli_world *w, negcut_trainer *t) {
+negcut_status cli_world_attach(const cli_world *w, negcut_trainer *t, int host) {
   (void)w;
   (void)t;
+  (void)host;
   return NEGCUT_OK;
 }
 

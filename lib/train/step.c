@@ -308,7 +308,10 @@ static negcut_status reduce_grads(ngc_trainer *t, ngc_net *net) {
     return ngc_error(ctx, NEGCUT_ERR_IO,
                      "trainer: the allreduce function failed (rank %d of %d, %zu floats)",
                      (int)c->rank, (int)c->world, n);
-  if (c->allreduce_host && (st = be->ops.upload(be, net->grads.data, data, bytes))) return st;
+  if (c->allreduce_host) {
+    st = be->ops.upload(be, net->grads.data, data, bytes);
+    if (st) return st;
+  }
   return ngc_axpby(ctx, 1.0f / (float)c->world, &net->grads, 0.0f, &net->grads);
 }
 

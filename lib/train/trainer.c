@@ -173,27 +173,23 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
   return NEGCUT_OK;
 }
 
-negcut_status negcut_trainer_set_data_parallel(negcut_trainer *t, int32_t rank, int32_t world,
-                                               negcut_allreduce_fn allreduce, void *user) {
-  return negcut_trainer_set_data_parallel_v2(t, rank, world, allreduce, user, 0);
-}
-
-negcut_status negcut_trainer_set_data_parallel_v2(negcut_trainer *t, int32_t rank, int32_t world,
-                                                  negcut_allreduce_fn allreduce, void *user,
-                                                  uint32_t flags) {
-  if (!t) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_set_data_parallel: NULL");
+/* negcut_trainer_set_data_parallel and _v2; fn names the one called. */
+static negcut_status set_data_parallel(const char *fn, negcut_trainer *t, int32_t rank,
+                                       int32_t world, negcut_allreduce_fn allreduce, void *user,
+                                       uint32_t flags) {
+  if (!t) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "%s: NULL", fn);
   if (flags & ~NEGCUT_ALLREDUCE_HOST)
-    return ngc_error(t->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                     "negcut_trainer_set_data_parallel: unknown flags 0x%x", (unsigned)flags);
+    return ngc_error(t->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s: unknown flags 0x%x", fn,
+                     (unsigned)flags);
   if (world < 1 || world > 65536 || rank < 0 || rank >= world || (world > 1 && !allreduce))
-    return ngc_error(t->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                     "negcut_trainer_set_data_parallel: rank %d of world %d%s", (int)rank,
-                     (int)world, world > 1 && !allreduce ? " without an allreduce function" : "");
+    return ngc_error(t->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s: rank %d of world %d%s", fn,
+                     (int)rank, (int)world,
+                     world > 1 && !allreduce ? " without an allreduce function" : "");
   if (t->t.iteration > 0)
     return ngc_error(t->ctx, NEGCUT_ERR_STATE,
-                     "negcut_trainer_set_data_parallel: after %lld iterations; call it before "
-                     "the first step and before loading a state",
-                     (long long)t->t.iteration);
+                     "%s: after %lld iterations; call it before the first step and before "
+                     "loading a state",
+                     fn, (long long)t->t.iteration);
   if (t->data) {
     negcut_status st = ngc_data_set_ranks(t->data, rank, world);
     if (st) return st;
@@ -205,6 +201,18 @@ negcut_status negcut_trainer_set_data_parallel_v2(negcut_trainer *t, int32_t ran
   t->t.cfg.allreduce_host = (flags & NEGCUT_ALLREDUCE_HOST) && !t->ctx->be->host_memory;
   t->t.eager = t->o.eager != 0 || world > 1;
   return NEGCUT_OK;
+}
+
+negcut_status negcut_trainer_set_data_parallel(negcut_trainer *t, int32_t rank, int32_t world,
+                                               negcut_allreduce_fn allreduce, void *user) {
+  return set_data_parallel("negcut_trainer_set_data_parallel", t, rank, world, allreduce, user, 0);
+}
+
+negcut_status negcut_trainer_set_data_parallel_v2(negcut_trainer *t, int32_t rank, int32_t world,
+                                                  negcut_allreduce_fn allreduce, void *user,
+                                                  uint32_t flags) {
+  return set_data_parallel("negcut_trainer_set_data_parallel_v2", t, rank, world, allreduce, user,
+                           flags);
 }
 
 void negcut_trainer_free(negcut_trainer *t) {

@@ -80,7 +80,11 @@ cublasStatus_t cublasCreate(cublasHandle_t *h) {
   return CUBLAS_STATUS_SUCCESS;
 }
 
+/* cuBLAS documents an implicit cudaDeviceSynchronize: it waits for the
+ * device, and invalidates a capture under way (in any thread). */
 cublasStatus_t cublasDestroy(cublasHandle_t h) {
+  (void)cudaDeviceSynchronize();
+  (void)cudaGetLastError();
   delete h;
   return CUBLAS_STATUS_SUCCESS;
 }

@@ -390,7 +390,11 @@ cudnnStatus_t cudnnCreate(cudnnHandle_t *h) {
   return CUDNN_STATUS_SUCCESS;
 }
 
+/* cuDNN documents an implicit cudaDeviceSynchronize: it waits for the
+ * device, and invalidates a capture under way (in any thread). */
 cudnnStatus_t cudnnDestroy(cudnnHandle_t h) {
+  (void)cudaDeviceSynchronize();
+  (void)cudaGetLastError();
   delete h;
   return CUDNN_STATUS_SUCCESS;
 }

@@ -126,13 +126,16 @@ void ngc_cuda_fill_memory_ops(ngc_backend_ops *ops);
 
 /* ------------------------------------- captures and device-wide calls (cuda_capture.c) */
 /* Around a capture (cudaStreamBeginCapture .. cudaStreamEndCapture): held
- * shared with the process's other captures. */
-void ngc_cuda_capture_enter(void);
+ * shared with the process's other captures. enter: 0, or 1 when the lock
+ * could not be taken (the capture must not start). */
+int ngc_cuda_capture_enter(void);
 void ngc_cuda_capture_leave(void);
 /* Around calls that synchronise the whole device: they wait until no other
  * thread is capturing (nested sections are one). */
 void ngc_cuda_wide_enter(void);
 void ngc_cuda_wide_leave(void);
+/* Threads waiting in ngc_cuda_wide_enter now (for tests). */
+int ngc_cuda_wide_waiting(void);
 /* cudaFree, cudaFreeHost and cudaDeviceSynchronize, each in such a section. */
 cudaError_t ngc_cuda_device_free(void *p);
 cudaError_t ngc_cuda_host_free(void *p);

@@ -56,6 +56,7 @@ negcut_status ngc_cuda_enter(ngc_backend *be) {
 static void cuda_close(ngc_backend *be) {
   ngc_cuda *c = ngc_cuda_of(be);
   if (c) {
+    ngc_cuda_wide_enter(); /* cudaFree, cublasDestroy...: no other thread's capture */
     cudaSetDevice(c->device);
     ngc_cuda_graphs_close(be); /* first: it gives the stream back */
     if (c->stream) cudaStreamSynchronize(c->stream);
@@ -69,6 +70,7 @@ static void cuda_close(ngc_backend *be) {
     if (c->dnn) cudnnDestroy(c->dnn);
     if (c->stream) cudaStreamDestroy(c->stream);
     (void)cudaGetLastError();
+    ngc_cuda_wide_leave();
     free(c);
   }
   free(be);
@@ -148,10 +150,12 @@ negcut_status ngc_cuda_open(negcut_ctx *ctx, ngc_backend **out) {
    * legacy default stream, which carries the uploads (cuda_transfer.c). */
   if (!st) st = ngc_cuda_check(be, cudaStreamCreate(&c->stream), "create stream");
   c->run_stream = c->stream;
+  ngc_cuda_wide_enter(); /* the libraries' handles may synchronise the device */
   if (!st) st = ngc_cuda_check_dnn(be, cudnnCreate(&c->dnn), "create");
   if (!st) st = ngc_cuda_check_dnn(be, cudnnSetStream(c->dnn, c->stream), "set stream");
   if (!st) st = ngc_cuda_cache_create(be);
   if (!st) st = open_blas(be, c);
+  ngc_cuda_wide_leave();
   if (!st) st = ngc_cuda_stage_create(be);
   if (st) {
     cuda_close(be);

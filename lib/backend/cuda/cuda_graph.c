@@ -238,9 +238,15 @@ static negcut_status cuda_graph_begin(ngc_backend *be, int feeds) {
     c->work_bytes = c->work ? c->work_peak : 0;
   }
   c->work_peak = 0;
-  ngc_cuda_capture_enter(); /* until graph_end: other threads' device-wide calls wait */
-  st = ngc_cuda_check(be, cudaStreamBeginCapture(c->record_stream, cudaStreamCaptureModeRelaxed),
-                      "begin recording");
+  /* until graph_end: other threads' device-wide calls wait */
+  st = ngc_cuda_capture_enter() ? ngc_error(be->ctx, NEGCUT_ERR_BACKEND,
+                                            "cuda graph: the process's capture lock failed")
+                                : NEGCUT_OK;
+  if (!st) {
+    st = ngc_cuda_check(be, cudaStreamBeginCapture(c->record_stream, cudaStreamCaptureModeRelaxed),
+                        "begin recording");
+    if (st) ngc_cuda_capture_leave();
+  }
   if (!st) {
     c->recording = g;
     st = bind_stream(be, c->record_stream);
@@ -250,7 +256,6 @@ static negcut_status cuda_graph_begin(ngc_backend *be, int feeds) {
     }
     return st;
   }
-  ngc_cuda_capture_leave();
   if (c->work) ngc_cuda_free(be, c->work);
   ngc_cuda_cache_hold(be, NULL);
   c->work = g->saved_work;
