@@ -76,6 +76,12 @@ with tempfile.TemporaryDirectory() as tmp:
         raise SystemExit("a missing model was accepted")
     except nc.NegcutError as e:
         assert "NEGCUT_ERR_IO" in str(e), e
+    # the context's device reaches the library (a negative one is refused)
+    try:
+        nc.Negcut(lib_path, backend=2, threads=1, device=-1)
+        raise SystemExit("device -1 was accepted")
+    except nc.NegcutError as e:
+        assert "device -1" in str(e), e
 
     # Channels other than RGB in and out: a gray-to-RGBA generator through
     # both programs (the same bytes, a 1-channel input read as luma, 4 out),

@@ -1,7 +1,7 @@
 """libnegcut from Python through ctypes: translate images with a generator.
 
     from negcut_ctypes import Negcut
-    ng = Negcut()                                   # finds libnegcut.so.0
+    ng = Negcut()                                   # finds libnegcut.so.0; Negcut(backend=3, device=1): GPU 1
     with ng.translator("latest_net_G.safetensors") as tr:   # or (..., bf16=True, tile_px=512)
         tr.translate_file("horse.jpg", "zebra.png")
         out = tr.translate_rgb8(pixels, width, height)   # bytes in, bytes out
@@ -78,13 +78,14 @@ def _load(path):
 
 
 class Negcut:
-    """One library context (backend 0 = auto, 1 = ref, 2 = cpu, 3 = cuda)."""
+    """One library context (backend 0 = auto, 1 = ref, 2 = cpu, 3 = cuda; device:
+    the GPU of the cuda backend)."""
 
-    def __init__(self, library=None, backend=0, threads=0, seed=0):
+    def __init__(self, library=None, backend=0, threads=0, seed=0, device=0):
         self.lib = _load(library)
         opts = _CtxOptions()
         self.lib.negcut_ctx_options_init_v2(ctypes.byref(opts), _CtxOptions.VERSION)
-        opts.backend, opts.threads, opts.seed = backend, threads, seed
+        opts.backend, opts.threads, opts.seed, opts.device = backend, threads, seed, device
         self.ctx = ctypes.c_void_p()
         self._check(self.lib.negcut_ctx_create(ctypes.byref(self.ctx), ctypes.byref(opts)), None)
 
