@@ -1,6 +1,8 @@
-/* Status names and the per-context / per-thread last error. */
+/* Status names and the per-context / per-thread last error; checked sizes
+ * and growing host buffers, which report through it. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core.h"
@@ -55,4 +57,16 @@ int ngc_add_size(size_t a, size_t b, size_t *out) {
   if (b > SIZE_MAX - a) return 0;
   *out = a + b;
   return 1;
+}
+
+negcut_status ngc_grow_floats(negcut_ctx *ctx, float **buf, size_t *cap, size_t count,
+                              const char *what) {
+  size_t bytes;
+  if (count <= *cap) return NEGCUT_OK;
+  float *nb = ngc_mul_size(count, sizeof *nb, &bytes) ? realloc(*buf, bytes) : NULL;
+  if (!nb)
+    return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu floats", what, count);
+  *buf = nb;
+  *cap = count;
+  return NEGCUT_OK;
 }

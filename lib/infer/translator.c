@@ -137,15 +137,6 @@ uint64_t ngc_run_bytes(const negcut_translator *tr, int64_t n, int64_t h, int64_
   return 5 * peak + io + (wino < wino_max ? wino : wino_max) + tr->w_store.cap + measured;
 }
 
-static negcut_status grow(negcut_ctx *ctx, float **buf, size_t *cap, size_t count) {
-  if (count <= *cap) return NEGCUT_OK;
-  float *nb = realloc(*buf, count * sizeof *nb);
-  if (!nb) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "translate: cannot allocate %zu floats", count);
-  *buf = nb;
-  *cap = count;
-  return NEGCUT_OK;
-}
-
 /* The unrecorded forward, as ngc_graph_record's callback. */
 typedef struct forward_args {
   negcut_translator *tr;
@@ -207,8 +198,10 @@ static negcut_status run_region(negcut_translator *tr, const float *src, int64_t
   /* a pass that resumes where an earlier one stopped does not read its input */
   const int resumed = ctl && ctl->state && ctl->state->layer >= 0;
   if (!ctl) tr->exact_region[0] = tr->exact_region[1] = 0; /* not a run of exact tiles */
-  negcut_status st = grow(ctx, &tr->in_host, &tr->in_cap, (size_t)(n * ci * ph * pw));
-  if (!st) st = grow(ctx, &tr->out_host, &tr->out_cap, (size_t)(n * co * ph * pw));
+  negcut_status st = ngc_grow_floats(ctx, &tr->in_host, &tr->in_cap, (size_t)(n * ci * ph * pw),
+                                     "translate");
+  if (!st) st = ngc_grow_floats(ctx, &tr->out_host, &tr->out_cap, (size_t)(n * co * ph * pw),
+                                "translate");
   if (st) return st;
   /* Reflect-pad inside the region: the padding sits at the bottom/right. */
   for (int64_t p = 0; p < n * ci && !resumed; p++)

@@ -1,6 +1,5 @@
 /* One training iteration (REFERENCE.md 4-7). Shapes: B images per domain,
  * L NCE layers, S patches per layer, nc projection width. */
-#include <stdlib.h>
 #include <string.h>
 
 #include "train.h"
@@ -289,15 +288,8 @@ static negcut_status reduce_grads(ngc_trainer *t, ngc_net *net) {
   float *data = net->grads.data;
   negcut_status st;
   if (c->allreduce_host) {
-    if (n > t->reduce_cap) {
-      float *buf = malloc(bytes);
-      if (!buf)
-        return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY,
-                         "trainer: no host memory for the allreduce's copy (%zu bytes)", bytes);
-      free(t->reduce_buf);
-      t->reduce_buf = buf;
-      t->reduce_cap = n;
-    }
+    st = ngc_grow_floats(ctx, &t->reduce_buf, &t->reduce_cap, n, "trainer (allreduce's host copy)");
+    if (st) return st;
     data = t->reduce_buf;
     st = be->ops.download(be, data, net->grads.data, bytes); /* waits for the gradients */
   } else {
