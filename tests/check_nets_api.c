@@ -89,6 +89,24 @@ START_TEST(test_generator_params_and_shapes) {
     ck_assert(out[1] == want[i][0] && out[2] == want[i][1] && out[3] == want[i][2]);
   }
   ck_assert_int_eq(negcut_net_feature_shape(g, in, 99, out), NEGCUT_ERR_INVALID_ARGUMENT);
+  /* encode refuses layers that are no module (the residual blocks' inner
+   * layers are marked -1) before it runs anything */
+  {
+    negcut_tape *tape = NULL;
+    negcut_tensor *x = NULL, *feats[2];
+    negcut_record *rec = NULL;
+    const int64_t small[4] = {1, 3, 16, 16};
+    const int32_t bad[2][2] = {{-1, 4}, {0, 99}};
+    ck_assert_int_eq(negcut_tape_create(&tape, ctx), NEGCUT_OK);
+    ck_assert_int_eq(negcut_tape_tensor(&x, tape, 4, small), NEGCUT_OK);
+    ck_assert_int_eq(negcut_tensor_fill(x, 0.5f), NEGCUT_OK);
+    for (int k = 0; k < 2; k++) {
+      ck_assert_int_eq(negcut_net_encode(g, tape, x, 2, bad[k], feats, &rec),
+                       NEGCUT_ERR_INVALID_ARGUMENT);
+      ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), k ? "layer 99" : "layer -1"));
+    }
+    negcut_tape_free(tape);
+  }
   /* a 250x333 input: the reference's size change */
   int64_t odd[4] = {1, 3, 250, 333};
   ck_assert_int_eq(negcut_net_output_shape(g, odd, out), NEGCUT_OK);

@@ -174,7 +174,15 @@ START_TEST(options_and_create_contract) {
     negcut_trainer_free(t);
     t = NULL;
   }
-  for (int k = 0; k < 12; k++) {
+  /* each bad option is refused at create, with a message naming it */
+  static const char *const named[] = {"mode 9",        "ngf 0",          "batch_size 0",
+                                      "n_nce_layers 9", "num_patches 0", "lr -1",
+                                      "NCE layer 3",    "input_nc 3 and output_nc 1",
+                                      "dir_a",          "conv_algo 3",   "conv_algo -1",
+                                      "output_nc 1",    "NCE layer -1",  "nce_t 0",
+                                      "betas (1, 0.999)", "betas (0.5, -0.5)", "n_epochs_decay -2",
+                                      "n_layers_d 0"};
+  for (int k = 0; k < (int)(sizeof named / sizeof named[0]); k++) {
     tiny_options(&o, NEGCUT_MODE_CUT, NULL);
     switch (k) {
     case 0: o.mode = 9; break;
@@ -189,16 +197,28 @@ START_TEST(options_and_create_contract) {
     case 9: o.conv_algo = NEGCUT_CONV_WINOGRAD + 1; break;
     case 10: o.conv_algo = -1; break;
     case 11: o.nce_idt = 0, o.output_nc = 1; break; /* without it too */
+    case 12: o.nce_layers[0] = -1; break; /* the residual blocks' inner layers are module -1 */
+    case 13: o.nce_t = 0.0f; break;
+    case 14: o.beta1 = 1.0; break;
+    case 15: o.beta2 = -0.5; break;
+    case 16: o.n_epochs_decay = -2; break;
+    case 17: o.n_layers_d = 0; break;
     }
     t = (negcut_trainer *)&o;
     ck_assert_msg(negcut_trainer_create(&t, ctx, &o) == NEGCUT_ERR_INVALID_ARGUMENT, "bad option %d accepted", k);
     ck_assert_ptr_null(t);
-    ck_assert_str_ne(negcut_ctx_last_error(ctx), "");
+    ck_assert_msg(strstr(negcut_ctx_last_error(ctx), named[k]) != NULL, "option %d: \"%s\" does not say \"%s\"",
+                  k, negcut_ctx_last_error(ctx), named[k]);
   }
   /* NEGCUT needs an even num_patches (the diversity term halves them) */
   tiny_options(&o, NEGCUT_MODE_NEGCUT, NULL);
   o.num_patches = 15;
   ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "even num_patches (15)"));
+  tiny_options(&o, NEGCUT_MODE_NEGCUT, NULL);
+  o.z_dim = 0;
+  ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "z_dim at least 1 (0)"));
   /* a missing data folder is refused at create, naming it */
   tiny_options(&o, NEGCUT_MODE_CUT, "/nonexistent/ngc_data");
   ck_assert_int_ne(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);

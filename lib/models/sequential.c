@@ -5,6 +5,7 @@
 #include "net.h"
 
 int32_t ngc_seq_layer_of_module(const ngc_net *net, int32_t m) {
+  if (m < 0) return -1; /* layers that are no module of the reference's are marked -1 */
   for (int32_t i = 0; i < net->n_layers; i++)
     if (net->layers[i].module == m) return i;
   return -1;

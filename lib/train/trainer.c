@@ -62,13 +62,38 @@ negcut_status negcut_trainer_options_init(negcut_trainer_options *o, negcut_trai
   return negcut_trainer_options_init_v2(o, 4, mode);
 }
 
+/* The integer options' ranges, each named when a value is outside. */
+#define NGC_RANGE(field, lo, hi) {#field, offsetof(negcut_trainer_options, field), lo, hi}
+static const struct {
+  const char *name;
+  size_t offset;
+  int32_t lo, hi;
+} int_ranges[] = {
+    NGC_RANGE(mode, NEGCUT_MODE_CUT, NEGCUT_MODE_FASTNEGCUT),
+    NGC_RANGE(input_nc, 1, INT32_MAX),      NGC_RANGE(output_nc, 1, INT32_MAX),
+    NGC_RANGE(ngf, 1, INT32_MAX),           NGC_RANGE(ndf, 1, INT32_MAX),
+    NGC_RANGE(n_blocks, 0, INT32_MAX),      NGC_RANGE(n_layers_d, 1, INT32_MAX),
+    NGC_RANGE(n_nce_layers, 1, 8),          NGC_RANGE(num_patches, 1, INT32_MAX),
+    NGC_RANGE(netf_nc, 1, INT32_MAX),       NGC_RANGE(batch_size, 1, INT32_MAX),
+    NGC_RANGE(n_epochs, 0, INT32_MAX),      NGC_RANGE(n_epochs_decay, 0, INT32_MAX),
+};
+#undef NGC_RANGE
+
 static negcut_status to_cfg(negcut_ctx *ctx, const negcut_trainer_options *o, ngc_train_cfg *c) {
-  if (o->mode < NEGCUT_MODE_CUT || o->mode > NEGCUT_MODE_FASTNEGCUT || o->n_nce_layers < 1 ||
-      o->n_nce_layers > 8 || o->ngf < 1 || o->ndf < 1 || o->n_blocks < 0 || o->n_layers_d < 1 ||
-      o->input_nc < 1 || o->output_nc < 1 || o->batch_size < 1 || o->n_epochs < 0 ||
-      o->n_epochs_decay < 0 || !(o->lr >= 0) || o->num_patches < 1 || o->netf_nc < 1)
-    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                     "trainer: an option is out of range (mode, layers, sizes, epochs, lr)");
+  for (size_t i = 0; i < sizeof int_ranges / sizeof int_ranges[0]; i++) {
+    int32_t v;
+    memcpy(&v, (const char *)o + int_ranges[i].offset, sizeof v);
+    if (v < int_ranges[i].lo || v > int_ranges[i].hi) {
+      if (int_ranges[i].hi == INT32_MAX)
+        return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "trainer: %s %d (at least %d)",
+                         int_ranges[i].name, (int)v, (int)int_ranges[i].lo);
+      return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "trainer: %s %d (%d to %d)",
+                       int_ranges[i].name, (int)v, (int)int_ranges[i].lo, (int)int_ranges[i].hi);
+    }
+  }
+  if (!(o->lr >= 0))
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "trainer: lr %g (a number, at least 0)",
+                     o->lr);
   if (o->conv_algo < NEGCUT_CONV_AUTO || o->conv_algo > NEGCUT_CONV_WINOGRAD)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "trainer: conv_algo %d is not a NEGCUT_CONV_* value", (int)o->conv_algo);

@@ -74,11 +74,24 @@ negcut_status ngc_trainer_init(ngc_trainer *t, negcut_ctx *ctx, const ngc_train_
   memset(t, 0, sizeof *t);
   t->ctx = ctx;
   t->cfg = *cfg;
-  if (cfg->n_nce < 1 || cfg->n_nce > NGC_MAX_NCE_LAYERS || cfg->num_patches < 1 || cfg->batch < 1 ||
-      !(cfg->nce_t > 0.0f) || (negcut_mode(cfg) && (cfg->num_patches % 2 || cfg->z_dim < 1)))
+  if (cfg->n_nce < 1 || cfg->n_nce > NGC_MAX_NCE_LAYERS)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "trainer: %d NCE layers (1 to %d)",
+                     (int)cfg->n_nce, NGC_MAX_NCE_LAYERS);
+  if (cfg->num_patches < 1 || cfg->batch < 1)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                     "trainer: bad configuration (NCE layers 1..%d, num_patches >= 1 and even for "
-                     "NEGCUT, batch >= 1, nce_t > 0)", NGC_MAX_NCE_LAYERS);
+                     "trainer: num_patches %d and batch %d (at least 1 each)",
+                     (int)cfg->num_patches, (int)cfg->batch);
+  if (!(cfg->nce_t > 0.0f))
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "trainer: nce_t %g (the NCE temperature: above 0)", (double)cfg->nce_t);
+  if (negcut_mode(cfg) && (cfg->num_patches % 2 || cfg->z_dim < 1))
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "trainer: NEGCUT needs an even num_patches (%d) and z_dim at least 1 (%d)",
+                     (int)cfg->num_patches, (int)cfg->z_dim);
+  if (!(cfg->beta1 >= 0.0 && cfg->beta1 < 1.0 && cfg->beta2 >= 0.0 && cfg->beta2 < 1.0))
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "trainer: Adam's betas (%g, %g) must each be in [0, 1)", cfg->beta1,
+                     cfg->beta2);
   ngc_tape_init(&t->tape, ctx);
   st = ngc_generator_build(&t->G, ctx, &cfg->g);
   if (!st) st = ngc_discriminator_build(&t->D, ctx, &cfg->d);
