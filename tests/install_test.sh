@@ -26,6 +26,22 @@ if [ "$programs" = 1 ]; then # the programs exist only with the examples
   "$tmp/prefix/bin/negcut-train" --help > /dev/null
 fi
 
+echo "== the Python binding is installed and loads the installed library"
+py=$(find "$tmp/prefix" -name negcut_ctypes.py -printf '%h\n' | head -1)
+[ -n "$py" ] || { echo "negcut_ctypes.py not installed"; exit 1; }
+# shellcheck disable=SC2016
+loaded=$(cd "$tmp" && env -u LD_LIBRARY_PATH -u NEGCUT_LIBRARY PYTHONPATH="$py" python3 -c '
+import os, negcut_ctypes as nc
+ng = nc.Negcut(backend=2, threads=1)
+with ng.trainer("cut", ngf=4, ndf=4, n_blocks=1, nce_layers=[0, 4], num_patches=4, netf_nc=4) as t:
+    t.step_batch([0.5] * 3 * 32 * 32, [-0.5] * 3 * 32 * 32, 32, 32)
+    assert t.progress()["iteration"] == 1
+print(os.path.realpath(ng.lib._name))')
+case $loaded in
+  "$(realpath "$tmp/prefix")"/*) ;;
+  *) echo "the installed module loaded $loaded"; exit 1 ;;
+esac
+
 echo "== pkg-config, shared"
 # shellcheck disable=SC2046
 $cc -std=c99 -Wall -Werror -o "$tmp/pc_shared" "$src/tests/consumer/consumer.c" \

@@ -89,9 +89,21 @@ _ALLREDUCE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_float), c
                                  ctypes.c_void_p)
 
 
+# cmake --install writes here the installed library's path relative to this
+# file's folder; None where the module runs from the source tree.
+_INSTALLED_LIBRARY = None
+
+
 def _load(path):
+    """The library: path, else $NEGCUT_LIBRARY, else the one installed with this
+    module, else the system's (ldconfig's, then the loader's search path)."""
     if path is None:
-        path = os.environ.get("NEGCUT_LIBRARY") or ctypes.util.find_library("negcut") or "libnegcut.so.0"
+        path = os.environ.get("NEGCUT_LIBRARY")
+    if path is None and _INSTALLED_LIBRARY is not None:
+        path = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                             _INSTALLED_LIBRARY))
+    if path is None:
+        path = ctypes.util.find_library("negcut") or "libnegcut.so.0"
     lib = ctypes.CDLL(path)
     P, S, I32, U32 = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int32, ctypes.c_uint32
     sig = {
