@@ -181,7 +181,7 @@ START_TEST(options_and_create_contract) {
                                       "dir_a",          "conv_algo 3",   "conv_algo -1",
                                       "output_nc 1",    "NCE layer -1",  "nce_t 0",
                                       "betas (1, 0.999)", "betas (0.5, -0.5)", "n_epochs_decay -2",
-                                      "n_layers_d 0"};
+                                      "n_layers_d 0",  "lambda_nce nan", "lr inf"};
   for (int k = 0; k < (int)(sizeof named / sizeof named[0]); k++) {
     tiny_options(&o, NEGCUT_MODE_CUT, NULL);
     switch (k) {
@@ -203,6 +203,8 @@ START_TEST(options_and_create_contract) {
     case 15: o.beta2 = -0.5; break;
     case 16: o.n_epochs_decay = -2; break;
     case 17: o.n_layers_d = 0; break;
+    case 18: o.lambda_nce = NAN; break;
+    case 19: o.lr = INFINITY; break;
     }
     t = (negcut_trainer *)&o;
     ck_assert_msg(negcut_trainer_create(&t, ctx, &o) == NEGCUT_ERR_INVALID_ARGUMENT, "bad option %d accepted", k);

@@ -1,6 +1,7 @@
 /* negcut/train.h: the public trainer over ngc_trainer and the data pipeline. */
 #define NEGCUT_EXPERIMENTAL /* trainer.h */
 #include <inttypes.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,8 +63,13 @@ negcut_status negcut_trainer_options_init(negcut_trainer_options *o, negcut_trai
   return negcut_trainer_options_init_v2(o, 4, mode);
 }
 
-/* The integer options' ranges, each named when a value is outside. */
-#define NGC_RANGE(field, lo, hi) {#field, offsetof(negcut_trainer_options, field), lo, hi}
+/* The integer options' ranges, each named when a value is outside (the
+ * array's size fails to compile for a field that is not 4 bytes). */
+#define NGC_RANGE(field, lo, hi)                                                         \
+  {#field,                                                                               \
+   offsetof(negcut_trainer_options, field) +                                             \
+       0 * sizeof(char[sizeof(((negcut_trainer_options *)0)->field) == 4 ? 1 : -1]),     \
+   lo, hi}
 static const struct {
   const char *name;
   size_t offset;
@@ -91,9 +97,15 @@ static negcut_status to_cfg(negcut_ctx *ctx, const negcut_trainer_options *o, ng
                        int_ranges[i].name, (int)v, (int)int_ranges[i].lo, (int)int_ranges[i].hi);
     }
   }
-  if (!(o->lr >= 0))
+  if (!(o->lr >= 0 && isfinite(o->lr)))
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "trainer: lr %g (a number, at least 0)",
                      o->lr);
+  const float weights[4] = {o->nce_t, o->lambda_gan, o->lambda_nce, o->lambda_ms_neg};
+  static const char *const weight_names[4] = {"nce_t", "lambda_gan", "lambda_nce", "lambda_ms_neg"};
+  for (int i = 0; i < 4; i++)
+    if (!isfinite(weights[i]))
+      return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "trainer: %s %g (a finite number)",
+                       weight_names[i], (double)weights[i]);
   if (o->conv_algo < NEGCUT_CONV_AUTO || o->conv_algo > NEGCUT_CONV_WINOGRAD)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "trainer: conv_algo %d is not a NEGCUT_CONV_* value", (int)o->conv_algo);
