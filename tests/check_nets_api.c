@@ -143,6 +143,72 @@ START_TEST(test_generator_params_and_shapes) {
 END_TEST
 
 /* With caller-supplied batches the schedule follows set_epoch. */
+/* Handles a tape gave out are dead after negcut_tape_reset: each use is
+ * refused with NEGCUT_ERR_STATE (the tape grew past one block, whose memory
+ * the reset gave back: reading through a stale handle would be a
+ * use-after-free, which the sanitizer build of CI reports), and the live
+ * handles made after the reset work. */
+START_TEST(test_stale_handles_after_reset) {
+  negcut_generator_options g;
+  negcut_generator_options_init(&g);
+  g.ngf = 4;
+  g.n_blocks = 1;
+  negcut_net *net = NULL;
+  negcut_tape *tape = NULL;
+  negcut_tensor *x = NULL, *y = NULL, *dy = NULL, *dx = NULL, *old = NULL, *feats[1];
+  negcut_record *r1 = NULL, *r2 = NULL, *enc = NULL, *lrec = NULL;
+  const int64_t shape[4] = {1, 3, 64, 64};
+  const int32_t layer = 4;
+  float v[4];
+  ck_assert_int_eq(negcut_net_create_generator(&net, ctx, &g), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tape_create(&tape, ctx), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_create(&x, ctx, 4, shape), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_create(&y, ctx, 4, shape), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_create(&dy, ctx, 4, shape), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_create(&dx, ctx, 4, shape), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_fill(x, 0.1f), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_fill(dy, 0.01f), NEGCUT_OK);
+  ck_assert_int_eq(negcut_net_forward(net, tape, x, y, &r1), NEGCUT_OK);
+  ck_assert_int_eq(negcut_net_forward(net, tape, x, y, &r2), NEGCUT_OK);
+  ck_assert_int_eq(negcut_net_encode(net, tape, x, 1, &layer, feats, &enc), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tape_tensor(&old, tape, 4, shape), NEGCUT_OK);
+  negcut_loss_options lo;
+  negcut_loss_options_init(&lo);
+  lo.kind = NEGCUT_LOSS_GAN_LSGAN;
+  negcut_loss *gan = NULL;
+  ck_assert_int_eq(negcut_loss_create(&gan, ctx, &lo), NEGCUT_OK);
+  const negcut_tensor *gan_in[1] = {feats[0]};
+  ck_assert_int_eq(negcut_loss_forward(gan, tape, 1, gan_in, v, &lrec), NEGCUT_OK);
+
+  ck_assert_int_eq(negcut_tape_reset(tape), NEGCUT_OK);
+  ck_assert_int_eq(negcut_net_backward(net, r2, dy, 0, NULL, dx), NEGCUT_ERR_STATE);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "before its tape's reset"));
+  ck_assert_int_eq(negcut_net_backward(net, r1, dy, 0, NULL, dx), NEGCUT_ERR_STATE);
+  negcut_tensor *gfeat[1] = {NULL};
+  ck_assert_int_eq(negcut_loss_backward(gan, lrec, 1.0f, 1, gfeat), NEGCUT_ERR_STATE);
+  ck_assert_int_eq(negcut_tensor_read(feats[0], v, 1), NEGCUT_ERR_STATE);
+  ck_assert_int_eq(negcut_tensor_fill(old, 0.0f), NEGCUT_ERR_STATE);
+  ck_assert_int_eq(negcut_tensor_axpby(1.0f, x, 1.0f, old), NEGCUT_ERR_STATE);
+  ck_assert_int_eq(negcut_tensor_numel(old), 0);
+  ck_assert_int_eq(negcut_tensor_ndim(old), 0);
+  ck_assert_int_eq(negcut_net_forward(net, tape, old, y, &r1), NEGCUT_ERR_STATE);
+  ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "argument 0"));
+  /* after the reset: new handles (in the dead ones' slots) work */
+  ck_assert_int_eq(negcut_net_forward(net, tape, x, y, &r1), NEGCUT_OK);
+  ck_assert_int_eq(negcut_net_backward(net, r1, dy, 0, NULL, dx), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tape_tensor(&old, tape, 4, shape), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_fill(old, 0.5f), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_numel(old), 64 * 64 * 3);
+  negcut_loss_free(gan);
+  negcut_tensor_free(x);
+  negcut_tensor_free(y);
+  negcut_tensor_free(dy);
+  negcut_tensor_free(dx);
+  negcut_tape_free(tape);
+  negcut_net_free(net);
+}
+END_TEST
+
 START_TEST(test_trainer_set_epoch) {
   negcut_trainer_options o;
   negcut_trainer *t = NULL;
@@ -183,6 +249,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_tensors_and_slices);
   tcase_add_test(tc, test_generator_params_and_shapes);
+  tcase_add_test(tc, test_stale_handles_after_reset);
   tcase_add_test(tc, test_trainer_set_epoch);
   suite_add_tcase(s, tc);
   return ngc_test_run(s);

@@ -12,8 +12,10 @@
  * Tapes: a forward given a tape keeps what its backward needs in the tape
  * and hands back a record (and, for feature outputs, tensors) owned by the
  * tape; they stay valid until negcut_tape_reset, which starts the next step
- * and reuses the memory. A forward without a tape (NULL) is inference: no
- * record, less memory.
+ * and reuses the memory. A record or tape tensor used after that reset is
+ * refused with NEGCUT_ERR_STATE (after negcut_tape_free, like any freed
+ * handle, it must not be used at all). A forward without a tape (NULL) is
+ * inference: no record, less memory.
  *
  * Backward ASSIGNS activation gradients (dx) and ADDS into the network's
  * parameter gradients, unless negcut_net_set_requires_grad(net, 0) froze it.

@@ -70,6 +70,8 @@ negcut_status negcut_loss_forward(negcut_loss *loss, negcut_tape *tape, int32_t 
   for (int32_t i = 0; i < n_inputs; i++)
     if (!inputs[i]) return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_loss_forward: input %d is NULL", (int)i);
   *rec = NULL;
+  st = ngc_api_live(ctx, "negcut_loss_forward", NULL, n_inputs, inputs);
+  if (st) return st;
   r = ngc_api_record(tape, NGC_REC_LOSS, loss);
   lr = ngc_tape_host(&tape->tape, sizeof *lr);
   if (!r || !lr) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "loss: out of memory");
@@ -103,6 +105,12 @@ negcut_status negcut_loss_backward(negcut_loss *loss, const negcut_record *rec, 
                                    int32_t n_grads, negcut_tensor *const *grads) {
   negcut_ctx *ctx = loss ? loss->ctx : NULL;
   const loss_rec *lr;
+  if (loss && rec) {
+    negcut_status st = ngc_api_live(ctx, "negcut_loss_backward", rec,
+                                    grads && n_grads == grads_wanted(loss->o.kind) ? n_grads : 0,
+                                    (const negcut_tensor *const *)grads);
+    if (st) return st;
+  }
   if (!loss || !rec || rec->kind != NGC_REC_LOSS || rec->owner != loss || !grads ||
       n_grads != grads_wanted(loss->o.kind))
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,

@@ -10,6 +10,16 @@
     if (!(cond)) return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "%s", what);  \
   } while (0)
 
+/* Returns NEGCUT_ERR_STATE when rec or one of the tensors is a tape's handle
+ * from before its reset. */
+#define LIVE(ctx, who, rec, ...)                                                              \
+  do {                                                                                        \
+    const negcut_tensor *const live_[] = {__VA_ARGS__};                                       \
+    negcut_status live_st_ =                                                                  \
+        ngc_api_live(ctx, who, rec, (int32_t)(sizeof live_ / sizeof live_[0]), live_);        \
+    if (live_st_) return live_st_;                                                            \
+  } while (0)
+
 /* ---------------------------------------------------------------- tensors */
 
 negcut_status negcut_tensor_create(negcut_tensor **out, negcut_ctx *ctx, int32_t ndim,
@@ -36,15 +46,16 @@ void negcut_tensor_free(negcut_tensor *t) {
   free(t);
 }
 
-int32_t negcut_tensor_ndim(const negcut_tensor *t) { return t ? t->t.ndim : 0; }
+int32_t negcut_tensor_ndim(const negcut_tensor *t) { return t && !t->dead ? t->t.ndim : 0; }
 int64_t negcut_tensor_dim(const negcut_tensor *t, int32_t i) {
-  return t && i >= 0 && i < t->t.ndim ? t->t.dim[i] : 0;
+  return t && !t->dead && i >= 0 && i < t->t.ndim ? t->t.dim[i] : 0;
 }
-int64_t negcut_tensor_numel(const negcut_tensor *t) { return t ? ngc_numel(&t->t) : 0; }
+int64_t negcut_tensor_numel(const negcut_tensor *t) { return t && !t->dead ? ngc_numel(&t->t) : 0; }
 
 static negcut_status transfer(const negcut_tensor *t, void *dst, const void *src, size_t count,
                               int up, const char *who) {
   ngc_backend *be = t->ctx->be;
+  LIVE(t->ctx, who, NULL, t);
   if (count != (size_t)ngc_numel(&t->t))
     return ngc_error(t->ctx, NEGCUT_ERR_SHAPE, "%s: %zu values for a tensor of %lld", who, count,
                      (long long)ngc_numel(&t->t));
@@ -64,15 +75,44 @@ negcut_status negcut_tensor_read(const negcut_tensor *t, float *dst, size_t coun
 
 negcut_status negcut_tensor_fill(negcut_tensor *t, float value) {
   if (!t) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_tensor_fill: NULL");
+  LIVE(t->ctx, "negcut_tensor_fill", NULL, t);
   return ngc_fill(t->ctx, &t->t, value);
 }
 
 negcut_status negcut_tensor_axpby(float alpha, const negcut_tensor *x, float beta, negcut_tensor *y) {
   if (!x || !y) return ngc_error(y ? y->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_tensor_axpby: NULL");
+  LIVE(y->ctx, "negcut_tensor_axpby", NULL, x, y);
   return ngc_axpby(y->ctx, alpha, &x->t, beta, &y->t);
 }
 
 /* ------------------------------------------------------------------ tapes */
+
+#define NGC_POOL_CHUNK 64
+
+/* The next slot (zeroed), NULL when out of memory. */
+static void *pool_take(ngc_handle_pool *p) {
+  const int64_t c = p->used / NGC_POOL_CHUNK;
+  if (c == p->n_chunks) {
+    char **chunks = realloc(p->chunks, (size_t)(c + 1) * sizeof *chunks);
+    if (!chunks) return NULL;
+    p->chunks = chunks;
+    if (!(chunks[c] = malloc(NGC_POOL_CHUNK * p->slot_bytes))) return NULL;
+    p->n_chunks++;
+  }
+  void *slot = p->chunks[c] + (size_t)(p->used++ % NGC_POOL_CHUNK) * p->slot_bytes;
+  memset(slot, 0, p->slot_bytes);
+  return slot;
+}
+
+static void *pool_slot(const ngc_handle_pool *p, int64_t i) {
+  return p->chunks[i / NGC_POOL_CHUNK] + (size_t)(i % NGC_POOL_CHUNK) * p->slot_bytes;
+}
+
+static void pool_free(ngc_handle_pool *p) {
+  for (int64_t c = 0; c < p->n_chunks; c++) free(p->chunks[c]);
+  free(p->chunks);
+  memset(p, 0, sizeof *p);
+}
 
 negcut_status negcut_tape_create(negcut_tape **out, negcut_ctx *ctx) {
   negcut_tape *tp;
@@ -80,6 +120,8 @@ negcut_status negcut_tape_create(negcut_tape **out, negcut_ctx *ctx) {
   tp = calloc(1, sizeof *tp);
   if (!tp) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "tape: out of memory");
   tp->ctx = ctx;
+  tp->tensors.slot_bytes = sizeof(negcut_tensor);
+  tp->records.slot_bytes = sizeof(negcut_record);
   ngc_tape_init(&tp->tape, ctx);
   *out = tp;
   return NEGCUT_OK;
@@ -87,13 +129,31 @@ negcut_status negcut_tape_create(negcut_tape **out, negcut_ctx *ctx) {
 
 negcut_status negcut_tape_reset(negcut_tape *tape) {
   if (!tape) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_tape_reset: NULL");
+  for (int64_t i = 0; i < tape->tensors.used; i++)
+    ((negcut_tensor *)pool_slot(&tape->tensors, i))->dead = 1;
+  for (int64_t i = 0; i < tape->records.used; i++)
+    ((negcut_record *)pool_slot(&tape->records, i))->kind = NGC_REC_DEAD;
+  tape->tensors.used = tape->records.used = 0;
   return ngc_tape_reset(&tape->tape);
 }
 
 void negcut_tape_free(negcut_tape *tape) {
   if (!tape) return;
   ngc_tape_free(&tape->tape);
+  pool_free(&tape->tensors);
+  pool_free(&tape->records);
   free(tape);
+}
+
+negcut_status ngc_api_live(negcut_ctx *ctx, const char *who, const negcut_record *rec, int32_t n,
+                           const negcut_tensor *const *t) {
+  if (rec && rec->kind == NGC_REC_DEAD)
+    return ngc_error(ctx, NEGCUT_ERR_STATE, "%s: the record is from before its tape's reset", who);
+  for (int32_t i = 0; i < n; i++)
+    if (t[i] && t[i]->dead)
+      return ngc_error(ctx, NEGCUT_ERR_STATE,
+                       "%s: a tensor (argument %d) is from before its tape's reset", who, (int)i);
+  return NEGCUT_OK;
 }
 
 negcut_status negcut_tape_tensor(negcut_tensor **out, negcut_tape *tape, int32_t ndim,
@@ -114,6 +174,7 @@ negcut_status negcut_tensor_slice(negcut_tensor **out, negcut_tape *tape, const 
   int64_t item = 1;
   NEED(tape ? tape->ctx : NULL, out && tape && t, "negcut_tensor_slice: NULL argument");
   *out = NULL;
+  LIVE(tape->ctx, "negcut_tensor_slice", NULL, t);
   if (first < 0 || count < 1 || first > t->t.dim[0] - count)
     return ngc_error(tape->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_tensor_slice: %lld items from item %lld of %lld", (long long)count,
@@ -128,7 +189,7 @@ negcut_status negcut_tensor_slice(negcut_tensor **out, negcut_tape *tape, const 
 }
 
 negcut_tensor *ngc_api_tape_tensor(negcut_tape *tape, const ngc_tensor *t) {
-  negcut_tensor *h = ngc_tape_host(&tape->tape, sizeof *h);
+  negcut_tensor *h = pool_take(&tape->tensors);
   if (!h) return NULL;
   h->ctx = tape->ctx;
   h->t = *t;
@@ -137,7 +198,7 @@ negcut_tensor *ngc_api_tape_tensor(negcut_tape *tape, const ngc_tensor *t) {
 }
 
 negcut_record *ngc_api_record(negcut_tape *tape, ngc_record_kind kind, const void *owner) {
-  negcut_record *r = ngc_tape_host(&tape->tape, sizeof *r);
+  negcut_record *r = pool_take(&tape->records);
   if (!r) return NULL;
   r->kind = kind;
   r->owner = owner;
@@ -401,6 +462,7 @@ negcut_status negcut_net_forward(negcut_net *net, negcut_tape *tape, const negcu
   if (!net || !x || !y || !sequential(net) || (tape && !rec))
     return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_net_forward: NULL argument, a record pointer missing, or not a generator/discriminator");
+  LIVE(net->ctx, "negcut_net_forward", NULL, x, y);
   if (!tape) { /* inference on a throwaway tape */
     ngc_tape_init(&scratch, net->ctx);
     st = ngc_seq_forward(&net->net, &scratch, &x->t, -1, NULL, &y->t);
@@ -426,6 +488,7 @@ negcut_status negcut_net_encode(negcut_net *net, negcut_tape *tape, const negcut
                      "negcut_net_encode: NULL argument, not a generator, or n outside 1..%d",
                      NGC_MAX_NCE_LAYERS);
   *rec = NULL;
+  LIVE(net->ctx, "negcut_net_encode", NULL, x);
   for (int32_t i = 0; i < n; i++)
     if (ngc_seq_layer_of_module(&net->net, layers[i]) < 0 || (i && layers[i] <= layers[i - 1]))
       return ngc_error(tape->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
@@ -458,6 +521,13 @@ negcut_status negcut_net_backward(negcut_net *net, const negcut_record *rec, con
                                   int32_t n, const negcut_tensor *const *dfeats, negcut_tensor *dx) {
   ngc_tensor dt[NGC_MAX_NCE_LAYERS];
   int32_t taps[NGC_MAX_NCE_LAYERS], k = 0;
+  if (net && rec) {
+    LIVE(net->ctx, "negcut_net_backward", rec, dy, dx);
+    if (rec->kind == NGC_REC_SEQ && n >= 0 && n <= rec->n_taps && dfeats) {
+      negcut_status st = ngc_api_live(net->ctx, "negcut_net_backward (dfeats)", NULL, n, dfeats);
+      if (st) return st;
+    }
+  }
   if (!net || !rec || rec->kind != NGC_REC_SEQ || rec->owner != net || n < 0 || n > rec->n_taps ||
       (n && !dfeats))
     return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
@@ -487,6 +557,7 @@ negcut_status negcut_projector_forward(negcut_net *net, negcut_tape *tape, int32
                      "negcut_projector_forward: NULL argument, not a projector, or feat not (B, C, H, W)");
   *rec = NULL;
   *out = NULL;
+  LIVE(net->ctx, "negcut_projector_forward", NULL, feat);
   r = ngc_api_record(tape, NGC_REC_PROJ, net);
   if (!r) return ngc_error(tape->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "projector: out of memory");
   st = ngc_projector_forward(&net->net, l, &tape->tape, &feat->t, ids, n_ids, &r->u.proj);
@@ -499,6 +570,7 @@ negcut_status negcut_projector_forward(negcut_net *net, negcut_tape *tape, int32
 
 negcut_status negcut_projector_backward(negcut_net *net, const negcut_record *rec,
                                         const negcut_tensor *dy, negcut_tensor *dfeat) {
+  if (net && rec) LIVE(net->ctx, "negcut_projector_backward", rec, dy, dfeat);
   if (!net || !rec || !dy || rec->kind != NGC_REC_PROJ || rec->owner != net)
     return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_projector_backward: NULL argument or a record of another network");
@@ -516,6 +588,7 @@ negcut_status negcut_neggen_forward(negcut_net *net, negcut_tape *tape, int32_t 
   if (!net || !tape || !h_all || !z || !out || !rec || net->net.kind != NGC_NET_NEGGEN)
     return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_neggen_forward: NULL argument or not a negative generator");
+  LIVE(net->ctx, "negcut_neggen_forward", NULL, h_all, z);
   if (l < 0 || l >= net->net.n_mlp)
     return ngc_error(tape->ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_neggen_forward: no layer %d", (int)l);
   *rec = NULL;
@@ -532,6 +605,7 @@ negcut_status negcut_neggen_forward(negcut_net *net, negcut_tape *tape, int32_t 
 
 negcut_status negcut_neggen_backward(negcut_net *net, const negcut_record *rec, const negcut_tensor *dy,
                                      negcut_tensor *dh_all) {
+  if (net && rec) LIVE(net->ctx, "negcut_neggen_backward", rec, dy, dh_all);
   if (!net || !rec || !dy || rec->kind != NGC_REC_NEG || rec->owner != net)
     return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_neggen_backward: NULL argument or a record of another network");
