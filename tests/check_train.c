@@ -181,7 +181,10 @@ START_TEST(options_and_create_contract) {
                                       "dir_a",          "conv_algo 3",   "conv_algo -1",
                                       "output_nc 1",    "NCE layer -1",  "nce_t 0",
                                       "betas (1, 0.999)", "betas (0.5, -0.5)", "n_epochs_decay -2",
-                                      "n_layers_d 0",  "lambda_nce nan", "lr inf"};
+                                      "n_layers_d 0",  "lambda_nce nan", "lr inf",
+                                      "ngf 4097 (1 to 4096)", "n_blocks 65", "n_layers_d 9",
+                                      "ndf 2147483647", "netf_nc 65537", "n_epochs 1000001",
+                                      "both 0", "input_nc 65"};
   for (int k = 0; k < (int)(sizeof named / sizeof named[0]); k++) {
     tiny_options(&o, NEGCUT_MODE_CUT, NULL);
     switch (k) {
@@ -205,6 +208,14 @@ START_TEST(options_and_create_contract) {
     case 17: o.n_layers_d = 0; break;
     case 18: o.lambda_nce = NAN; break;
     case 19: o.lr = INFINITY; break;
+    case 20: o.ngf = 4097; break; /* the caps of negcut_net_create_*: these hung or overflowed */
+    case 21: o.n_blocks = 65; break;
+    case 22: o.n_layers_d = 9; break;
+    case 23: o.ndf = INT32_MAX; break;
+    case 24: o.netf_nc = 65537; break;
+    case 25: o.n_epochs = 1000001; break;
+    case 26: o.n_epochs = o.n_epochs_decay = 0; break;
+    case 27: o.input_nc = o.output_nc = 65; break;
     }
     t = (negcut_trainer *)&o;
     ck_assert_msg(negcut_trainer_create(&t, ctx, &o) == NEGCUT_ERR_INVALID_ARGUMENT, "bad option %d accepted", k);
@@ -667,6 +678,93 @@ static void patch_state(const char *src, const char *dst, const char *key, const
   ngc_st_close(f);
 }
 
+/* Writes the state at src to dst with value at float 0 of tensor name
+ * (NULL: none), and with one more tensor named extra (NULL: none). */
+static void patch_tensor(const char *src, const char *dst, const char *name, float value,
+                         const char *extra) {
+  ngc_st_file *f = NULL;
+  ngc_st_writer *w = NULL;
+  static float copy[1 << 16];
+  const int64_t one = 1;
+  ck_assert_int_eq(ngc_st_open(NULL, src, &f), NEGCUT_OK);
+  ck_assert_int_eq(ngc_st_writer_create(NULL, &w), NEGCUT_OK);
+  for (int64_t i = 0; i < ngc_st_count(f); i++) {
+    const ngc_st_entry *e = ngc_st_entry_at(f, i);
+    const void *data = e->data;
+    if (name && !strcmp(e->name, name)) {
+      ck_assert_uint_le(e->nbytes, sizeof copy);
+      memcpy(copy, e->data, e->nbytes);
+      copy[0] = value;
+      data = copy;
+    }
+    ck_assert_int_eq(ngc_st_writer_add(w, e->name, e->dtype, e->ndim, e->shape, data), NEGCUT_OK);
+  }
+  if (extra) ck_assert_int_eq(ngc_st_writer_add(w, extra, NGC_ST_F32, 1, &one, &value), NEGCUT_OK);
+  for (int64_t i = 0; i < ngc_st_metadata_count(f); i++) {
+    const char *k, *v;
+    ck_assert_int_eq(ngc_st_metadata_at(f, i, &k, &v), NEGCUT_OK);
+    ck_assert_int_eq(ngc_st_writer_set_metadata(w, k, v), NEGCUT_OK);
+  }
+  ck_assert_int_eq(ngc_st_write(NULL, w, dst), NEGCUT_OK);
+  ngc_st_writer_free(w);
+  ngc_st_close(f);
+}
+
+/* What a state holds is checked before anything is loaded (found by a
+ * sweep of the API: these loaded, and the next step trained NaNs or ran
+ * with a negative learning rate): values finite, Adam's second moments at
+ * least 0, no tensor this trainer has no place for, the epoch at most the
+ * one after the schedule's last. */
+START_TEST(load_state_values) {
+  static const struct {
+    const char *name; /* tensor to poison, or NULL */
+    float value;
+    const char *extra, *key, *key_value, *says;
+  } bad[] = {
+      {"G.model.1.weight", NAN, NULL, NULL, NULL, "'G.model.1.weight' holds nan"},
+      {"F_.mlp_0.0.bias", INFINITY, NULL, NULL, NULL, "'F_.mlp_0.0.bias' holds inf"},
+      {"adam.G.m.model.1.bias", -INFINITY, NULL, NULL, NULL, "holds -inf"},
+      {"adam.D.v.model.0.weight", -1e-9f, NULL, NULL, NULL, "a second moment"},
+      {NULL, 1.0f, "G.extra", NULL, NULL, "tensors, where this trainer's state has"},
+      {NULL, 0.0f, NULL, "epoch", "4", "'epoch' 4 is outside 1..3"},
+  };
+  negcut_ctx *ctx = new_ctx();
+  negcut_trainer_options o;
+  negcut_trainer *t = NULL;
+  char state[128], patched[128], again[128];
+  path_in(state, sizeof state, "v.state");
+  path_in(patched, sizeof patched, "vpatched.state");
+  path_in(again, sizeof again, "vagain.state");
+  tiny_options(&o, NEGCUT_MODE_NEGCUT, root); /* 1 + 1 epochs */
+  ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_run(t, 1, NULL, NULL), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_save_state(t, state), NEGCUT_OK);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    if (bad[i].key)
+      patch_state(state, patched, bad[i].key, bad[i].key_value, NULL);
+    else
+      patch_tensor(state, patched, bad[i].name, bad[i].value, bad[i].extra);
+    ck_assert_int_eq(negcut_trainer_load_state(t, patched), NEGCUT_ERR_BAD_FORMAT);
+    ck_assert_msg(strstr(negcut_ctx_last_error(ctx), bad[i].says), "case %zu: %s", i,
+                  negcut_ctx_last_error(ctx));
+  }
+  /* nothing was loaded; the epoch after the last one, and a second moment
+   * of 0, are a state's own */
+  ck_assert_int_eq(negcut_trainer_save_state(t, again), NEGCUT_OK);
+  size_t na = 0, nb = 0;
+  uint8_t *a = ngc_test_read_file(state, &na), *b = ngc_test_read_file(again, &nb);
+  ck_assert(na == nb && !memcmp(a, b, na));
+  free(a), free(b);
+  patch_state(state, patched, "epoch", "3", NULL);
+  ck_assert_int_eq(negcut_trainer_load_state(t, patched), NEGCUT_OK);
+  patch_tensor(state, patched, "adam.D.v.model.0.weight", 0.0f, NULL);
+  ck_assert_int_eq(negcut_trainer_load_state(t, patched), NEGCUT_OK);
+  ck_assert_int_eq(negcut_trainer_step(t), NEGCUT_OK);
+  negcut_trainer_free(t);
+  negcut_ctx_free(ctx);
+}
+END_TEST
+
 /* The counters of a state are decimal digits within bounds: strtoull took
  * "-1" as 2^64 - 1, and 2^63 - 1 iterations or Adam steps loaded, and the
  * next iteration overflowed them (undefined behaviour; found by
@@ -777,6 +875,7 @@ int main(void) {
   tcase_add_test(api, load_state_errors);
   tcase_add_test(api, load_state_counters);
   tcase_add_test(api, load_state_atomic);
+  tcase_add_test(api, load_state_values);
   tcase_add_unchecked_fixture(resume, setup, teardown);
   tcase_set_timeout(resume, 60);
   tcase_add_test(resume, resume_cut);

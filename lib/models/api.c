@@ -288,7 +288,8 @@ negcut_status negcut_net_create_discriminator(negcut_net **out, negcut_ctx *ctx,
   NEED(ctx, out && ctx, "negcut_net_create_discriminator: NULL argument");
   *out = NULL;
   if (opts && ngc_options_read(ctx, &disc_layout, &o, opts, &disc_defaults)) return NEGCUT_ERR_INVALID_ARGUMENT;
-  if (o.input_nc < 1 || o.ndf < 1 || o.n_layers < 1 || o.n_layers > 8 || o.ndf > 4096 || o.input_nc > 64)
+  if (o.input_nc < 1 || o.ndf < 1 || o.n_layers < 1 || o.n_layers > NGC_DISC_MAX_LAYERS ||
+      o.ndf > NGC_DISC_MAX_NDF || o.input_nc > NGC_GEN_MAX_NC)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "discriminator: input_nc %d, ndf %d, n_layers %d out of range",
                      (int)o.input_nc, (int)o.ndf, (int)o.n_layers);
   if (!(n = new_net(ctx))) return NEGCUT_ERR_OUT_OF_MEMORY;
@@ -303,7 +304,7 @@ static negcut_status create_head(negcut_net **out, negcut_ctx *ctx, const negcut
   NEED(ctx, out && ctx, "negcut_net_create_projector/neggen: NULL argument");
   *out = NULL;
   if (opts && ngc_options_read(ctx, &head_layout, &o, opts, &head_defaults)) return NEGCUT_ERR_INVALID_ARGUMENT;
-  if (o.nc > 65536 || o.z_dim > 65536 || o.n_layers > NEGCUT_MAX_NCE_LAYERS)
+  if (o.nc > NGC_HEAD_MAX_NC || o.z_dim > NGC_HEAD_MAX_NC || o.n_layers > NEGCUT_MAX_NCE_LAYERS)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "head: nc %d, z_dim %d, %d layers out of range",
                      (int)o.nc, (int)o.z_dim, (int)o.n_layers);
   if (!(n = new_net(ctx))) return NEGCUT_ERR_OUT_OF_MEMORY;

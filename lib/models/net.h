@@ -384,6 +384,11 @@ typedef struct ngc_discriminator_cfg {
 #define NGC_GEN_MAX_NC 64
 #define NGC_GEN_MAX_NGF 4096
 #define NGC_GEN_MAX_BLOCKS 64
+/* ... discriminator (its input_nc at most NGC_GEN_MAX_NC), and the heads'
+ * widths (projector nc, the negative generator's z_dim). */
+#define NGC_DISC_MAX_NDF 4096
+#define NGC_DISC_MAX_LAYERS 8
+#define NGC_HEAD_MAX_NC 65536
 
 negcut_status ngc_generator_build(ngc_net *net, negcut_ctx *ctx,
                                   const ngc_generator_cfg *cfg);

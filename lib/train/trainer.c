@@ -76,12 +76,20 @@ static const struct {
   int32_t lo, hi;
 } int_ranges[] = {
     NGC_RANGE(mode, NEGCUT_MODE_CUT, NEGCUT_MODE_FASTNEGCUT),
-    NGC_RANGE(input_nc, 1, INT32_MAX),      NGC_RANGE(output_nc, 1, INT32_MAX),
-    NGC_RANGE(ngf, 1, INT32_MAX),           NGC_RANGE(ndf, 1, INT32_MAX),
-    NGC_RANGE(n_blocks, 0, INT32_MAX),      NGC_RANGE(n_layers_d, 1, INT32_MAX),
-    NGC_RANGE(n_nce_layers, 1, 8),          NGC_RANGE(num_patches, 1, INT32_MAX),
-    NGC_RANGE(netf_nc, 1, INT32_MAX),       NGC_RANGE(batch_size, 1, INT32_MAX),
-    NGC_RANGE(n_epochs, 0, INT32_MAX),      NGC_RANGE(n_epochs_decay, 0, INT32_MAX),
+    NGC_RANGE(input_nc, 1, NGC_GEN_MAX_NC),
+    NGC_RANGE(output_nc, 1, NGC_GEN_MAX_NC),
+    NGC_RANGE(ngf, 1, NGC_GEN_MAX_NGF),
+    NGC_RANGE(ndf, 1, NGC_DISC_MAX_NDF),
+    NGC_RANGE(n_blocks, 0, NGC_GEN_MAX_BLOCKS),
+    NGC_RANGE(n_layers_d, 1, NGC_DISC_MAX_LAYERS),
+    NGC_RANGE(n_nce_layers, 1, 8),
+    NGC_RANGE(num_patches, 1, INT32_MAX),
+    NGC_RANGE(netf_nc, 1, NGC_HEAD_MAX_NC),
+    NGC_RANGE(z_dim, 0, NGC_HEAD_MAX_NC),
+    NGC_RANGE(batch_size, 1, INT32_MAX),
+    /* a million epochs each: their sum and the iterations stay far from overflow */
+    NGC_RANGE(n_epochs, 0, 1000000),
+    NGC_RANGE(n_epochs_decay, 0, 1000000),
 };
 #undef NGC_RANGE
 
@@ -97,6 +105,9 @@ static negcut_status to_cfg(negcut_ctx *ctx, const negcut_trainer_options *o, ng
                        int_ranges[i].name, (int)v, (int)int_ranges[i].lo, (int)int_ranges[i].hi);
     }
   }
+  if (o->n_epochs + o->n_epochs_decay < 1)
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "trainer: n_epochs and n_epochs_decay are both 0 (a schedule of no epochs)");
   if (!(o->lr >= 0 && isfinite(o->lr)))
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "trainer: lr %g (a number, at least 0)",
                      o->lr);
@@ -564,15 +575,26 @@ static negcut_status meta_u64(negcut_ctx *ctx, const ngc_st_file *f, const char 
   return NEGCUT_OK;
 }
 
-/* Tensor name of f, checked to fit dst (and with load, copied into it). */
+/* Tensor name of f, checked to fit dst (and with load, copied into it):
+ * every value finite, and at least 0 where nonneg (Adam's second moments),
+ * as a run that has not diverged leaves them. */
 static negcut_status load_tensor(negcut_trainer *t, const ngc_st_file *f, const char *path,
-                                 const char *name, ngc_tensor *dst, int load) {
+                                 const char *name, ngc_tensor *dst, int nonneg, int load) {
   const ngc_st_entry *e = ngc_st_find(f, name);
   size_t n = (size_t)ngc_numel(dst);
   if (!e) return ngc_error(t->ctx, NEGCUT_ERR_BAD_FORMAT, "%s: tensor '%s' is missing", path, name);
   if (e->dtype != NGC_ST_F32 || e->nbytes != n * sizeof(float))
     return ngc_error(t->ctx, NEGCUT_ERR_BAD_FORMAT, "%s: tensor '%s' has the wrong dtype or size", path, name);
-  if (!load) return NEGCUT_OK;
+  if (!load) {
+    for (size_t i = 0; i < n; i++) {
+      float v;
+      memcpy(&v, (const unsigned char *)e->data + i * sizeof v, sizeof v); /* maybe unaligned */
+      if (!isfinite(v) || (nonneg && v < 0.0f))
+        return ngc_error(t->ctx, NEGCUT_ERR_BAD_FORMAT, "%s: tensor '%s' holds %g at %zu%s", path,
+                         name, (double)v, i, nonneg ? " (a second moment: finite, at least 0)" : "");
+    }
+    return NEGCUT_OK;
+  }
   float *buf = malloc(n ? n * sizeof *buf : 1);
   if (!buf) return ngc_error(t->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "load: out of memory");
   memcpy(buf, e->data, e->nbytes);
@@ -590,7 +612,10 @@ negcut_status negcut_trainer_load_state(negcut_trainer *t, const char *path) {
    * checked against the data set by ngc_data_set_state. */
   const uint64_t big = (uint64_t)1 << 53;
   static const uint64_t lo[13] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-  const uint64_t hi[13] = {big, big, big, big, big, big, UINT64_MAX, UINT64_MAX, UINT64_MAX,
+  /* the epoch: at most the one after the schedule's last, where a run that
+   * finished it stands */
+  const uint64_t last_epoch = t ? (uint64_t)t->o.n_epochs + (uint64_t)t->o.n_epochs_decay + 1 : 1;
+  const uint64_t hi[13] = {big, last_epoch, big, big, big, big, UINT64_MAX, UINT64_MAX, UINT64_MAX,
                            big, big, UINT64_MAX, 1};
   negcut_status st;
   if (!t || !path) return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_load_state: NULL");
@@ -609,17 +634,25 @@ negcut_status negcut_trainer_load_state(negcut_trainer *t, const char *path) {
   if (!st && t->data) st = ngc_data_check_state(t->data, &ds);
   /* Every tensor is checked (pass 0) before any is written (pass 1), so a
    * file that does not fit leaves the trainer as it was; only a failure to
-   * allocate or upload while writing leaves it partly loaded. */
-  for (int load = 0; load < 2 && !st; load++)
+   * allocate or upload while writing leaves it partly loaded. A tensor the
+   * trainer has no place for is refused too (another program's file). */
+  int64_t expected = 0;
+  for (int load = 0; load < 2 && !st; load++) {
     for (int id = 0; id < 5 && !st; id++) {
       ngc_net *net = net_of(t, id);
       if (!net) continue;
       for (int32_t i = 0; i < net->n_params && !st; i++)
         for (int k = 0; k < 3 && !st; k++) {
           ngc_tensor *dst = state_tensor(t, id, i, k, name, sizeof name);
-          if (dst) st = load_tensor(t, f, path, name, dst, load);
+          if (dst) st = load_tensor(t, f, path, name, dst, k == 2, load);
+          expected += dst && !load;
         }
     }
+    if (!st && !load && ngc_st_count(f) != expected)
+      st = ngc_error(t->ctx, NEGCUT_ERR_BAD_FORMAT,
+                     "%s: %lld tensors, where this trainer's state has %lld", path,
+                     (long long)ngc_st_count(f), (long long)expected);
+  }
   if (!st) {
     t->t.iteration = (int64_t)v[0];
     t->epoch = (int64_t)v[1];
