@@ -21,6 +21,15 @@ static void setup(void) {
 
 static void teardown(void) { negcut_ctx_free(ctx); }
 
+/* ngf 4, one residual block: a generator made in a moment. */
+static negcut_generator_options tiny_generator(void) {
+  negcut_generator_options g;
+  negcut_generator_options_init(&g);
+  g.ngf = 4;
+  g.n_blocks = 1;
+  return g;
+}
+
 START_TEST(test_tensors_and_slices) {
   negcut_tape *tape = NULL;
   negcut_tensor *t = NULL, *s = NULL, *u = NULL;
@@ -149,10 +158,7 @@ END_TEST
  * use-after-free, which the sanitizer build of CI reports), and the live
  * handles made after the reset work. */
 START_TEST(test_stale_handles_after_reset) {
-  negcut_generator_options g;
-  negcut_generator_options_init(&g);
-  g.ngf = 4;
-  g.n_blocks = 1;
+  negcut_generator_options g = tiny_generator();
   negcut_net *net = NULL;
   negcut_tape *tape = NULL;
   negcut_tensor *x = NULL, *y = NULL, *dy = NULL, *dx = NULL, *old = NULL, *feats[1];
@@ -209,6 +215,90 @@ START_TEST(test_stale_handles_after_reset) {
 }
 END_TEST
 
+/* Hyperparameters that would train NaNs are refused where they are given
+ * (found by a sweep of the API: each was accepted, and the weights or the
+ * loss became NaN or infinite): init_gain, the NCE temperature, Adam's
+ * options and learning rate; and a projector asked for more patches than
+ * its feature map has positions (it allocated first). */
+START_TEST(test_bad_hyperparameters) {
+  negcut_generator_options g = tiny_generator();
+  negcut_net *net = NULL;
+  const float gains[3] = {INFINITY, NAN, -0.5f};
+  for (int i = 0; i < 3; i++) {
+    g.init_gain = gains[i];
+    ck_assert_int_eq(negcut_net_create_generator(&net, ctx, &g), NEGCUT_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(net);
+    ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "init_gain"));
+  }
+  g.init_gain = 0.0f; /* the default */
+  ck_assert_int_eq(negcut_net_create_generator(&net, ctx, &g), NEGCUT_OK);
+
+  negcut_loss_options lo;
+  negcut_loss_options_init(&lo);
+  lo.kind = NEGCUT_LOSS_PATCHNCE;
+  negcut_loss *loss = NULL;
+  const float taus[3] = {NAN, INFINITY, -1.0f};
+  for (int i = 0; i < 3; i++) {
+    lo.tau = taus[i];
+    ck_assert_int_eq(negcut_loss_create(&loss, ctx, &lo), NEGCUT_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(loss);
+  }
+
+  negcut_optimizer *opt = NULL;
+  for (int i = 0; i < 7; i++) {
+    negcut_adam_options ao;
+    negcut_adam_options_init(&ao);
+    switch (i) {
+    case 0: ao.lr = INFINITY; break;
+    case 1: ao.lr = NAN; break;
+    case 2: ao.beta1 = 1.5; break;
+    case 3: ao.beta2 = 1.0; break;
+    case 4: ao.eps = 0.0; break;
+    case 5: ao.weight_decay = INFINITY; break;
+    case 6: ao.weight_decay = -1.0; break;
+    }
+    ck_assert_msg(negcut_optimizer_create_adam(&opt, net, &ao) == NEGCUT_ERR_INVALID_ARGUMENT,
+                  "Adam option %d accepted", i);
+    ck_assert_ptr_null(opt);
+    ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "adam:"));
+  }
+  ck_assert_int_eq(negcut_optimizer_create_adam(&opt, net, NULL), NEGCUT_OK);
+  ck_assert_int_eq(negcut_optimizer_set_lr(opt, INFINITY), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_optimizer_set_lr(opt, NAN), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_optimizer_set_lr(opt, 1e-3), NEGCUT_OK);
+  negcut_optimizer_free(opt);
+
+  /* a projector over 4x4 features: 1 to 16 patch ids */
+  negcut_head_options ho;
+  negcut_head_options_init(&ho);
+  ho.n_layers = 1;
+  ho.channels[0] = 3;
+  ho.nc = 8;
+  negcut_net *proj = NULL;
+  negcut_tape *tape = NULL;
+  negcut_tensor *feat = NULL, *out = NULL;
+  negcut_record *rec = NULL;
+  const int64_t shape[4] = {1, 3, 4, 4};
+  int64_t ids[17];
+  for (int i = 0; i < 17; i++) ids[i] = i % 16;
+  ck_assert_int_eq(negcut_net_create_projector(&proj, ctx, &ho), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tape_create(&tape, ctx), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tape_tensor(&feat, tape, 4, shape), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_fill(feat, 0.25f), NEGCUT_OK);
+  const int64_t bad_n[3] = {17, 0, INT64_MAX};
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(negcut_projector_forward(proj, tape, 0, feat, ids, bad_n[i], &out, &rec),
+                     NEGCUT_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "patch ids"));
+  }
+  ck_assert_int_eq(negcut_projector_forward(proj, tape, 0, feat, ids, 16, &out, &rec), NEGCUT_OK);
+  ck_assert_int_eq(negcut_tensor_dim(out, 0), 16);
+  negcut_tape_free(tape);
+  negcut_net_free(proj);
+  negcut_net_free(net);
+}
+END_TEST
+
 START_TEST(test_trainer_set_epoch) {
   negcut_trainer_options o;
   negcut_trainer *t = NULL;
@@ -250,6 +340,7 @@ int main(void) {
   tcase_add_test(tc, test_tensors_and_slices);
   tcase_add_test(tc, test_generator_params_and_shapes);
   tcase_add_test(tc, test_stale_handles_after_reset);
+  tcase_add_test(tc, test_bad_hyperparameters);
   tcase_add_test(tc, test_trainer_set_epoch);
   suite_add_tcase(s, tc);
   return ngc_test_run(s);

@@ -232,6 +232,15 @@ START_TEST(options_and_create_contract) {
   o.z_dim = 0;
   ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_ERR_INVALID_ARGUMENT);
   ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "z_dim at least 1 (0)"));
+  /* an empty dataroot (it read /trainA) and one too long to join are refused */
+  static char longroot[4100];
+  memset(longroot, 'x', sizeof longroot - 1);
+  const char *roots[2] = {"", longroot};
+  for (int k = 0; k < 2; k++) {
+    tiny_options(&o, NEGCUT_MODE_CUT, roots[k]);
+    ck_assert_int_eq(negcut_trainer_create(&t, ctx, &o), NEGCUT_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "dataroot is empty or longer"));
+  }
   /* a missing data folder is refused at create, naming it */
   tiny_options(&o, NEGCUT_MODE_CUT, "/nonexistent/ngc_data");
   ck_assert_int_ne(negcut_trainer_create(&t, ctx, &o), NEGCUT_OK);
@@ -347,6 +356,7 @@ START_TEST(calls_without_data) {
   ck_assert_int_eq(negcut_trainer_step_batch(t, a, b, CROP - 2, CROP), NEGCUT_ERR_INVALID_ARGUMENT);
   ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "multiples of 4"));
   ck_assert_int_eq(negcut_trainer_step_batch(t, a, b, CROP, CROP - 1), NEGCUT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(negcut_trainer_step_batch(t, a, b, 65540, CROP), NEGCUT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(negcut_trainer_step_batch(NULL, a, b, CROP, CROP), NEGCUT_ERR_INVALID_ARGUMENT);
   path_in(path, sizeof path, "G.safetensors");
   ck_assert_int_eq(negcut_trainer_save_network(t, NEGCUT_NET_N, path), NEGCUT_ERR_INVALID_ARGUMENT); /* CUT has no N */
@@ -367,6 +377,17 @@ START_TEST(calls_without_data) {
     a[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
     b[i] = (float)((i * 53) % 89) / 44.0f - 1.0f;
   }
+  /* values outside [-1, 1] (a NaN, pixels of 0..255) are refused, naming
+   * the first; they trained every parameter to NaN */
+  const float bad[3] = {NAN, 255.0f, -1.01f};
+  for (int k = 0; k < 3; k++) {
+    float keep = b[77];
+    b[77] = bad[k];
+    ck_assert_int_eq(negcut_trainer_step_batch(t, a, b, CROP, CROP), NEGCUT_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(negcut_ctx_last_error(ctx), "real_b[77]"));
+    b[77] = keep;
+  }
+  a[5] = 1.0005f; /* rounding beyond 1 is let through */
   ck_assert_msg(negcut_trainer_step_batch(t, a, b, CROP, CROP) == NEGCUT_OK, "%s", negcut_ctx_last_error(ctx));
   ck_assert_int_eq(negcut_trainer_progress(t, &p), NEGCUT_OK);
   ck_assert_int_eq(p.iteration, 1);

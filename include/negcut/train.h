@@ -170,8 +170,9 @@ NEGCUT_API negcut_status negcut_trainer_set_data_parallel_v2(negcut_trainer *t, 
 /* One iteration on the next batch of the data folders. */
 NEGCUT_API negcut_status negcut_trainer_step(negcut_trainer *t);
 /* One iteration on a caller's batch: real_a, real_b (batch_size, input_nc,
- * height, width) floats in [-1, 1], height and width multiples of 4. The
- * epoch does not advance. */
+ * height, width) floats in [-1, 1] (a value beyond, by more than 1e-3 of
+ * rounding, or NaN is refused: NEGCUT_ERR_INVALID_ARGUMENT), height and
+ * width multiples of 4, at most 65536. The epoch does not advance. */
 NEGCUT_API negcut_status negcut_trainer_step_batch(negcut_trainer *t, const float *real_a,
                                                    const float *real_b, uint32_t height,
                                                    uint32_t width);

@@ -1,4 +1,5 @@
 /* negcut/losses.h: the losses and optimisers as public handles. */
+#include <math.h>
 #include <stdlib.h>
 
 #include "losses.h"
@@ -30,7 +31,8 @@ negcut_status negcut_loss_create(negcut_loss **out, negcut_ctx *ctx, const negcu
   negcut_loss_options o;
   negcut_status st = ngc_options_read(ctx, &loss_layout, &o, opts, &loss_defaults);
   if (st) return st;
-  if (o.kind < NEGCUT_LOSS_GAN_LSGAN || o.kind > NEGCUT_LOSS_DIVERSITY || o.tau < 0 || o.batch < 0)
+  if (o.kind < NEGCUT_LOSS_GAN_LSGAN || o.kind > NEGCUT_LOSS_DIVERSITY || !(o.tau >= 0) ||
+      !isfinite(o.tau) || o.batch < 0)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_loss_create: kind %d, tau %g, batch %d",
                      (int)o.kind, o.tau, (int)o.batch);
   if (!(l = calloc(1, sizeof *l))) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "loss: out of memory");
@@ -184,7 +186,9 @@ negcut_status negcut_optimizer_step(negcut_optimizer *opt) {
 }
 
 negcut_status negcut_optimizer_set_lr(negcut_optimizer *opt, double lr) {
-  if (!opt || !(lr >= 0)) return ngc_error(opt ? opt->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_optimizer_set_lr: bad argument");
+  if (!opt || !(lr >= 0 && isfinite(lr)))
+    return ngc_error(opt ? opt->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "negcut_optimizer_set_lr: %s", opt ? "lr must be finite, at least 0" : "NULL");
   opt->lr = lr;
   return NEGCUT_OK;
 }

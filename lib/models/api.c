@@ -1,4 +1,5 @@
 /* negcut/nets.h: tensors, tapes and networks for build-your-own loops. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -247,6 +248,10 @@ negcut_status negcut_head_options_init(negcut_head_options *o) {
 
 static negcut_status finish(negcut_net **out, negcut_net *n, negcut_status st, uint32_t id,
                             uint32_t default_id, float gain) {
+  if (!st && !(gain == 0.0f || (gain > 0.0f && isfinite(gain))))
+    st = ngc_error(n->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                   "network: init_gain %g (0 for the default 0.02, else finite and above 0)",
+                   (double)gain);
   if (!st) st = ngc_net_init_weights(&n->net, id ? id : default_id, gain > 0 ? gain : 0.02f);
   if (st) {
     negcut_net_free(n);

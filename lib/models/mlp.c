@@ -104,6 +104,10 @@ negcut_status ngc_projector_forward(ngc_net *net, int32_t l, ngc_tape *tape,
                                     const ngc_tensor *feat, const int64_t *ids, int64_t n_ids,
                                     ngc_proj_rec *rec) {
   int64_t hw = ngc_d(feat, 2) * ngc_d(feat, 3), n = ids ? n_ids : hw;
+  if (n < 1 || n > hw)
+    return ngc_error(tape->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "projector: %lld patch ids for a feature map of %lld positions (1 to %lld)",
+                     (long long)n, (long long)hw, (long long)hw);
   int64_t *own = ngc_tape_host(tape, (size_t)n * sizeof *own);
   int64_t dx[2] = {ngc_d(feat, 0) * n, ngc_d(feat, 1)};
   ngc_tensor x;

@@ -86,7 +86,7 @@ static const struct {
     NGC_RANGE(num_patches, 1, INT32_MAX),
     NGC_RANGE(netf_nc, 1, NGC_HEAD_MAX_NC),
     NGC_RANGE(z_dim, 0, NGC_HEAD_MAX_NC),
-    NGC_RANGE(batch_size, 1, INT32_MAX),
+    NGC_RANGE(batch_size, 1, 65536),
     /* a million epochs each: their sum and the iterations stay far from overflow */
     NGC_RANGE(n_epochs, 0, 1000000),
     NGC_RANGE(n_epochs_decay, 0, 1000000),
@@ -190,7 +190,11 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
   if (!st && (opts->dataroot || opts->dir_a || opts->dir_b)) {
     ngc_data_cfg dc = NGC_DATA_CFG_INIT;
     if (opts->dataroot) {
-      snprintf(dir_a, sizeof dir_a, "%s/trainA", opts->dataroot);
+      /* "" would be the root folder's /trainA; a path too long would be cut */
+      if (!*opts->dataroot ||
+          snprintf(dir_a, sizeof dir_a, "%s/trainA", opts->dataroot) >= (int)sizeof dir_a)
+        st = ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                       "trainer: dataroot is empty or longer than %zu bytes", sizeof dir_a - 8);
       snprintf(dir_b, sizeof dir_b, "%s/trainB", opts->dataroot);
       dc.dir_a = dir_a;
       dc.dir_b = dir_b;
@@ -206,7 +210,9 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
     dc.channels = opts->input_nc == 1 ? 1 : 3;
     dc.seed = ctx->seed;
     dc.prefetch = opts->prefetch;
-    if (!dc.dir_a || !dc.dir_b)
+    if (st)
+      ; /* the dataroot refused above */
+    else if (!dc.dir_a || !dc.dir_b)
       st = ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "trainer: give dataroot, or both dir_a and dir_b");
     else if (opts->input_nc != 1 && opts->input_nc != 3)
       st = ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "trainer: image folders give 1 or 3 channels");
@@ -318,10 +324,21 @@ negcut_status negcut_trainer_step_batch(negcut_trainer *t, const float *real_a, 
     return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_step_batch: bad argument");
   /* the generator downsamples twice and upsamples twice: other sizes come
    * back changed (the reference's data pipeline makes them multiples of 4) */
-  if (height % 4 || width % 4)
+  if (height % 4 || width % 4 || height > 65536 || width > 65536)
     return ngc_error(t->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                     "negcut_trainer_step_batch: %ux%u; height and width must be multiples of 4",
-                     (unsigned)width, (unsigned)height);
+                     "negcut_trainer_step_batch: %ux%u; height and width must be multiples of 4, "
+                     "at most 65536", (unsigned)width, (unsigned)height);
+  /* A NaN, or pixels of 0..255, would make every parameter NaN or train on
+   * nonsense, for good: refused. 1e-3 beyond is left to rounding. */
+  const uint64_t n = (uint64_t)t->o.batch_size * (uint64_t)t->o.input_nc * height * width;
+  for (int k = 0; k < 2; k++) {
+    const float *x = k ? real_b : real_a;
+    for (uint64_t i = 0; i < n; i++)
+      if (!(fabsf(x[i]) <= 1.001f))
+        return ngc_error(t->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                         "negcut_trainer_step_batch: %s[%" PRIu64 "] is %g; images are in [-1, 1]",
+                         k ? "real_b" : "real_a", i, (double)x[i]);
+  }
   return ngc_train_step(&t->t, real_a, real_b, height, width, lr_now(t));
 }
 
