@@ -517,7 +517,8 @@ typedef enum damage {
   D_F64,
   D_FILT,
   D_PREFIX,
-  D_TRUNCATE
+  D_TRUNCATE,
+  D_TWICE
 } damage;
 
 #define VICTIM_MISSING "model.12.conv_block.5.bias"
@@ -564,6 +565,10 @@ static void *damaged(const ngc_st_file *good, damage d, size_t *len) {
       data = f;
     }
     OK(ngc_st_writer_add(w, name, dtype, e->ndim, shape, data));
+    if (d == D_TWICE && strcmp(e->name, VICTIM_MISSING) == 0) { /* also DataParallel's name */
+      snprintf(name, sizeof name, "module.%s", e->name);
+      OK(ngc_st_writer_add(w, name, dtype, e->ndim, shape, data));
+    }
   }
   if (d == D_EXTRA) {
     static const float extra[6] = {1, 2, 3, 4, 5, 6};
@@ -589,6 +594,7 @@ static const struct {
     {D_FILT, NEGCUT_ERR_BAD_FORMAT, VICTIM_FILT},
     {D_PREFIX, NEGCUT_OK, NULL},
     {D_TRUNCATE, NEGCUT_ERR_BAD_FORMAT, NULL /* the last tensor: set below */},
+    {D_TWICE, NEGCUT_ERR_BAD_FORMAT, "module." VICTIM_MISSING},
 };
 #define N_DAMAGES ((int)(sizeof damages / sizeof damages[0]))
 

@@ -51,10 +51,16 @@ negcut_status ngc_net_check_file(negcut_ctx *ctx, const ngc_net *net, const ngc_
   /* Every tensor in the file must belong to the net. */
   for (int64_t i = 0; i < ngc_st_count(f); i++) {
     const ngc_st_entry *e = ngc_st_entry_at(f, i);
-    if (ngc_net_find_param(net, strip_module(e->name)) < 0)
+    const char *bare = strip_module(e->name);
+    if (ngc_net_find_param(net, bare) < 0)
       return ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT,
                        "%s: tensor '%s' is not part of this network (another architecture?)",
                        label, e->name);
+    /* DataParallel's prefix on one copy and not on the other: which one is
+     * meant cannot be told */
+    if (bare != e->name && ngc_st_find(f, bare))
+      return ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT, "%s: tensor '%s' is there twice, also as '%s'",
+                       label, bare, e->name);
   }
   for (int32_t i = 0; i < net->n_params; i++) {
     const ngc_param *p = &net->params[i];
