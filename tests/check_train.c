@@ -747,7 +747,7 @@ START_TEST(load_state_values) {
       {"adam.G.m.model.1.bias", -INFINITY, NULL, NULL, NULL, "holds -inf"},
       {"adam.D.v.model.0.weight", -1e-9f, NULL, NULL, NULL, "a second moment"},
       {NULL, 1.0f, "G.extra", NULL, NULL, "tensors, where this trainer's state has"},
-      {NULL, 0.0f, NULL, "epoch", "4", "'epoch' 4 is outside 1..3"},
+      {NULL, 0.0f, NULL, "epoch", "4", "epoch 4 is past this trainer's schedule of 1 + 1"},
   };
   negcut_ctx *ctx = new_ctx();
   negcut_trainer_options o;

@@ -6,6 +6,7 @@ on two threads against one trainer of their joint batch.
 usage: ctypes_train_test.py LIBNEGCUT_SO EXAMPLES_BIN_DIR SOURCE_DIR"""
 import array
 import ctypes
+import gc
 import json
 import math
 import os
@@ -153,6 +154,8 @@ with tempfile.TemporaryDirectory() as tmp:
             expect_error(lambda: t.step_batch(a, img_b[:n - 1], 32, 32), ValueError, "real_b")
             expect_error(lambda: t.step_batch(array.array("d", img_a[:n]), b, 32, 32),
                          ValueError, "float32")
+            expect_error(lambda: t.step_batch(array.array("i", [0] * n), b, 32, 32),
+                         ValueError, "not float32")
             out = os.path.join(tmp, "sb%d.safetensors" % as_buffer)
             t.save_network("N", out)
             outs.append(read(out))
@@ -230,7 +233,19 @@ with tempfile.TemporaryDirectory() as tmp:
         raise OSError("network down")
     with ctx(7).trainer("cut", **TINY) as t:
         t.set_data_parallel(0, 2, broken)
+        # a refused call leaves the function before in place, and alive
+        expect_error(lambda: t.set_data_parallel(5, 2, lambda data, count: None), nc.NegcutError,
+                     "rank")
+        gc.collect()
         expect_error(lambda: t.step_batch(img_a[:n], img_b[:n], 32, 32), OSError, "network down")
+
+    # Handles dropped without closing, the context with them: collected in
+    # any order, nothing is freed after its context.
+    for _ in range(3):
+        t = ctx().trainer("cut", **TINY)
+        t.set_data_parallel(0, 2, broken)
+        del t
+        gc.collect()
 
     # Closing the context first closes what is still open on it.
     ng2 = ctx()

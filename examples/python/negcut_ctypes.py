@@ -102,6 +102,8 @@ def _load(path):
     if path is None and _INSTALLED_LIBRARY is not None:
         path = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                              _INSTALLED_LIBRARY))
+        if not os.path.exists(path):  # the module copied elsewhere
+            path = None
     if path is None:
         path = ctypes.util.find_library("negcut") or "libnegcut.so.0"
     lib = ctypes.CDLL(path)
@@ -264,9 +266,15 @@ class Translator(_Handle):
 
     def close(self):
         if getattr(self, "tr", None):
-            self.ng.lib.negcut_translator_free(self.tr)
-            self.ng.lib.negcut_model_free(self.model)
+            if self.ng.ctx:  # else the context went first (collected together): leak, not crash
+                self.ng.lib.negcut_translator_free(self.tr)
+                self.ng.lib.negcut_model_free(self.model)
             self.tr = self.model = None
+
+
+class _ErrorBox:
+    """An exception raised in a callback, for the call that ran it to raise."""
+    error = None
 
 
 def _floats(x, n, name):
@@ -276,6 +284,8 @@ def _floats(x, n, name):
     except TypeError:
         m = None
     if m is not None:
+        if m.format.lstrip("@=<") not in ("f", "B", "b", "c"):  # float32, or raw bytes of them
+            raise ValueError("%s: a buffer of %r items, not float32" % (name, m.format))
         if m.nbytes != 4 * n:
             raise ValueError("%s: expected %d float32 values (%d bytes), got %d bytes"
                              % (name, n, 4 * n, m.nbytes))
@@ -321,7 +331,8 @@ class Trainer(_Handle):
                 setattr(opts, name, int(value))
         self.options = opts
         self.t = ctypes.c_void_p()
-        self._allreduce, self._error = None, None
+        self._allreduce = None
+        self._box = _ErrorBox()
         ng._check(lib.negcut_trainer_create(ctypes.byref(self.t), ng.ctx, ctypes.byref(opts)),
                   ng.ctx)
         ng._handles.add(self)
@@ -335,20 +346,23 @@ class Trainer(_Handle):
         host is true, as on the CPU backends) by their sum over the ranks; for mpi4py:
         comm.Allreduce(MPI.IN_PLACE, numpy.ctypeslib.as_array(data, (count,)), MPI.SUM).
         An exception it raises fails the step and is raised again by it."""
+        box = self._box  # not self: no cycle through the trainer, whose free must come first
+
         def call(data, count, user):
             try:
                 allreduce((ctypes.c_float * count).from_address(ctypes.addressof(data.contents)),
                           count)
                 return 0
             except BaseException as e:  # noqa: B902 (handed back to the caller)
-                self._error = e
+                box.error = e
                 return 1
-        self._allreduce = _ALLREDUCE_FN(call)  # kept alive: the library calls it every step
+        fn = _ALLREDUCE_FN(call)
         self._call(self.ng.lib.negcut_trainer_set_data_parallel_v2(
-            self.t, rank, world, self._allreduce, None, ALLREDUCE_HOST if host else 0))
+            self.t, rank, world, fn, None, ALLREDUCE_HOST if host else 0))
+        self._allreduce = fn  # kept alive while the library may call it (a refusal kept the old)
 
     def _stepped(self, status):
-        error, self._error = self._error, None
+        error, self._box.error = self._box.error, None
         if error is not None and status != OK:
             raise error
         self._call(status)
@@ -384,11 +398,13 @@ class Trainer(_Handle):
         """Runs iterations more iterations (0: to the end of the schedule), calling
         progress(dict) after each; a true return value stops the run (NegcutError
         NEGCUT_ERR_CANCELLED), and so does an exception, which run raises again."""
+        box = self._box
+
         def call(p, user):
             try:
-                return 1 if progress(self._dict(p.contents)) else 0
+                return 1 if progress(Trainer._dict(p.contents)) else 0
             except BaseException as e:  # noqa: B902 (handed back to the caller)
-                self._error = e
+                box.error = e
                 return 1
         fn = _PROGRESS_FN(call) if progress else _PROGRESS_FN()
         self._stepped(self.ng.lib.negcut_trainer_run(self.t, iterations, fn, None))
@@ -420,5 +436,6 @@ class Trainer(_Handle):
 
     def close(self):
         if getattr(self, "t", None):
-            self.ng.lib.negcut_trainer_free(self.t)
+            if self.ng.ctx:  # else the context went first (collected together): leak, not crash
+                self.ng.lib.negcut_trainer_free(self.t)
             self.t = None

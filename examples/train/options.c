@@ -92,8 +92,8 @@ static const opt_def defs[] = {
     {"lr", K_F64, O(lr), 1e-12, 10, NULL, 1, "Adam learning rate (0.0002)"},
     {"beta1", K_F64, O(beta1), 0, 0.999999, NULL, 1, "Adam beta1 (0.5)"},
     {"beta2", K_F64, O(beta2), 0, 0.999999, NULL, 1, "Adam beta2 (0.999)"},
-    {"n-epochs", K_I32, O(n_epochs), 0, 1 << 20, NULL, 1, "epochs at the full rate (200; 150 fast modes)"},
-    {"n-epochs-decay", K_I32, O(n_epochs_decay), 0, 1 << 20, NULL, 1, "epochs of linear decay (200; 50 fast modes)"},
+    {"n-epochs", K_I32, O(n_epochs), 0, 1000000, NULL, 1, "epochs at the full rate (200; 150 fast modes)"},
+    {"n-epochs-decay", K_I32, O(n_epochs_decay), 0, 1000000, NULL, 1, "epochs of linear decay (200; 50 fast modes)"},
     {"batch-size", K_I32, O(batch_size), 1, 4096, NULL, 1, "images per iteration (1)"},
     /* data */
     {"load-size", K_I32, O(load_size), 4, 16384, NULL, 1, "resize to this first (286)"},

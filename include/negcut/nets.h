@@ -12,9 +12,10 @@
  * Tapes: a forward given a tape keeps what its backward needs in the tape
  * and hands back a record (and, for feature outputs, tensors) owned by the
  * tape; they stay valid until negcut_tape_reset, which starts the next step
- * and reuses the memory. A record or tape tensor used after that reset is
- * refused with NEGCUT_ERR_STATE (after negcut_tape_free, like any freed
- * handle, it must not be used at all). A forward without a tape (NULL) is
+ * and reuses the memory. A record or tape tensor used after that reset, in
+ * the step it starts, is refused with NEGCUT_ERR_STATE; one kept for two
+ * resets or more may name a newer handle of the tape (and after
+ * negcut_tape_free, like any freed handle, it must not be used at all). A forward without a tape (NULL) is
  * inference: no record, less memory.
  *
  * Backward ASSIGNS activation gradients (dx) and ADDS into the network's
@@ -85,7 +86,7 @@ typedef struct negcut_generator_options {
   int32_t no_antialias;        /* 0: blur-pool downsampling */
   int32_t no_antialias_up;     /* 0: blur upsampling */
   uint32_t init_id;            /* distinguishes the weight draws of nets; 0: 1 */
-  float init_gain;             /* xavier-normal gain; 0: 0.02 */
+  float init_gain;             /* xavier-normal gain; 0: 0.02; else finite, above 0 */
 } negcut_generator_options;
 #define NEGCUT_GENERATOR_OPTIONS_INIT { NEGCUT_GENERATOR_OPTIONS_VERSION, 3, 3, 64, 9, 0, 0, 0, 0.0f }
 
@@ -97,7 +98,7 @@ typedef struct negcut_discriminator_options {
   int32_t n_layers; /* 3 (PatchGAN) */
   int32_t no_antialias;
   uint32_t init_id; /* 0: 2 */
-  float init_gain;  /* 0: 0.02 */
+  float init_gain;  /* 0: 0.02; else finite, above 0 */
 } negcut_discriminator_options;
 #define NEGCUT_DISCRIMINATOR_OPTIONS_INIT { NEGCUT_DISCRIMINATOR_OPTIONS_VERSION, 3, 64, 3, 0, 0, 0.0f }
 
@@ -113,7 +114,7 @@ typedef struct negcut_head_options {
   int32_t nc;                               /* 256 */
   int32_t z_dim;                            /* negative generator: 64 */
   uint32_t init_id;                         /* 0: 3 (projector), 4 (negative generator) */
-  float init_gain;                          /* 0: 0.02 */
+  float init_gain;                          /* 0: 0.02; else finite, above 0 */
 } negcut_head_options;
 #define NEGCUT_HEAD_OPTIONS_INIT \
   { NEGCUT_HEAD_OPTIONS_VERSION, 5, {3, 128, 256, 256, 256, 0, 0, 0}, 256, 64, 0, 0.0f }
@@ -189,7 +190,7 @@ NEGCUT_API negcut_status negcut_net_backward(negcut_net *net, const negcut_recor
                                              negcut_tensor *dx);
 
 /* Projector layer l on a feature (B, C, H, W): the rows at positions ids
- * (h * W + w, n_ids of them, the same for every image), or every position
+ * (h * W + w, n_ids of them, 1 to H * W, the same for every image), or every position
  * when ids is NULL, through mlp_<l> and L2 normalisation: *out (B * n, nc),
  * owned by the tape. */
 NEGCUT_API negcut_status negcut_projector_forward(negcut_net *net, negcut_tape *tape, int32_t l,

@@ -121,8 +121,10 @@ negcut_status negcut_tape_create(negcut_tape **out, negcut_ctx *ctx) {
   tp = calloc(1, sizeof *tp);
   if (!tp) return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "tape: out of memory");
   tp->ctx = ctx;
-  tp->tensors.slot_bytes = sizeof(negcut_tensor);
-  tp->records.slot_bytes = sizeof(negcut_record);
+  for (int k = 0; k < 2; k++) {
+    tp->tensors[k].slot_bytes = sizeof(negcut_tensor);
+    tp->records[k].slot_bytes = sizeof(negcut_record);
+  }
   ngc_tape_init(&tp->tape, ctx);
   *out = tp;
   return NEGCUT_OK;
@@ -130,19 +132,23 @@ negcut_status negcut_tape_create(negcut_tape **out, negcut_ctx *ctx) {
 
 negcut_status negcut_tape_reset(negcut_tape *tape) {
   if (!tape) return ngc_error(NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_tape_reset: NULL");
-  for (int64_t i = 0; i < tape->tensors.used; i++)
-    ((negcut_tensor *)pool_slot(&tape->tensors, i))->dead = 1;
-  for (int64_t i = 0; i < tape->records.used; i++)
-    ((negcut_record *)pool_slot(&tape->records, i))->kind = NGC_REC_DEAD;
-  tape->tensors.used = tape->records.used = 0;
+  ngc_handle_pool *tensors = &tape->tensors[tape->side], *records = &tape->records[tape->side];
+  for (int64_t i = 0; i < tensors->used; i++)
+    ((negcut_tensor *)pool_slot(tensors, i))->dead = 1;
+  for (int64_t i = 0; i < records->used; i++)
+    ((negcut_record *)pool_slot(records, i))->kind = NGC_REC_DEAD;
+  tensors->used = records->used = 0;
+  tape->side ^= 1; /* the other pools' slots died a reset earlier */
   return ngc_tape_reset(&tape->tape);
 }
 
 void negcut_tape_free(negcut_tape *tape) {
   if (!tape) return;
   ngc_tape_free(&tape->tape);
-  pool_free(&tape->tensors);
-  pool_free(&tape->records);
+  for (int k = 0; k < 2; k++) {
+    pool_free(&tape->tensors[k]);
+    pool_free(&tape->records[k]);
+  }
   free(tape);
 }
 
@@ -190,7 +196,7 @@ negcut_status negcut_tensor_slice(negcut_tensor **out, negcut_tape *tape, const 
 }
 
 negcut_tensor *ngc_api_tape_tensor(negcut_tape *tape, const ngc_tensor *t) {
-  negcut_tensor *h = pool_take(&tape->tensors);
+  negcut_tensor *h = pool_take(&tape->tensors[tape->side]);
   if (!h) return NULL;
   h->ctx = tape->ctx;
   h->t = *t;
@@ -199,7 +205,7 @@ negcut_tensor *ngc_api_tape_tensor(negcut_tape *tape, const ngc_tensor *t) {
 }
 
 negcut_record *ngc_api_record(negcut_tape *tape, ngc_record_kind kind, const void *owner) {
-  negcut_record *r = pool_take(&tape->records);
+  negcut_record *r = pool_take(&tape->records[tape->side]);
   if (!r) return NULL;
   r->kind = kind;
   r->owner = owner;
@@ -248,10 +254,6 @@ negcut_status negcut_head_options_init(negcut_head_options *o) {
 
 static negcut_status finish(negcut_net **out, negcut_net *n, negcut_status st, uint32_t id,
                             uint32_t default_id, float gain) {
-  if (!st && !(gain == 0.0f || (gain > 0.0f && isfinite(gain))))
-    st = ngc_error(n->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                   "network: init_gain %g (0 for the default 0.02, else finite and above 0)",
-                   (double)gain);
   if (!st) st = ngc_net_init_weights(&n->net, id ? id : default_id, gain > 0 ? gain : 0.02f);
   if (st) {
     negcut_net_free(n);
@@ -261,11 +263,16 @@ static negcut_status finish(negcut_net **out, negcut_net *n, negcut_status st, u
   return NEGCUT_OK;
 }
 
-static negcut_net *new_net(negcut_ctx *ctx) {
-  negcut_net *n = calloc(1, sizeof *n);
-  if (n) n->ctx = ctx;
-  else ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "network: out of memory");
-  return n;
+/* A new handle in *out, after checking the options' init_gain. */
+static negcut_status new_net(negcut_ctx *ctx, float gain, negcut_net **out) {
+  if (!(gain == 0.0f || (gain > 0.0f && isfinite(gain))))
+    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "network: init_gain %g (0 for the default 0.02, else finite and above 0)",
+                     (double)gain);
+  if (!(*out = calloc(1, sizeof **out)))
+    return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "network: out of memory");
+  (*out)->ctx = ctx;
+  return NEGCUT_OK;
 }
 
 negcut_status negcut_net_create_generator(negcut_net **out, negcut_ctx *ctx,
@@ -280,7 +287,8 @@ negcut_status negcut_net_create_generator(negcut_net **out, negcut_ctx *ctx,
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "generator: input_nc %d, output_nc %d, ngf %d, n_blocks %d out of range",
                      (int)o.input_nc, (int)o.output_nc, (int)o.ngf, (int)o.n_blocks);
-  if (!(n = new_net(ctx))) return NEGCUT_ERR_OUT_OF_MEMORY;
+  negcut_status st = new_net(ctx, o.init_gain, &n);
+  if (st) return st;
   n->gcfg = (ngc_generator_cfg){o.input_nc, o.output_nc, o.ngf, o.n_blocks, o.no_antialias != 0,
                                 o.no_antialias_up != 0};
   return finish(out, n, ngc_generator_build(&n->net, ctx, &n->gcfg), o.init_id, 1, o.init_gain);
@@ -297,7 +305,8 @@ negcut_status negcut_net_create_discriminator(negcut_net **out, negcut_ctx *ctx,
       o.ndf > NGC_DISC_MAX_NDF || o.input_nc > NGC_GEN_MAX_NC)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "discriminator: input_nc %d, ndf %d, n_layers %d out of range",
                      (int)o.input_nc, (int)o.ndf, (int)o.n_layers);
-  if (!(n = new_net(ctx))) return NEGCUT_ERR_OUT_OF_MEMORY;
+  negcut_status st = new_net(ctx, o.init_gain, &n);
+  if (st) return st;
   ngc_discriminator_cfg c = {o.input_nc, o.ndf, o.n_layers, o.no_antialias != 0};
   return finish(out, n, ngc_discriminator_build(&n->net, ctx, &c), o.init_id, 2, o.init_gain);
 }
@@ -312,9 +321,10 @@ static negcut_status create_head(negcut_net **out, negcut_ctx *ctx, const negcut
   if (o.nc > NGC_HEAD_MAX_NC || o.z_dim > NGC_HEAD_MAX_NC || o.n_layers > NEGCUT_MAX_NCE_LAYERS)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "head: nc %d, z_dim %d, %d layers out of range",
                      (int)o.nc, (int)o.z_dim, (int)o.n_layers);
-  if (!(n = new_net(ctx))) return NEGCUT_ERR_OUT_OF_MEMORY;
-  negcut_status st = neggen ? ngc_neggen_build(&n->net, ctx, o.n_layers, o.nc, o.z_dim)
-                            : ngc_projector_build(&n->net, ctx, o.n_layers, o.channels, o.nc);
+  negcut_status st = new_net(ctx, o.init_gain, &n);
+  if (st) return st;
+  st = neggen ? ngc_neggen_build(&n->net, ctx, o.n_layers, o.nc, o.z_dim)
+               : ngc_projector_build(&n->net, ctx, o.n_layers, o.channels, o.nc);
   return finish(out, n, st, o.init_id, neggen ? 4 : 3, o.init_gain);
 }
 

@@ -13,10 +13,13 @@ struct negcut_tensor {
 };
 
 /* Slots of one size that keep their addresses until the pool is freed. The
- * handles a tape gives out (tensors, records) come from two of them rather
+ * handles a tape gives out (tensors, records) come from such pools rather
  * than from the tape's arena, so that one kept past negcut_tape_reset is
  * still readable memory, marked dead, and refused (NEGCUT_ERR_STATE) instead
- * of read from freed blocks. Slots are reused after a reset. */
+ * of read from freed blocks. Each kind has two pools, used in turn from one
+ * reset to the next: a step's dead handles are not reused during the next
+ * step, the one in which a stale handle is most likely used by mistake
+ * (only the step after that may get one of them back, alive). */
 typedef struct ngc_handle_pool {
   size_t slot_bytes;
   char **chunks; /* NGC_POOL_CHUNK slots each */
@@ -27,7 +30,8 @@ typedef struct ngc_handle_pool {
 struct negcut_tape {
   negcut_ctx *ctx;
   ngc_tape tape;
-  ngc_handle_pool tensors, records;
+  ngc_handle_pool tensors[2], records[2];
+  int32_t side; /* the pools handing out handles now */
 };
 
 typedef enum ngc_record_kind {

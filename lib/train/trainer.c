@@ -629,10 +629,7 @@ negcut_status negcut_trainer_load_state(negcut_trainer *t, const char *path) {
    * checked against the data set by ngc_data_set_state. */
   const uint64_t big = (uint64_t)1 << 53;
   static const uint64_t lo[13] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-  /* the epoch: at most the one after the schedule's last, where a run that
-   * finished it stands */
-  const uint64_t last_epoch = t ? (uint64_t)t->o.n_epochs + (uint64_t)t->o.n_epochs_decay + 1 : 1;
-  const uint64_t hi[13] = {big, last_epoch, big, big, big, big, UINT64_MAX, UINT64_MAX, UINT64_MAX,
+  const uint64_t hi[13] = {big, big, big, big, big, big, UINT64_MAX, UINT64_MAX, UINT64_MAX,
                            big, big, UINT64_MAX, 1};
   negcut_status st;
   if (!t || !path) return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_load_state: NULL");
@@ -647,6 +644,13 @@ negcut_status negcut_trainer_load_state(negcut_trainer *t, const char *path) {
                    "%s was saved by a trainer with other options (%s), this one has %s", path,
                    config ? config : "?", fp);
   for (int i = 0; i < 13 && !st; i++) st = meta_u64(t->ctx, f, path, state_keys[i], lo[i], hi[i], &v[i]);
+  /* the epoch: at most the one after the schedule's last, where a run that
+   * finished it stands (the schedule is not in the fingerprint) */
+  if (!st && v[1] > (uint64_t)t->o.n_epochs + (uint64_t)t->o.n_epochs_decay + 1)
+    st = ngc_error(t->ctx, NEGCUT_ERR_BAD_FORMAT,
+                   "%s: epoch %" PRIu64 " is past this trainer's schedule of %d + %d epochs (a "
+                   "state of a longer schedule?)",
+                   path, v[1], (int)t->o.n_epochs, (int)t->o.n_epochs_decay);
   const ngc_data_state ds = {(int64_t)v[9], (int64_t)v[10], v[11], (int32_t)v[12]};
   if (!st && t->data) st = ngc_data_check_state(t->data, &ds);
   /* Every tensor is checked (pass 0) before any is written (pass 1), so a
