@@ -69,6 +69,8 @@ typedef struct run {
   FILE *log;              /* loss_log.jsonl, appended */
   cli_history hist;
   int tty;
+  int stdout_gone;        /* a closed pipe: the points go on to the log alone */
+  int write_options;      /* --resume: opt.json is rewritten with the first checkpoint */
   int64_t end, total, per_epoch;
   double t0, elapsed_before, last_draw;
   double sum[CLI_NLOSS];  /* losses since the last logged point */
@@ -140,9 +142,10 @@ static void flush_point(run *r) {
     fprintf(r->log, "%s\n", line);
     fflush(r->log);
   }
-  if (!r->tty) {
-    printf("%s\n", line);
-    fflush(stdout);
+  if (!r->tty && !r->stdout_gone && (printf("%s\n", line) < 0 || fflush(stdout) != 0)) {
+    r->stdout_gone = 1; /* `negcut-train ... | head`: not a reason to stop training */
+    fprintf(stderr, "negcut-train: standard output is closed (%s); the losses go on to "
+                    "loss_log.jsonl\n", strerror(errno));
   }
 }
 
@@ -216,6 +219,11 @@ static int checkpoint(run *r, int finished) {
   negcut_train_progress p;
   negcut_trainer_progress(r->t, &p);
   flush_point(r);
+  if (r->write_options) {
+    snprintf(path, sizeof path, "%s/opt.json", r->dir);
+    if (cli_write_options(r->s, path)) return -1;
+    r->write_options = 0;
+  }
   for (int id = 0; id < (neg ? 5 : 3) && st == NEGCUT_OK; id++) {
     snprintf(path, sizeof path, "%s/latest_net_%s.safetensors", r->dir, tags[id]);
     st = negcut_trainer_save_network(r->t, (negcut_net_id)id, path);
@@ -317,8 +325,14 @@ static int train(const cli_world *w, int argc, char **argv, int *collective) {
     goto agree;
   }
   if (r.root) {
+    /* A resumed run's options (with what the command line overrides) are
+     * written with its first checkpoint: a resume that fails before it
+     * leaves the run's options as they were. */
     snprintf(path, sizeof path, "%s/opt.json", r.dir);
-    if (cli_write_options(&s, path)) goto agree;
+    if (s.resume)
+      r.write_options = 1;
+    else if (cli_write_options(&s, path))
+      goto agree;
     snprintf(path, sizeof path, "%s/loss_log.jsonl", r.dir);
     if (s.resume ? cli_log_reload(&r.hist, path, r.last.iteration) : cli_write_atomic(path, "", 0)) {
       fprintf(stderr, "negcut-train: cannot rewrite %s\n", path);
@@ -374,6 +388,7 @@ agree: {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN); /* a closed stdout is noticed where it is written */
 
   *collective = 1;
   rc = 1;
@@ -391,10 +406,13 @@ agree: {
       clear_bar(&r);
       fprintf(stderr, "negcut-train: iteration %lld failed: %s (%s)\n", (long long)r.last.iteration + 1,
               negcut_ctx_last_error(r.ctx), negcut_status_str(st));
-      /* An unreadable image fails the step before anything is updated:
-       * keep the iterations since the last checkpoint. (Alone only: another
-       * rank's data failure leaves this one waiting, not here.) */
-      if (w->size == 1 && (st == NEGCUT_ERR_IO || st == NEGCUT_ERR_BAD_FORMAT) &&
+      /* An image that cannot be used (unreadable, damaged, over the size
+       * limit, smaller than the crop) fails the step before anything is
+       * updated: keep the iterations since the last checkpoint. (Alone only:
+       * another rank's data failure leaves this one waiting, not here.) */
+      if (w->size == 1 &&
+          (st == NEGCUT_ERR_IO || st == NEGCUT_ERR_BAD_FORMAT || st == NEGCUT_ERR_LIMIT ||
+           st == NEGCUT_ERR_INVALID_ARGUMENT) &&
           r.last.iteration > 0 && checkpoint(&r, 0) == 0)
         fprintf(stderr, "negcut-train: saved iteration %lld; mend or remove the file, then "
                         "continue with the same command and --resume\n",

@@ -85,6 +85,9 @@ static int add_folder(job *j, const char *dir) {
       if (is_file(path) && push(j, path) < 0) break; /* not folders, FIFOs, devices */
     }
   closedir(d);
+  if (j->n == first)
+    fprintf(stderr, "negcut-translate: %s has no PNG or JPEG images (its subfolders are not "
+                    "searched)\n", dir);
   qsort(j->inputs + first, (size_t)(j->n - first), sizeof *j->inputs, cmp_str);
   return 0;
 }
@@ -172,6 +175,14 @@ static const char *base_name(const char *in) {
   return slash ? slash + 1 : in;
 }
 
+/* Where in's result goes: OUT itself for a single input, else OUT/<in's base name>. */
+static void result_path(char *buf, size_t cap, int single, const char *output, const char *in) {
+  if (single)
+    snprintf(buf, cap, "%s", output);
+  else
+    snprintf(buf, cap, "%s/%s", output, base_name(in));
+}
+
 static int cmp_base(const void *a, const void *b) {
   return strcmp(base_name(*(char *const *)a), base_name(*(char *const *)b));
 }
@@ -225,6 +236,10 @@ int main(int argc, char **argv) {
       output = v, i++;
     } else if (!strcmp(a, "--tile") && v) {
       if (parse_int(a, v, 0, 1 << 20, &to.tile_px) < 0) return 2;
+      if (to.tile_px > 0 && to.tile_px < 16) { /* the translator's smallest tile */
+        fprintf(stderr, "negcut-translate: --tile is 0 (whole images) or at least 16, got %s\n", v);
+        return 2;
+      }
       i++;
     } else if (!strcmp(a, "--threads") && v) {
       if (parse_int(a, v, 0, 4096, &co.threads) < 0) return 2;
@@ -275,6 +290,18 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
+  /* a result must never replace its own input (--output IN IN, or a folder
+   * given as its own output): refused before anything is written */
+  for (int i = 0; i < j.n; i++) {
+    struct stat si, so;
+    result_path(out_path, sizeof out_path, single, output, j.inputs[i]);
+    if (strcmp(j.inputs[i], "-") != 0 && stat(j.inputs[i], &si) == 0 && stat(out_path, &so) == 0 &&
+        si.st_dev == so.st_dev && si.st_ino == so.st_ino) {
+      fprintf(stderr, "negcut-translate: the result of %s would be written over it (%s); give "
+                      "another --output\n", j.inputs[i], out_path);
+      return 2;
+    }
+  }
   if (negcut_ctx_create(&ctx, &co) != NEGCUT_OK) {
     fprintf(stderr, "negcut-translate: %s\n", negcut_ctx_last_error(NULL));
     return 1;
@@ -298,11 +325,7 @@ int main(int argc, char **argv) {
   double t0 = now();
   for (int i = 0; i < j.n; i++) {
     const char *in = j.inputs[i];
-    if (single) {
-      snprintf(out_path, sizeof out_path, "%s", output);
-    } else {
-      snprintf(out_path, sizeof out_path, "%s/%s", output, base_name(in));
-    }
+    result_path(out_path, sizeof out_path, single, output, in);
     if (tty)
       fprintf(stderr, "\r[%d/%d] %s -> %s  (%.1f s)   ", i + 1, j.n, in, out_path, now() - t0);
     failures += translate_one(ctx, tr, model, in, out_path);

@@ -141,5 +141,19 @@ with tempfile.TemporaryDirectory() as tmp:
     r = subprocess.run([translate_bin, "--model", model, "--tile", "abc", src_png],
                        stderr=subprocess.PIPE, text=True)
     assert r.returncode == 2 and "--tile" in r.stderr, (r.returncode, r.stderr)
+    r = subprocess.run([translate_bin, "--model", model, "--tile", "8", src_png],
+                       stderr=subprocess.PIPE, text=True)
+    assert r.returncode == 2 and "at least 16" in r.stderr, (r.returncode, r.stderr)
+    # a result never replaces its input: a file or a folder given as its own
+    # output is refused before anything is written
+    before = open(src_png, "rb").read(), open(os.path.join(tmp, "one", "y.png"), "rb").read()
+    for args in (["--output", src_png, src_png],
+                 ["--output", os.path.join(tmp, "one"), os.path.join(tmp, "one")],
+                 ["--output", os.path.join(tmp, "one") + "/.", os.path.join(tmp, "one", "y.png"),
+                  os.path.join(tmp, "a", "x.png")]):
+        r = subprocess.run([translate_bin, "--model", model] + args, stderr=subprocess.PIPE, text=True)
+        assert r.returncode == 2 and "would be written over it" in r.stderr, (args, r.returncode, r.stderr)
+    after = open(src_png, "rb").read(), open(os.path.join(tmp, "one", "y.png"), "rb").read()
+    assert before == after, "an input was overwritten"
 ng.close()
 print("ctypes binding test passed")

@@ -76,6 +76,24 @@ wait "$first" || rc=$?
 [ "$rc" = 130 ] || { echo "SIGINT gave exit $rc"; exit 1; }
 [ -s "$tmp/ck/s/train_state.safetensors" ] || { echo "no state saved on SIGINT"; exit 1; }
 
+echo "== a closed standard output does not stop training (negcut-train | head)"
+rc=0
+"$bin/negcut-train" --dataroot "$tmp/data" --name p --checkpoints-dir "$tmp/ck" --mode cut \
+  --iters 4 --display-every 1 "${net[@]}" 2> "$tmp/err11.txt" | head -1 > /dev/null ||
+  rc=${PIPESTATUS[0]}
+[ "$rc" = 0 ] && grep -q "standard output is closed" "$tmp/err11.txt" &&
+  grep -q "iteration 4" "$tmp/err11.txt" && [ -s "$tmp/ck/p/train_state.safetensors" ] ||
+  { cat "$tmp/err11.txt"; echo "a closed pipe gave exit $rc"; exit 1; }
+
+echo "== a resume that trains nothing leaves opt.json alone; one that does rewrites it"
+before=$(md5sum < "$run/opt.json")
+"$bin/negcut-train" --dataroot "$tmp/data" --name t --checkpoints-dir "$tmp/ck" --resume --iters 2 \
+  --lr 0.5 "${tiny[@]}" > /dev/null 2>&1 || true
+[ "$(md5sum < "$run/opt.json")" = "$before" ] || { echo "a resume that stopped at once rewrote opt.json"; exit 1; }
+"$bin/negcut-train" --dataroot "$tmp/data" --name t --checkpoints-dir "$tmp/ck" --resume --iters 9 \
+  --lr 0.0005 "${tiny[@]}" > /dev/null 2>&1
+grep -q '"lr":[[:space:]]*0.0005' "$run/opt.json" || { cat "$run/opt.json"; echo "the resumed run's --lr was not saved"; exit 1; }
+
 echo "== the generator translates"
 "$bin/negcut-translate" --model "$run/latest_net_G.safetensors" --output "$tmp/tr" "${backend[@]}" \
   "$tmp/data/testA" 2>/dev/null
@@ -97,7 +115,8 @@ fi
 
 echo "== bad options exit 2"
 for bad in "--ngf 0" "--mode nope" "--crop-size 64 --load-size 32" "--nce-layers 0,99" \
-           "--input-nc 1 --output-nc 3 --nce-idt 0" "--device -1"; do
+           "--input-nc 1 --output-nc 3 --nce-idt 0" "--device -1" "--crop-size 5" "--seed -1" \
+           "--n-layers-d 5 --crop-size 32 --load-size 36"; do
   rc=0
   # shellcheck disable=SC2086
   "$bin/negcut-train" --dataroot "$tmp/data" --name b --checkpoints-dir "$tmp/ck" $bad >/dev/null 2>&1 || rc=$?

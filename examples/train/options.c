@@ -169,7 +169,9 @@ static int set(cli_settings *s, const opt_def *d, const char *v) {
   }
   case K_U64: {
     unsigned long long x = strtoull(v, &end, 10);
-    if (errno || end == v || *end || v[0] == '-') return bad(d, v, "needs a non-negative integer");
+    /* strtoull skips spaces and takes " -1" as 2^64 - 1: digits only */
+    if (errno || end == v || *end || v[0] < '0' || v[0] > '9')
+      return bad(d, v, "needs a non-negative integer");
     *(uint64_t *)(base + d->off) = (uint64_t)x;
     return 0;
   }

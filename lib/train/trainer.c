@@ -218,6 +218,19 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
       st = ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "trainer: image folders give 1 or 3 channels");
     else
       st = ngc_data_open(ctx, &dc, &tr->data);
+    /* a fixed crop the networks cannot take fails now, not at the first step */
+    const int fixed = dc.preprocess != NGC_PRE_NONE && dc.preprocess != NGC_PRE_SCALE_WIDTH;
+    const int64_t side = ngc_round_to_4(opts->crop_size);
+    int64_t in[4] = {1, opts->input_nc, side, side}, y[4];
+    if (!st && fixed &&
+        (ngc_seq_shape(ctx, &tr->t.G, in, -1, y) || ngc_seq_shape(ctx, &tr->t.D, y, -1, y))) {
+      char why[256];
+      snprintf(why, sizeof why, "%s", negcut_ctx_last_error(ctx));
+      st = ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                     "trainer: crop_size %d (%lldx%lld after rounding to a multiple of 4) is too "
+                     "small for these networks (%s)",
+                     (int)opts->crop_size, (long long)side, (long long)side, why);
+    }
   }
   if (st) {
     negcut_trainer_free(tr);
