@@ -1,6 +1,7 @@
 /* safetensors reader (validating) and writer (atomic). See safetensors.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -700,4 +701,16 @@ negcut_status ngc_st_write(negcut_ctx *ctx, const ngc_st_writer *w, const char *
       if (ngc_atomic_file_write(af, w->e[i].data, (size_t)w->e[i].nbytes) < 0) break;
   free(head);
   return ngc_atomic_file_commit(af);
+}
+
+int64_t ngc_st_f32_first_bad(const ngc_st_entry *e, int nonneg, float *bad) {
+  for (size_t i = 0; i < e->nbytes / sizeof(float); i++) {
+    float v;
+    memcpy(&v, (const unsigned char *)e->data + i * sizeof v, sizeof v); /* not aligned */
+    if (!isfinite(v) || (nonneg && v < 0.0f)) {
+      *bad = v;
+      return (int64_t)i;
+    }
+  }
+  return -1;
 }

@@ -72,6 +72,10 @@ typedef struct ngc_st_entry {
 
 typedef struct ngc_st_file ngc_st_file;
 
+/* The index of the first value of an F32 entry that is not finite (or,
+ * with nonneg, below 0), its value in *bad; -1 when there is none. */
+int64_t ngc_st_f32_first_bad(const ngc_st_entry *e, int nonneg, float *bad);
+
 /* Reads and validates the file at path. On failure *out is NULL. */
 negcut_status ngc_st_open(negcut_ctx *ctx, const char *path, ngc_st_file **out);
 /* Validates len bytes at buf, which are borrowed, not copied. */

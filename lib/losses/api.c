@@ -107,17 +107,15 @@ negcut_status negcut_loss_backward(negcut_loss *loss, const negcut_record *rec, 
                                    int32_t n_grads, negcut_tensor *const *grads) {
   negcut_ctx *ctx = loss ? loss->ctx : NULL;
   const loss_rec *lr;
-  if (loss && rec) {
-    negcut_status st = ngc_api_live(ctx, "negcut_loss_backward", rec,
-                                    grads && n_grads == grads_wanted(loss->o.kind) ? n_grads : 0,
-                                    (const negcut_tensor *const *)grads);
-    if (st) return st;
-  }
+  negcut_status st = loss && rec ? ngc_api_live(ctx, "negcut_loss_backward", rec, 0, NULL) : NEGCUT_OK;
+  if (st) return st;
   if (!loss || !rec || rec->kind != NGC_REC_LOSS || rec->owner != loss || !grads ||
       n_grads != grads_wanted(loss->o.kind))
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_loss_backward: NULL argument, a record of another loss, or %d gradients (this loss gives %d)",
                      (int)n_grads, loss ? grads_wanted(loss->o.kind) : 0);
+  st = ngc_api_live(ctx, "negcut_loss_backward", NULL, n_grads, (const negcut_tensor *const *)grads);
+  if (st) return st;
   lr = rec->u.loss;
   ngc_tape *tape = &rec->tape->tape;
   switch (loss->o.kind) {

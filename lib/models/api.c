@@ -537,17 +537,13 @@ negcut_status negcut_net_backward(negcut_net *net, const negcut_record *rec, con
                                   int32_t n, const negcut_tensor *const *dfeats, negcut_tensor *dx) {
   ngc_tensor dt[NGC_MAX_NCE_LAYERS];
   int32_t taps[NGC_MAX_NCE_LAYERS], k = 0;
-  if (net && rec) {
-    LIVE(net->ctx, "negcut_net_backward", rec, dy, dx);
-    if (rec->kind == NGC_REC_SEQ && n >= 0 && n <= rec->n_taps && dfeats) {
-      negcut_status st = ngc_api_live(net->ctx, "negcut_net_backward (dfeats)", NULL, n, dfeats);
-      if (st) return st;
-    }
-  }
+  if (net && rec) LIVE(net->ctx, "negcut_net_backward", rec, dy, dx);
   if (!net || !rec || rec->kind != NGC_REC_SEQ || rec->owner != net || n < 0 || n > rec->n_taps ||
       (n && !dfeats))
     return ngc_error(net ? net->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_net_backward: NULL argument, or a record of another network");
+  negcut_status st = ngc_api_live(net->ctx, "negcut_net_backward (dfeats)", NULL, n, dfeats);
+  if (st) return st;
   for (int32_t i = 0; i < n; i++)
     if (dfeats[i]) {
       if (!ngc_same_shape(&dfeats[i]->t, ngc_seq_module_act(&net->net, &rec->u.seq, rec->taps[i])))

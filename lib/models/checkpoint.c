@@ -79,14 +79,12 @@ negcut_status ngc_net_check_file(negcut_ctx *ctx, const ngc_net *net, const ngc_
     }
     /* A NaN or infinite value (a diverged run's checkpoint) would make every
      * output NaN, which the image converters turn black: refused by name. */
-    for (size_t j = 0; j < e->nbytes / sizeof(float); j++) {
-      float v;
-      memcpy(&v, (const char *)e->data + j * sizeof v, sizeof v); /* not aligned */
-      if (!isfinite(v))
-        return ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT,
-                         "%s: tensor '%s' holds %s at element %zu (a diverged training run?)",
-                         label, e->name, isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf", j);
-    }
+    float v;
+    const int64_t j = ngc_st_f32_first_bad(e, 0, &v);
+    if (j >= 0)
+      return ngc_error(ctx, NEGCUT_ERR_BAD_FORMAT,
+                       "%s: tensor '%s' holds %s at element %lld (a diverged training run?)",
+                       label, e->name, isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf", (long long)j);
   }
   return NEGCUT_OK;
 }

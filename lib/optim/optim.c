@@ -5,6 +5,17 @@
 
 #include "optim.h"
 
+negcut_status ngc_adam_check(negcut_ctx *ctx, double lr, double beta1, double beta2, double eps,
+                             double weight_decay) {
+  if (isfinite(lr) && lr >= 0.0 && beta1 >= 0.0 && beta1 < 1.0 && beta2 >= 0.0 && beta2 < 1.0 &&
+      isfinite(eps) && eps > 0.0 && isfinite(weight_decay) && weight_decay >= 0.0)
+    return NEGCUT_OK;
+  return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
+                   "adam: lr %g (finite, at least 0), betas (%g, %g) (each in [0, 1)), eps %g "
+                   "(finite, above 0), weight_decay %g (finite, at least 0)",
+                   lr, beta1, beta2, eps, weight_decay);
+}
+
 negcut_status ngc_adam_init(ngc_adam *a, negcut_ctx *ctx, ngc_net *net, double lr, double beta1,
                             double beta2, double eps, double weight_decay) {
   negcut_status st;
@@ -15,12 +26,8 @@ negcut_status ngc_adam_init(ngc_adam *a, negcut_ctx *ctx, ngc_net *net, double l
   a->beta2 = beta2;
   a->eps = eps;
   a->weight_decay = weight_decay;
-  if (!(isfinite(lr) && lr >= 0.0 && beta1 >= 0.0 && beta1 < 1.0 && beta2 >= 0.0 && beta2 < 1.0 &&
-        isfinite(eps) && eps > 0.0 && isfinite(weight_decay) && weight_decay >= 0.0))
-    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                     "adam: lr %g (finite, at least 0), betas (%g, %g) (each in [0, 1)), eps %g "
-                     "(finite, above 0), weight_decay %g (finite, at least 0)",
-                     lr, beta1, beta2, eps, weight_decay);
+  st = ngc_adam_check(ctx, lr, beta1, beta2, eps, weight_decay);
+  if (st) return st;
   if (!net->grads.data)
     return ngc_error(ctx, NEGCUT_ERR_INTERNAL, "adam: network parameters not allocated");
   a->n = net->n_params;

@@ -15,6 +15,11 @@ typedef struct ngc_adam {
   double lr, beta1, beta2, eps, weight_decay;
 } ngc_adam;
 
+/* NEGCUT_ERR_INVALID_ARGUMENT, with the values, unless lr and weight_decay
+ * are finite and at least 0, the betas in [0, 1) and eps finite and above 0
+ * (ngc_adam_init checks them too; a caller may check before building). */
+negcut_status ngc_adam_check(negcut_ctx *ctx, double lr, double beta1, double beta2, double eps,
+                             double weight_decay);
 negcut_status ngc_adam_init(ngc_adam *a, negcut_ctx *ctx, ngc_net *net, double lr, double beta1,
                             double beta2, double eps, double weight_decay);
 void ngc_adam_release(ngc_adam *a);

@@ -108,9 +108,6 @@ static negcut_status to_cfg(negcut_ctx *ctx, const negcut_trainer_options *o, ng
   if (o->n_epochs + o->n_epochs_decay < 1)
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "trainer: n_epochs and n_epochs_decay are both 0 (a schedule of no epochs)");
-  if (!(o->lr >= 0 && isfinite(o->lr)))
-    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT, "trainer: lr %g (a number, at least 0)",
-                     o->lr);
   const float weights[4] = {o->nce_t, o->lambda_gan, o->lambda_nce, o->lambda_ms_neg};
   static const char *const weight_names[4] = {"nce_t", "lambda_gan", "lambda_nce", "lambda_ms_neg"};
   for (int i = 0; i < 4; i++)
@@ -219,10 +216,9 @@ negcut_status negcut_trainer_create(negcut_trainer **out, negcut_ctx *ctx,
     else
       st = ngc_data_open(ctx, &dc, &tr->data);
     /* a fixed crop the networks cannot take fails now, not at the first step */
-    const int fixed = dc.preprocess != NGC_PRE_NONE && dc.preprocess != NGC_PRE_SCALE_WIDTH;
-    const int64_t side = ngc_round_to_4(opts->crop_size);
+    const int64_t side = st ? 0 : ngc_data_fixed_size(tr->data);
     int64_t in[4] = {1, opts->input_nc, side, side}, y[4];
-    if (!st && fixed &&
+    if (side &&
         (ngc_seq_shape(ctx, &tr->t.G, in, -1, y) || ngc_seq_shape(ctx, &tr->t.D, y, -1, y))) {
       char why[256];
       snprintf(why, sizeof why, "%s", negcut_ctx_last_error(ctx));
@@ -355,16 +351,21 @@ negcut_status negcut_trainer_step_batch(negcut_trainer *t, const float *real_a, 
   return ngc_train_step(&t->t, real_a, real_b, height, width, lr_now(t));
 }
 
+/* Epochs in the schedule: n_epochs at the full rate, then n_epochs_decay. */
+static int64_t schedule_epochs(const negcut_trainer *t) {
+  return (int64_t)t->o.n_epochs + t->o.n_epochs_decay;
+}
+
 negcut_status negcut_trainer_set_epoch(negcut_trainer *t, int64_t epoch) {
   if (!t || epoch < 1)
     return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_set_epoch: epoch must be >= 1");
   if (t->data)
     return ngc_error(t->ctx, NEGCUT_ERR_STATE, "negcut_trainer_set_epoch: the data folders decide the epoch");
-  if (epoch > t->o.n_epochs + t->o.n_epochs_decay)
+  if (epoch > schedule_epochs(t))
     return ngc_error(t->ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "negcut_trainer_set_epoch: epoch %lld is past the schedule's %lld (n_epochs "
                      "+ n_epochs_decay), where the linear policy's learning rate is not positive",
-                     (long long)epoch, (long long)(t->o.n_epochs + t->o.n_epochs_decay));
+                     (long long)epoch, (long long)schedule_epochs(t));
   t->epoch = epoch;
   return NEGCUT_OK;
 }
@@ -411,7 +412,7 @@ negcut_status negcut_trainer_progress(const negcut_trainer *t, negcut_train_prog
   memset(p, 0, sizeof *p);
   p->iteration = t->t.iteration;
   p->iterations_per_epoch = per_epoch(t);
-  p->total_iterations = p->iterations_per_epoch * (t->o.n_epochs + t->o.n_epochs_decay);
+  p->total_iterations = p->iterations_per_epoch * schedule_epochs(t);
   p->epoch = t->data ? 1 + t->t.iteration / (p->iterations_per_epoch ? p->iterations_per_epoch : 1) : t->epoch;
   p->lr = t->o.lr * ngc_lr_linear(p->epoch, 1, t->o.n_epochs, t->o.n_epochs_decay);
   p->images_per_second = t->images_per_second;
@@ -440,7 +441,7 @@ negcut_status negcut_trainer_run(negcut_trainer *t, int64_t iterations, negcut_p
   if (!t || iterations < 0) return ngc_error(t ? t->ctx : NULL, NEGCUT_ERR_INVALID_ARGUMENT, "negcut_trainer_run: bad argument");
   if (!t->data) return ngc_error(t->ctx, NEGCUT_ERR_STATE, "negcut_trainer_run: no data folders");
   end = iterations ? t->t.iteration + iterations
-                   : per_epoch(t) * (t->o.n_epochs + t->o.n_epochs_decay);
+                   : per_epoch(t) * schedule_epochs(t);
   while (t->t.iteration < end) {
     negcut_status st = negcut_trainer_step(t);
     if (st) return st;
@@ -616,13 +617,12 @@ static negcut_status load_tensor(negcut_trainer *t, const ngc_st_file *f, const 
   if (e->dtype != NGC_ST_F32 || e->nbytes != n * sizeof(float))
     return ngc_error(t->ctx, NEGCUT_ERR_BAD_FORMAT, "%s: tensor '%s' has the wrong dtype or size", path, name);
   if (!load) {
-    for (size_t i = 0; i < n; i++) {
-      float v;
-      memcpy(&v, (const unsigned char *)e->data + i * sizeof v, sizeof v); /* maybe unaligned */
-      if (!isfinite(v) || (nonneg && v < 0.0f))
-        return ngc_error(t->ctx, NEGCUT_ERR_BAD_FORMAT, "%s: tensor '%s' holds %g at %zu%s", path,
-                         name, (double)v, i, nonneg ? " (a second moment: finite, at least 0)" : "");
-    }
+    float v;
+    const int64_t i = ngc_st_f32_first_bad(e, nonneg, &v);
+    if (i >= 0)
+      return ngc_error(t->ctx, NEGCUT_ERR_BAD_FORMAT, "%s: tensor '%s' holds %g at %lld%s", path,
+                       name, (double)v, (long long)i,
+                       nonneg ? " (a second moment: finite, at least 0)" : "");
     return NEGCUT_OK;
   }
   float *buf = malloc(n ? n * sizeof *buf : 1);
@@ -659,7 +659,7 @@ negcut_status negcut_trainer_load_state(negcut_trainer *t, const char *path) {
   for (int i = 0; i < 13 && !st; i++) st = meta_u64(t->ctx, f, path, state_keys[i], lo[i], hi[i], &v[i]);
   /* the epoch: at most the one after the schedule's last, where a run that
    * finished it stands (the schedule is not in the fingerprint) */
-  if (!st && v[1] > (uint64_t)t->o.n_epochs + (uint64_t)t->o.n_epochs_decay + 1)
+  if (!st && v[1] > (uint64_t)schedule_epochs(t) + 1)
     st = ngc_error(t->ctx, NEGCUT_ERR_BAD_FORMAT,
                    "%s: epoch %" PRIu64 " is past this trainer's schedule of %d + %d epochs (a "
                    "state of a longer schedule?)",

@@ -88,10 +88,9 @@ negcut_status ngc_trainer_init(ngc_trainer *t, negcut_ctx *ctx, const ngc_train_
     return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
                      "trainer: NEGCUT needs an even num_patches (%d) and z_dim at least 1 (%d)",
                      (int)cfg->num_patches, (int)cfg->z_dim);
-  if (!(cfg->beta1 >= 0.0 && cfg->beta1 < 1.0 && cfg->beta2 >= 0.0 && cfg->beta2 < 1.0))
-    return ngc_error(ctx, NEGCUT_ERR_INVALID_ARGUMENT,
-                     "trainer: Adam's betas (%g, %g) must each be in [0, 1)", cfg->beta1,
-                     cfg->beta2);
+  /* the optimisers' settings, before the networks are built */
+  st = ngc_adam_check(ctx, cfg->lr, cfg->beta1, cfg->beta2, 1e-8, 0.0);
+  if (st) return st;
   ngc_tape_init(&t->tape, ctx);
   st = ngc_generator_build(&t->G, ctx, &cfg->g);
   if (!st) st = ngc_discriminator_build(&t->D, ctx, &cfg->d);
