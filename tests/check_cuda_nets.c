@@ -327,6 +327,10 @@ static float *translate(negcut_ctx *ctx, const char *path, int bf16, const float
   OK(ctx, negcut_model_load(&m, ctx, path));
   OK(ctx, negcut_translator_create(&tr, ctx, m, &to));
   OK(ctx, negcut_translate_f32(tr, x, n, h, w, y));
+  /* the images went through page-locked host buffers on CUDA */
+  const int pinned = ctx->be->kind == NEGCUT_BACKEND_CUDA;
+  ck_assert_int_eq(tr->in_host.pinned, pinned);
+  ck_assert_int_eq(tr->out_host.pinned, pinned);
   negcut_translator_free(tr);
   negcut_model_free(m);
   return y;

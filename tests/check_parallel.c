@@ -72,6 +72,9 @@ typedef struct comm {
   size_t count[2];
   float *sum;
   int calls, mismatch;
+  /* calls given a buffer other than the trainer's page-locked host copy
+   * where the trainer makes one (NEGCUT_ALLREDUCE_HOST on CUDA) */
+  int not_pinned[2];
 } comm;
 
 typedef struct rank_ctx {
@@ -87,6 +90,9 @@ typedef struct rank_ctx {
 static int sum_two(float *data, size_t count, void *user) {
   rank_ctx *r = user;
   comm *c = r->c;
+  const ngc_trainer *t = &r->t->t;
+  if (t->cfg.allreduce_host && (data != t->reduce_buf.data || !t->reduce_buf.pinned))
+    c->not_pinned[r->rank]++;
   c->data[r->rank] = data;
   c->count[r->rank] = count;
   pthread_barrier_wait(&c->bar);
@@ -263,6 +269,12 @@ static void run_mode(negcut_train_mode mode, const char *root, uint32_t flags) {
   }
   /* one allreduce per network and iteration (G, D, F; NEGCUT also N) */
   ck_assert_int_eq(c.calls, STEPS * n_nets(mode));
+  /* on CUDA, host copies (in page-locked memory) exactly when asked for */
+  const int host = g_backend == NEGCUT_BACKEND_CUDA && (flags & NEGCUT_ALLREDUCE_HOST);
+  for (int k = 0; k < 2; k++) {
+    ck_assert_int_eq(r[k].t->t.cfg.allreduce_host, host);
+    ck_assert_int_eq(c.not_pinned[k], 0);
+  }
 
   for (int k = 0; k < 2; k++) {
     negcut_ctx *rc = r[k].t->ctx;

@@ -112,6 +112,12 @@ typedef struct ngc_backend_ops {
   negcut_status (*download)(ngc_backend *be, void *host, const void *src, size_t bytes);
   negcut_status (*sync)(ngc_backend *be);
   void (*close)(ngc_backend *be);
+  /* Page-locked host memory, which upload and download move at the bus's
+   * full rate (a pageable buffer goes through the driver's own staging);
+   * NULL when out of it. NULL slots where the backend's memory is the
+   * host's (ngc_xfer_buf then takes aligned host memory). */
+  void *(*pinned_alloc)(ngc_backend *be, size_t bytes);
+  void (*pinned_free)(ngc_backend *be, void *p);
 
   /* ------------------------------------------------------ element-wise */
   negcut_status (*fill)(ngc_backend *be, ngc_tensor *y, float v);
@@ -347,5 +353,20 @@ void ngc_cuda_describe(char *buf, size_t cap);
 /* Aligned host memory for host backends (64-byte aligned). */
 void *ngc_host_alloc(ngc_backend *be, size_t bytes);
 void ngc_host_free(ngc_backend *be, void *p);
+
+/* A host buffer of floats that data goes to and from the backend through,
+ * kept for reuse: page-locked where the backend has such memory
+ * (ops.pinned_alloc), else, or when none is left, aligned host memory. */
+typedef struct ngc_xfer_buf {
+  float *data;
+  size_t cap;     /* floats */
+  int32_t pinned; /* data came from ops.pinned_alloc */
+} ngc_xfer_buf;
+
+/* Grows b to hold count floats (its contents are not kept);
+ * NEGCUT_ERR_OUT_OF_MEMORY, what naming the buffer's user, when it cannot. */
+negcut_status ngc_xfer_buf_grow(ngc_backend *be, ngc_xfer_buf *b, size_t count, const char *what);
+/* Frees b's memory (no transfer may still use it) and empties it. */
+void ngc_xfer_buf_release(ngc_backend *be, ngc_xfer_buf *b);
 
 #endif

@@ -1,4 +1,5 @@
-/* Opens backends by kind and describes what was compiled in. */
+/* Opens backends by kind and describes what was compiled in; the host
+ * buffers transfers go through (ngc_xfer_buf). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,4 +68,29 @@ void *ngc_host_alloc(ngc_backend *be, size_t bytes) {
 void ngc_host_free(ngc_backend *be, void *p) {
   (void)be;
   free(p);
+}
+
+negcut_status ngc_xfer_buf_grow(ngc_backend *be, ngc_xfer_buf *b, size_t count, const char *what) {
+  size_t bytes;
+  if (count <= b->cap) return NEGCUT_OK;
+  ngc_xfer_buf_release(be, b);
+  if (!ngc_mul_size(count, sizeof *b->data, &bytes))
+    return ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu floats", what,
+                     count);
+  if (be->ops.pinned_alloc) b->data = be->ops.pinned_alloc(be, bytes);
+  b->pinned = b->data != NULL;
+  if (!b->data) b->data = ngc_host_alloc(be, bytes);
+  if (!b->data)
+    return ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu floats", what,
+                     count);
+  b->cap = count;
+  return NEGCUT_OK;
+}
+
+void ngc_xfer_buf_release(ngc_backend *be, ngc_xfer_buf *b) {
+  if (b->pinned)
+    be->ops.pinned_free(be, b->data);
+  else
+    ngc_host_free(be, b->data);
+  *b = (ngc_xfer_buf){0};
 }

@@ -40,12 +40,6 @@ void ngc_error_clear(negcut_ctx *ctx);
 int ngc_mul_size(size_t a, size_t b, size_t *out);
 int ngc_add_size(size_t a, size_t b, size_t *out);
 
-/* A host buffer of floats kept for reuse: grows *buf (of *cap floats) to
- * hold count, contents kept; NEGCUT_ERR_OUT_OF_MEMORY, what naming the
- * buffer's user, when it cannot. */
-negcut_status ngc_grow_floats(negcut_ctx *ctx, float **buf, size_t *cap, size_t count,
-                              const char *what);
-
 /* An options struct's versions (options.c): version v (1..n) is the first
  * ends[v - 1] bytes of the current struct, where its last field ends
  * (NGC_END_OF; trailing padding is nobody's). Adding a field: append it,

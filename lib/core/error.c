@@ -58,15 +58,3 @@ int ngc_add_size(size_t a, size_t b, size_t *out) {
   *out = a + b;
   return 1;
 }
-
-negcut_status ngc_grow_floats(negcut_ctx *ctx, float **buf, size_t *cap, size_t count,
-                              const char *what) {
-  size_t bytes;
-  if (count <= *cap) return NEGCUT_OK;
-  float *nb = ngc_mul_size(count, sizeof *nb, &bytes) ? realloc(*buf, bytes) : NULL;
-  if (!nb)
-    return ngc_error(ctx, NEGCUT_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu floats", what, count);
-  *buf = nb;
-  *cap = count;
-  return NEGCUT_OK;
-}

@@ -17,8 +17,7 @@ struct negcut_translator {
   const negcut_model *model;
   negcut_translator_options opts;
   ngc_tape tape;
-  float *in_host, *out_host; /* (N, C, H, W) staging, grown as needed */
-  size_t in_cap, out_cap;
+  ngc_xfer_buf in_host, out_host; /* (N, C, H, W) staging, grown as needed */
   ngc_graph_cache graphs; /* CUDA graphs of the generator, per recent input shape */
   void *w_bf16;           /* bf16: the model's weights rounded once (tape.w_bf16), or NULL */
   ngc_wstore w_store;     /* the model's weights as the backend's convolutions take them

@@ -107,8 +107,8 @@ void negcut_translator_free(negcut_translator *tr) {
   ngc_tape_free(&tr->tape);
   if (tr->w_bf16) ngc_backend_free(tr->ctx->be, tr->w_bf16);
   ngc_wstore_clear(&tr->w_store);
-  free(tr->in_host);
-  free(tr->out_host);
+  ngc_xfer_buf_release(tr->ctx->be, &tr->in_host);
+  ngc_xfer_buf_release(tr->ctx->be, &tr->out_host);
   free(tr);
 }
 
@@ -198,16 +198,15 @@ static negcut_status run_region(negcut_translator *tr, const float *src, int64_t
   /* a pass that resumes where an earlier one stopped does not read its input */
   const int resumed = ctl && ctl->state && ctl->state->layer >= 0;
   if (!ctl) tr->exact_region[0] = tr->exact_region[1] = 0; /* not a run of exact tiles */
-  negcut_status st = ngc_grow_floats(ctx, &tr->in_host, &tr->in_cap, (size_t)(n * ci * ph * pw),
-                                     "translate");
-  if (!st) st = ngc_grow_floats(ctx, &tr->out_host, &tr->out_cap, (size_t)(n * co * ph * pw),
-                                "translate");
+  negcut_status st =
+      ngc_xfer_buf_grow(ctx->be, &tr->in_host, (size_t)(n * ci * ph * pw), "translate");
+  if (!st) st = ngc_xfer_buf_grow(ctx->be, &tr->out_host, (size_t)(n * co * ph * pw), "translate");
   if (st) return st;
   /* Reflect-pad inside the region: the padding sits at the bottom/right. */
   for (int64_t p = 0; p < n * ci && !resumed; p++)
     for (int64_t i = 0; i < ph; i++) {
       const float *row = src + (p * H + y0 + ngc_reflect_index(i, rh)) * W + x0;
-      float *dst = tr->in_host + (p * ph + i) * pw;
+      float *dst = tr->in_host.data + (p * ph + i) * pw;
       memcpy(dst, row, (size_t)rw * sizeof *dst);
       for (int64_t j = rw; j < pw; j++) dst[j] = row[ngc_reflect_index(j, rw)];
     }
@@ -215,18 +214,18 @@ static negcut_status run_region(negcut_translator *tr, const float *src, int64_t
   if (!st) st = ngc_tape_tensor(&tr->tape, &x, 4, (int64_t[4]){n, ci, ph, pw});
   if (!st) st = ngc_tape_tensor(&tr->tape, &y, 4, (int64_t[4]){n, co, ph, pw});
   if (!st && !resumed)
-    st = ctx->be->ops.upload(ctx->be, x.data, tr->in_host, (size_t)ngc_numel(&x) * sizeof(float));
+    st = ctx->be->ops.upload(ctx->be, x.data, tr->in_host.data, (size_t)ngc_numel(&x) * sizeof(float));
   if (!st)
     st = ctl ? ngc_seq_forward_ctl((ngc_net *)&m->net, &tr->tape, &x, &y, ctl)
              : run_generator(tr, &x, &y);
   if (!st && ctl && ctl->measure) return NEGCUT_OK;
   if (!st)
-    st = ctx->be->ops.download(ctx->be, tr->out_host, y.data, (size_t)ngc_numel(&y) * sizeof(float));
+    st = ctx->be->ops.download(ctx->be, tr->out_host.data, y.data, (size_t)ngc_numel(&y) * sizeof(float));
   if (st) return st;
   /* Crop (n, co, ph, pw) to (n, co, rh, rw) in place: rows only move down. */
   for (int64_t p = 0; p < n * co; p++)
     for (int64_t i = 0; i < rh; i++)
-      memmove(tr->out_host + (p * rh + i) * rw, tr->out_host + (p * ph + i) * pw,
+      memmove(tr->out_host.data + (p * rh + i) * rw, tr->out_host.data + (p * ph + i) * pw,
               (size_t)rw * sizeof(float));
   return NEGCUT_OK;
 }
@@ -299,7 +298,7 @@ static void exact_region(const negcut_translator *tr, int64_t H, int64_t W, int6
 }
 
 size_t ngc_translator_held_bytes(const negcut_translator *tr) {
-  return ngc_tape_held_bytes(&tr->tape) + (tr->in_cap + tr->out_cap) * sizeof(float);
+  return ngc_tape_held_bytes(&tr->tape) + (tr->in_host.cap + tr->out_host.cap) * sizeof(float);
 }
 
 /* Exact tiles of side t on an H x W image: the floats each tile may keep of
@@ -371,10 +370,8 @@ static void release_for_exact(negcut_translator *tr, int64_t reg_h, int64_t reg_
   if (same || !ngc_translator_held_bytes(tr)) return;
   ngc_graph_forget(&tr->graphs, tr->ctx->be); /* their memory goes */
   ngc_tape_release(&tr->tape);
-  free(tr->in_host);
-  free(tr->out_host);
-  tr->in_host = tr->out_host = NULL;
-  tr->in_cap = tr->out_cap = 0;
+  ngc_xfer_buf_release(tr->ctx->be, &tr->in_host);
+  ngc_xfer_buf_release(tr->ctx->be, &tr->out_host);
 }
 
 /* The tiles' results blended (plain tiles) or their cores pasted (ctl:
@@ -403,7 +400,7 @@ static negcut_status translate_tiled(negcut_translator *tr, const float *src, in
         float wgt = wy * (ctl ? (float)(xx >= g.tx && xx < g.tx + t) : ramp(j, rw, ov, x0 > 0, g.x1 < W));
         wsum[(y0 + i) * W + x0 + j] += wgt;
         for (int64_t c = 0; c < co; c++)
-          dst[(c * H + y0 + i) * W + x0 + j] += wgt * tr->out_host[(c * rh + i) * rw + j];
+          dst[(c * H + y0 + i) * W + x0 + j] += wgt * tr->out_host.data[(c * rh + i) * rw + j];
       }
     }
   }
@@ -528,14 +525,14 @@ static negcut_status translate_planar(negcut_translator *tr, const float *src, i
   tr->exact_tile = 0;
   if (ngc_run_bytes(tr, n, round4(H), round4(W), 0) <= tr->opts.max_memory_bytes && !tr->opts.tile_px) {
     st = run_region(tr, src, n, H, W, 0, 0, H, W, NULL);
-    if (!st) memcpy(dst, tr->out_host, (size_t)(n * co * H * W) * sizeof *dst);
+    if (!st) memcpy(dst, tr->out_host.data, (size_t)(n * co * H * W) * sizeof *dst);
     return st;
   }
   if (n > 1 && ngc_run_bytes(tr, 1, round4(H), round4(W), 0) <= tr->opts.max_memory_bytes &&
       !tr->opts.tile_px) {
     for (int64_t i = 0; i < n && !st; i++) {
       st = run_region(tr, src + i * ci * H * W, 1, H, W, 0, 0, H, W, NULL);
-      if (!st) memcpy(dst + i * co * H * W, tr->out_host, (size_t)(co * H * W) * sizeof *dst);
+      if (!st) memcpy(dst + i * co * H * W, tr->out_host.data, (size_t)(co * H * W) * sizeof *dst);
     }
     return st;
   }

@@ -288,9 +288,9 @@ static negcut_status reduce_grads(ngc_trainer *t, ngc_net *net) {
   float *data = net->grads.data;
   negcut_status st;
   if (c->allreduce_host) {
-    st = ngc_grow_floats(ctx, &t->reduce_buf, &t->reduce_cap, n, "trainer (allreduce's host copy)");
+    st = ngc_xfer_buf_grow(be, &t->reduce_buf, n, "trainer (allreduce's host copy)");
     if (st) return st;
-    data = t->reduce_buf;
+    data = t->reduce_buf.data;
     st = be->ops.download(be, data, net->grads.data, bytes); /* waits for the gradients */
   } else {
     st = be->ops.sync(be);

@@ -83,8 +83,7 @@ typedef struct ngc_trainer {
   ngc_graph_cache graphs;
   int32_t eager; /* never record the step */
   /* cfg.allreduce_host's host copy of a gradient slab (the largest yet) */
-  float *reduce_buf;
-  size_t reduce_cap; /* floats */
+  ngc_xfer_buf reduce_buf;
 } ngc_trainer;
 
 /* Fills cfg with the reference defaults of mode. */

@@ -148,6 +148,6 @@ void ngc_trainer_release(ngc_trainer *t) {
   ngc_net_release(&t->N);
   ngc_net_release(&t->F_ema);
   ngc_tape_free(&t->tape);
-  free(t->reduce_buf);
+  if (t->ctx) ngc_xfer_buf_release(t->ctx->be, &t->reduce_buf);
   memset(t, 0, sizeof *t);
 }

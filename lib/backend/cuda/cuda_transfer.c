@@ -258,10 +258,29 @@ static negcut_status cuda_sync(ngc_backend *be) {
   return st;
 }
 
+/* Page-locked memory for the callers' transfer buffers (ngc_xfer_buf). A
+ * refusal is no error: the caller takes pageable memory instead. */
+static void *cuda_pinned_alloc(ngc_backend *be, size_t bytes) {
+  void *p = NULL;
+  (void)be;
+  if (cudaHostAlloc(&p, bytes ? bytes : 1, cudaHostAllocDefault) != cudaSuccess) {
+    (void)cudaGetLastError(); /* not the next launch's error */
+    return NULL;
+  }
+  return p;
+}
+
+static void cuda_pinned_free(ngc_backend *be, void *p) {
+  (void)be;
+  if (p) (void)ngc_cuda_host_free(p);
+}
+
 void ngc_cuda_fill_memory_ops(ngc_backend_ops *ops) {
   ops->alloc = ngc_cuda_alloc;
   ops->free = ngc_cuda_free;
   ops->upload = cuda_upload;
   ops->download = cuda_download;
   ops->sync = cuda_sync;
+  ops->pinned_alloc = cuda_pinned_alloc;
+  ops->pinned_free = cuda_pinned_free;
 }
