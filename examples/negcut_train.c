@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +39,12 @@
 
 #include "train/train_cli.h"
 
-static volatile sig_atomic_t stop_signal;
-static time_t first_signal_s;
+/* Atomic: the handler may run on any thread (the data thread, OpenMP's);
+ * lock-free, as a handler needs. */
+static atomic_int stop_signal;
+static atomic_llong first_signal_s;
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
+               "the signal handler's atomics must be lock-free");
 
 /* The first SIGINT or SIGTERM asks for a stop after the current iteration.
  * One that comes 2 s or more later kills at once; an earlier one is taken as

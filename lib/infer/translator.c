@@ -487,9 +487,14 @@ static negcut_status translate_exact(negcut_translator *tr, const float *src, in
       count += (double)ctl.count;
     }
     if (st) break;
-    /* the norm's affine map, as inorm_fwd computes it: rstd in double, then float */
+    /* the norm's affine map, as inorm_fwd computes it: rstd in double, then
+     * float. A channel that is one value over the whole image (M2 exactly 0)
+     * normalises to exactly 0, as (x - mean) * rstd gives it; x * r - mean * r
+     * would leave a rounding of mean * r, which the next norms, at rstd
+     * 1/sqrt(eps), blow up into a pattern on a flat image. */
     memset(host_w, 0, (size_t)(C * C + C) * sizeof *host_w);
     for (int64_t c = 0; c < C; c++) {
+      if (m2[c] == 0.0) continue; /* its map is y = 0 */
       const float r = (float)(1.0 / sqrt(m2[c] / count + 1e-5)), mean = (float)mu[c];
       host_w[c * C + c] = r;
       host_w[C * C + c] = -mean * r;

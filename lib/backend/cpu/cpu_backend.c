@@ -2,6 +2,7 @@
  * Starts from the reference slots and overrides the ones it speeds up. */
 #include <cblas.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -19,6 +20,10 @@ negcut_status ngc_cpu_check(ngc_backend *be, dnnl_status_t s, const char *what) 
     return ngc_error(be->ctx, NEGCUT_ERR_UNSUPPORTED, "oneDNN %s: no implementation", what);
   return ngc_error(be->ctx, NEGCUT_ERR_BACKEND, "oneDNN %s failed (status %d)", what, (int)s);
 }
+
+/* OpenBLAS's thread count is the process's (ngc_cpu_open). */
+static pthread_once_t g_openblas_once = PTHREAD_ONCE_INIT;
+static void openblas_single_thread(void) { openblas_set_num_threads(1); }
 
 static void cpu_close(ngc_backend *be) {
   ngc_cpu *c = ngc_cpu_of(be);
@@ -65,8 +70,10 @@ negcut_status ngc_cpu_open(negcut_ctx *ctx, ngc_backend **out) {
   c->wino_min_pixels = NGC_WINOGRAD_MIN_PIXELS;
   if (ngc_cpu_avx512()) be->winograd_scratch_max = NGC_WINOGRAD_MAX_SCRATCH;
   /* One thread budget: OpenBLAS runs single-threaded inside our OpenMP
-   * regions instead of starting its own pool that fights OpenMP's. */
-  openblas_set_num_threads(1);
+   * regions instead of starting its own pool that fights OpenMP's. Once
+   * per process: it writes OpenBLAS's global, which another context's
+   * thread may be reading inside a product. */
+  pthread_once(&g_openblas_once, openblas_single_thread);
   *out = be;
   return NEGCUT_OK;
 }

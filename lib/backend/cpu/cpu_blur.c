@@ -20,8 +20,11 @@
 
 /* The library is built for baseline x86-64; these loops are memory-bound
  * streams that only keep up with memory when vectorised wide, so the plane
- * functions are cloned per ISA and picked at load time. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+ * functions are cloned per ISA and picked at load time (not under
+ * ThreadSanitizer, whose calls in the ifunc resolvers would run before it
+ * has started). */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && \
+    !defined(__SANITIZE_THREAD__)
 #define NGC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define NGC_CLONES

@@ -38,9 +38,11 @@ static inline int ngc_cpu_nt(ngc_backend *be, int64_t work) {
  * v4 (AVX-512), and the loader picks one per machine (ifunc). The choice is
  * fixed for a process, so runs stay bit-identical on one machine; another
  * machine may differ in the last bits. Only on static functions called from
- * inside a parallel loop: the bodies OpenMP outlines are not cloned. */
+ * inside a parallel loop: the bodies OpenMP outlines are not cloned. Not
+ * under ThreadSanitizer, whose calls in the ifunc resolvers would run before
+ * it has started. */
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && \
-    defined(__ELF__)
+    defined(__ELF__) && !defined(__SANITIZE_THREAD__)
 #define NGC_CPU_CLONES \
   __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #define NGC_CPU_HAS_CLONES 1
