@@ -315,7 +315,9 @@ static int train(const cli_world *w, int argc, char **argv, int *collective) {
     goto agree;
   }
   st = negcut_trainer_create(&r.t, r.ctx, &s.o);
-  if (st == NEGCUT_OK) st = cli_world_attach(w, r.t, s.allreduce_host);
+  if (st == NEGCUT_OK)
+    st = cli_world_attach(w, r.t, &s,
+                          negcut_ctx_backend(r.ctx) == NEGCUT_BACKEND_CUDA ? (int)co.device : -1);
   if (st == NEGCUT_OK && s.resume) st = negcut_trainer_load_state(r.t, path);
   if (st != NEGCUT_OK) {
     fprintf(stderr, "negcut-train: %s (%s)\n", negcut_ctx_last_error(r.ctx), negcut_status_str(st));

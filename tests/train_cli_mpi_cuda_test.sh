@@ -7,11 +7,19 @@
 # (with --allreduce-host, which asks for the host copies whatever MPI says).
 # The losses logged at every iteration are the CPU backend's 2-rank run's
 # (to 1e-3 relative: cuDNN and oneDNN sum in different orders). Ranks on
-# different backends are refused before any step.
-# usage: train_cli_mpi_cuda_test.sh BUILD_EXAMPLES_DIR MPIEXEC
+# different backends are refused before any step. Where negcut-train-mpi
+# has NCCL (NCCL=ON; on the emulator, tests/cudaemu's NCCL over MPI), the
+# run with a GPU per rank sums through NCCL, named on stderr, and saves the
+# bytes of the same run with --no-nccl (MPI on host copies): a sum of two
+# floats is one rounding either way.
+# On the emulator (EMU), NCCL's setup failing on rank 1 alone stops every
+# rank at the first step, each saying so, none waiting for the others.
+# usage: train_cli_mpi_cuda_test.sh BUILD_EXAMPLES_DIR MPIEXEC [NCCL [EMU]]
 set -euo pipefail
 bin=$1
 mpiexec=$2
+nccl=${3:-OFF}
+emu=${4:-}
 # shellcheck source=tests/cuda_device.sh
 source "$(dirname "$0")/cuda_device.sh"
 need_cuda_device "$bin/negcut-info"
@@ -37,6 +45,30 @@ if [ "$devices" -ge 2 ]; then
   [ "$rc" = 0 ] || { cat "$tmp/own.err"; fail "exit $rc with $devices GPUs"; }
   grep -q "on cuda (device 0, " "$tmp/own.err" || { cat "$tmp/own.err"; fail "rank 0 not on device 0"; }
   runs=(own)
+  if [ "$nccl" = ON ]; then
+    grep -q "NCCL .* sums the gradients over 2 GPUs" "$tmp/own.err" ||
+      { cat "$tmp/own.err"; fail "NCCL not named"; }
+    echo "== --no-nccl: the same run through MPI"
+    mpi "${ck[@]}" --name mpi --backend cuda --no-nccl "${tiny[@]}" > "$tmp/mpi.jsonl" \
+      2> "$tmp/mpi.err" || { cat "$tmp/mpi.err"; fail "the --no-nccl run failed"; }
+    ! grep -q NCCL "$tmp/mpi.err" || { cat "$tmp/mpi.err"; fail "NCCL used with --no-nccl"; }
+    for f in latest_net_G latest_net_D latest_net_F; do
+      cmp -s "$tmp/ck/own/$f.safetensors" "$tmp/ck/mpi/$f.safetensors" ||
+        fail "$f: NCCL's run and MPI's differ"
+    done
+    echo "NCCL and MPI runs saved the same G, D and F"
+    if [ "$emu" = EMU ]; then
+      echo "== NCCL's setup fails on rank 1"
+      rc=0
+      NGC_EMU_NCCL_FAIL_RANK=1 mpi "${ck[@]}" --name bad --backend cuda "${tiny[@]}" \
+        > /dev/null 2> "$tmp/bad.err" || rc=$?
+      [ "$rc" != 0 ] || { cat "$tmp/bad.err"; fail "exit 0 with NCCL's setup failed"; }
+      grep -q "rank 1: NCCL setup: unhandled system error" "$tmp/bad.err" &&
+        grep -q "rank 0: NCCL setup: another rank failed (--no-nccl" "$tmp/bad.err" ||
+        { cat "$tmp/bad.err"; fail "the ranks did not both say why"; }
+      [ ! -e "$tmp/ck/bad/train_state.safetensors" ] || fail "a state was saved"
+    fi
+  fi
 else
   [ "$rc" = 1 ] || { cat "$tmp/own.err"; fail "exit $rc, not 1, with rank 1 on a missing GPU"; }
   grep -q "device 1, but 1 present" "$tmp/own.err" || { cat "$tmp/own.err"; fail "device 1 not named"; }

@@ -60,6 +60,8 @@ static const opt_def defs[] = {
      "GPU ordinal (0; negcut-train-mpi: each rank's rank on its machine)"},
     {"allreduce-host", K_FLAG, S(allreduce_host), 0, 1, NULL, 0,
      "negcut-train-mpi: give MPI host copies of the gradients even if it says it is CUDA-aware"},
+    {"no-nccl", K_FLAG, S(no_nccl), 0, 1, NULL, 0,
+     "negcut-train-mpi on GPUs: sum the gradients through MPI, not NCCL"},
     {"eager", K_FLAG, O(eager), 0, 1, NULL, 0, "GPU: run every step unrecorded (no CUDA graphs)"},
     {"tf32", K_FLAG, O(tf32), 0, 1, NULL, 1, "GPU: convolutions may round to TF32 (PyTorch's default)"},
     {"conv", K_CHOICE, O(conv_algo), 0, 0, "auto|direct|winograd", 1,

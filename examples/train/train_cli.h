@@ -24,6 +24,7 @@ typedef struct cli_settings {
   negcut_backend_kind backend;
   int32_t device; /* GPU ordinal; -1: the world's (cli_world_device) */
   int32_t allreduce_host; /* host copies for MPI even where it is CUDA-aware */
+  int32_t no_nccl;        /* GPU ranks sum through MPI even where NCCL is built in */
   int64_t save_every, display_every; /* iterations */
   int32_t resume;
 } cli_settings;
@@ -106,10 +107,14 @@ typedef struct cli_world {
 /* MPI_Init (where built with MPI); 0 on success. */
 int cli_world_init(cli_world *w, int *argc, char ***argv);
 /* Makes t one rank of w (negcut_trainer_set_data_parallel_v2), where w has
- * more than one: the MPI sums the gradients where they are if it is
- * CUDA-aware and host is 0, and the trainer's host copies of them
- * otherwise. */
-negcut_status cli_world_attach(const cli_world *w, negcut_trainer *t, int host);
+ * more than one. gpu: the GPU t's context runs on, or -1 for another
+ * backend. On GPUs NCCL sums the gradients where they are, where it is
+ * built in (NEGCUT_TRAIN_NCCL) and neither s->no_nccl nor
+ * s->allreduce_host is set; else MPI does, where they are if it is
+ * CUDA-aware and s->allreduce_host is 0, on the trainer's host copies of
+ * them otherwise. */
+negcut_status cli_world_attach(const cli_world *w, negcut_trainer *t, const cli_settings *s,
+                               int gpu);
 /* The GPU a rank uses unless --device says: its rank on this machine (one
  * GPU per rank); 0 alone. */
 int cli_world_device(const cli_world *w);
@@ -121,7 +126,8 @@ int cli_world_max(const cli_world *w, int v);
 void cli_world_wait(const cli_world *w);
 /* Ends every rank with status rc (MPI_Abort), where there are others. */
 void cli_world_abort(const cli_world *w, int rc);
-/* MPI_Finalize, where built with MPI. */
+/* Ends NCCL's communicator if one was set up, then MPI_Finalize, where
+ * built with MPI. */
 void cli_world_finish(const cli_world *w);
 
 /* Shared helpers. */

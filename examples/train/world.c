@@ -1,7 +1,10 @@
 /* The processes of one training run (train_cli.h): MPI's, in
  * negcut-train-mpi (built with NEGCUT_TRAIN_MPI where CMake finds MPI), or
- * this process alone in negcut-train. */
+ * this process alone in negcut-train. GPU ranks sum their gradients with
+ * NCCL where it is built in (NEGCUT_TRAIN_NCCL). */
 #include <limits.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "train_cli.h"
 
@@ -25,6 +28,90 @@ static int allreduce(float *data, size_t count, void *user) {
   return 0;
 }
 
+#ifdef NEGCUT_TRAIN_NCCL
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+/* NCCL over the ranks' GPUs, set up at the first sum: every rank is then
+ * in its first step, past the checks where a rank may give up alone (one
+ * that failed before would leave the others waiting in NCCL's setup, as it
+ * would in MPI's sums). One trainer per process, so one communicator. */
+typedef struct nccl_world {
+  int device; /* this rank's GPU */
+  int state;  /* 0 not set up yet, 1 ready, -1 failed */
+  ncclComm_t comm;
+  cudaStream_t stream;
+} nccl_world;
+
+static nccl_world g_nccl;
+
+static int nccl_failed(nccl_world *n, const char *what, const char *why) {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  fprintf(stderr, "negcut-train: rank %d: NCCL %s: %s (--no-nccl sums through MPI instead)\n", rank,
+          what, why);
+  n->state = -1;
+  return 1;
+}
+
+/* Every rank's ok, or 0 (so that all take the same path). */
+static int all_ok(int ok) {
+  MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  return ok;
+}
+
+/* The communicator, on every rank or none; 0 on success. Each rank makes
+ * the same collective calls whatever fails locally. */
+static int nccl_setup(nccl_world *n) {
+  ncclUniqueId id;
+  int rank = 0, size = 1, version = 0;
+  const char *why = "another rank failed";
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  memset(&id, 0, sizeof id);
+  ncclResult_t r = rank == 0 ? ncclGetUniqueId(&id) : ncclSuccess;
+  if (r != ncclSuccess) why = ncclGetErrorString(r);
+  MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
+  cudaError_t e = cudaSetDevice(n->device);
+  if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&n->stream, cudaStreamNonBlocking);
+  if (e != cudaSuccess) why = cudaGetErrorString(e);
+  if (!all_ok(r == ncclSuccess && e == cudaSuccess)) {
+    if (e == cudaSuccess) cudaStreamDestroy(n->stream);
+    return nccl_failed(n, "setup", why);
+  }
+  r = ncclCommInitRank(&n->comm, size, id, rank);
+  if (!all_ok(r == ncclSuccess)) {
+    if (r == ncclSuccess) ncclCommDestroy(n->comm);
+    cudaStreamDestroy(n->stream);
+    return nccl_failed(n, "setup", r != ncclSuccess ? ncclGetErrorString(r) : why);
+  }
+  n->state = 1;
+  if (rank == 0 && ncclGetVersion(&version) == ncclSuccess)
+    fprintf(stderr, "negcut-train: NCCL %d.%d.%d sums the gradients over %d GPUs\n",
+            version / 10000, version / 100 % 100, version % 100, size);
+  return 0;
+}
+
+/* negcut_allreduce_fn on device memory: sums in place over the ranks. */
+static int nccl_allreduce(float *data, size_t count, void *user) {
+  nccl_world *n = user;
+  if (n->state == 0 && nccl_setup(n)) return 1;
+  if (n->state < 0) return 1;
+  const ncclResult_t r = ncclAllReduce(data, data, count, ncclFloat32, ncclSum, n->comm, n->stream);
+  if (r != ncclSuccess) return nccl_failed(n, "all-reduce", ncclGetErrorString(r));
+  const cudaError_t e = cudaStreamSynchronize(n->stream); /* the trainer reads them next */
+  if (e != cudaSuccess) return nccl_failed(n, "all-reduce", cudaGetErrorString(e));
+  return 0;
+}
+
+static void nccl_close(nccl_world *n) {
+  if (n->state != 1) return;
+  ncclCommDestroy(n->comm);
+  cudaStreamDestroy(n->stream);
+  n->state = 0;
+}
+#endif
+
 int cli_world_init(cli_world *w, int *argc, char ***argv) {
   MPI_Comm node;
   *w = (cli_world){0, 1, 0, 0};
@@ -42,11 +129,19 @@ int cli_world_init(cli_world *w, int *argc, char ***argv) {
   return 0;
 }
 
-negcut_status cli_world_attach(const cli_world *w, negcut_trainer *t, int host) {
-  const uint32_t flags = w->cuda_aware && !host ? 0u : NEGCUT_ALLREDUCE_HOST;
-  return w->size > 1 ? negcut_trainer_set_data_parallel_v2(t, w->rank, w->size, allreduce, NULL,
-                                                           flags)
-                     : NEGCUT_OK;
+negcut_status cli_world_attach(const cli_world *w, negcut_trainer *t, const cli_settings *s,
+                               int gpu) {
+  if (w->size == 1) return NEGCUT_OK;
+#ifdef NEGCUT_TRAIN_NCCL
+  if (gpu >= 0 && !s->no_nccl && !s->allreduce_host) {
+    g_nccl = (nccl_world){.device = gpu};
+    return negcut_trainer_set_data_parallel_v2(t, w->rank, w->size, nccl_allreduce, &g_nccl, 0);
+  }
+#else
+  (void)gpu;
+#endif
+  const uint32_t flags = w->cuda_aware && !s->allreduce_host ? 0u : NEGCUT_ALLREDUCE_HOST;
+  return negcut_trainer_set_data_parallel_v2(t, w->rank, w->size, allreduce, NULL, flags);
 }
 
 void cli_world_sum(const cli_world *w, double *v, int n) {
@@ -68,6 +163,9 @@ void cli_world_abort(const cli_world *w, int rc) {
 
 void cli_world_finish(const cli_world *w) {
   (void)w;
+#ifdef NEGCUT_TRAIN_NCCL
+  nccl_close(&g_nccl);
+#endif
   MPI_Finalize();
 }
 
@@ -80,10 +178,12 @@ int cli_world_init(cli_world *w, int *argc, char ***argv) {
   return 0;
 }
 
-negcut_status cli_world_attach(const cli_world *w, negcut_trainer *t, int host) {
+negcut_status cli_world_attach(const cli_world *w, negcut_trainer *t, const cli_settings *s,
+                               int gpu) {
   (void)w;
   (void)t;
-  (void)host;
+  (void)s;
+  (void)gpu;
   return NEGCUT_OK;
 }
 

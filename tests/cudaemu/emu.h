@@ -25,6 +25,12 @@ std::unique_lock<std::recursive_mutex> emu_lock();
 
 /* Queues fn on stream s, or adds it to the graph s is capturing. */
 cudaError_t emu_enqueue(cudaStream_t s, const char *what, std::function<void()> fn);
+/* The same for work on a non-blocking stream that runs as late as CUDA
+ * lets it: it is queued only when the host synchronises that stream (or the
+ * device), or when more work is queued on it, so work on other streams that
+ * the host did not order after it runs first (an all-reduce whose result is
+ * read without waiting for it reads the bytes from before). */
+cudaError_t emu_enqueue_late(cudaStream_t s, const char *what, std::function<void()> fn);
 
 /* Whether [p, p + bytes) lies inside one device (or pinned host) allocation. */
 int emu_is_device(const void *p, size_t bytes);

@@ -64,6 +64,7 @@ struct CUstream_st {
   int legacy;
   CUgraph_st *capture; /* the graph being captured, or NULL */
   int invalid;         /* the capture was invalidated */
+  std::vector<Node> late; /* emu_enqueue_late's, not queued yet */
 };
 struct CUevent_st {
   uint64_t seq; /* the queue position it marks; 0: never recorded */
@@ -72,7 +73,7 @@ struct CUevent_st {
 namespace {
 
 std::recursive_mutex g_mu;
-CUstream_st g_legacy = {1, 1, nullptr, 0};
+CUstream_st g_legacy = {1, 1, nullptr, 0, {}};
 std::vector<CUstream_st *> g_streams; /* created ones */
 std::deque<Op> g_queue;
 uint64_t g_seq;  /* the last queued */
@@ -220,10 +221,18 @@ float emu_tf32(float v) {
   return v;
 }
 
+/* Queues s's late work (emu_enqueue_late), after everything queued so far. */
+static void flush_late(CUstream_st *s) {
+  for (Node &n : s->late)
+    g_queue.push_back(Op{s, n.what, std::move(n.fn), ++g_seq, n.host, n.host_bytes});
+  s->late.clear();
+}
+
 /* emu_enqueue, for a copy that reads or writes the pinned host range. */
 static cudaError_t enqueue_host(cudaStream_t stream, const char *what, std::function<void()> fn,
                                 const void *host, size_t host_bytes) {
   CUstream_st *s = resolve(stream);
+  flush_late(s); /* a stream's work runs in its order */
   if (s->capture) {
     if (s->invalid) return fail(cudaErrorStreamCaptureInvalidated);
     s->capture->nodes.push_back(Node{what, std::move(fn), host, host_bytes});
@@ -242,6 +251,13 @@ static cudaError_t enqueue_host(cudaStream_t stream, const char *what, std::func
 
 cudaError_t emu_enqueue(cudaStream_t stream, const char *what, std::function<void()> fn) {
   return enqueue_host(stream, what, std::move(fn), nullptr, 0);
+}
+
+cudaError_t emu_enqueue_late(cudaStream_t stream, const char *what, std::function<void()> fn) {
+  CUstream_st *s = resolve(stream);
+  if (s->blocking || s->capture) return emu_enqueue(stream, what, std::move(fn));
+  s->late.push_back(Node{what, std::move(fn), nullptr, 0});
+  return cudaSuccess;
 }
 
 /* ------------------------------------------------------------- fibers */
@@ -639,6 +655,7 @@ cudaError_t cudaFreeHost(void *p) {
 cudaError_t cudaDeviceSynchronize(void) {
   auto lock = emu_lock();
   if (CUstream_st *c = any_capture()) return refuse_in_capture(c, "cudaDeviceSynchronize");
+  for (CUstream_st *c : g_streams) flush_late(c);
   run_until(g_seq);
   return cudaSuccess;
 }
@@ -647,7 +664,7 @@ cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags) {
   auto lock = emu_lock();
-  CUstream_st *n = new CUstream_st{(flags & cudaStreamNonBlocking) ? 0 : 1, 0, nullptr, 0};
+  CUstream_st *n = new CUstream_st{(flags & cudaStreamNonBlocking) ? 0 : 1, 0, nullptr, 0, {}};
   g_streams.push_back(n);
   *s = n;
   return cudaSuccess;
@@ -658,6 +675,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   CUstream_st *s = resolve(stream);
   if (s->legacy) return fail(cudaErrorInvalidValue);
   if (s->capture) return refuse_in_capture(s, "cudaStreamDestroy");
+  flush_late(s);
   run_until(last_of(s)); /* its work still runs */
   for (size_t i = 0; i < g_streams.size(); i++)
     if (g_streams[i] == s) g_streams.erase(g_streams.begin() + (long)i);
@@ -673,6 +691,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     for (CUstream_st *c : g_streams)
       if (c->capture && c->blocking)
         return refuse_in_capture(c, "cudaStreamSynchronize of the legacy stream");
+  flush_late(s);
   run_until(last_of(s));
   return cudaSuccess;
 }
