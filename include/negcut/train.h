@@ -35,6 +35,12 @@ typedef int32_t negcut_train_mode;
 #define NEGCUT_MODE_NEGCUT 2
 #define NEGCUT_MODE_FASTNEGCUT 3
 
+/* The reference's --preprocess. SCALE_WIDTH and NONE keep each image's
+ * aspect (NONE its size, rounded to multiples of 4): an A image must then
+ * come out the size of the B image drawn with it, since a step takes A and
+ * B at one size; a pair that does not fails its step with
+ * NEGCUT_ERR_UNSUPPORTED, naming both sizes. (The reference's Fast modes,
+ * which never batch A with B, take such pairs; its CUT does not.) */
 typedef int32_t negcut_preprocess;
 #define NEGCUT_PREPROCESS_RESIZE_AND_CROP 0
 #define NEGCUT_PREPROCESS_CROP 1
