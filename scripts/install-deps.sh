@@ -12,6 +12,7 @@ packages=(
   check libsubunit-dev                      # unit tests
   python3-torch python3-numpy python3-pil   # PyTorch parity tests and tools/
   abigail-tools binutils                    # ABI and symbol checks
+  libasan8 libubsan1 libtsan2               # gcc's sanitizer runtimes (test-all.sh's sanitizer stages)
   clang libclang-rt-14-dev libomp-dev       # fuzzing (tests/fuzz): clang, libFuzzer, clang's OpenMP
   libopenmpi-dev openmpi-bin                # data-parallel training over MPI (tests/check_mpi.c)
 )

@@ -4,8 +4,9 @@
 # its unit and parity tests again with oneDNN capped to lesser instruction
 # sets, then the CUDA backend's tests (label cuda) against the CPU emulator of
 # tests/cudaemu, then an address+undefined sanitizer build (without CUDA)
-# that must export the same ABI and runs the unit tests, then the libFuzzer
-# targets of tests/fuzz, briefly.
+# that must export the same ABI and runs the unit tests, then the threaded
+# tests under ThreadSanitizer, then the libFuzzer targets of tests/fuzz,
+# briefly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -65,6 +66,19 @@ echo "== unit tests under the sanitizers"
 CK_FORK=no ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -L unit -j"$jobs"
+
+echo "== thread sanitizer (the tests whose threads are the library's users')"
+# One model translated by four threads at once (check_translate), two
+# trainers on two threads with an allreduce between them and the data
+# loader's own thread (check_parallel). Their contexts run one thread each:
+# libgomp's barriers are invisible to ThreadSanitizer, so OpenMP teams would
+# only give false reports. tests/tsan.supp leaves out the runtimes built
+# without it (libgomp, oneDNN, OpenBLAS).
+cmake -S . -B build-tsan -DNEGCUT_TSAN=ON -DNEGCUT_WITH_CUDA=OFF -DNEGCUT_BUILD_EXAMPLES=OFF \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNEGCUT_WERROR=ON >/dev/null
+cmake --build build-tsan -j"$jobs" --target check_translate check_parallel >/dev/null
+CK_FORK=no OMP_NUM_THREADS=1 TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1" \
+  ctest --test-dir build-tsan --output-on-failure -R '^(check_translate|check_parallel)$' -j"$jobs"
 
 echo "== fuzzing (clang, libFuzzer)"
 # The library built by clang for libFuzzer, with the address and undefined
