@@ -37,7 +37,8 @@ static int allreduce(float *data, size_t count, void *user) {
  * that failed before would leave the others waiting in NCCL's setup, as it
  * would in MPI's sums). One trainer per process, so one communicator. */
 typedef struct nccl_world {
-  int device; /* this rank's GPU */
+  int rank, size; /* the world's */
+  int device;     /* this rank's GPU */
   int state;  /* 0 not set up yet, 1 ready, -1 failed */
   ncclComm_t comm;
   cudaStream_t stream;
@@ -46,10 +47,8 @@ typedef struct nccl_world {
 static nccl_world g_nccl;
 
 static int nccl_failed(nccl_world *n, const char *what, const char *why) {
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  fprintf(stderr, "negcut-train: rank %d: NCCL %s: %s (--no-nccl sums through MPI instead)\n", rank,
-          what, why);
+  fprintf(stderr, "negcut-train: rank %d: NCCL %s: %s (--no-nccl sums through MPI instead)\n",
+          n->rank, what, why);
   n->state = -1;
   return 1;
 }
@@ -64,12 +63,10 @@ static int all_ok(int ok) {
  * the same collective calls whatever fails locally. */
 static int nccl_setup(nccl_world *n) {
   ncclUniqueId id;
-  int rank = 0, size = 1, version = 0;
+  int version = 0;
   const char *why = "another rank failed";
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
   memset(&id, 0, sizeof id);
-  ncclResult_t r = rank == 0 ? ncclGetUniqueId(&id) : ncclSuccess;
+  ncclResult_t r = n->rank == 0 ? ncclGetUniqueId(&id) : ncclSuccess;
   if (r != ncclSuccess) why = ncclGetErrorString(r);
   MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
   cudaError_t e = cudaSetDevice(n->device);
@@ -79,16 +76,16 @@ static int nccl_setup(nccl_world *n) {
     if (e == cudaSuccess) cudaStreamDestroy(n->stream);
     return nccl_failed(n, "setup", why);
   }
-  r = ncclCommInitRank(&n->comm, size, id, rank);
+  r = ncclCommInitRank(&n->comm, n->size, id, n->rank);
   if (!all_ok(r == ncclSuccess)) {
     if (r == ncclSuccess) ncclCommDestroy(n->comm);
     cudaStreamDestroy(n->stream);
     return nccl_failed(n, "setup", r != ncclSuccess ? ncclGetErrorString(r) : why);
   }
   n->state = 1;
-  if (rank == 0 && ncclGetVersion(&version) == ncclSuccess)
+  if (n->rank == 0 && ncclGetVersion(&version) == ncclSuccess)
     fprintf(stderr, "negcut-train: NCCL %d.%d.%d sums the gradients over %d GPUs\n",
-            version / 10000, version / 100 % 100, version % 100, size);
+            version / 10000, version / 100 % 100, version % 100, n->size);
   return 0;
 }
 
@@ -134,7 +131,7 @@ negcut_status cli_world_attach(const cli_world *w, negcut_trainer *t, const cli_
   if (w->size == 1) return NEGCUT_OK;
 #ifdef NEGCUT_TRAIN_NCCL
   if (gpu >= 0 && !s->no_nccl && !s->allreduce_host) {
-    g_nccl = (nccl_world){.device = gpu};
+    g_nccl = (nccl_world){.rank = w->rank, .size = w->size, .device = gpu};
     return negcut_trainer_set_data_parallel_v2(t, w->rank, w->size, nccl_allreduce, &g_nccl, 0);
   }
 #else

@@ -74,12 +74,11 @@ negcut_status ngc_xfer_buf_grow(ngc_backend *be, ngc_xfer_buf *b, size_t count, 
   size_t bytes;
   if (count <= b->cap) return NEGCUT_OK;
   ngc_xfer_buf_release(be, b);
-  if (!ngc_mul_size(count, sizeof *b->data, &bytes))
-    return ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu floats", what,
-                     count);
-  if (be->ops.pinned_alloc) b->data = be->ops.pinned_alloc(be, bytes);
-  b->pinned = b->data != NULL;
-  if (!b->data) b->data = ngc_host_alloc(be, bytes);
+  if (ngc_mul_size(count, sizeof *b->data, &bytes)) {
+    if (be->ops.pinned_alloc) b->data = be->ops.pinned_alloc(be, bytes);
+    b->pinned = b->data != NULL;
+    if (!b->data) b->data = ngc_host_alloc(be, bytes);
+  }
   if (!b->data)
     return ngc_error(be->ctx, NEGCUT_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu floats", what,
                      count);
