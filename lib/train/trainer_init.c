@@ -4,6 +4,10 @@
 
 #include "train.h"
 
+/* Adam's eps: PyTorch's default, which the reference keeps (REFERENCE.md 6);
+ * no weight decay. */
+#define ADAM_EPS 1e-8
+
 void ngc_train_cfg_defaults(ngc_train_cfg *cfg, ngc_mode mode) {
   static const int32_t layers[5] = {0, 4, 8, 12, 16};
   int fast = mode == NGC_MODE_FASTCUT || mode == NGC_MODE_FASTNEGCUT;
@@ -89,7 +93,7 @@ negcut_status ngc_trainer_init(ngc_trainer *t, negcut_ctx *ctx, const ngc_train_
                      "trainer: NEGCUT needs an even num_patches (%d) and z_dim at least 1 (%d)",
                      (int)cfg->num_patches, (int)cfg->z_dim);
   /* the optimisers' settings, before the networks are built */
-  st = ngc_adam_check(ctx, cfg->lr, cfg->beta1, cfg->beta2, 1e-8, 0.0);
+  st = ngc_adam_check(ctx, cfg->lr, cfg->beta1, cfg->beta2, ADAM_EPS, 0.0);
   if (st) return st;
   ngc_tape_init(&t->tape, ctx);
   st = ngc_generator_build(&t->G, ctx, &cfg->g);
@@ -109,9 +113,9 @@ negcut_status ngc_trainer_init(ngc_trainer *t, negcut_ctx *ctx, const ngc_train_
   if (!st) st = ngc_net_init_weights(&t->G, 1, 0.02f);
   if (!st) st = ngc_net_init_weights(&t->D, 2, 0.02f);
   if (!st) st = ngc_net_init_weights(&t->F, 3, 0.02f);
-  if (!st) st = ngc_adam_init(&t->opt_g, ctx, &t->G, cfg->lr, cfg->beta1, cfg->beta2, 1e-8, 0.0);
-  if (!st) st = ngc_adam_init(&t->opt_d, ctx, &t->D, cfg->lr, cfg->beta1, cfg->beta2, 1e-8, 0.0);
-  if (!st) st = ngc_adam_init(&t->opt_f, ctx, &t->F, cfg->lr, cfg->beta1, cfg->beta2, 1e-8, 0.0);
+  if (!st) st = ngc_adam_init(&t->opt_g, ctx, &t->G, cfg->lr, cfg->beta1, cfg->beta2, ADAM_EPS, 0.0);
+  if (!st) st = ngc_adam_init(&t->opt_d, ctx, &t->D, cfg->lr, cfg->beta1, cfg->beta2, ADAM_EPS, 0.0);
+  if (!st) st = ngc_adam_init(&t->opt_f, ctx, &t->F, cfg->lr, cfg->beta1, cfg->beta2, ADAM_EPS, 0.0);
   if (!st && negcut_mode(cfg)) {
     st = ngc_neggen_build(&t->N, ctx, cfg->n_nce, cfg->netf_nc, cfg->z_dim);
     if (!st) st = ngc_projector_build(&t->F_ema, ctx, cfg->n_nce, t->feat_c, cfg->netf_nc);
@@ -119,7 +123,7 @@ negcut_status ngc_trainer_init(ngc_trainer *t, negcut_ctx *ctx, const ngc_train_
     if (!st) st = ngc_net_init_weights(&t->F_ema, 5, 0.02f);
     if (!st && cfg->ema_from_f) st = ngc_ema_nets(ctx, &t->F_ema, &t->F, 0.0f);
     /* lr_N exists in the reference's options but optimizer_N uses lr. */
-    if (!st) st = ngc_adam_init(&t->opt_n, ctx, &t->N, cfg->lr, cfg->beta1, cfg->beta2, 1e-8, 0.0);
+    if (!st) st = ngc_adam_init(&t->opt_n, ctx, &t->N, cfg->lr, cfg->beta1, cfg->beta2, ADAM_EPS, 0.0);
     t->F_ema.requires_grad = 0;
   }
   ngc_philox_init(&t->rng_patch, ctx->seed, NGC_STREAM_PATCH);
